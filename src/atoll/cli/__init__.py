@@ -1,0 +1,23 @@
+"""The ``atoll`` command: one module per command, wired here.
+
+Only this package turns an :class:`~atoll.errors.AtollError` into a message
+and an exit code; nothing below it calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from atoll import __version__
+from atoll.cli.dev import dev
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="atoll")
+def main() -> None:
+    """Run WebAssembly workers the way Cloudflare Workers does, on machines you own."""
+
+
+main.add_command(dev)

@@ -1,0 +1,172 @@
+"""The ASGI application: HTTP in, a worker's response out.
+
+It knows HTTP, not wasm: it builds a :class:`~atoll.api.Request` from the
+ASGI scope, refuses bodies over the limit (413, before they are read whole),
+picks the worker through a :class:`Router`, sends the response, runs the
+request's ``wait_until`` work, and writes one log line per request.
+
+It can be mounted inside another ASGI app. Served by ``atoll dev`` / ``serve``
+through several event loops (``http/server.py``), it is called from several
+threads at once: it keeps no per-request state outside the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from atoll.api import Headers, Request, Response
+from atoll.errors import BodyTooLargeError
+from atoll.runtime.outcome import Outcome
+from atoll.worker import Result, Worker, error_response, request_id, run_pending
+
+__all__ = ["AtollApp", "Router", "SingleWorker"]
+
+log = logging.getLogger("atoll.request")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MIB = 1024 * 1024
+
+
+class Router(Protocol):
+    """Picks the worker for a request (``None``: no route matched → 404)."""
+
+    def match(self, host: str, path: str) -> Worker | None: ...
+
+
+class SingleWorker:
+    """Every request goes to one worker (``atoll dev``). ``worker`` may be swapped on reload."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def match(self, host: str, path: str) -> Worker | None:
+        return self.worker
+
+
+class AtollApp:
+    """ASGI 3 application serving the workers of ``router``."""
+
+    def __init__(self, router: Router, *, dev: bool = False) -> None:
+        self.router = router
+        self.dev = dev
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        # websocket: not served (the server answers 403)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        rid = request_id()
+        headers = Headers.from_raw(scope["headers"])
+        url = _url(scope, headers)
+        method = scope["method"]
+        path = scope.get("path", "/")
+        worker = self.router.match(headers.get("host", ""), path)
+        result: Result
+        if worker is None:
+            result = Result(
+                Response(f"404 Not Found\nno route matched {url}\n", status=404),
+                Outcome.REFUSED,
+                rid,
+            )
+        else:
+            limit = worker.manifest.limits.request_body_mb * MIB
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                exc = BodyTooLargeError(
+                    f"request body of {declared} bytes is over the limit of "
+                    f"{worker.manifest.limits.request_body_mb} MiB"
+                )
+                result = Result(error_response(413, exc, rid, dev=self.dev), Outcome.REFUSED, rid, error=exc)
+            else:
+                request = Request(url, method=method, headers=headers, reader=_body_reader(receive, limit))
+                result = await worker.handle(request, rid)
+        await _send_response(send, result.response, head=method == "HEAD")
+        wall_ms = (time.perf_counter() - started) * 1000
+        _log_request(method, scope, result, wall_ms)
+        await run_pending(result)
+
+
+def _url(scope: Scope, headers: Headers) -> str:
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    path = scope.get("raw_path")
+    target = path.decode("latin-1") if isinstance(path, bytes) else scope.get("path", "/")
+    query = scope.get("query_string", b"")
+    url = f"{scope.get('scheme', 'http')}://{host}{target}"
+    if query:
+        url += "?" + query.decode("latin-1")
+    return url
+
+
+def _body_reader(receive: Receive, limit: int) -> Callable[[], Awaitable[bytes]]:
+    async def read() -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLargeError(
+                    f"request body is over the limit of {limit // MIB} MiB (refused while reading)"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    return read
+
+
+async def _send_response(send: Send, response: Response, *, head: bool) -> None:
+    headers = response.headers.raw()
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    query = scope.get("query_string", b"")
+    target = scope.get("path", "/") + ("?" + query.decode("latin-1") if query else "")
+    log.info(
+        "%s %s %d %s %.2fms cpu=%.2fms id=%s",
+        method,
+        target,
+        result.response.status,
+        result.outcome.value,
+        wall_ms,
+        result.cpu_ms,
+        result.request_id,
+    )
+    for line in result.logs:
+        log.info("  [%s] %s", result.request_id, line)
+    if result.error is not None and result.outcome != Outcome.OK:
+        log.warning("  [%s] %s: %s", result.request_id, type(result.error).__name__, result.error)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

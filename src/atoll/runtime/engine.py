@@ -1,0 +1,80 @@
+"""The process's wasmtime Engine and its epoch ticker.
+
+One :class:`Engine` per process (:func:`get_engine`): compiled modules are
+tied to it, and it is shared safely by every thread. Epoch interruption is
+on; one daemon thread advances the epoch every :data:`TICK_SECONDS`, which is
+how a guest that never returns is stopped (see ``runtime/limits.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import threading
+import time
+
+import wasmtime
+
+__all__ = ["TICK_SECONDS", "Engine", "get_engine"]
+
+#: Epoch tick period. A deadline of N ticks fires N to N+1 ticks later.
+TICK_SECONDS = 0.001
+
+
+class Engine:
+    """A wasmtime engine configured for atoll, with its epoch ticker.
+
+    Created once per process; :meth:`close` stops the ticker (tests only).
+    ``key`` identifies the compiled-code format: wasmtime's version plus every
+    engine setting atoll makes, so a disk cache never mixes configurations.
+    """
+
+    #: The settings that change compiled code. Any change here changes ``key``.
+    SETTINGS: dict[str, object] = {
+        "epoch_interruption": True,
+        "cranelift_opt_level": "speed",
+        "max_wasm_stack": 512 * 1024,
+    }
+
+    def __init__(self) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        config.cranelift_opt_level = "speed"
+        config.max_wasm_stack = 512 * 1024
+        self.wasmtime_version = importlib.metadata.version("wasmtime")
+        self.engine = wasmtime.Engine(config)
+        settings = ",".join(f"{k}={v}" for k, v in sorted(self.SETTINGS.items()))
+        self.key = hashlib.sha256(f"wasmtime-{self.wasmtime_version};{settings}".encode()).hexdigest()[:16]
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="atoll-epoch", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        increment = self.engine.increment_epoch
+        wait = self._stop.wait
+        while not wait(TICK_SECONDS):
+            increment()
+
+    def close(self) -> None:
+        """Stop the ticker thread. The engine stays usable but deadlines no longer fire."""
+        self._stop.set()
+        self._ticker.join()
+
+
+_ENGINE: Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process's engine, created on first use."""
+    global _ENGINE
+    if _ENGINE is None:
+        with _ENGINE_LOCK:
+            if _ENGINE is None:
+                _ENGINE = Engine()
+    return _ENGINE
+
+
+def monotonic_ms() -> float:
+    """Wall clock for log lines, in ms."""
+    return time.perf_counter() * 1000.0

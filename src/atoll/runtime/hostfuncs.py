@@ -1,0 +1,124 @@
+"""Host functions a guest may import: what atoll provides, and nothing else.
+
+Import namespace (documented in ``docs/wasm-abi.md``): one wasm import module
+per capability, named ``atoll:<capability>``, so the set can grow (``atoll:kv``
+comes with KV) and a guest imports only what it uses. Plus the one import
+common toolchains emit on their own: AssemblyScript's ``env.abort``.
+
+The linker is built once per engine and shared by every module; each host
+function finds the request it serves through :data:`CURRENT` (a context
+variable set by the invocation for the duration of a request), so one
+compiled, pre-linked module serves every request.
+
+A host function never lets an exception escape into wasmtime-py (which would
+pass it through a process-global, racy across threads): it records the error
+on the invocation and returns a trap, and the call path reports the recorded
+error.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from atoll.errors import GuestTrapError
+
+if TYPE_CHECKING:
+    from atoll.runtime.invocation import Invocation
+
+__all__ = ["CURRENT", "PROVIDED", "build_linker", "describe_provided"]
+
+#: The invocation (request) on whose behalf wasm runs right now.
+CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
+    "atoll_invocation", default=None
+)
+
+_I32 = wasmtime.ValType.i32()
+
+#: (module, name) → (params, results, what it is for). The single list of what guests may import.
+PROVIDED: dict[tuple[str, str], tuple[list[wasmtime.ValType], list[wasmtime.ValType], str]] = {
+    ("atoll:log", "write"): (
+        [_I32, _I32],
+        [],
+        "write(ptr, len): one UTF-8 line to the request's log",
+    ),
+    ("env", "abort"): (
+        [_I32, _I32, _I32, _I32],
+        [],
+        "abort(msg, file, line, col): AssemblyScript's abort; ends the request with a trap",
+    ),
+}
+
+#: Longest log line kept from a guest; longer lines are cut (and say so).
+MAX_LOG_LINE = 16 * 1024
+
+
+def describe_provided() -> str:
+    """One line per import atoll provides, for error messages."""
+    return "; ".join(f"{m}.{n}" for m, n in PROVIDED)
+
+
+def build_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
+    """A linker with every host function of :data:`PROVIDED` (called once per engine)."""
+    linker = wasmtime.Linker(engine)
+    impls: dict[tuple[str, str], Callable[..., None]] = {
+        ("atoll:log", "write"): _log_write,
+        ("env", "abort"): _abort,
+    }
+    for (module, name), (params, results, _doc) in PROVIDED.items():
+        linker.define_func(
+            module, name, wasmtime.FuncType(params, results), impls[(module, name)], access_caller=True
+        )
+    return linker
+
+
+def _memory_bytes(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
+    memory = caller.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        return None
+    size = memory.data_len(caller)
+    ptr &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if ptr + length > size:
+        return None
+    return memory.read(caller, ptr, ptr + length)
+
+
+def _log_write(caller: wasmtime.Caller, ptr: int, length: int) -> None:
+    invocation = CURRENT.get()
+    data = _memory_bytes(caller, ptr, min(length & 0xFFFFFFFF, MAX_LOG_LINE))
+    if data is None:
+        line = f"<atoll:log.write: bad pointer/length {ptr}/{length}>"
+    else:
+        line = data.decode("utf-8", errors="replace")
+        if (length & 0xFFFFFFFF) > MAX_LOG_LINE:
+            line += f"… (cut at {MAX_LOG_LINE} bytes)"
+    if invocation is not None:
+        invocation.log(line)
+
+
+def _as_string(caller: wasmtime.Caller, ptr: int) -> str:
+    """An AssemblyScript string: UTF-16LE at ``ptr``, its byte length at ``ptr - 4``."""
+    if ptr == 0:
+        return ""
+    header = _memory_bytes(caller, ptr - 4, 4)
+    if header is None:
+        return "?"
+    data = _memory_bytes(caller, ptr, min(int.from_bytes(header, "little"), 4096))
+    return "?" if data is None else data.decode("utf-16-le", errors="replace")
+
+
+def _abort(caller: wasmtime.Caller, msg: int, file: int, line: int, col: int) -> None:
+    text = f"abort: {_as_string(caller, msg) or 'no message'} at {_as_string(caller, file)}:{line}:{col}"
+    fail(GuestTrapError(text, hint="the guest called abort(); see its message"))
+
+
+def fail(error: Exception) -> Any:
+    """Record ``error`` on the current invocation and trap out of the guest."""
+    invocation = CURRENT.get()
+    if invocation is not None:
+        invocation.host_error = error
+    raise wasmtime.Trap(str(error))

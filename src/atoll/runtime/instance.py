@@ -1,0 +1,282 @@
+"""A wasm instance as a worker sees it: ``instance.exports.NAME(...)`` and ``instance.memory``.
+
+Numbers go in and out as they are. ``bytes``/``bytearray``/``memoryview`` and
+``str`` arguments are copied into the guest through its exported
+``alloc(len) -> ptr`` and passed as two i32 parameters ``(ptr, len)``; after
+the call they are released with ``dealloc(ptr, len)`` when the guest exports
+it. A function that returns a buffer returns it packed as one i64
+``(ptr << 32) | len`` (or as two i32 results ``ptr, len``); read it with
+``exports.NAME.bytes(...)`` / ``.text(...)`` / ``.json(...)``, which copy it
+out and ``dealloc`` it. The full convention is in ``docs/wasm-abi.md``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from atoll.errors import AbiError, AtollError
+from atoll.runtime import calls
+from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.module import ExportInfo, WasmModule
+
+if TYPE_CHECKING:
+    from atoll.runtime.invocation import GuestStore, Invocation
+
+__all__ = ["ExportFunction", "Exports", "Instance", "Memory"]
+
+_BUFFER = (bytes, bytearray, memoryview, str)
+
+
+class Instance:
+    """One instance of a :class:`WasmModule`, living in a :class:`GuestStore`.
+
+    ``owner`` is the invocation of a fresh instance (only that request may
+    call it); ``None`` for a warm instance, whose calls are charged to
+    whichever request makes them.
+    """
+
+    __slots__ = ("_memory", "exports", "guest_store", "module", "owner", "raw")
+
+    def __init__(
+        self,
+        module: WasmModule,
+        guest_store: GuestStore,
+        raw: wasmtime.Instance,
+        owner: Invocation | None,
+    ) -> None:
+        self.module = module
+        self.guest_store = guest_store
+        self.raw = raw
+        self.owner = owner
+        self.exports = Exports(self)
+        self._memory: Memory | None = None
+
+    @classmethod
+    def create(cls, module: WasmModule, guest_store: GuestStore, invocation: Invocation, owner: Invocation | None) -> Instance:
+        """Instantiate ``module`` into ``guest_store``, charged to ``invocation``."""
+        raw = guest_store.enter(
+            invocation, f"{module.binding} (instantiate)", calls.instantiate, module.pre, guest_store.store
+        )
+        instance = cls(module, guest_store, raw, owner)
+        guest_store.instances.append(instance)
+        return instance
+
+    def invocation(self) -> Invocation:
+        """The request to charge a call to; refuses calls from outside the owning request."""
+        current = CURRENT.get()
+        if current is None:
+            raise AtollError(
+                f"{self.module.binding}: wasm can only run while a request is being served",
+                hint="call exports inside fetch(), not at import time",
+            )
+        if self.owner is not None and (self.owner is not current or current.closed):
+            raise AtollError(
+                f"{self.module.binding}: this instance belongs to another request",
+                hint="call instantiate() in each request; use .instance for one shared warm instance",
+            )
+        return current
+
+    @property
+    def memory(self) -> Memory:
+        """The guest's exported linear memory."""
+        if self._memory is None:
+            name = self.module.memory_export
+            if name is None:
+                raise AbiError(f"{self.module.binding} exports no memory")
+            mem = self.raw.exports(self.guest_store.store)[name]
+            assert isinstance(mem, wasmtime.Memory)
+            self._memory = Memory(self, mem)
+        return self._memory
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory this instance holds now (0 if it exports none)."""
+        if self.module.memory_export is None:
+            return 0
+        return self.memory.size
+
+    def function(self, name: str) -> ExportFunction:
+        info = self.module.functions.get(name)
+        if info is None:
+            known = ", ".join(sorted(self.module.functions)) or "none"
+            raise AbiError(
+                f"{self.module.binding} has no exported function '{name}'",
+                hint=f"its exported functions: {known}",
+            )
+        store = self.guest_store.store
+        if calls.capi is not None:
+            func = calls.capi.export_func(store, self.raw, name)
+        else:
+            func = self.raw.exports(store)[name]
+        assert isinstance(func, wasmtime.Func)
+        return ExportFunction(self, info, func)
+
+    def __repr__(self) -> str:
+        kind = "fresh" if self.owner is not None else "warm"
+        return f"<atoll Instance of {self.module.binding} ({kind})>"
+
+
+class Exports:
+    """``instance.exports.NAME`` → an :class:`ExportFunction` (looked up once per instance)."""
+
+    __slots__ = ("_cache", "_instance")
+
+    def __init__(self, instance: Instance) -> None:
+        self._instance = instance
+        self._cache: dict[str, ExportFunction] = {}
+
+    def __getattr__(self, name: str) -> ExportFunction:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        fn = self._cache.get(name)
+        if fn is None:
+            fn = self._cache[name] = self._instance.function(name)
+        return fn
+
+    __getitem__ = __getattr__
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._instance.module.functions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._instance.module.functions
+
+
+class ExportFunction:
+    """A guest function bound to one instance. Call it with numbers, bytes or str."""
+
+    __slots__ = ("_func", "_info", "_instance")
+
+    def __init__(self, instance: Instance, info: ExportInfo, func: wasmtime.Func) -> None:
+        self._instance = instance
+        self._info = info
+        self._func = func
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    def __call__(self, *args: Any) -> Any:
+        instance = self._instance
+        invocation = instance.invocation()
+        caller = self._info.caller
+        if any(isinstance(a, _BUFFER) for a in args):
+            return self._call_with_buffers(invocation, args)
+        return instance.guest_store.enter(
+            invocation, caller.name, caller.call, instance.guest_store.store, self._func, args, instance=instance
+        )
+
+    def _call_with_buffers(self, invocation: Invocation, args: tuple[Any, ...]) -> Any:
+        instance = self._instance
+        flat: list[Any] = []
+        owned: list[tuple[int, int]] = []
+        try:
+            for arg in args:
+                if isinstance(arg, _BUFFER):
+                    data = arg.encode("utf-8") if isinstance(arg, str) else bytes(arg)
+                    ptr = instance.memory.alloc(data)
+                    owned.append((ptr, len(data)))
+                    flat += [ptr, len(data)]
+                else:
+                    flat.append(arg)
+            caller = self._info.caller
+            return instance.guest_store.enter(
+                invocation,
+                caller.name,
+                caller.call,
+                instance.guest_store.store,
+                self._func,
+                tuple(flat),
+                instance=instance,
+            )
+        finally:
+            for ptr, length in owned:
+                instance.memory.dealloc(ptr, length)
+
+    def bytes(self, *args: Any) -> bytes:
+        """Call, then read the returned buffer (``(ptr << 32) | len`` or ``ptr, len``)."""
+        result = self(*args)
+        if isinstance(result, tuple) and len(result) == 2:
+            ptr, length = result
+        elif isinstance(result, int):
+            packed = result & 0xFFFFFFFFFFFFFFFF
+            ptr, length = packed >> 32, packed & 0xFFFFFFFF
+        else:
+            raise AbiError(
+                f"{self._info.caller.name} did not return a buffer",
+                hint="return (ptr << 32) | len as i64, or (ptr, len) as two i32; see docs/wasm-abi.md",
+            )
+        memory = self._instance.memory
+        data = memory.read(ptr & 0xFFFFFFFF, length & 0xFFFFFFFF)
+        memory.dealloc(ptr & 0xFFFFFFFF, length & 0xFFFFFFFF)
+        return data
+
+    def text(self, *args: Any) -> str:
+        """Call, then read the returned buffer as UTF-8."""
+        return self.bytes(*args).decode("utf-8", errors="replace")
+
+    def json(self, *args: Any) -> Any:
+        """Call, then parse the returned buffer as JSON."""
+        return json.loads(self.bytes(*args))
+
+    def __repr__(self) -> str:
+        caller = self._info.caller
+        return f"<wasm function {caller.name}({', '.join(caller.params)}) -> ({', '.join(caller.results)})>"
+
+
+class Memory:
+    """A guest's linear memory: bounds-checked reads and writes, and its allocator."""
+
+    __slots__ = ("_instance", "_memory")
+
+    def __init__(self, instance: Instance, memory: wasmtime.Memory) -> None:
+        self._instance = instance
+        self._memory = memory
+
+    @property
+    def size(self) -> int:
+        """Current size in bytes."""
+        return int(self._memory.data_len(self._instance.guest_store.store))
+
+    def _check(self, ptr: int, length: int) -> int:
+        store = self._instance.guest_store.store
+        size = self._memory.data_len(store)
+        if ptr < 0 or length < 0 or ptr + length > size:
+            raise AbiError(
+                f"{self._instance.module.binding}: buffer {ptr}..{ptr + length} is outside "
+                f"its memory of {size} bytes"
+            )
+        base = ctypes.cast(self._memory.data_ptr(store), ctypes.c_void_p).value or 0
+        return base + ptr
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """Copy ``length`` bytes out of guest memory at ``ptr``."""
+        address = self._check(ptr, length)
+        return ctypes.string_at(address, length)
+
+    def write(self, ptr: int, data: bytes) -> None:
+        """Copy ``data`` into guest memory at ``ptr``."""
+        address = self._check(ptr, len(data))
+        ctypes.memmove(address, data, len(data))
+
+    def alloc(self, data: bytes) -> int:
+        """Copy ``data`` into a buffer from the guest's ``alloc``; returns its pointer."""
+        instance = self._instance
+        if not instance.module.has_alloc:
+            raise AbiError(
+                f"{instance.module.binding} exports no alloc(len) -> ptr, so it cannot take bytes or str",
+                hint="export alloc and dealloc from the module; see docs/wasm-abi.md",
+            )
+        ptr = int(instance.exports.alloc(len(data))) & 0xFFFFFFFF
+        if ptr == 0 and data:
+            raise AbiError(f"{instance.module.binding}: alloc({len(data)}) returned 0 (out of memory?)")
+        self.write(ptr, data)
+        return ptr
+
+    def dealloc(self, ptr: int, length: int) -> None:
+        """Give a buffer back with the guest's ``dealloc(ptr, len)`` if it exports one."""
+        if "dealloc" in self._instance.module.functions:
+            self._instance.exports.dealloc(ptr, length)

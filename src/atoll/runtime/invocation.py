@@ -1,0 +1,253 @@
+"""One request's wasm state, and the single door every wasm entry goes through.
+
+An :class:`Invocation` is created per request by the worker. It owns the
+request's CPU budget (``limits.cpu_ms``), its memory budget
+(``limits.memory_mb``), the store that holds its fresh instances, its log
+lines and its outcome. Every instantiate and every export call, fresh or
+warm, goes through :meth:`GuestStore.enter`, which
+
+1. refuses to start when the budget is spent;
+2. sets the store's epoch deadline to the remaining budget (the epoch ticker
+   advances every millisecond; see ``runtime/engine.py``);
+3. when the C API is available, re-checks at the deadline the *thread CPU
+   time* actually used, so a request is charged CPU, not wall time lost to
+   other threads;
+4. recomputes the memory limit when the request holds several instances, so
+   their sum stays under ``memory_mb`` (wasmtime's limit is per memory);
+5. charges the thread CPU time used, and maps traps to atoll's errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import wasmtime
+
+from atoll.errors import AtollError, CpuLimitError, GuestError, GuestTrapError, MemoryLimitError
+from atoll.manifest.schema import Limits
+from atoll.runtime import calls
+from atoll.runtime.engine import TICK_SECONDS, Engine
+from atoll.runtime.outcome import Outcome
+
+if TYPE_CHECKING:
+    from atoll.runtime.instance import Instance
+
+__all__ = ["GuestStore", "Invocation"]
+
+log = logging.getLogger("atoll.runtime")
+
+T = TypeVar("T")
+MIB = 1024 * 1024
+PAGE = 65536
+_TICK_NS = int(TICK_SECONDS * 1e9)
+_thread_time_ns = time.thread_time_ns
+
+
+class Invocation:
+    """The wasm side of one request. Not shared between threads."""
+
+    def __init__(self, engine: Engine, limits: Limits, request_id: str, worker: str) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.request_id = request_id
+        self.worker = worker
+        self.cpu_budget_ns = limits.cpu_ms * 1_000_000
+        self.cpu_used_ns = 0
+        self.memory_budget = limits.memory_mb * MIB
+        self.logs: list[str] = []
+        self.host_error: Exception | None = None
+        self.outcome = Outcome.OK
+        self.closed = False
+        self._store: GuestStore | None = None
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_used_ns / 1e6
+
+    def log(self, line: str) -> None:
+        """Add a line to this request's log (from a guest or from ``ctx.log``)."""
+        self.logs.append(line)
+
+    def fresh_store(self) -> GuestStore:
+        """The store that holds this request's fresh instances (created on first use)."""
+        if self.closed:
+            raise AtollError(
+                "this request has finished; its wasm instances are gone",
+                hint="create instances inside fetch() and do not keep them past the response",
+            )
+        if self._store is None:
+            self._store = GuestStore(self.engine, self.memory_budget)
+        return self._store
+
+    def close(self) -> None:
+        """Drop the request's store and every fresh instance in it. Idempotent."""
+        self.closed = True
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class GuestStore:
+    """A wasmtime Store plus what atoll tracks about it.
+
+    A fresh store lives for one request; a warm store (the ``instance`` of a
+    module binding) lives for the process, on one thread. Either way each
+    entry into wasm is charged to the invocation that makes it.
+    """
+
+    def __init__(self, engine: Engine, memory_budget: int) -> None:
+        self.store = wasmtime.Store(engine.engine)
+        self.memory_budget = memory_budget
+        self.instances: list[Instance] = []
+        self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
+        self._limit = memory_budget
+        # Deadline state read by the epoch callback (C API only).
+        self._call_start_ns = 0
+        self._call_allow_ns = 0
+        #: Set when a call into this store failed: a warm instance in it is then replaced.
+        self.failed = False
+        if calls.capi is not None:
+            calls.capi.set_epoch_deadline_callback(self.store, self._on_deadline)
+
+    def close(self) -> None:
+        self.instances.clear()
+        self.store.close()
+
+    def _on_deadline(self) -> int | None:
+        """At the epoch deadline: continue if this thread has CPU budget left (C API path)."""
+        used = _thread_time_ns() - self._call_start_ns
+        left = self._call_allow_ns - used
+        if left <= 0:
+            return None
+        return max(1, math.ceil(left / _TICK_NS))
+
+    def memory_in_use(self, exclude: Instance | None = None) -> int:
+        return sum(i.memory_size() for i in self.instances if i is not exclude)
+
+    def enter(
+        self,
+        invocation: Invocation,
+        what: str,
+        fn: Callable[..., T],
+        *args: Any,
+        instance: Instance | None = None,
+    ) -> T:
+        """Run ``fn(*args)`` (a wasm entry named ``what``) charged to ``invocation``."""
+        left = invocation.cpu_budget_ns - invocation.cpu_used_ns
+        if left <= 0:
+            invocation.outcome = Outcome.EXCEEDED_CPU
+            raise CpuLimitError(
+                f"{what}: this request already used its {invocation.limits.cpu_ms} ms of wasm CPU",
+                hint="raise [limits] cpu_ms, or do less work per request",
+            )
+        if len(self.instances) > 1:
+            limit = max(0, self.memory_budget - self.memory_in_use(exclude=instance))
+            if limit != self._limit:
+                self.store.set_limits(memory_size=limit)
+                self._limit = limit
+        self.store.set_epoch_deadline(math.ceil(left / _TICK_NS) + 1)
+        invocation.host_error = None
+        self._call_allow_ns = left
+        start = self._call_start_ns = _thread_time_ns()
+        try:
+            return fn(*args)
+        except wasmtime.Trap as trap:
+            self.failed = True
+            raise self._trap_error(invocation, what, trap, instance) from None
+        except wasmtime.WasmtimeError as exc:
+            self.failed = True
+            raise self._wasmtime_error(invocation, what, exc) from None
+        finally:
+            invocation.cpu_used_ns += _thread_time_ns() - start
+
+    # -- mapping failures -------------------------------------------------
+
+    def _trap_error(
+        self, invocation: Invocation, what: str, trap: wasmtime.Trap, instance: Instance | None
+    ) -> GuestError:
+        frames = _frames(trap)
+        host_error, invocation.host_error = invocation.host_error, None
+        _clear_wasmtime_last_exception()
+        code = trap.trap_code
+        if isinstance(host_error, GuestError):
+            error: GuestError = host_error
+            error.frames = error.frames or frames
+        elif code == wasmtime.TrapCode.INTERRUPT or (
+            calls.capi is not None and calls.capi.INTERRUPT_MARKER in str(trap)
+        ):
+            error = CpuLimitError(
+                f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
+                frames=frames,
+                hint="raise [limits] cpu_ms, or do less work per request",
+            )
+        elif host_error is not None:
+            error = GuestTrapError(f"{what}: host function failed: {host_error}", frames=frames)
+        elif self._at_memory_limit(instance):
+            error = MemoryLimitError(
+                f"{what}: wasm memory reached the limit of {invocation.limits.memory_mb} MiB "
+                f"and the guest trapped ({_trap_message(trap)})",
+                frames=frames,
+                hint="raise [limits] memory_mb, or use less memory per request",
+            )
+        elif code == wasmtime.TrapCode.STACK_OVERFLOW:
+            error = GuestTrapError(
+                f"{what}: stack overflow (wasm call stack over 512 KiB)",
+                frames=frames,
+                hint="look for unbounded recursion in the frames below",
+            )
+        else:
+            error = GuestTrapError(f"{what}: wasm trap: {_trap_message(trap)}", frames=frames)
+        invocation.outcome = Outcome(error.outcome)
+        return error
+
+    def _at_memory_limit(self, instance: Instance | None) -> bool:
+        candidates = [instance] if instance is not None else self.instances
+        for inst in candidates:
+            if inst is not None and inst.memory_size() + PAGE > self._limit:
+                return True
+        return False
+
+    def _wasmtime_error(self, invocation: Invocation, what: str, exc: wasmtime.WasmtimeError) -> GuestError:
+        _clear_wasmtime_last_exception()
+        text = str(exc)
+        error: GuestError
+        if "memory" in text and ("limit" in text or "exceeds" in text):
+            error = MemoryLimitError(
+                f"{what}: the module's initial memory is over the limit of "
+                f"{invocation.limits.memory_mb} MiB",
+                hint="raise [limits] memory_mb, or lower the module's initial memory",
+            )
+        elif calls.capi is not None and calls.capi.INTERRUPT_MARKER in text:
+            error = CpuLimitError(
+                f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
+                hint="raise [limits] cpu_ms, or do less work per request",
+            )
+        else:
+            error = GuestTrapError(f"{what}: {text.strip().splitlines()[0] if text.strip() else text}")
+        invocation.outcome = Outcome(error.outcome)
+        return error
+
+
+def _trap_message(trap: wasmtime.Trap) -> str:
+    message = str(trap.message).strip().splitlines()
+    return message[0] if message else "trap"
+
+
+def _frames(trap: wasmtime.Trap) -> list[str]:
+    out = []
+    for frame in trap.frames:
+        module = frame.module_name or "module"
+        func = frame.func_name or f"func[{frame.func_index}]"
+        out.append(f"{module}!{func}")
+    return out
+
+
+def _clear_wasmtime_last_exception() -> None:
+    """wasmtime-py parks a host function's exception in a global; ours are recorded per invocation."""
+    import wasmtime._func as wfunc
+
+    wfunc.LAST_EXCEPTION = None

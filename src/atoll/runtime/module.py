@@ -1,0 +1,153 @@
+"""A wasm module loaded for a worker: checked, compiled (via the cache), pre-linked.
+
+Loading happens once per deploy (or process start); a request only
+instantiates the :class:`wasmtime.InstancePre` built here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from atoll.errors import ModuleLoadError
+from atoll.manifest.schema import MAX_COMPRESSED_MODULE_BYTES
+from atoll.runtime import calls
+from atoll.runtime.cache import ModuleCache
+from atoll.runtime.hostfuncs import PROVIDED, describe_provided
+
+__all__ = ["ExportInfo", "WasmModule", "check_wasm"]
+
+WASM_MAGIC = b"\0asm"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportInfo:
+    """One function export: its signature and the caller prepared for it."""
+
+    name: str
+    caller: calls.ExportCaller
+
+
+class WasmModule:
+    """A compiled, pre-linked module bound to a worker under ``binding``.
+
+    Shared by every thread and request (wasmtime's ``Module`` and
+    ``InstancePre`` are thread-safe). Created by :meth:`load`.
+    """
+
+    def __init__(
+        self,
+        *,
+        binding: str,
+        source: str,
+        sha256: str,
+        module: wasmtime.Module,
+        pre: wasmtime.InstancePre,
+    ) -> None:
+        self.binding = binding
+        self.source = source
+        self.sha256 = sha256
+        self.module = module
+        self.pre = pre
+        self.functions: dict[str, ExportInfo] = {}
+        self.memory_export: str | None = None
+        for export in module.exports:
+            ty = export.type
+            if isinstance(ty, wasmtime.FuncType):
+                self.functions[export.name] = ExportInfo(
+                    export.name, calls.ExportCaller(f"{binding}.{export.name}", ty)
+                )
+            elif isinstance(ty, wasmtime.MemoryType) and self.memory_export is None:
+                self.memory_export = export.name
+        self.has_alloc = "alloc" in self.functions
+
+    @classmethod
+    def load(
+        cls,
+        binding: str,
+        path: Path,
+        *,
+        cache: ModuleCache,
+        linker: wasmtime.Linker,
+        display: str | None = None,
+    ) -> WasmModule:
+        """Read, check, compile and pre-link the module at ``path``.
+
+        Raises :class:`ModuleLoadError` naming the binding and file when the
+        file is unreadable, not wasm, over 10 MB compressed, invalid, or
+        imports anything atoll does not provide.
+        """
+        shown = display or str(path)
+        try:
+            wasm = path.read_bytes()
+        except OSError as exc:
+            raise ModuleLoadError(f"wasm module {binding} ({shown}): cannot read: {exc}") from None
+        check_wasm(wasm, binding=binding, shown=shown)
+        try:
+            module = cache.load(wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleLoadError(
+                f"wasm module {binding} ({shown}) is not valid WebAssembly: {_first_line(exc)}",
+                hint="rebuild it, and check that its toolchain targets wasm32",
+            ) from None
+        _check_imports(module, binding, shown)
+        try:
+            pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:  # pragma: no cover - imports were checked above
+            raise ModuleLoadError(f"wasm module {binding} ({shown}): {_first_line(exc)}") from None
+        return cls(
+            binding=binding,
+            source=shown,
+            sha256=hashlib.sha256(wasm).hexdigest(),
+            module=module,
+            pre=pre,
+        )
+
+
+def check_wasm(wasm: bytes, *, binding: str, shown: str) -> None:
+    """Refuse what is not wasm, or is over Workers' 10 MB compressed limit."""
+    if wasm[:4] != WASM_MAGIC:
+        raise ModuleLoadError(
+            f"wasm module {binding} ({shown}) is not a WebAssembly binary "
+            f"(it starts with {wasm[:4]!r}, not b'\\x00asm')",
+            hint="point [wasm_modules] at a compiled .wasm file (WAT text must be compiled first)",
+        )
+    if len(wasm) > MAX_COMPRESSED_MODULE_BYTES:
+        compressed = len(gzip.compress(wasm, compresslevel=6))
+        if compressed > MAX_COMPRESSED_MODULE_BYTES:
+            raise ModuleLoadError(
+                f"wasm module {binding} ({shown}) is {compressed / 1e6:.1f} MB gzip-compressed, "
+                f"over the {MAX_COMPRESSED_MODULE_BYTES / 1024 / 1024:.0f} MB limit",
+                hint="strip debug info (wasm-opt --strip-debug -O) or split the module",
+            )
+
+
+def _check_imports(module: wasmtime.Module, binding: str, shown: str) -> None:
+    for imp in module.imports:
+        key = (imp.module, imp.name or "")
+        ty = imp.type
+        if key not in PROVIDED:
+            raise ModuleLoadError(
+                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name}, "
+                "which atoll does not provide",
+                hint=f"atoll provides: {describe_provided()}; see docs/wasm-abi.md",
+            )
+        params, results, doc = PROVIDED[key]
+        if (
+            not isinstance(ty, wasmtime.FuncType)
+            or [str(p) for p in ty.params] != [str(p) for p in params]
+            or [str(r) for r in ty.results] != [str(r) for r in results]
+        ):
+            raise ModuleLoadError(
+                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
+                f"with the wrong type {ty}",
+                hint=f"atoll provides {imp.module}.{doc}",
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,240 @@
+"""A loaded worker: manifest + compiled modules + bindings + the Python entry.
+
+:func:`load_worker` runs once per deploy (or ``atoll dev`` start/reload): it
+validates the manifest, compiles every wasm module through the cache,
+builds ``env`` and imports the entry. :meth:`Worker.handle` runs once per
+request: it creates the request's :class:`Invocation`, awaits ``fetch`` and
+turns whatever happens into a response and an outcome. Nothing here knows
+HTTP wire formats (``http/`` does) or how a wasm call is made
+(``runtime/`` does).
+
+Python entries are the operator's own code: they run in the atoll process,
+unsandboxed, like a WSGI app. Only wasm is sandboxed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from atoll.api import ExecutionContext, Request, Response
+from atoll.bindings import Env, WasmModuleBinding
+from atoll.errors import AtollError, GuestError, RequestError, WorkerLoadError
+from atoll.manifest import Manifest, load_manifest
+from atoll.runtime.cache import ModuleCache, default_cache_dir
+from atoll.runtime.engine import Engine, get_engine
+from atoll.runtime.hostfuncs import CURRENT, build_linker
+from atoll.runtime.invocation import Invocation
+from atoll.runtime.module import WasmModule
+from atoll.runtime.outcome import Outcome
+
+__all__ = ["Result", "Runtime", "Worker", "load_worker"]
+
+log = logging.getLogger("atoll.worker")
+
+FetchHandler = Callable[[Request, Env, ExecutionContext], Awaitable[Response]]
+#: Builds extra bindings (KV, secrets…) for a manifest: called once per load.
+BindingFactory = Callable[[Manifest], Mapping[str, Any]]
+
+
+class Runtime:
+    """Process-wide parts shared by every worker: engine, linker, compiled-code cache."""
+
+    def __init__(self, engine: Engine | None = None, cache_dir: Path | None | bool = True) -> None:
+        self.engine = engine or get_engine()
+        directory = default_cache_dir() if cache_dir is True else (cache_dir or None)
+        self.cache = ModuleCache(self.engine, directory)
+        self.linker = build_linker(self.engine.engine)
+
+
+@dataclass
+class Result:
+    """What one request produced: the response, its outcome and what the log line needs."""
+
+    response: Response
+    outcome: Outcome
+    request_id: str
+    cpu_ms: float = 0.0
+    logs: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    pending: list[Awaitable[Any]] = field(default_factory=list)
+
+
+class Worker:
+    """A worker ready to serve. Shared by every thread; per-request state lives in ``handle``."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        runtime: Runtime,
+        env: Env,
+        fetch: FetchHandler,
+        modules: Mapping[str, WasmModule],
+        *,
+        dev: bool,
+    ) -> None:
+        self.manifest = manifest
+        self.runtime = runtime
+        self.env = env
+        self.fetch = fetch
+        self.modules = dict(modules)
+        self.dev = dev
+        self.name = manifest.name
+
+    async def handle(self, request: Request, request_id: str) -> Result:
+        """Serve one request. Never raises (but for cancellation): failures become responses."""
+        invocation = Invocation(self.runtime.engine, self.manifest.limits, request_id, self.name)
+        ctx = ExecutionContext(request_id, invocation.log)
+        token = CURRENT.set(invocation)
+        error: BaseException | None = None
+        try:
+            response = await self.fetch(request, self.env, ctx)
+            if not isinstance(response, Response):
+                raise TypeError(
+                    f"fetch() must return an atoll.Response, got {type(response).__name__}"
+                )
+        except RequestError as exc:
+            invocation.outcome = Outcome.REFUSED
+            error = exc
+            response = self._error_response(exc.status, exc, request_id)
+        except GuestError as exc:
+            invocation.outcome = Outcome(exc.outcome)
+            error = exc
+            response = self._error_response(exc.status, exc, request_id)
+        except Exception as exc:
+            invocation.outcome = Outcome.EXCEPTION
+            error = exc
+            response = self._error_response(500, exc, request_id)
+        finally:
+            CURRENT.reset(token)
+            invocation.close()
+        return Result(
+            response=response,
+            outcome=invocation.outcome,
+            request_id=request_id,
+            cpu_ms=invocation.cpu_ms,
+            logs=invocation.logs,
+            error=error,
+            pending=ctx.take_pending(),
+        )
+
+    def _error_response(self, status: int, exc: BaseException, request_id: str) -> Response:
+        return error_response(status, exc, request_id, dev=self.dev, worker=self.name)
+
+
+def error_response(
+    status: int, exc: BaseException | None, request_id: str, *, dev: bool, worker: str = ""
+) -> Response:
+    """The error page: the whole story in ``dev``, a plain page with the request id otherwise."""
+    reason = {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+    title = f"{status} {reason.get(status, 'Error')}"
+    lines = [title, f"request id: {request_id}"]
+    if isinstance(exc, RequestError):
+        lines.append(str(exc.message))
+    elif dev and exc is not None:
+        lines.append(f"worker: {worker}")
+        lines.append("")
+        if isinstance(exc, AtollError):
+            lines.append(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, GuestError) and exc.frames:
+            lines.append("")
+            lines.append("wasm backtrace (innermost first):")
+            lines += [f"  {i}: {frame}" for i, frame in enumerate(exc.frames)]
+        if not isinstance(exc, GuestError):
+            lines.append("")
+            lines += traceback.format_exception(exc)
+    body = "\n".join(line.rstrip("\n") for line in lines) + "\n"
+    return Response(body, status=status, headers={"atoll-request-id": request_id})
+
+
+async def run_pending(result: Result) -> None:
+    """Run a request's ``wait_until`` work (after its response was sent); log failures."""
+    if not result.pending:
+        return
+    outcomes = await asyncio.gather(*result.pending, return_exceptions=True)
+    for item in outcomes:
+        if isinstance(item, BaseException):
+            log.error("wait_until task failed (request %s): %r", result.request_id, item)
+
+
+def load_worker(
+    location: Path | str | Manifest,
+    *,
+    runtime: Runtime | None = None,
+    dev: bool = False,
+    extra_bindings: BindingFactory | None = None,
+) -> Worker:
+    """Load a worker folder (or an already-loaded manifest).
+
+    Raises :class:`~atoll.errors.ConfigError` for a bad manifest and
+    :class:`~atoll.errors.WorkerLoadError` (or ``ModuleLoadError``) when a
+    module or the entry cannot be loaded. Nothing is served from a worker
+    that failed to load.
+    """
+    manifest = location if isinstance(location, Manifest) else load_manifest(location)
+    runtime = runtime or Runtime()
+    modules: dict[str, WasmModule] = {}
+    bindings: dict[str, Any] = {}
+    for binding, relative in manifest.wasm_modules.items():
+        module = WasmModule.load(
+            binding,
+            manifest.resolve(relative),
+            cache=runtime.cache,
+            linker=runtime.linker,
+            display=relative,
+        )
+        modules[binding] = module
+        bindings[binding] = WasmModuleBinding(module, runtime.engine, manifest.limits.memory_mb)
+    if extra_bindings is not None:
+        bindings.update(extra_bindings(manifest))
+    bindings.update(manifest.vars)
+    fetch = _import_entry(manifest)
+    return Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
+
+
+def _import_entry(manifest: Manifest) -> FetchHandler:
+    path = manifest.resolve(manifest.main)
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = f"atoll_worker_{manifest.name.replace('-', '_')}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - .py checked by the manifest
+        raise WorkerLoadError(f"{manifest.main}: cannot be imported as a Python module")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    folder = str(path.parent)
+    if folder not in sys.path:
+        # Sibling modules of the entry import as in a script. Trusted code: see module docstring.
+        sys.path.append(folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(tb) if f.filename == str(path)), manifest.main)
+        raise WorkerLoadError(
+            f"{manifest.main}: importing the entry failed at {where}: {type(exc).__name__}: {exc}",
+            hint="fix the error above; the worker was not loaded",
+        ) from exc
+    fetch = getattr(module, "fetch", None)
+    if fetch is None or not inspect.iscoroutinefunction(fetch):
+        raise WorkerLoadError(
+            f"{manifest.main} defines no `async def fetch(request, env, ctx)`",
+            hint="add it: async def fetch(request, env, ctx): return Response('hello')",
+        )
+    sys.modules[name] = module
+    handler: FetchHandler = fetch
+    return handler
+
+
+def request_id() -> str:
+    """A new request id (16 hex digits)."""
+    return os.urandom(8).hex()
