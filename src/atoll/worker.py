@@ -43,6 +43,9 @@ __all__ = ["Result", "Runtime", "Worker", "load_worker"]
 
 log = logging.getLogger("atoll.worker")
 
+#: Frames of a wasm backtrace shown on an error page (a stack overflow has thousands).
+MAX_FRAMES = 40
+
 FetchHandler = Callable[[Request, Env, ExecutionContext], Awaitable[Response]]
 #: Builds extra bindings (KV, secrets…) for a manifest: called once per load.
 BindingFactory = Callable[[Manifest], Mapping[str, Any]]
@@ -150,9 +153,11 @@ def error_response(
         if isinstance(exc, GuestError) and exc.frames:
             lines.append("")
             lines.append("wasm backtrace (innermost first):")
-            lines += [f"  {i}: {frame}" for i, frame in enumerate(exc.frames)]
+            shown = exc.frames[:MAX_FRAMES]
+            lines += [f"  {i}: {frame}" for i, frame in enumerate(shown)]
+            if len(exc.frames) > len(shown):
+                lines.append(f"  … {len(exc.frames) - len(shown)} more frames")
         if not isinstance(exc, GuestError):
-            lines.append("")
             lines += traceback.format_exception(exc)
     body = "\n".join(line.rstrip("\n") for line in lines) + "\n"
     return Response(body, status=status, headers={"atoll-request-id": request_id})

@@ -11,23 +11,26 @@ which ``runtime/invocation.py`` maps to atoll's errors.
 from __future__ import annotations
 
 import logging
+import os
 from types import ModuleType
 from typing import Any
 
 import wasmtime
 
+from atoll.errors import AbiError
+
 __all__ = ["FAST_PATH", "ExportCaller", "instantiate"]
 
 log = logging.getLogger("atoll.runtime")
 
-capi: ModuleType | None
-try:
-    from atoll.runtime import capi as _capi
+capi: ModuleType | None = None
+if os.environ.get("ATOLL_CAPI", "1") != "0":  # ATOLL_CAPI=0 forces the public path (benchmarks)
+    try:
+        from atoll.runtime import capi as _capi
 
-    capi = _capi
-except ImportError as exc:  # another wasmtime version: correct, slower
-    log.warning("wasmtime C API fast path off (%s); using the public API", exc)
-    capi = None
+        capi = _capi
+    except ImportError as exc:  # another wasmtime version: correct, slower
+        log.warning("wasmtime C API fast path off (%s); using the public API", exc)
 
 #: True when calls and instantiation go through the C API fast path.
 FAST_PATH = capi is not None
@@ -56,34 +59,39 @@ class ExportCaller:
     def call(self, store: wasmtime.Store, func: wasmtime.Func, args: tuple[Any, ...]) -> Any:
         """Call ``func`` in ``store`` with Python numbers; ``None``, a value, or a tuple back."""
         if len(args) != len(self.params):
-            raise TypeError(
+            raise AbiError(
                 f"{self.name} takes {len(self.params)} argument(s) "
                 f"({', '.join(self.params) or 'none'}), got {len(args)}"
             )
         if self._fast is not None:
-            return self._fast.call(store, func, *args)
-        for arg, kind in zip(args, self.params, strict=True):
+            try:
+                return self._fast.call(store, func, *args)
+            except (TypeError, ValueError) as exc:
+                raise AbiError(str(exc)) from None
+        for i, (arg, kind) in enumerate(zip(args, self.params, strict=True)):
             if kind in ("i32", "i64") and (isinstance(arg, bool) or not isinstance(arg, int)):
-                raise TypeError(f"{self.name}: expected an int for {kind}, got {type(arg).__name__}")
+                raise AbiError(f"export '{self.name}' argument {i}: expected an int for {kind}, got {type(arg).__name__}")
             if kind in ("f32", "f64") and not isinstance(arg, int | float):
-                raise TypeError(f"{self.name}: expected a number for {kind}, got {type(arg).__name__}")
-        converted = tuple(_to_signed(a, k) for a, k in zip(args, self.params, strict=True))
+                raise AbiError(f"export '{self.name}' argument {i}: expected a number for {kind}, got {type(arg).__name__}")
+        converted = tuple(_to_signed(a, k, self.name, i) for i, (a, k) in enumerate(zip(args, self.params, strict=True)))
         result = func(store, *converted)
         if isinstance(result, list):
             return tuple(result)
         return result
 
 
-def _to_signed(value: Any, kind: str) -> Any:
-    if kind == "i32" and isinstance(value, int):
-        if not -(2**31) <= value < 2**32:
-            raise ValueError(f"{value} does not fit in i32")
-        return value - 2**32 if value >= 2**31 else value
-    if kind == "i64" and isinstance(value, int):
-        if not -(2**63) <= value < 2**64:
-            raise ValueError(f"{value} does not fit in i64")
-        return value - 2**64 if value >= 2**63 else value
-    return value
+_RANGES = {"i32": 32, "i64": 64}
+
+
+def _to_signed(value: Any, kind: str, name: str, index: int) -> Any:
+    """Accept signed and unsigned ints, as the fast path does; wrap to the signed form."""
+    bits = _RANGES.get(kind)
+    if bits is None or not isinstance(value, int):
+        return value
+    lo, hi = -(2 ** (bits - 1)), 2**bits - 1
+    if not lo <= value <= hi:
+        raise AbiError(f"export '{name}' argument {index}: {value} out of range for {kind} [{lo}, {hi}]")
+    return value - 2**bits if value >= 2 ** (bits - 1) else value
 
 
 def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:

@@ -99,6 +99,7 @@ class Instance:
         return self.memory.size
 
     def function(self, name: str) -> ExportFunction:
+        self.invocation()  # refuse a lookup on an instance of a finished request
         info = self.module.functions.get(name)
         if info is None:
             known = ", ".join(sorted(self.module.functions)) or "none"

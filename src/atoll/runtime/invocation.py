@@ -169,7 +169,7 @@ class GuestStore:
     def _trap_error(
         self, invocation: Invocation, what: str, trap: wasmtime.Trap, instance: Instance | None
     ) -> GuestError:
-        frames = _frames(trap)
+        frames = _frames(trap, what.split(".")[0].split(" ")[0])
         host_error, invocation.host_error = invocation.host_error, None
         _clear_wasmtime_last_exception()
         code = trap.trap_code
@@ -233,14 +233,18 @@ class GuestStore:
 
 
 def _trap_message(trap: wasmtime.Trap) -> str:
-    message = str(trap.message).strip().splitlines()
-    return message[0] if message else "trap"
+    """The cause of a trap (wasmtime puts it last, after the backtrace)."""
+    lines = [line.strip() for line in str(trap.message).strip().splitlines() if line.strip()]
+    if not lines:
+        return "trap"
+    cause = lines[-1]
+    return cause.removeprefix("wasm trap: ")
 
 
-def _frames(trap: wasmtime.Trap) -> list[str]:
+def _frames(trap: wasmtime.Trap, module_name: str) -> list[str]:
     out = []
     for frame in trap.frames:
-        module = frame.module_name or "module"
+        module = frame.module_name or module_name
         func = frame.func_name or f"func[{frame.func_index}]"
         out.append(f"{module}!{func}")
     return out

@@ -1,0 +1,196 @@
+"""``atoll dev`` end to end: a real process, real sockets."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import WorkerFactory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DevServer:
+    proc: subprocess.Popen[str]
+    url: str
+    lines: list[str] = field(default_factory=list)
+    pump: threading.Thread | None = None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.pump is not None:
+            self.pump.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+
+def start_dev(folder: Path, *args: str, env: dict[str, str] | None = None) -> DevServer:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atoll.cli", "dev", str(folder), "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    url = None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        match = re.search(r"ready on (http://\S+?)/", line)
+        if match:
+            url = match.group(1)
+            break
+    if url is None:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+        raise AssertionError("atoll dev did not start:\n" + "\n".join(lines))
+    server = DevServer(proc, url, lines)
+    stream = proc.stderr
+
+    def pump() -> None:
+        for line in stream:
+            server.lines.append(line.rstrip())
+
+    server.pump = threading.Thread(target=pump, daemon=True)
+    server.pump.start()
+    return server
+
+
+@pytest.fixture
+def dev_server() -> Iterator[type[DevServer]]:
+    started: list[DevServer] = []
+
+    class Factory(DevServer):
+        @staticmethod
+        def start(folder: Path, *args: str) -> DevServer:  # type: ignore[override]
+            server = start_dev(folder, *args)
+            started.append(server)
+            return server
+
+    yield Factory
+    for server in started:
+        server.stop()
+
+
+def test_seed_example_answers_over_http(dev_server: type[DevServer], tmp_path: Path) -> None:
+    server = dev_server.start(REPO / "examples" / "seed")  # type: ignore[attr-defined]
+    response = httpx.get(f"{server.url}/?n=1000")
+    assert response.status_code == 200
+    assert response.text == "Result: 332833500"
+    time.sleep(0.2)
+    assert re.search(r"GET /\?n=1000 200 ok [\d.]+ms cpu=[\d.]+ms id=[0-9a-f]{16}", server.log())
+
+
+def test_assemblyscript_seed_gives_the_same_answer(dev_server: type[DevServer]) -> None:
+    server = dev_server.start(REPO / "examples" / "seed-assemblyscript")  # type: ignore[attr-defined]
+    assert httpx.get(f"{server.url}/?n=1000").text == "Result: 332833500"
+
+
+SPIN = """
+(module
+  (func (export "spin") (loop br 0))
+  (func (export "one") (result i32) (i32.const 1)))
+"""
+
+SPIN_WORKER = """
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    if request.path == "/spin":
+        env.S.instantiate().exports.spin()
+    if request.path == "/echo":
+        body = await request.bytes()
+        return Response(f"{len(body)} bytes")
+    return Response(f"hello {env.S.instantiate().exports.one()}")
+"""
+
+
+def test_a_request_spinning_in_wasm_does_not_stop_others(
+    dev_server: type[DevServer], make_worker: WorkerFactory
+) -> None:
+    folder = make_worker(SPIN_WORKER, modules={"S": SPIN}, limits="cpu_ms = 3000")
+    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    spin_done = threading.Event()
+    spin_status: list[int] = []
+
+    def spin() -> None:
+        spin_status.append(httpx.get(f"{server.url}/spin", timeout=30).status_code)
+        spin_done.set()
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    time.sleep(0.3)  # the spin is now inside wasm
+    answered = []
+    for _ in range(5):
+        with httpx.Client() as client:  # a new connection each time
+            answered.append(client.get(f"{server.url}/hello", timeout=30).text)
+    hello_finished_first = not spin_done.is_set()
+    thread.join()
+    assert answered == ["hello 1"] * 5
+    assert hello_finished_first, "/hello waited for the spinning request"
+    assert spin_status == [503]
+
+
+def test_body_over_the_limit_is_refused_with_413(
+    dev_server: type[DevServer], make_worker: WorkerFactory
+) -> None:
+    folder = make_worker(SPIN_WORKER, modules={"S": SPIN}, limits="request_body_mb = 1")
+    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    small = httpx.post(f"{server.url}/echo", content=b"x" * 1000)
+    assert small.text == "1000 bytes"
+    declared = httpx.post(f"{server.url}/echo", content=b"x" * (2 * 1024 * 1024))
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"y" * 65536
+
+    streamed = httpx.post(f"{server.url}/echo", content=chunks())
+    assert streamed.status_code == 413
+    assert "over the limit of 1 MiB" in streamed.text
+
+
+def test_sigterm_lets_the_request_in_flight_finish(
+    dev_server: type[DevServer], make_worker: WorkerFactory
+) -> None:
+    slow = """
+import asyncio
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    await asyncio.sleep(1.0)
+    return Response("finished")
+"""
+    folder = make_worker(slow)
+    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    result: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: result.append(httpx.get(server.url, timeout=30)))
+    thread.start()
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    thread.join()
+    assert result[0].text == "finished"
+    assert server.proc.wait(timeout=15) == 0

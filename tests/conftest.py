@@ -1,0 +1,61 @@
+"""Shared fixtures: worker folders built from inline WAT and Python source."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atoll.runtime.engine import Engine
+from atoll.worker import Runtime
+
+from tests.support import WorkerFactory, wat
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """One engine (and epoch ticker) for the test session, as in a real process."""
+    eng = Engine()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def runtime(engine: Engine, tmp_path: Path) -> Runtime:
+    """A runtime with a compiled-code cache of its own on disk."""
+    return Runtime(engine, cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def make_worker(tmp_path: Path) -> WorkerFactory:
+    """Write a worker folder: ``make_worker(python=..., modules={"NAME": wat_or_bytes}, limits=...)``."""
+    counter = iter(range(1000))
+
+    def make(
+        python: str,
+        *,
+        modules: dict[str, str | bytes] | None = None,
+        limits: str = "",
+        extra: str = "",
+        name: str = "test-worker",
+    ) -> Path:
+        root = tmp_path / f"worker{next(counter)}"
+        (root / "src").mkdir(parents=True)
+        (root / "src" / "worker.py").write_text(textwrap.dedent(python))
+        lines = [f'name = "{name}"', 'main = "src/worker.py"', extra]
+        if modules:
+            lines.append("[wasm_modules]")
+            (root / "pkg").mkdir()
+            for binding, source in modules.items():
+                data = source if isinstance(source, bytes) else wat(source)
+                (root / "pkg" / f"{binding}.wasm").write_bytes(data)
+                lines.append(f'{binding} = "pkg/{binding}.wasm"')
+        if limits:
+            lines.append("[limits]")
+            lines.append(textwrap.dedent(limits))
+        (root / "atoll.toml").write_text("\n".join(lines) + "\n")
+        return root
+
+    return make
