@@ -10,7 +10,6 @@ import pytest
 
 from atoll.runtime.engine import Engine
 from atoll.worker import Runtime
-
 from tests.support import WorkerFactory, wat
 
 

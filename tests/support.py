@@ -14,4 +14,4 @@ WorkerFactory = Callable[..., Path]
 
 def wat(text: str) -> bytes:
     """Compile inline WAT to wasm bytes."""
-    return wasmtime.wat2wasm(textwrap.dedent(text))
+    return bytes(wasmtime.wat2wasm(textwrap.dedent(text)))

@@ -54,7 +54,7 @@ BindingFactory = Callable[[Manifest], Mapping[str, Any]]
 class Runtime:
     """Process-wide parts shared by every worker: engine, linker, compiled-code cache."""
 
-    def __init__(self, engine: Engine | None = None, cache_dir: Path | None | bool = True) -> None:
+    def __init__(self, engine: Engine | None = None, cache_dir: Path | bool | None = True) -> None:
         self.engine = engine or get_engine()
         directory = default_cache_dir() if cache_dir is True else (cache_dir or None)
         self.cache = ModuleCache(self.engine, directory)
@@ -224,7 +224,14 @@ def _import_entry(manifest: Manifest) -> FetchHandler:
         spec.loader.exec_module(module)
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
-        where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(tb) if f.filename == str(path)), manifest.main)
+        where = next(
+            (
+                f"{Path(f.filename).name}:{f.lineno}"
+                for f in reversed(tb)
+                if f.filename == str(path)
+            ),
+            manifest.main,
+        )
         raise WorkerLoadError(
             f"{manifest.main}: importing the entry failed at {where}: {type(exc).__name__}: {exc}",
             hint="fix the error above; the worker was not loaded",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,24 +79,26 @@ def start_dev(folder: Path, *args: str, env: dict[str, str] | None = None) -> De
     return server
 
 
+StartDev = Callable[..., DevServer]
+
+
 @pytest.fixture
-def dev_server() -> Iterator[type[DevServer]]:
+def dev_server() -> Iterator[StartDev]:
+    """``dev_server(folder, *args)`` starts ``atoll dev``; every one is stopped after the test."""
     started: list[DevServer] = []
 
-    class Factory(DevServer):
-        @staticmethod
-        def start(folder: Path, *args: str) -> DevServer:  # type: ignore[override]
-            server = start_dev(folder, *args)
-            started.append(server)
-            return server
+    def start(folder: Path, *args: str) -> DevServer:
+        server = start_dev(folder, *args)
+        started.append(server)
+        return server
 
-    yield Factory
+    yield start
     for server in started:
         server.stop()
 
 
-def test_seed_example_answers_over_http(dev_server: type[DevServer], tmp_path: Path) -> None:
-    server = dev_server.start(REPO / "examples" / "seed")  # type: ignore[attr-defined]
+def test_seed_example_answers_over_http(dev_server: StartDev, tmp_path: Path) -> None:
+    server = dev_server(REPO / "examples" / "seed")
     response = httpx.get(f"{server.url}/?n=1000")
     assert response.status_code == 200
     assert response.text == "Result: 332833500"
@@ -104,8 +106,8 @@ def test_seed_example_answers_over_http(dev_server: type[DevServer], tmp_path: P
     assert re.search(r"GET /\?n=1000 200 ok [\d.]+ms cpu=[\d.]+ms id=[0-9a-f]{16}", server.log())
 
 
-def test_assemblyscript_seed_gives_the_same_answer(dev_server: type[DevServer]) -> None:
-    server = dev_server.start(REPO / "examples" / "seed-assemblyscript")  # type: ignore[attr-defined]
+def test_assemblyscript_seed_gives_the_same_answer(dev_server: StartDev) -> None:
+    server = dev_server(REPO / "examples" / "seed-assemblyscript")
     assert httpx.get(f"{server.url}/?n=1000").text == "Result: 332833500"
 
 
@@ -129,10 +131,10 @@ async def fetch(request, env, ctx):
 
 
 def test_a_request_spinning_in_wasm_does_not_stop_others(
-    dev_server: type[DevServer], make_worker: WorkerFactory
+    dev_server: StartDev, make_worker: WorkerFactory
 ) -> None:
     folder = make_worker(SPIN_WORKER, modules={"S": SPIN}, limits="cpu_ms = 3000")
-    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    server = dev_server(folder)
     spin_done = threading.Event()
     spin_status: list[int] = []
 
@@ -155,10 +157,10 @@ def test_a_request_spinning_in_wasm_does_not_stop_others(
 
 
 def test_body_over_the_limit_is_refused_with_413(
-    dev_server: type[DevServer], make_worker: WorkerFactory
+    dev_server: StartDev, make_worker: WorkerFactory
 ) -> None:
     folder = make_worker(SPIN_WORKER, modules={"S": SPIN}, limits="request_body_mb = 1")
-    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    server = dev_server(folder)
     small = httpx.post(f"{server.url}/echo", content=b"x" * 1000)
     assert small.text == "1000 bytes"
     declared = httpx.post(f"{server.url}/echo", content=b"x" * (2 * 1024 * 1024))
@@ -174,7 +176,7 @@ def test_body_over_the_limit_is_refused_with_413(
 
 
 def test_sigterm_lets_the_request_in_flight_finish(
-    dev_server: type[DevServer], make_worker: WorkerFactory
+    dev_server: StartDev, make_worker: WorkerFactory
 ) -> None:
     slow = """
 import asyncio
@@ -185,7 +187,7 @@ async def fetch(request, env, ctx):
     return Response("finished")
 """
     folder = make_worker(slow)
-    server = dev_server.start(folder)  # type: ignore[attr-defined]
+    server = dev_server(folder)
     result: list[httpx.Response] = []
     thread = threading.Thread(target=lambda: result.append(httpx.get(server.url, timeout=30)))
     thread.start()

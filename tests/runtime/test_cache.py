@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import wasmtime
@@ -87,7 +88,7 @@ def test_cache_made_by_another_engine_config_is_not_loaded(engine: Engine, tmp_p
 
 def test_engine_key_changes_with_settings(engine: Engine) -> None:
     class Other(Engine):
-        SETTINGS = {**Engine.SETTINGS, "max_wasm_stack": 1024 * 1024}
+        SETTINGS: ClassVar[dict[str, object]] = {**Engine.SETTINGS, "max_wasm_stack": 1024 * 1024}
 
     other = Other()
     try:

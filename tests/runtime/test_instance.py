@@ -128,7 +128,9 @@ async def fetch(request, env, ctx):
 """
 
 
-async def test_bytes_and_str_cross_through_alloc(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_bytes_and_str_cross_through_alloc(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     root = make_worker(BUFFER_WORKER, modules={"B": BUFFERS})
     result = await get(root, runtime, "")
     assert result.response.status == 200, result.response.body
@@ -180,7 +182,9 @@ async def fetch(request, env, ctx):
 NO_ALLOC = '(module (memory (export "memory") 1) (func (export "f") (param i32 i32)))'
 
 
-async def test_bytes_to_a_module_without_alloc(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_bytes_to_a_module_without_alloc(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     source = """
 from atoll import Response
 
@@ -208,7 +212,9 @@ HOST_IMPORTS = """
 """
 
 
-async def test_guest_log_lines_join_the_request_log(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_guest_log_lines_join_the_request_log(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     source = """
 from atoll import Response
 
@@ -238,7 +244,9 @@ async def fetch(request, env, ctx):
     assert "abort: oof at a.t:7:3" in result.response.body.decode()
 
 
-async def test_instances_cannot_outlive_their_request(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_instances_cannot_outlive_their_request(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     source = """
 from atoll import Response
 KEPT = []

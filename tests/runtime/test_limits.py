@@ -89,14 +89,18 @@ async def test_infinite_loop_ends_with_503_at_cpu_ms(
     assert wall_ms < 5_000  # it ended; not a timing claim
 
 
-async def test_spent_budget_refuses_further_wasm(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_spent_budget_refuses_further_wasm(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     root = make_worker(WORKER, modules={"G": GUEST}, limits="cpu_ms = 20")
     result = await serve_one(root, runtime, "spin_twice")
     assert result.outcome is Outcome.EXCEEDED_CPU
     assert b"already used its 20 ms" in result.response.body
 
 
-async def test_memory_bomb_is_refused_at_memory_mb(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_memory_bomb_is_refused_at_memory_mb(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     root = make_worker(WORKER, modules={"G": GUEST}, limits="memory_mb = 8")
     result = await serve_one(root, runtime, "bomb")
     assert result.response.status == 503
@@ -115,7 +119,9 @@ async def test_memory_budget_is_shared_by_a_requests_instances(
     assert (a + b) * 65536 == 8 * 1024 * 1024
 
 
-async def test_stack_overflow_is_a_500_with_backtrace(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_stack_overflow_is_a_500_with_backtrace(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     root = make_worker(WORKER, modules={"G": GUEST})
     result = await serve_one(root, runtime, "rec")
     assert result.response.status == 500
@@ -141,7 +147,9 @@ async def test_trap_is_a_500_naming_the_export(
     assert message in body
 
 
-async def test_errors_in_serve_mode_hide_details(make_worker: WorkerFactory, runtime: Runtime) -> None:
+async def test_errors_in_serve_mode_hide_details(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     root = make_worker(WORKER, modules={"G": GUEST})
     worker = load_worker(root, runtime=runtime, dev=False)
     result = await worker.handle(Request("http://test/?op=crash"), "rid42")
@@ -166,7 +174,9 @@ def test_invalid_wasm_is_refused_at_load(make_worker: WorkerFactory, runtime: Ru
         load_worker(root, runtime=runtime)
 
 
-def test_module_over_10mb_compressed_is_refused(make_worker: WorkerFactory, runtime: Runtime) -> None:
+def test_module_over_10mb_compressed_is_refused(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
     # A custom section of random bytes does not compress: 11 MB stays over the limit.
     payload = os.urandom(11 * 1024 * 1024)
     name = b"\x04blob"
@@ -191,9 +201,14 @@ def test_unknown_import_is_refused_at_load_naming_it(
 ) -> None:
     root = make_worker(
         WORKER,
-        modules={"G": '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))'},
+        modules={
+            "G": '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))'
+        },
     )
-    with pytest.raises(ModuleLoadError, match=r"imports wasi_snapshot_preview1\.fd_write, which atoll does not provide"):
+    with pytest.raises(
+        ModuleLoadError,
+        match=r"imports wasi_snapshot_preview1\.fd_write, which atoll does not provide",
+    ):
         load_worker(root, runtime=runtime)
 
 

@@ -17,12 +17,14 @@ class Response:
 
     ``body`` may be ``str`` (sent as UTF-8, ``content-type: text/plain;
     charset=utf-8`` unless set), bytes-like, or ``None``. ``status`` is
-    100–599.
+    100 to 599.
     """
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, body: BodyInit = None, status: int = 200, headers: HeadersInit = None) -> None:
+    def __init__(
+        self, body: BodyInit = None, status: int = 200, headers: HeadersInit = None
+    ) -> None:
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError(f"status must be an int from 100 to 599, got {status!r}")
         self.status = status

@@ -20,11 +20,20 @@ __all__ = ["dev"]
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=int, help="Port (0: any free port).")
-@click.option("--loops", default=DEFAULT_LOOPS, show_default=True, type=click.IntRange(1, 64),
-              help="Event loops (threads) serving requests; a loop stuck in wasm leaves the others.")
+@click.option(
+    "--loops",
+    default=DEFAULT_LOOPS,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Event loops (threads) serving requests; a loop stuck in wasm leaves the others.",
+)
 @click.option("--no-build", is_flag=True, help="Do not run [build] command before serving.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def dev(directory: Path, host: str, port: int, loops: int, no_build: bool, log_level: str) -> None:
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 

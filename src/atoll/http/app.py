@@ -72,7 +72,7 @@ class AtollApp:
         url = _url(scope, headers)
         method = scope["method"]
         path = scope.get("path", "/")
-        worker = self.router.match(headers.get("host", ""), path)
+        worker = self.router.match(headers.get("host") or "", path)
         result: Result
         if worker is None:
             result = Result(
@@ -88,9 +88,13 @@ class AtollApp:
                     f"request body of {declared} bytes is over the limit of "
                     f"{worker.manifest.limits.request_body_mb} MiB"
                 )
-                result = Result(error_response(413, exc, rid, dev=self.dev), Outcome.REFUSED, rid, error=exc)
+                result = Result(
+                    error_response(413, exc, rid, dev=self.dev), Outcome.REFUSED, rid, error=exc
+                )
             else:
-                request = Request(url, method=method, headers=headers, reader=_body_reader(receive, limit))
+                request = Request(
+                    url, method=method, headers=headers, reader=_body_reader(receive, limit)
+                )
                 result = await worker.handle(request, rid)
         await _send_response(send, result.response, head=method == "HEAD")
         wall_ms = (time.perf_counter() - started) * 1000

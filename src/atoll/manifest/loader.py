@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any, Union
 
 from atoll.errors import ConfigError
-from atoll.manifest.schema import MANIFEST_FILE, UNSUPPORTED_WRANGLER_KEYS, Manifest
+from atoll.manifest.schema import (
+    BINDING_PATTERN,
+    MANIFEST_FILE,
+    UNSUPPORTED_WRANGLER_KEYS,
+    Manifest,
+)
 
 __all__ = ["load_manifest", "parse_manifest"]
 
@@ -108,7 +113,10 @@ class _Validator:
         for name, fld in fields.items():
             sub = (*keypath, name)
             if name not in raw:
-                if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+                if (
+                    fld.default is dataclasses.MISSING
+                    and fld.default_factory is dataclasses.MISSING
+                ):
                     example = fld.metadata.get("example") or f"{name} = ..."
                     raise self.error(sub, "missing (it is required)", hint=f"add `{example}`")
                 continue
@@ -120,9 +128,14 @@ class _Validator:
         if not keypath and key in UNSUPPORTED_WRANGLER_KEYS:
             return self.error(sub, "not supported by atoll", hint=UNSUPPORTED_WRANGLER_KEYS[key])
         near = difflib.get_close_matches(key, valid, n=1)
-        where = f"[{_dotted(keypath)}]" if keypath else "the top level"
+        if not keypath:
+            where = "at the top level"
+        elif isinstance(keypath[-1], int):
+            where = f"in [[{_dotted(keypath[:-1])}]]"
+        else:
+            where = f"in [{_dotted(keypath)}]"
         hint = f"did you mean '{near[0]}'? " if near else ""
-        hint += f"valid keys in {where}: {', '.join(valid)}"
+        hint += f"valid keys {where}: {', '.join(valid)}"
         return self.error(sub, "unknown key", hint=hint)
 
     # -- values -------------------------------------------------------------
@@ -134,19 +147,28 @@ class _Validator:
             if len(options) != 1:  # pragma: no cover - schema authoring error
                 raise TypeError(f"unsupported union {tp}")
             return self.value(options[0], raw, keypath, meta)
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return tp(**self.table(tp, raw, keypath))
         if origin is tuple:
             item_tp = typing.get_args(tp)[0]
             if not isinstance(raw, list):
-                raise self.error(keypath, f"expected a list, got {_describe(raw)}")
+                raise self.error(
+                    keypath,
+                    f"expected a list, got {_describe(raw)}",
+                    hint=meta.get("example") and f"for example `{meta['example']}`",
+                )
             return tuple(
                 self.value(item_tp, item, (*keypath, i), meta) for i, item in enumerate(raw)
             )
         if origin is dict:
             _, val_tp = typing.get_args(tp)
             if not isinstance(raw, dict):
-                raise self.error(keypath, f"expected a table, got {_describe(raw)}")
+                raise self.error(
+                    keypath,
+                    f"expected a table, got {_describe(raw)}",
+                    hint=meta.get("example")
+                    and f"write a [{_dotted(keypath)}] table with lines like `{meta['example']}`",
+                )
             out: dict[str, Any] = {}
             for key, item in raw.items():
                 sub = (*keypath, key)
@@ -156,9 +178,7 @@ class _Validator:
                         f"'{key}' is not a valid binding name",
                         hint="use a Python identifier: letters, digits and _, not starting with a digit",
                     )
-                out[key] = (
-                    _plain(item) if val_tp is Any else self.scalar(val_tp, item, sub, meta)
-                )
+                out[key] = _plain(item) if val_tp is Any else self.scalar(val_tp, item, sub, meta)
             return out
         return self.scalar(tp, raw, keypath, meta)
 
@@ -180,6 +200,12 @@ class _Validator:
         if isinstance(raw, str):
             if meta.get("path"):
                 self.check_path(raw, keypath)
+            elif meta.get("pattern") == BINDING_PATTERN and not re.fullmatch(BINDING_PATTERN, raw):
+                raise self.error(
+                    keypath,
+                    f"'{raw}' is not a valid binding name",
+                    hint="use a Python identifier: letters, digits and _, not starting with a digit",
+                )
             elif meta.get("pattern") and not re.fullmatch(meta["pattern"], raw):
                 raise self.error(
                     keypath,
@@ -214,7 +240,9 @@ class _Validator:
                 hint="main names a .py file that defines `async def fetch(request, env, ctx)`",
             )
         seen: dict[str, KeyPath] = {}
-        places: list[tuple[str, KeyPath]] = [(n, ("wasm_modules", n)) for n in manifest.wasm_modules]
+        places: list[tuple[str, KeyPath]] = [
+            (n, ("wasm_modules", n)) for n in manifest.wasm_modules
+        ]
         places += [
             (kv.binding, ("kv_namespaces", i, "binding"))
             for i, kv in enumerate(manifest.kv_namespaces)

@@ -197,8 +197,7 @@ class Manifest:
     vars: dict[str, Any] = setting(
         default_factory=dict,
         doc=(
-            "Plain values bound into `env` (strings, numbers, booleans, tables). "
-            "Not for secrets."
+            "Plain values bound into `env` (strings, numbers, booleans, tables). Not for secrets."
         ),
         example='GREETING = "hello"',
         pattern=BINDING_PATTERN,
@@ -237,7 +236,7 @@ UNSUPPORTED_WRANGLER_KEYS: dict[str, str] = {
     "queues": "queues are not supported; remove the binding",
     "account_id": "atoll has no accounts; remove account_id",
     "workers_dev": "atoll has no workers.dev; use routes",
-    "route": "use routes = [\"...\"] (a list)",
+    "route": 'use routes = ["..."] (a list)',
     "compatibility_flags": "compatibility flags are not supported yet; remove them",
     "node_compat": "atoll runs Python and wasm, not Node; remove node_compat",
 }

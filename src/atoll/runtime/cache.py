@@ -106,7 +106,10 @@ class ModuleCache:
             log.warning("compiled-code cache: cannot read %s (%s); recompiling", path, exc)
             return None
         payload = memoryview(data)[_HEADER:]
-        if data[: len(MAGIC)] != MAGIC or hashlib.sha256(payload).digest() != data[len(MAGIC) : _HEADER]:
+        if (
+            data[: len(MAGIC)] != MAGIC
+            or hashlib.sha256(payload).digest() != data[len(MAGIC) : _HEADER]
+        ):
             self.stats.disk_rejects += 1
             log.warning("compiled-code cache: %s is corrupt or truncated; recompiling", path)
             return None

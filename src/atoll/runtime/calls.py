@@ -70,10 +70,17 @@ class ExportCaller:
                 raise AbiError(str(exc)) from None
         for i, (arg, kind) in enumerate(zip(args, self.params, strict=True)):
             if kind in ("i32", "i64") and (isinstance(arg, bool) or not isinstance(arg, int)):
-                raise AbiError(f"export '{self.name}' argument {i}: expected an int for {kind}, got {type(arg).__name__}")
+                raise AbiError(
+                    f"export '{self.name}' argument {i}: expected an int for {kind}, got {type(arg).__name__}"
+                )
             if kind in ("f32", "f64") and not isinstance(arg, int | float):
-                raise AbiError(f"export '{self.name}' argument {i}: expected a number for {kind}, got {type(arg).__name__}")
-        converted = tuple(_to_signed(a, k, self.name, i) for i, (a, k) in enumerate(zip(args, self.params, strict=True)))
+                raise AbiError(
+                    f"export '{self.name}' argument {i}: expected a number for {kind}, got {type(arg).__name__}"
+                )
+        converted = tuple(
+            _to_signed(a, k, self.name, i)
+            for i, (a, k) in enumerate(zip(args, self.params, strict=True))
+        )
         result = func(store, *converted)
         if isinstance(result, list):
             return tuple(result)
@@ -90,7 +97,9 @@ def _to_signed(value: Any, kind: str, name: str, index: int) -> Any:
         return value
     lo, hi = -(2 ** (bits - 1)), 2**bits - 1
     if not lo <= value <= hi:
-        raise AbiError(f"export '{name}' argument {index}: {value} out of range for {kind} [{lo}, {hi}]")
+        raise AbiError(
+            f"export '{name}' argument {index}: {value} out of range for {kind} [{lo}, {hi}]"
+        )
     return value - 2**bits if value >= 2 ** (bits - 1) else value
 
 

@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import threading
 import time
+from typing import ClassVar
 
 import wasmtime
 
@@ -30,7 +31,7 @@ class Engine:
     """
 
     #: The settings that change compiled code. Any change here changes ``key``.
-    SETTINGS: dict[str, object] = {
+    SETTINGS: ClassVar[dict[str, object]] = {
         "epoch_interruption": True,
         "cranelift_opt_level": "speed",
         "max_wasm_stack": 512 * 1024,
@@ -44,7 +45,9 @@ class Engine:
         self.wasmtime_version = importlib.metadata.version("wasmtime")
         self.engine = wasmtime.Engine(config)
         settings = ",".join(f"{k}={v}" for k, v in sorted(self.SETTINGS.items()))
-        self.key = hashlib.sha256(f"wasmtime-{self.wasmtime_version};{settings}".encode()).hexdigest()[:16]
+        self.key = hashlib.sha256(
+            f"wasmtime-{self.wasmtime_version};{settings}".encode()
+        ).hexdigest()[:16]
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="atoll-epoch", daemon=True)
         self._ticker.start()

@@ -70,7 +70,11 @@ def build_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
     }
     for (module, name), (params, results, _doc) in PROVIDED.items():
         linker.define_func(
-            module, name, wasmtime.FuncType(params, results), impls[(module, name)], access_caller=True
+            module,
+            name,
+            wasmtime.FuncType(params, results),
+            impls[(module, name)],
+            access_caller=True,
         )
     return linker
 
@@ -84,7 +88,7 @@ def _memory_bytes(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | Non
     length &= 0xFFFFFFFF
     if ptr + length > size:
         return None
-    return memory.read(caller, ptr, ptr + length)
+    return bytes(memory.read(caller, ptr, ptr + length))
 
 
 def _log_write(caller: wasmtime.Caller, ptr: int, length: int) -> None:

@@ -56,10 +56,20 @@ class Instance:
         self._memory: Memory | None = None
 
     @classmethod
-    def create(cls, module: WasmModule, guest_store: GuestStore, invocation: Invocation, owner: Invocation | None) -> Instance:
+    def create(
+        cls,
+        module: WasmModule,
+        guest_store: GuestStore,
+        invocation: Invocation,
+        owner: Invocation | None,
+    ) -> Instance:
         """Instantiate ``module`` into ``guest_store``, charged to ``invocation``."""
         raw = guest_store.enter(
-            invocation, f"{module.binding} (instantiate)", calls.instantiate, module.pre, guest_store.store
+            invocation,
+            f"{module.binding} (instantiate)",
+            calls.instantiate,
+            module.pre,
+            guest_store.store,
         )
         instance = cls(module, guest_store, raw, owner)
         guest_store.instances.append(instance)
@@ -167,7 +177,13 @@ class ExportFunction:
         if any(isinstance(a, _BUFFER) for a in args):
             return self._call_with_buffers(invocation, args)
         return instance.guest_store.enter(
-            invocation, caller.name, caller.call, instance.guest_store.store, self._func, args, instance=instance
+            invocation,
+            caller.name,
+            caller.call,
+            instance.guest_store.store,
+            self._func,
+            args,
+            instance=instance,
         )
 
     def _call_with_buffers(self, invocation: Invocation, args: tuple[Any, ...]) -> Any:
@@ -273,7 +289,9 @@ class Memory:
             )
         ptr = int(instance.exports.alloc(len(data))) & 0xFFFFFFFF
         if ptr == 0 and data:
-            raise AbiError(f"{instance.module.binding}: alloc({len(data)}) returned 0 (out of memory?)")
+            raise AbiError(
+                f"{instance.module.binding}: alloc({len(data)}) returned 0 (out of memory?)"
+            )
         self.write(ptr, data)
         return ptr
 

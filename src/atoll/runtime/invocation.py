@@ -175,7 +175,7 @@ class GuestStore:
         code = trap.trap_code
         if isinstance(host_error, GuestError):
             error: GuestError = host_error
-            error.frames = error.frames or frames
+            error.frames = error.frames or tuple(frames)
         elif code == wasmtime.TrapCode.INTERRUPT or (
             calls.capi is not None and calls.capi.INTERRUPT_MARKER in str(trap)
         ):
@@ -211,7 +211,9 @@ class GuestStore:
                 return True
         return False
 
-    def _wasmtime_error(self, invocation: Invocation, what: str, exc: wasmtime.WasmtimeError) -> GuestError:
+    def _wasmtime_error(
+        self, invocation: Invocation, what: str, exc: wasmtime.WasmtimeError
+    ) -> GuestError:
         _clear_wasmtime_last_exception()
         text = str(exc)
         error: GuestError
@@ -227,7 +229,9 @@ class GuestStore:
                 hint="raise [limits] cpu_ms, or do less work per request",
             )
         else:
-            error = GuestTrapError(f"{what}: {text.strip().splitlines()[0] if text.strip() else text}")
+            error = GuestTrapError(
+                f"{what}: {text.strip().splitlines()[0] if text.strip() else text}"
+            )
         invocation.outcome = Outcome(error.outcome)
         return error
 
