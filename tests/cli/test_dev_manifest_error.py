@@ -81,11 +81,6 @@ def test_folder_without_manifest(tmp_path: Path) -> None:
     assert f"{tmp_path / 'atoll.toml'}: no manifest found" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/common.py prints messages with rich markup on, so '[limits]' and "
-    "'[triggers]' are eaten as style tags; escape them (rich.markup.escape), then drop this marker",
-)
 def test_bracketed_table_names_survive(folder: Path) -> None:
     (folder / "atoll.toml").write_text(GOOD + "\n[limits]\ncpu = 50\n")
     result = run_dev(folder)

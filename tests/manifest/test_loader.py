@@ -181,11 +181,6 @@ def test_vars_are_json_able(worker: Path) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader._plain turns a datetime into str() ('2026-11-01 09:30:00+00:00'), "
-    "not ISO 8601 as its docstring says; use .isoformat(), then drop this marker",
-)
 def test_vars_datetimes_are_iso_8601(worker: Path) -> None:
     manifest = _load_case("ok_vars_nested", worker)
     assert manifest.vars["STARTED"] == "2026-11-01T09:30:00+00:00"

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from atoll.errors import AtollError
 
@@ -25,9 +26,9 @@ def fail_on_errors() -> Iterator[None]:
     try:
         yield
     except AtollError as exc:
-        stderr.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        stderr.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
         if exc.hint:
-            stderr.print(f"  [dim]hint:[/] {exc.hint}", markup=True)
+            stderr.print(f"  [dim]hint:[/] {escape(exc.hint)}", markup=True)
         raise click.exceptions.Exit(1) from None
 
 

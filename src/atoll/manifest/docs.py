@@ -226,7 +226,7 @@ def _unsupported() -> list[str]:
 def _type_name(tp: Any, fld: dataclasses.Field[Any]) -> str:
     tp = _unoptional(tp)
     origin = typing.get_origin(tp)
-    path = bool(fld.metadata.get("path"))
+    path = bool(fld.metadata.get("path") or fld.metadata.get("folder"))
     if dataclasses.is_dataclass(tp):
         return "table"
     if origin is tuple:
@@ -270,6 +270,10 @@ def _allowed(tp: Any, fld: dataclasses.Field[Any]) -> list[str]:
     if meta.get("pattern"):
         what = "Binding names: each" if keyed else "Pattern: the whole value"
         out.append(f"{what} matches `{meta['pattern']}`")
+    if meta.get("pattern_hint"):
+        out.append(f"In words: {meta['pattern_hint']}")
+    if meta.get("folder"):
+        out.append("Folder: relative to the worker folder; must stay inside it")
     if meta.get("path"):
         out.append(
             "Path: relative to the worker folder; the file must stay inside the folder "

@@ -9,6 +9,7 @@ the line (found in the source text) and what would be valid.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import re
 import tomllib
@@ -200,6 +201,8 @@ class _Validator:
         if isinstance(raw, str):
             if meta.get("path"):
                 self.check_path(raw, keypath)
+            elif meta.get("folder"):
+                self.check_inside(raw, keypath, "folders a worker uses must live inside its folder")
             elif meta.get("pattern") == BINDING_PATTERN and not re.fullmatch(BINDING_PATTERN, raw):
                 raise self.error(
                     keypath,
@@ -210,19 +213,21 @@ class _Validator:
                 raise self.error(
                     keypath,
                     f"'{raw}' is not valid",
-                    hint=f"it must match {meta['pattern']}"
+                    hint=(meta.get("pattern_hint") or f"it must match {meta['pattern']}")
                     + (f", for example `{meta['example']}`" if meta.get("example") else ""),
                 )
         return raw
 
-    def check_path(self, relative: str, keypath: KeyPath) -> None:
+    def check_inside(self, relative: str, keypath: KeyPath, hint: str) -> Path:
         target = (self.root / relative).resolve()
         if not target.is_relative_to(self.root):
-            raise self.error(
-                keypath,
-                f"'{relative}' is outside the worker folder",
-                hint="files a worker loads must live inside its folder",
-            )
+            raise self.error(keypath, f"'{relative}' is outside the worker folder", hint=hint)
+        return target
+
+    def check_path(self, relative: str, keypath: KeyPath) -> None:
+        target = self.check_inside(
+            relative, keypath, "files a worker loads must live inside its folder"
+        )
         if self.check_files and not target.is_file():
             raise self.error(
                 keypath,
@@ -326,4 +331,6 @@ def _plain(item: Any) -> Any:
         return [_plain(v) for v in item]
     if isinstance(item, str | int | float | bool):
         return item
+    if isinstance(item, datetime.date | datetime.time):  # datetime is a date
+        return item.isoformat()
     return str(item)

@@ -43,6 +43,8 @@ def setting(
     maximum: float | None = None,
     pattern: str | None = None,
     path: bool = False,
+    folder: bool = False,
+    pattern_hint: str | None = None,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """Declare one manifest key.
@@ -50,7 +52,8 @@ def setting(
     ``doc`` is the text shown in ``docs/config.md``; ``minimum``/``maximum``
     bound numbers; ``pattern`` is a full-match regex for strings (or for each
     mapping key of a ``dict`` field); ``path`` marks a file path relative to
-    the worker folder that must exist and stay inside it.
+    the worker folder that must exist and stay inside it; ``folder`` a folder
+    path that must stay inside it; ``pattern_hint`` says the pattern in words.
     """
     meta = {
         "doc": doc,
@@ -59,6 +62,8 @@ def setting(
         "maximum": maximum,
         "pattern": pattern,
         "path": path,
+        "folder": folder,
+        "pattern_hint": pattern_hint,
     }
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=meta)
@@ -120,11 +125,13 @@ class Build:
         None,
         doc="Folder to run `command` in, relative to the worker folder.",
         example='cwd = "rust"',
+        folder=True,
     )
     watch_dir: tuple[str, ...] = setting(
         default_factory=tuple,
         doc="Folders whose changes trigger a rebuild in `atoll dev` (relative to the worker folder).",
         example='watch_dir = ["src"]',
+        folder=True,
     )
 
 
@@ -155,6 +162,7 @@ class Manifest:
         doc="The worker's name: lowercase letters, digits and dashes, as in Workers.",
         example='name = "seed"',
         pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+        pattern_hint="use lowercase letters, digits and dashes (not first or last), at most 63 characters",
     )
     main: str = setting(
         doc=(

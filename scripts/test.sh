@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Quickstart 2: set up, then lint (ruff), type-check (mypy --strict) and run the tests (pytest).
+# Extra arguments go to pytest (e.g. -k limits).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== ruff"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/pytest "$@"
