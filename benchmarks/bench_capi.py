@@ -8,8 +8,10 @@ Run from the repository root::
 
 Cases (each timed in batches; batches of all cases interleaved round by
 round, so a noisy neighbour hits every case alike; the figure is the median
-over rounds of the per-operation mean inside a batch; Python's GC is paused
-inside a batch and run between rounds):
+over rounds of the per-operation mean inside a batch, in wall time and in
+the thread's CPU time (steadier on a busy machine: it leaves out time spent
+waiting for a core); Python's GC is paused inside a batch and run between
+rounds):
 
 - warm call of ``add(i32, i32) -> i32`` on a live instance: ``Func.__call__``
   vs ``FastCaller.call``;
@@ -149,20 +151,20 @@ def _no_more_time() -> int | None:
     return None
 
 
-def _timed_batch(fn: Callable[[], object], n: int) -> float:
-    """Mean µs per call of ``fn`` over ``n`` back-to-back calls."""
+def _timed_batch(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """Mean (wall µs, thread-CPU µs) per call of ``fn`` over ``n`` back-to-back calls."""
     gc.disable()
     try:
-        start = time.perf_counter_ns()
+        cpu0, wall0 = time.thread_time_ns(), time.perf_counter_ns()
         for _ in range(n):
             fn()
-        elapsed = time.perf_counter_ns() - start
+        wall, cpu = time.perf_counter_ns() - wall0, time.thread_time_ns() - cpu0
     finally:
         gc.enable()
-    return elapsed / n / 1000
+    return wall / n / 1000, cpu / n / 1000
 
 
-def run(rounds: int, batch: int) -> list[tuple[str, float, float]]:
+def run(rounds: int, batch: int) -> list[tuple[str, float, float, float]]:
     setups = {allocator: Setup(allocator) for allocator in ALLOCATORS}
     plain = setups["on-demand"]
 
@@ -193,17 +195,25 @@ def run(rounds: int, batch: int) -> list[tuple[str, float, float]]:
 
     for _, fn, n in cases:  # warm up caches, pools and the branch predictor
         _timed_batch(fn, max(1, n // 4))
-    samples: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in cases}
     for r in range(rounds):
         order = cases[r % len(cases) :] + cases[: r % len(cases)]
         for name, fn, n in order:
             samples[name].append(_timed_batch(fn, n))
         gc.collect()
     warm_store.close()
-    return [
-        (name, statistics.median(values), statistics.quantiles(values, n=10)[-1])
-        for name, values in samples.items()
-    ]
+    results = []
+    for name, values in samples.items():
+        walls, cpus = [w for w, _ in values], [c for _, c in values]
+        results.append(
+            (
+                name,
+                statistics.median(walls),
+                statistics.quantiles(walls, n=10)[-1],
+                statistics.median(cpus),
+            )
+        )
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,10 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         f"wasmtime {capi.WASMTIME_VERSION}, Python {sys.version.split()[0]}, "
         f"{rounds} rounds x {batch}-call batches (warm FastCaller: x10)\n"
     )
-    print("| case | median µs | p90 of batch means µs |")
-    print("|---|---:|---:|")
-    for name, median, p90 in results:
-        print(f"| {name} | {median:.2f} | {p90:.2f} |")
+    print("| case | median µs (wall) | p90 µs (wall) | median µs (thread CPU) |")
+    print("|---|---:|---:|---:|")
+    for name, median, p90, cpu in results:
+        print(f"| {name} | {median:.2f} | {p90:.2f} | {cpu:.2f} |")
 
 
 if __name__ == "__main__":
