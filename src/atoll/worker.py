@@ -97,7 +97,9 @@ class Worker:
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
-        invocation = Invocation(self.runtime.engine, self.manifest.limits, request_id, self.name)
+        invocation = Invocation(
+            self.runtime.engine, self.manifest.limits, request_id, self.name, self.env
+        )
         ctx = ExecutionContext(request_id, invocation.log)
         token = CURRENT.set(invocation)
         error: BaseException | None = None

@@ -10,6 +10,7 @@ import click
 
 from atoll import __version__
 from atoll.cli.dev import dev
+from atoll.cli.kv import kv
 
 __all__ = ["main"]
 
@@ -21,3 +22,4 @@ def main() -> None:
 
 
 main.add_command(dev)
+main.add_command(kv)

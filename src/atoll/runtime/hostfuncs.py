@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
@@ -29,57 +30,80 @@ from atoll.errors import GuestTrapError
 if TYPE_CHECKING:
     from atoll.runtime.invocation import Invocation
 
-__all__ = ["CURRENT", "PROVIDED", "build_linker", "describe_provided"]
+__all__ = [
+    "CURRENT",
+    "PROVIDED",
+    "HostFunction",
+    "build_linker",
+    "describe_provided",
+    "fail",
+    "memory_bytes",
+    "register",
+]
 
 #: The invocation (request) on whose behalf wasm runs right now.
 CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
     "atoll_invocation", default=None
 )
 
-_I32 = wasmtime.ValType.i32()
-
-#: (module, name) → (params, results, what it is for). The single list of what guests may import.
-PROVIDED: dict[tuple[str, str], tuple[list[wasmtime.ValType], list[wasmtime.ValType], str]] = {
-    ("atoll:log", "write"): (
-        [_I32, _I32],
-        [],
-        "write(ptr, len): one UTF-8 line to the request's log",
-    ),
-    ("env", "abort"): (
-        [_I32, _I32, _I32, _I32],
-        [],
-        "abort(msg, file, line, col): AssemblyScript's abort; ends the request with a trap",
-    ),
-}
+I32 = wasmtime.ValType.i32()
+I64 = wasmtime.ValType.i64()
 
 #: Longest log line kept from a guest; longer lines are cut (and say so).
 MAX_LOG_LINE = 16 * 1024
 
 
+@dataclass(frozen=True)
+class HostFunction:
+    """One import a guest may use.
+
+    ``impl`` is called as ``impl(caller, *params)`` on the thread running the
+    guest, with :data:`CURRENT` set to the request. It must not raise except
+    through :func:`fail`, and must not block.
+    """
+
+    module: str
+    name: str
+    params: tuple[wasmtime.ValType, ...]
+    results: tuple[wasmtime.ValType, ...]
+    impl: Callable[..., Any]
+    doc: str
+
+
+#: (module, name) → host function. The single list of what guests may import.
+PROVIDED: dict[tuple[str, str], HostFunction] = {}
+
+
+def register(function: HostFunction) -> None:
+    """Add a host function (at import time of the module that implements it).
+
+    ``runtime/`` provides ``atoll:log`` and ``env.abort``; bindings add their
+    own capability (``atoll:kv``…) so the runtime never imports them. Must run
+    before :func:`build_linker`.
+    """
+    PROVIDED[(function.module, function.name)] = function
+
+
 def describe_provided() -> str:
-    """One line per import atoll provides, for error messages."""
-    return "; ".join(f"{m}.{n}" for m, n in PROVIDED)
+    """The imports atoll provides, for error messages."""
+    return ", ".join(f"{m}.{n}" for m, n in PROVIDED)
 
 
 def build_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
-    """A linker with every host function of :data:`PROVIDED` (called once per engine)."""
+    """A linker with every host function of :data:`PROVIDED` (called once per runtime)."""
     linker = wasmtime.Linker(engine)
-    impls: dict[tuple[str, str], Callable[..., None]] = {
-        ("atoll:log", "write"): _log_write,
-        ("env", "abort"): _abort,
-    }
-    for (module, name), (params, results, _doc) in PROVIDED.items():
+    for fn in PROVIDED.values():
         linker.define_func(
-            module,
-            name,
-            wasmtime.FuncType(params, results),
-            impls[(module, name)],
+            fn.module,
+            fn.name,
+            wasmtime.FuncType(list(fn.params), list(fn.results)),
+            fn.impl,
             access_caller=True,
         )
     return linker
 
 
-def _memory_bytes(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
+def memory_bytes(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
     memory = caller.get("memory")
     if not isinstance(memory, wasmtime.Memory):
         return None
@@ -93,7 +117,7 @@ def _memory_bytes(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | Non
 
 def _log_write(caller: wasmtime.Caller, ptr: int, length: int) -> None:
     invocation = CURRENT.get()
-    data = _memory_bytes(caller, ptr, min(length & 0xFFFFFFFF, MAX_LOG_LINE))
+    data = memory_bytes(caller, ptr, min(length & 0xFFFFFFFF, MAX_LOG_LINE))
     if data is None:
         line = f"<atoll:log.write: bad pointer/length {ptr}/{length}>"
     else:
@@ -108,16 +132,38 @@ def _as_string(caller: wasmtime.Caller, ptr: int) -> str:
     """An AssemblyScript string: UTF-16LE at ``ptr``, its byte length at ``ptr - 4``."""
     if ptr == 0:
         return ""
-    header = _memory_bytes(caller, ptr - 4, 4)
+    header = memory_bytes(caller, ptr - 4, 4)
     if header is None:
         return "?"
-    data = _memory_bytes(caller, ptr, min(int.from_bytes(header, "little"), 4096))
+    data = memory_bytes(caller, ptr, min(int.from_bytes(header, "little"), 4096))
     return "?" if data is None else data.decode("utf-16-le", errors="replace")
 
 
 def _abort(caller: wasmtime.Caller, msg: int, file: int, line: int, col: int) -> None:
     text = f"abort: {_as_string(caller, msg) or 'no message'} at {_as_string(caller, file)}:{line}:{col}"
     fail(GuestTrapError(text, hint="the guest called abort(); see its message"))
+
+
+register(
+    HostFunction(
+        "atoll:log",
+        "write",
+        (I32, I32),
+        (),
+        _log_write,
+        "write(ptr, len): one UTF-8 line to the request's log",
+    )
+)
+register(
+    HostFunction(
+        "env",
+        "abort",
+        (I32, I32, I32, I32),
+        (),
+        _abort,
+        "abort(msg, file, line, col): AssemblyScript's abort; ends the request with a trap",
+    )
+)
 
 
 def fail(error: Exception) -> Any:

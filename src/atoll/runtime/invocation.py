@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
@@ -50,8 +50,17 @@ _thread_time_ns = time.thread_time_ns
 class Invocation:
     """The wasm side of one request. Not shared between threads."""
 
-    def __init__(self, engine: Engine, limits: Limits, request_id: str, worker: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: Limits,
+        request_id: str,
+        worker: str,
+        env: Mapping[str, Any] | None = None,
+    ) -> None:
         self.engine = engine
+        #: The worker's bindings: host functions grant a guest only what is here.
+        self.env: Mapping[str, Any] = env if env is not None else {}
         self.limits = limits
         self.request_id = request_id
         self.worker = worker

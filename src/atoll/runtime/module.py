@@ -136,11 +136,12 @@ def _check_imports(module: wasmtime.Module, binding: str, shown: str) -> None:
                 "which atoll does not provide",
                 hint=f"atoll provides: {describe_provided()}; see docs/wasm-abi.md",
             )
-        params, results, doc = PROVIDED[key]
+        provided = PROVIDED[key]
+        doc = provided.doc
         if (
             not isinstance(ty, wasmtime.FuncType)
-            or [str(p) for p in ty.params] != [str(p) for p in params]
-            or [str(r) for r in ty.results] != [str(r) for r in results]
+            or [str(p) for p in ty.params] != [str(p) for p in provided.params]
+            or [str(r) for r in ty.results] != [str(r) for r in provided.results]
         ):
             raise ModuleLoadError(
                 f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
