@@ -11,8 +11,8 @@ process (compare ratios, not absolute numbers across runs).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import os
 import platform
 import re
@@ -98,7 +98,9 @@ def bench_calls(n: int) -> dict[str, float]:
     def public_warm() -> None:
         pub_func(store, 100)
 
-    results: dict[str, list[float]] = {k: [] for k in ("atoll_fresh", "public_fresh", "atoll_warm", "public_warm")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("atoll_fresh", "public_fresh", "atoll_warm", "public_warm")
+    }
     for _ in range(3):  # interleave
         results["atoll_fresh"].append(median_us(atoll_fresh, n))
         results["public_fresh"].append(median_us(public_fresh, n))
@@ -112,7 +114,7 @@ def bench_calls(n: int) -> dict[str, float]:
 def bench_worker_load(n: int) -> dict[str, float]:
     """Load examples/seed into a running process (disk cache warm) and serve its first request."""
     cache_dir = Path(tempfile.mkdtemp(prefix="atoll-bench-cache-"))
-    Runtime(cache_dir=cache_dir)  # noqa: B018 - engine shared; warm the disk cache below
+    Runtime(cache_dir=cache_dir)
     load_worker(SEED, runtime=Runtime(cache_dir=cache_dir))
     samples = []
     for _ in range(n):
@@ -134,8 +136,19 @@ def free_port() -> int:
 
 def start_dev(folder: Path, port: int, loops: int = 4) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "atoll.cli", "dev", str(folder), "--port", str(port),
-         "--loops", str(loops), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "atoll.cli",
+            "dev",
+            str(folder),
+            "--port",
+            str(port),
+            "--loops",
+            str(loops),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,11 +193,13 @@ def wrk(url: str, seconds: int, pid: int) -> tuple[float, float, float, float]:
     before = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     used = cpu_seconds(pid) - before
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    total = int(_find(r"(\d+) requests in", out))
 
     def pct(p: str) -> float:
         match = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
@@ -195,14 +210,23 @@ def wrk(url: str, seconds: int, pid: int) -> tuple[float, float, float, float]:
     return rps, total / used if used else 0.0, pct("50"), pct("99")
 
 
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"wrk output has no {pattern!r}:\n{text}")
+    return match.group(1)
+
+
 def bench_http(seconds: int) -> list[tuple[str, float, float, float, float]]:
     if shutil.which("wrk") is None:
-        print("wrk not found: skipping HTTP numbers (scripts/setup.sh installs it)", file=sys.stderr)
+        print(
+            "wrk not found: skipping HTTP numbers (scripts/setup.sh installs it)", file=sys.stderr
+        )
         return []
     hello_dir = Path(tempfile.mkdtemp(prefix="atoll-bench-hello-"))
     (hello_dir / "worker.py").write_text(HELLO)
     (hello_dir / "atoll.toml").write_text('name = "hello"\nmain = "worker.py"\n')
-    rows = []
+    rows: list[tuple[str, float, float, float, float]] = []
     for name, folder, path in (
         ("hello (no wasm)", hello_dir, "/"),
         ("examples/seed ?n=1000 (fresh instance)", SEED, "/?n=1000"),
@@ -217,13 +241,13 @@ def bench_http(seconds: int) -> list[tuple[str, float, float, float, float]]:
                 except httpx.TransportError:
                     time.sleep(0.05)
             runs = [wrk(f"http://127.0.0.1:{port}{path}", seconds, proc.pid) for _ in range(3)]
-            med = [statistics.median(col) for col in zip(*runs, strict=True)]
-            rows.append((name, *med))
+            rps, per_cpu, p50, p99 = (statistics.median(col) for col in zip(*runs, strict=True))
+            rows.append((name, rps, per_cpu, p50, p99))
         finally:
             proc.terminate()
             proc.wait()
     shutil.rmtree(hello_dir, ignore_errors=True)
-    return rows  # type: ignore[return-value]
+    return rows
 
 
 def main() -> None:
@@ -231,8 +255,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n = 2000 if args.quick else 10000
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
-          f"wasmtime {wasmtime.__name__} fast path {'on' if calls.FAST_PATH else 'off'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+        f"wasmtime {wasmtime.__name__} fast path {'on' if calls.FAST_PATH else 'off'}"
+    )
     c = bench_calls(n)
     load = bench_worker_load(10 if args.quick else 30)
     cold = bench_cold_start(3 if args.quick else 10)
@@ -240,13 +266,23 @@ def main() -> None:
     print()
     print("| what | atoll | wasmtime-py public API | target |")
     print("|---|---|---|---|")
-    print(f"| fresh instantiate + 1 call + teardown | {c['atoll_fresh']:.1f} µs | {c['public_fresh']:.1f} µs | ≤ 30 µs |")
-    print(f"| warm export call (i32 → i32) | {c['atoll_warm']:.2f} µs | {c['public_warm']:.2f} µs | ≤ 3 µs |")
-    print(f"| worker load (manifest, import, modules from disk cache) + first response | {load['load_ms']:.2f} ms (min {load['load_ms_min']:.2f}) | — | ≤ 5 ms |")
-    print(f"| process start → first 200, examples/seed, warm disk cache | {cold['cold_start_ms']:.0f} ms | — | measure (workerd ~49 ms) |")
+    print(
+        f"| fresh instantiate + 1 call + teardown | {c['atoll_fresh']:.1f} µs | {c['public_fresh']:.1f} µs | ≤ 30 µs |"
+    )
+    print(
+        f"| warm export call (i32 → i32) | {c['atoll_warm']:.2f} µs | {c['public_warm']:.2f} µs | ≤ 3 µs |"
+    )
+    print(
+        f"| worker load (manifest, import, modules from disk cache) + first response | {load['load_ms']:.2f} ms (min {load['load_ms_min']:.2f}) | — | ≤ 5 ms |"
+    )
+    print(
+        f"| process start → first 200, examples/seed, warm disk cache | {cold['cold_start_ms']:.0f} ms | — | measure (workerd ~49 ms) |"
+    )
     if http:
         print()
-        print("| route (atoll dev, 1 process, 4 loops; wrk -t1 -c32) | req/s | req per CPU-s | p50 ms | p99 ms |")
+        print(
+            "| route (atoll dev, 1 process, 4 loops; wrk -t1 -c32) | req/s | req per CPU-s | p50 ms | p99 ms |"
+        )
         print("|---|---|---|---|---|")
         for name, rps, per_cpu, p50, p99 in http:
             print(f"| {name} | {rps:,.0f} | {per_cpu:,.0f} | {p50:.2f} | {p99:.2f} |")

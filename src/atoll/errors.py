@@ -18,7 +18,8 @@ boundary of ``runtime/`` and never reach a user raw.
     ├── GuestError               wasm failed while serving one request (outcome attached)
     │   ├── GuestTrapError       a trap: unreachable, stack overflow, out of bounds… (500)
     │   ├── CpuLimitError        the request ran out of wasm CPU time (503)
-    │   └── MemoryLimitError     the request's wasm memory reached its limit (503)
+    │   ├── MemoryLimitError     the request's wasm memory reached its limit (503)
+    │   └── CapacityError        the node holds as many live instances as it can (503)
     ├── KVError                  a KV operation failed
     │   └── KVLimitError         a key, value, metadata or option is outside Workers' limits
     └── ControlError             a deployment / admin operation was refused
@@ -36,6 +37,7 @@ __all__ = [
     "AtollError",
     "BodyTooLargeError",
     "BuildError",
+    "CapacityError",
     "ConfigError",
     "ControlError",
     "CpuLimitError",
@@ -178,6 +180,13 @@ class MemoryLimitError(GuestError):
     """The request's wasm memory reached ``limits.memory_mb`` and the guest could not go on."""
 
     outcome = "exceeded_memory"
+    status = 503
+
+
+class CapacityError(GuestError):
+    """The process holds as many live wasm instances as its pool allows; retry later."""
+
+    outcome = "overloaded"
     status = 503
 
 

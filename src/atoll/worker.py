@@ -30,8 +30,10 @@ from typing import Any
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings import Env, WasmModuleBinding
+from atoll.cgi import load_wasi_entry, wasi_grants
 from atoll.errors import AtollError, GuestError, RequestError, WorkerLoadError
 from atoll.manifest import Manifest, load_manifest
+from atoll.runtime import wasi as _wasi  # noqa: F401 - registers the WASI host functions
 from atoll.runtime.cache import ModuleCache, default_cache_dir
 from atoll.runtime.engine import Engine, get_engine
 from atoll.runtime.hostfuncs import CURRENT, build_linker
@@ -94,12 +96,16 @@ class Worker:
         self.modules = dict(modules)
         self.dev = dev
         self.name = manifest.name
+        self.wasi_args = manifest.wasi.argv or (manifest.name,)
+        self.wasi_dirs = wasi_grants(manifest)
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
         invocation = Invocation(
             self.runtime.engine, self.manifest.limits, request_id, self.name, self.env
         )
+        invocation.wasi_args = self.wasi_args
+        invocation.wasi_dirs = self.wasi_dirs
         ctx = ExecutionContext(request_id, invocation.log)
         token = CURRENT.set(invocation)
         error: BaseException | None = None
@@ -206,7 +212,10 @@ def load_worker(
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
     bindings.update(manifest.vars)
-    fetch = _import_entry(manifest)
+    if manifest.whole_wasm:
+        fetch: FetchHandler = load_wasi_entry(manifest, runtime.cache, runtime.linker)
+    else:
+        fetch = _import_entry(manifest)
     return Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
 
 

@@ -202,12 +202,12 @@ def test_unknown_import_is_refused_at_load_naming_it(
     root = make_worker(
         WORKER,
         modules={
-            "G": '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))'
+            "G": '(module (import "env" "memcpy_fast" (func (param i32 i32 i32) (result i32))))'
         },
     )
     with pytest.raises(
         ModuleLoadError,
-        match=r"imports wasi_snapshot_preview1\.fd_write, which atoll does not provide",
+        match=r"imports env\.memcpy_fast, which atoll does not provide",
     ):
         load_worker(root, runtime=runtime)
 
@@ -216,3 +216,29 @@ def test_import_with_wrong_type_is_refused(make_worker: WorkerFactory, runtime: 
     root = make_worker(WORKER, modules={"G": '(module (import "env" "abort" (func (param i32))))'})
     with pytest.raises(ModuleLoadError, match=r"imports env\.abort with the wrong type"):
         load_worker(root, runtime=runtime)
+
+
+async def test_pool_exhaustion_is_a_503_naming_the_limit(make_worker: WorkerFactory) -> None:
+    from atoll.runtime.engine import Engine
+
+    if not calls.FAST_PATH:
+        pytest.skip("the pooling allocator needs the C API fast path (pinned wasmtime)")
+    small = Engine(pool_instances=3)
+    try:
+        source = """
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    kept = [env.G.instantiate() for _ in range(int(request.query.get("n", "5")))]
+    return Response(str(len(kept)))
+"""
+        root = make_worker(source, modules={"G": GUEST})
+        worker = load_worker(root, runtime=Runtime(small, cache_dir=False), dev=True)
+        result = await worker.handle(Request("http://t/"), "rid")
+        assert result.response.status == 503
+        assert result.outcome is Outcome.OVERLOADED
+        assert "maximum of 3 live wasm instances" in result.response.body.decode()
+        again = await worker.handle(Request("http://t/?n=3"), "rid2")  # slots were given back
+        assert again.response.body == b"3"
+    finally:
+        small.close()

@@ -59,7 +59,7 @@ class Request:
     ``text()`` / ``json()`` and kept, so each may be called more than once.
     """
 
-    __slots__ = ("_body", "_reader", "_split", "headers", "method", "query", "url")
+    __slots__ = ("_body", "_reader", "_split", "headers", "method", "query", "remote_addr", "url")
 
     def __init__(
         self,
@@ -69,8 +69,11 @@ class Request:
         headers: HeadersInit = None,
         body: bytes | str | None = None,
         reader: BodyReader | None = None,
+        remote_addr: str | None = None,
     ) -> None:
         self.url = url
+        #: The client's address, when the server knows it.
+        self.remote_addr = remote_addr
         self.method = method.upper()
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self._split = urlsplit(url)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from atoll.api import Headers, Request, Response
@@ -50,20 +50,60 @@ class SingleWorker:
         return self.worker
 
 
-class AtollApp:
-    """ASGI 3 application serving the workers of ``router``."""
+Hook = Callable[[], Awaitable[None]]
 
-    def __init__(self, router: Router, *, dev: bool = False) -> None:
+
+class AtollApp:
+    """ASGI 3 application serving the workers of ``router``.
+
+    ``on_startup`` and ``on_shutdown`` are awaited, in order, by the ASGI
+    lifespan: once per server, on the loop that runs the lifespan (in
+    ``atoll dev``, the control loop, not a serving loop). A startup hook that
+    raises fails the startup, so nothing is served; a shutdown hook that
+    raises is logged and the next ones still run.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        dev: bool = False,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+    ) -> None:
         self.router = router
         self.dev = dev
+        self.on_startup = tuple(on_startup)
+        self.on_shutdown = tuple(on_shutdown)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
         # websocket: not served (the server answers 403)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("shutdown hook failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -92,8 +132,13 @@ class AtollApp:
                     error_response(413, exc, rid, dev=self.dev), Outcome.REFUSED, rid, error=exc
                 )
             else:
+                client = scope.get("client")
                 request = Request(
-                    url, method=method, headers=headers, reader=_body_reader(receive, limit)
+                    url,
+                    method=method,
+                    headers=headers,
+                    reader=_body_reader(receive, limit),
+                    remote_addr=client[0] if client else None,
                 )
                 result = await worker.handle(request, rid)
         await _send_response(send, result.response, head=method == "HEAD")
@@ -164,13 +209,3 @@ def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> N
         log.info("  [%s] %s", result.request_id, line)
     if result.error is not None and result.outcome != Outcome.OK:
         log.warning("  [%s] %s: %s", result.request_id, type(result.error).__name__, result.error)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

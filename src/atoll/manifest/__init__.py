@@ -8,6 +8,7 @@ from atoll.manifest.schema import (
     KVNamespaceBinding,
     Limits,
     Manifest,
+    Wasi,
 )
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "KVNamespaceBinding",
     "Limits",
     "Manifest",
+    "Wasi",
     "load_manifest",
     "parse_manifest",
 ]

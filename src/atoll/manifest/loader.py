@@ -176,8 +176,10 @@ class _Validator:
                 if meta.get("pattern") and not re.fullmatch(meta["pattern"], key):
                     raise self.error(
                         sub,
-                        f"'{key}' is not a valid binding name",
-                        hint="use a Python identifier: letters, digits and _, not starting with a digit",
+                        f"'{key}' is not a valid "
+                        + ("key" if meta.get("pattern_hint") else "binding name"),
+                        hint=meta.get("pattern_hint")
+                        or "use a Python identifier: letters, digits and _, not starting with a digit",
                     )
                 out[key] = _plain(item) if val_tp is Any else self.scalar(val_tp, item, sub, meta)
             return out
@@ -238,12 +240,20 @@ class _Validator:
     # -- rules across keys --------------------------------------------------
 
     def cross_checks(self, manifest: Manifest) -> None:
-        if not manifest.main.endswith(".py"):
+        if not manifest.main.endswith((".py", ".wasm")):
             raise self.error(
                 ("main",),
-                f"'{manifest.main}' is not a Python module",
-                hint="main names a .py file that defines `async def fetch(request, env, ctx)`",
+                f"'{manifest.main}' is neither a Python module (.py) nor a wasm program (.wasm)",
+                hint="main names a .py file that defines `async def fetch(request, env, ctx)`, "
+                "or a WASI program such as build/app.wasm",
             )
+        for guest, folder in manifest.wasi.dirs.items():
+            if self.check_files and not (self.root / folder).is_dir():
+                raise self.error(
+                    ("wasi", "dirs", guest),
+                    f"folder '{folder}' not found in the worker folder",
+                    hint="create it, or fix the path",
+                )
         seen: dict[str, KeyPath] = {}
         places: list[tuple[str, KeyPath]] = [
             (n, ("wasm_modules", n)) for n in manifest.wasm_modules

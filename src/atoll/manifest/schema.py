@@ -21,6 +21,7 @@ __all__ = [
     "KVNamespaceBinding",
     "Limits",
     "Manifest",
+    "Wasi",
     "setting",
 ]
 
@@ -97,6 +98,16 @@ class Limits:
         minimum=1,
         maximum=4096,
     )
+    response_mb: int = setting(
+        32,
+        doc=(
+            "Largest response a whole-wasm worker may write to stdout, in MiB. The "
+            "write that crosses it ends the request with 502."
+        ),
+        example="response_mb = 32",
+        minimum=1,
+        maximum=1024,
+    )
     request_body_mb: int = setting(
         100,
         doc=(
@@ -136,6 +147,32 @@ class Build:
 
 
 @dataclass(frozen=True, slots=True)
+class Wasi:
+    """``[wasi]``: what a WASI guest is given besides the request (argv, readable folders)."""
+
+    argv: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Arguments the program gets (`argv`, program name first). Default: the "
+            "file name of `main`."
+        ),
+        example='argv = ["app.wasm", "--verbose"]',
+    )
+    dirs: dict[str, str] = setting(
+        default_factory=dict,
+        doc=(
+            "Folders the guest may read: guest path → folder of the worker. Read-only; "
+            "nothing else of the host's file system is visible. Applies to a whole-wasm "
+            "worker and to WASI modules called from a Python entry."
+        ),
+        example='dirs = { "/static" = "static" }',
+        pattern=r"/[^\0]*",
+        pattern_hint="guest paths are absolute, such as /static",
+        folder=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class KVNamespaceBinding:
     """One ``[[kv_namespaces]]`` entry: a KV namespace bound into ``env``."""
 
@@ -167,7 +204,9 @@ class Manifest:
     main: str = setting(
         doc=(
             "The entry, relative to the worker folder: a Python module (`.py`) that "
-            "defines `async def fetch(request, env, ctx)`."
+            "defines `async def fetch(request, env, ctx)`, or a WebAssembly program "
+            "(`.wasm`, WASI preview 1) that is the whole worker: each request runs its "
+            "`_start` as a CGI program (see docs/wasi-workers.md)."
         ),
         example='main = "src/worker.py"',
         path=True,
@@ -210,6 +249,10 @@ class Manifest:
         example='GREETING = "hello"',
         pattern=BINDING_PATTERN,
     )
+    wasi: Wasi = setting(
+        default_factory=Wasi,
+        doc="What a whole-wasm worker gets (see `[wasi]`).",
+    )
     limits: Limits = setting(
         default_factory=Limits,
         doc="Per-request limits (see `[limits]`).",
@@ -224,6 +267,11 @@ class Manifest:
     def resolve(self, relative: str) -> Path:
         """Absolute path of a file named in the manifest (already checked to exist)."""
         return (self.root / relative).resolve()
+
+    @property
+    def whole_wasm(self) -> bool:
+        """True when ``main`` is a WebAssembly program rather than a Python module."""
+        return self.main.endswith(".wasm")
 
     @property
     def binding_names(self) -> tuple[str, ...]:

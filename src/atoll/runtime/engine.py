@@ -10,16 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import threading
 import time
 from typing import ClassVar
 
 import wasmtime
 
+from atoll.runtime import calls
+
 __all__ = ["TICK_SECONDS", "Engine", "get_engine"]
 
 #: Epoch tick period. A deadline of N ticks fires N to N+1 ticks later.
 TICK_SECONDS = 0.001
+
+#: Live instances (and memories) the pooling allocator holds at once, per process.
+DEFAULT_POOL_INSTANCES = 1000
+
+#: Pooling allocator settings (C API only). Slots are reserved address space,
+#: not memory: 4 GiB memories, a few MiB of instance state, 64 KiB kept mapped
+#: per freed slot so the next request reuses it without page faults.
+POOL: dict[str, int] = {
+    "max_memory_size": 4096 * 1024 * 1024,
+    "max_memories_per_module": 2,
+    "max_tables_per_module": 2,
+    "table_elements": 100_000,
+    "max_core_instance_size": 4 * 1024 * 1024,
+    "linear_memory_keep_resident": 64 * 1024,
+    "table_keep_resident": 64 * 1024,
+}
 
 
 class Engine:
@@ -37,14 +56,28 @@ class Engine:
         "max_wasm_stack": 512 * 1024,
     }
 
-    def __init__(self) -> None:
+    def __init__(self, pool_instances: int | None = None) -> None:
+        """``pool_instances``: size of the pooling allocator (live instances and
+        memories at once, warm ones included); ``0`` turns pooling off. Default:
+        ``$ATOLL_POOL_INSTANCES`` or :data:`DEFAULT_POOL_INSTANCES`."""
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.cranelift_opt_level = "speed"
         config.max_wasm_stack = 512 * 1024
+        if pool_instances is None:
+            pool_instances = int(os.environ.get("ATOLL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES))
+        self.pool_instances = pool_instances
+        settings_used = dict(self.SETTINGS)
+        if pool_instances and calls.capi is not None:
+            calls.capi.enable_pooling(
+                config, total_memories=pool_instances, total_core_instances=pool_instances, **POOL
+            )
+            settings_used["pooling"] = POOL
+        else:
+            self.pool_instances = 0
         self.wasmtime_version = importlib.metadata.version("wasmtime")
         self.engine = wasmtime.Engine(config)
-        settings = ",".join(f"{k}={v}" for k, v in sorted(self.SETTINGS.items()))
+        settings = ",".join(f"{k}={v}" for k, v in sorted(settings_used.items()))
         self.key = hashlib.sha256(
             f"wasmtime-{self.wasmtime_version};{settings}".encode()
         ).hexdigest()[:16]

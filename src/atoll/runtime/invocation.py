@@ -27,11 +27,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
 
-from atoll.errors import AtollError, CpuLimitError, GuestError, GuestTrapError, MemoryLimitError
+from atoll.errors import (
+    AtollError,
+    CapacityError,
+    CpuLimitError,
+    GuestError,
+    GuestTrapError,
+    MemoryLimitError,
+)
 from atoll.manifest.schema import Limits
 from atoll.runtime import calls
 from atoll.runtime.engine import TICK_SECONDS, Engine
 from atoll.runtime.outcome import Outcome
+from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
 
 if TYPE_CHECKING:
     from atoll.runtime.instance import Instance
@@ -72,6 +80,11 @@ class Invocation:
         self.outcome = Outcome.OK
         self.closed = False
         self._store: GuestStore | None = None
+        #: WASI state of this request's guests (stdin/stdout/grants); see runtime/wasi.
+        self.wasi: WasiContext | None = None
+        #: argv and folder grants for WASI modules called from Python ([wasi] of the worker).
+        self.wasi_args: tuple[str, ...] = (worker,)
+        self.wasi_dirs: tuple[DirGrant, ...] = ()
 
     @property
     def cpu_ms(self) -> float:
@@ -80,6 +93,15 @@ class Invocation:
     def log(self, line: str) -> None:
         """Add a line to this request's log (from a guest or from ``ctx.log``)."""
         self.logs.append(line)
+
+    def wasi_context(self) -> WasiContext:
+        """This request's WASI context; for modules called from Python, made on first use:
+        no stdin, stdout and stderr to the request log, the worker's ``[wasi]`` grants."""
+        if self.wasi is None:
+            self.wasi = WasiContext(
+                args=list(self.wasi_args), dirs=self.wasi_dirs, stdout_to_log=True
+            )
+        return self.wasi
 
     def fresh_store(self) -> GuestStore:
         """The store that holds this request's fresh instances (created on first use)."""
@@ -95,6 +117,8 @@ class Invocation:
     def close(self) -> None:
         """Drop the request's store and every fresh instance in it. Idempotent."""
         self.closed = True
+        if self.wasi is not None:
+            self.wasi.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -159,12 +183,15 @@ class GuestStore:
                 self.store.set_limits(memory_size=limit)
                 self._limit = limit
         self.store.set_epoch_deadline(math.ceil(left / _TICK_NS) + 1)
-        invocation.host_error = None
         self._call_allow_ns = left
         start = self._call_start_ns = _thread_time_ns()
         try:
             return fn(*args)
         except wasmtime.Trap as trap:
+            if isinstance(invocation.host_error, ProcExit):  # proc_exit(): the run is over
+                exit_, invocation.host_error = invocation.host_error, None
+                _clear_wasmtime_last_exception()
+                raise exit_ from None
             self.failed = True
             raise self._trap_error(invocation, what, trap, instance) from None
         except wasmtime.WasmtimeError as exc:
@@ -214,11 +241,15 @@ class GuestStore:
         return error
 
     def _at_memory_limit(self, instance: Instance | None) -> bool:
+        """Did the guest trap because a ``memory.grow`` was refused?
+
+        wasmtime does not report refused grows, so this is an inference: the
+        trapping instance holds memory within ``max(2 MiB, limit / 16)`` of its
+        limit, where an allocator's next grow (often a few pages) would fail.
+        """
+        slack = max(32 * PAGE, self._limit // 16)
         candidates = [instance] if instance is not None else self.instances
-        for inst in candidates:
-            if inst is not None and inst.memory_size() + PAGE > self._limit:
-                return True
-        return False
+        return any(i is not None and i.memory_size() + slack > self._limit for i in candidates)
 
     def _wasmtime_error(
         self, invocation: Invocation, what: str, exc: wasmtime.WasmtimeError
@@ -226,16 +257,23 @@ class GuestStore:
         _clear_wasmtime_last_exception()
         text = str(exc)
         error: GuestError
-        if "memory" in text and ("limit" in text or "exceeds" in text):
+        if calls.capi is not None and calls.capi.is_interrupt(exc):
+            error = CpuLimitError(
+                f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
+                hint="raise [limits] cpu_ms, or do less work per request",
+            )
+        elif "concurrent limit" in text:
+            error = CapacityError(
+                f"{what}: this node holds its maximum of {invocation.engine.pool_instances} "
+                "live wasm instances",
+                hint="retry; or raise ATOLL_POOL_INSTANCES, or keep fewer instances alive "
+                "across awaits",
+            )
+        elif "memory" in text and ("limit" in text or "exceeds" in text):
             error = MemoryLimitError(
                 f"{what}: the module's initial memory is over the limit of "
                 f"{invocation.limits.memory_mb} MiB",
                 hint="raise [limits] memory_mb, or lower the module's initial memory",
-            )
-        elif calls.capi is not None and calls.capi.INTERRUPT_MARKER in text:
-            error = CpuLimitError(
-                f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
-                hint="raise [limits] cpu_ms, or do less work per request",
             )
         else:
             error = GuestTrapError(

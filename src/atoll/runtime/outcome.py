@@ -20,6 +20,8 @@ class Outcome(StrEnum):
     """The request used up ``limits.cpu_ms`` of wasm CPU (503)."""
     EXCEEDED_MEMORY = "exceeded_memory"
     """The request's wasm memory reached ``limits.memory_mb`` and the guest failed (503)."""
+    OVERLOADED = "overloaded"
+    """The node had no room for another wasm instance (503; retry)."""
     CANCELED = "canceled"
     """The client went away before the response was sent."""
     REFUSED = "refused"

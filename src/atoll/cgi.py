@@ -1,0 +1,202 @@
+"""Whole-wasm workers: a WASI program served as CGI/1.1, compatible with WAGI.
+
+When ``main`` names a ``.wasm`` file, :func:`load_wasi_entry` turns the
+program into the worker's ``fetch``. Per request, a fresh instance runs
+``_start`` with:
+
+* the CGI/1.1 meta-variables as its environment (``REQUEST_METHOD``,
+  ``PATH_INFO``, ``QUERY_STRING``, ``HTTP_*``…, plus WAGI's ``X_FULL_URL``,
+  ``X_MATCHED_ROUTE``, ``X_RAW_PATH_INFO``) and the worker's ``[vars]``; none
+  of the host's environment;
+* the request body on stdin and ``[wasi] argv`` (default: the file name);
+* its stdout parsed as a CGI response: header lines, a blank line, the body.
+
+Exit code 0 is success; another code or a trap is a 500; output that is not
+CGI is a 502 naming the first bad line. Loaded once per deploy; everything
+per request happens in the returned ``fetch``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from atoll import __version__
+from atoll.api import ExecutionContext, Request, Response
+from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
+from atoll.manifest import Manifest
+from atoll.runtime.cache import ModuleCache
+from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.instance import Instance
+from atoll.runtime.module import WasmModule
+from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
+
+__all__ = [
+    "CgiOutputError",
+    "cgi_environment",
+    "load_wasi_entry",
+    "parse_cgi_output",
+    "wasi_grants",
+]
+
+MIB = 1024 * 1024
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class CgiOutputError(GuestError):
+    """The program's stdout is not a CGI response (502); the message names the first bad line."""
+
+    outcome = "exception"
+    status = 502
+
+
+def cgi_environment(request: Request, manifest: Manifest, body_length: int) -> dict[str, str]:
+    """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras)."""
+    split = urlsplit(request.url)
+    raw_path = split.path or "/"
+    host = split.hostname or "localhost"
+    port = split.port or (443 if split.scheme == "https" else 80)
+    env: dict[str, str] = {}
+    for key, value in manifest.vars.items():
+        env[key] = value if isinstance(value, str) else json.dumps(value)
+    env.update(
+        {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_SOFTWARE": f"atoll/{__version__}",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_NAME": host,
+            "SERVER_PORT": str(port),
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(raw_path),
+            "PATH_TRANSLATED": unquote(raw_path),
+            "QUERY_STRING": split.query,
+            "REMOTE_ADDR": request.remote_addr or "",
+            "REMOTE_HOST": request.remote_addr or "",
+            "AUTH_TYPE": "",
+            "CONTENT_LENGTH": str(body_length) if body_length else "",
+            "CONTENT_TYPE": request.headers.get("content-type") or "",
+            "X_FULL_URL": request.url,
+            "X_MATCHED_ROUTE": "/...",
+            "X_RAW_PATH_INFO": raw_path,
+        }
+    )
+    for name in request.headers:
+        if name in ("content-type", "content-length"):
+            continue
+        env["HTTP_" + name.upper().replace("-", "_")] = request.headers.get(name) or ""
+    return env
+
+
+def parse_cgi_output(output: bytes, program: str) -> Response:
+    """Turn a program's stdout into a :class:`Response`, or raise :class:`CgiOutputError`."""
+    if not output:
+        raise CgiOutputError(
+            f"{program} wrote nothing to stdout",
+            hint="a CGI program prints headers (at least Content-Type), a blank line, then the body",
+        )
+    end = len(output)
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        at = output.find(sep)
+        if 0 <= at < end:
+            end, body_start = at, at + len(sep)
+    if end == len(output):
+        if output.startswith((b"\r\n", b"\n")):  # no headers at all
+            raise CgiOutputError(
+                f"{program}: output starts with a blank line: no CGI headers",
+                hint="print at least `Content-Type: text/plain`, then a blank line, then the body",
+            )
+        raise CgiOutputError(
+            f"{program}: no blank line after the CGI headers",
+            hint="end the headers with an empty line (\\n\\n)",
+        )
+    status = 200
+    headers: list[tuple[str, str]] = []
+    has_location = has_status = False
+    for number, raw in enumerate(output[:end].split(b"\n"), start=1):
+        line = raw.rstrip(b"\r").decode("latin-1")
+        name, colon, value = line.partition(":")
+        if not colon or not _HEADER_NAME.fullmatch(name):
+            raise CgiOutputError(
+                f"{program}: CGI header line {number} is not `Name: value`: {line[:200]!r}",
+                hint="each header line is `Name: value`; the body follows a blank line",
+            )
+        value = value.strip()
+        lower = name.lower()
+        if lower == "status":
+            code = value.split(" ", 1)[0]
+            if not code.isdigit() or not 100 <= int(code) <= 599:
+                raise CgiOutputError(
+                    f"{program}: CGI header line {number}: bad Status {value!r}",
+                    hint="write `Status: 404 Not Found` (a code from 100 to 599)",
+                )
+            status, has_status = int(code), True
+            continue
+        if lower == "location":
+            has_location = True
+        headers.append((lower, value))
+    if has_location and not has_status:
+        status = 302
+    response = Response(output[body_start:], status=status)
+    for name, value in headers:
+        response.headers.append(name, value)
+    return response
+
+
+def wasi_grants(manifest: Manifest) -> tuple[DirGrant, ...]:
+    """The ``[wasi] dirs`` of a manifest as grants (resolved once per deploy)."""
+    return tuple(
+        DirGrant(manifest.resolve(folder), guest) for guest, folder in manifest.wasi.dirs.items()
+    )
+
+
+def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
+    """Compile ``main`` and return the ``fetch`` that serves it as CGI (once per deploy)."""
+    module = WasmModule.load(
+        "main", manifest.resolve(manifest.main), cache=cache, linker=linker, display=manifest.main
+    )
+    if "_start" not in module.functions:
+        raise ModuleLoadError(
+            f"{manifest.main} exports no _start: it is a library (reactor), not a program",
+            hint="build it as a WASI command (the default for wasm32-wasi), "
+            "or bind it under [wasm_modules] and call it from a Python entry",
+        )
+    program = PurePosixPath(manifest.main).name
+    argv = list(manifest.wasi.argv) or [program]
+    grants = wasi_grants(manifest)
+    stdout_limit = manifest.limits.response_mb * MIB
+
+    async def fetch(request: Request, env: Any, ctx: ExecutionContext) -> Response:
+        body = await request.bytes()
+        invocation = CURRENT.get()
+        if invocation is None:  # pragma: no cover - Worker.handle sets it
+            raise AtollError("a whole-wasm worker runs only inside a request")
+        context = WasiContext(
+            args=argv,
+            env=cgi_environment(request, manifest, len(body)),
+            stdin=body,
+            stdout_limit=stdout_limit,
+            dirs=grants,
+        )
+        invocation.wasi = context
+        instance = Instance.create(module, invocation.fresh_store(), invocation, owner=invocation)
+        code = 0
+        try:
+            instance.exports._start()
+        except ProcExit as exit_:
+            code = exit_.code
+        finally:
+            if context.stderr:
+                invocation.log(bytes(context.stderr).decode("utf-8", errors="replace"))
+                context.stderr.clear()
+        if code != 0:
+            raise GuestTrapError(
+                f"{manifest.main} exited with code {code}",
+                hint="see its stderr lines in the request log",
+            )
+        return parse_cgi_output(bytes(context.stdout), manifest.main)
+
+    return fetch

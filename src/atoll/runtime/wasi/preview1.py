@@ -1,0 +1,589 @@
+"""WASI preview 1 (``wasi_snapshot_preview1``), implemented by atoll.
+
+Every function of the preview-1 ABI is provided, so any WASI program links;
+what a guest may *do* is narrow:
+
+* stdin: the request body (whole-wasm workers) or empty; stdout: captured in
+  memory up to the response limit (or, for modules called from Python, sent
+  to the request log); stderr: the request log, line by line;
+* files: only folders the manifest grants, **read-only**, with paths resolved
+  inside the grant (``..`` and symlinks that leave it are refused);
+* clocks and random: real; ``poll_oneoff`` on clocks returns at once
+  (no sleeping on a request's thread); sockets, signals, links, renames,
+  writes to files: refused with the errno WASI defines.
+
+Each function runs on the guest's thread with :data:`CURRENT` set to the
+request. None raises into wasmtime except ``proc_exit`` (through
+:func:`~atoll.runtime.hostfuncs.fail`), which ends the run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import wasmtime
+
+from atoll.errors import GuestError, GuestTrapError
+from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, fail, register
+from atoll.runtime.wasi.context import GuestMemory, OpenFile, ProcExit, WasiContext
+
+__all__ = ["MODULE", "OutputLimitError", "context_for"]
+
+MODULE = "wasi_snapshot_preview1"
+
+# errno values (wasi_snapshot_preview1 `errno`)
+SUCCESS, ACCES, BADF, EXIST, FAULT, INVAL, IO = 0, 2, 8, 20, 21, 28, 29
+ISDIR, LOOP, NAMETOOLONG, NOENT, NOSYS, NOTDIR, NOTEMPTY, NOTSUP = 31, 32, 37, 44, 52, 54, 55, 58
+PERM, ROFS, SPIPE, NOTCAPABLE = 63, 69, 70, 76
+
+# filetypes
+FT_UNKNOWN, FT_CHAR, FT_DIR, FT_REG, FT_SYMLINK = 0, 2, 3, 4, 7
+ALL_RIGHTS = (1 << 30) - 1
+READ_RIGHTS = ALL_RIGHTS & ~(
+    (1 << 6) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 19) | (1 << 22) | (1 << 26) | (1 << 25)
+)
+O_CREAT, O_DIRECTORY, O_EXCL, O_TRUNC = 1, 2, 4, 8
+FD_APPEND = 1
+
+
+class OutputLimitError(GuestError):
+    """A whole-wasm worker wrote more than the response limit to stdout (502)."""
+
+    outcome = "exception"
+    status = 502
+
+
+def context_for(caller: wasmtime.Caller) -> WasiContext:
+    """The WASI context of the current request (a quiet default for Python-called modules)."""
+    invocation = CURRENT.get()
+    if invocation is None:  # pragma: no cover - wasm only runs inside requests
+        return WasiContext(stdout_to_log=True)
+    return invocation.wasi_context()
+
+
+def _log_lines(buffer: bytearray, data: bytes, flush: bool = False) -> None:
+    invocation = CURRENT.get()
+    buffer += data
+    while True:
+        cut = buffer.find(b"\n")
+        if cut < 0:
+            break
+        line = bytes(buffer[:cut]).decode("utf-8", errors="replace")
+        del buffer[: cut + 1]
+        if invocation is not None:
+            invocation.log(line)
+    if flush and buffer and invocation is not None:
+        invocation.log(bytes(buffer).decode("utf-8", errors="replace"))
+        buffer.clear()
+
+
+# -- args and environment ---------------------------------------------------
+
+
+def _sizes(items: list[bytes], mem: GuestMemory, count_ptr: int, size_ptr: int) -> int:
+    mem.set_u32(count_ptr, len(items))
+    mem.set_u32(size_ptr, sum(len(i) for i in items))
+    return SUCCESS
+
+
+def _fill(items: list[bytes], mem: GuestMemory, ptrs: int, buf: int) -> int:
+    for i, item in enumerate(items):
+        mem.set_u32(ptrs + 4 * i, buf)
+        mem.write(buf, item)
+        buf += len(item)
+    return SUCCESS
+
+
+def args_sizes_get(caller: wasmtime.Caller, count: int, size: int) -> int:
+    return _sizes(context_for(caller).arg_block(), GuestMemory(caller), count, size)
+
+
+def args_get(caller: wasmtime.Caller, ptrs: int, buf: int) -> int:
+    return _fill(context_for(caller).arg_block(), GuestMemory(caller), ptrs, buf)
+
+
+def environ_sizes_get(caller: wasmtime.Caller, count: int, size: int) -> int:
+    return _sizes(context_for(caller).env_block(), GuestMemory(caller), count, size)
+
+
+def environ_get(caller: wasmtime.Caller, ptrs: int, buf: int) -> int:
+    return _fill(context_for(caller).env_block(), GuestMemory(caller), ptrs, buf)
+
+
+# -- clocks, random, scheduling, process ------------------------------------
+
+_CLOCKS: dict[int, Callable[[], int]] = {
+    0: time.time_ns,
+    1: time.monotonic_ns,
+    2: time.process_time_ns,
+    3: time.thread_time_ns,
+}
+
+
+def clock_res_get(caller: wasmtime.Caller, clock: int, out: int) -> int:
+    if clock not in _CLOCKS:
+        return INVAL
+    GuestMemory(caller).set_u64(out, 1000)
+    return SUCCESS
+
+
+def clock_time_get(caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+    now = _CLOCKS.get(clock)
+    if now is None:
+        return INVAL
+    GuestMemory(caller).set_u64(out, now())
+    return SUCCESS
+
+
+def random_get(caller: wasmtime.Caller, buf: int, length: int) -> int:
+    GuestMemory(caller).write(buf, os.urandom(length))
+    return SUCCESS
+
+
+def sched_yield(caller: wasmtime.Caller) -> int:
+    return SUCCESS
+
+
+def poll_oneoff(caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+    """Every clock subscription fires at once; fd subscriptions report ready (stdin is in memory)."""
+    mem = GuestMemory(caller)
+    raw = mem.read(subs, 48 * count)
+    out = bytearray()
+    for i in range(count):
+        userdata, tag = struct.unpack_from("<QB", raw, 48 * i)
+        # event: userdata u64, error u16, type u8, fd_readwrite { nbytes u64, flags u16 }
+        out += struct.pack("<QHBxxxxxQHxxxxxx", userdata, SUCCESS, tag, 0, 0)
+    mem.write(events, bytes(out))
+    mem.set_u32(nevents, count)
+    return SUCCESS
+
+
+def proc_exit(caller: wasmtime.Caller, code: int) -> None:
+    context = context_for(caller)
+    context.exit_code = code
+    fail(ProcExit(code))
+
+
+def proc_raise(caller: wasmtime.Caller, sig: int) -> int:
+    return NOSYS
+
+
+# -- file descriptors -------------------------------------------------------
+
+
+def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
+    context = context_for(caller)
+    mem = GuestMemory(caller)
+    data = b"".join(mem.read(ptr, length) for ptr, length in mem.iovecs(iovs, count))
+    if fd == 1 and not context.stdout_to_log:
+        if len(context.stdout) + len(data) > context.stdout_limit:
+            fail(
+                OutputLimitError(
+                    f"the guest wrote more than {context.stdout_limit} bytes to stdout "
+                    "(the response limit)",
+                    hint="raise [limits] response_mb, or send less",
+                )
+            )
+        context.stdout += data
+    elif fd in (1, 2):
+        _log_lines(context.stderr, data)
+    elif fd in context.files:
+        return ROFS if not context.files[fd].is_dir else ISDIR
+    else:
+        return BADF
+    mem.set_u32(nwritten, len(data))
+    return SUCCESS
+
+
+def _read_into(mem: GuestMemory, iovs: int, count: int, source: Callable[[int], bytes]) -> int:
+    total = 0
+    for ptr, length in mem.iovecs(iovs, count):
+        chunk = source(length)
+        mem.write(ptr, chunk)
+        total += len(chunk)
+        if len(chunk) < length:
+            break
+    return total
+
+
+def fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int) -> int:
+    context = context_for(caller)
+    mem = GuestMemory(caller)
+    if fd == 0:
+
+        def take(n: int) -> bytes:
+            chunk = context.stdin[context.stdin_pos : context.stdin_pos + n]
+            context.stdin_pos += len(chunk)
+            return chunk
+
+        mem.set_u32(nread, _read_into(mem, iovs, count, take))
+        return SUCCESS
+    entry = context.files.get(fd)
+    if entry is None or fd in (1, 2):
+        return BADF
+    if entry.is_dir or entry.os_fd is None:
+        return ISDIR
+    os_fd = entry.os_fd
+
+    def pread(n: int) -> bytes:
+        chunk = os.pread(os_fd, n, entry.position)
+        entry.position += len(chunk)
+        return chunk
+
+    mem.set_u32(nread, _read_into(mem, iovs, count, pread))
+    return SUCCESS
+
+
+def fd_pread(
+    caller: wasmtime.Caller, fd: int, iovs: int, count: int, offset: int, nread: int
+) -> int:
+    context = context_for(caller)
+    entry = context.files.get(fd)
+    if entry is None or entry.os_fd is None:
+        return BADF if entry is None else ISDIR
+    mem = GuestMemory(caller)
+    os_fd, pos = entry.os_fd, offset
+
+    def pread(n: int) -> bytes:
+        nonlocal pos
+        chunk = os.pread(os_fd, n, pos)
+        pos += len(chunk)
+        return chunk
+
+    mem.set_u32(nread, _read_into(mem, iovs, count, pread))
+    return SUCCESS
+
+
+def fd_seek(caller: wasmtime.Caller, fd: int, offset: int, whence: int, out: int) -> int:
+    context = context_for(caller)
+    entry = context.files.get(fd)
+    if fd in (0, 1, 2):
+        return SPIPE
+    if entry is None:
+        return BADF
+    if entry.os_fd is None:
+        return ISDIR
+    size = os.fstat(entry.os_fd).st_size
+    base = {0: 0, 1: entry.position, 2: size}.get(whence)
+    if base is None or base + offset < 0:
+        return INVAL
+    entry.position = base + offset
+    GuestMemory(caller).set_u64(out, entry.position)
+    return SUCCESS
+
+
+def fd_tell(caller: wasmtime.Caller, fd: int, out: int) -> int:
+    entry = context_for(caller).files.get(fd)
+    if entry is None:
+        return SPIPE if fd in (0, 1, 2) else BADF
+    GuestMemory(caller).set_u64(out, entry.position)
+    return SUCCESS
+
+
+def fd_close(caller: wasmtime.Caller, fd: int) -> int:
+    context = context_for(caller)
+    if fd in (0, 1, 2):
+        return SUCCESS
+    entry = context.files.get(fd)
+    if entry is None or entry.preopen:
+        return BADF if entry is None else NOTSUP
+    if entry.os_fd is not None:
+        os.close(entry.os_fd)
+    del context.files[fd]
+    return SUCCESS
+
+
+def fd_fdstat_get(caller: wasmtime.Caller, fd: int, out: int) -> int:
+    context = context_for(caller)
+    if fd in (0, 1, 2):
+        filetype, rights = FT_CHAR, ALL_RIGHTS if fd else READ_RIGHTS
+        flags = FD_APPEND if fd else 0
+    else:
+        entry = context.files.get(fd)
+        if entry is None:
+            return BADF
+        filetype = FT_DIR if entry.is_dir else FT_REG
+        rights, flags = READ_RIGHTS, 0
+    GuestMemory(caller).write(out, struct.pack("<BxHxxxxQQ", filetype, flags, rights, READ_RIGHTS))
+    return SUCCESS
+
+
+def fd_prestat_get(caller: wasmtime.Caller, fd: int, out: int) -> int:
+    entry = context_for(caller).files.get(fd)
+    if entry is None or not entry.preopen:
+        return BADF
+    GuestMemory(caller).write(out, struct.pack("<BxxxI", 0, len(entry.grant.guest.encode())))
+    return SUCCESS
+
+
+def fd_prestat_dir_name(caller: wasmtime.Caller, fd: int, path: int, length: int) -> int:
+    entry = context_for(caller).files.get(fd)
+    if entry is None or not entry.preopen:
+        return BADF
+    name = entry.grant.guest.encode()
+    if length < len(name):
+        return NAMETOOLONG
+    GuestMemory(caller).write(path, name)
+    return SUCCESS
+
+
+def _filestat(st: os.stat_result) -> bytes:
+    filetype = (
+        FT_DIR if stat.S_ISDIR(st.st_mode) else FT_REG if stat.S_ISREG(st.st_mode) else FT_UNKNOWN
+    )
+    return struct.pack(
+        "<QQBxxxxxxxQQQQQ",
+        st.st_dev,
+        st.st_ino,
+        filetype,
+        st.st_nlink,
+        st.st_size,
+        st.st_atime_ns,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
+def fd_filestat_get(caller: wasmtime.Caller, fd: int, out: int) -> int:
+    context = context_for(caller)
+    mem = GuestMemory(caller)
+    if fd in (0, 1, 2):
+        mem.write(out, struct.pack("<QQBxxxxxxxQQQQQ", 0, 0, FT_CHAR, 1, 0, 0, 0, 0))
+        return SUCCESS
+    entry = context.files.get(fd)
+    if entry is None:
+        return BADF
+    st = os.fstat(entry.os_fd) if entry.os_fd is not None else entry.host.stat()
+    mem.write(out, _filestat(st))
+    return SUCCESS
+
+
+def fd_readdir(
+    caller: wasmtime.Caller, fd: int, buf: int, length: int, cookie: int, used: int
+) -> int:
+    entry = context_for(caller).files.get(fd)
+    if entry is None:
+        return BADF
+    if not entry.is_dir:
+        return NOTDIR
+    names = [".", "..", *sorted(os.listdir(entry.host))]
+    out = bytearray()
+    for index in range(cookie, len(names)):
+        name = names[index]
+        path = entry.host / name
+        try:
+            st = path.lstat()
+            kind = (
+                FT_DIR
+                if stat.S_ISDIR(st.st_mode)
+                else FT_SYMLINK
+                if stat.S_ISLNK(st.st_mode)
+                else FT_REG
+            )
+            ino = st.st_ino
+        except OSError:
+            kind, ino = FT_UNKNOWN, 0
+        raw = name.encode()
+        out += struct.pack("<QQIBxxx", index + 1, ino, len(raw), kind) + raw
+        if len(out) >= length:
+            break
+    data = bytes(out[:length])
+    mem = GuestMemory(caller)
+    mem.write(buf, data)
+    mem.set_u32(used, len(data))
+    return SUCCESS
+
+
+# -- paths (inside a granted folder, read-only) ------------------------------
+
+
+def _resolve(context: WasiContext, fd: int, path: str) -> Path | int:
+    """The host path of ``path`` relative to dir ``fd``, or an errno if it leaves the grant."""
+    entry = context.files.get(fd)
+    if entry is None:
+        return BADF
+    if not entry.is_dir:
+        return NOTDIR
+    if path.startswith("/") or "\0" in path:
+        return NOTCAPABLE
+    root = entry.grant.host.resolve()
+    parts: list[str] = list(entry.host.resolve().relative_to(root).parts)
+    for part in PurePosixPath(path).parts:
+        if part == "..":
+            if not parts:
+                return NOTCAPABLE
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+    target = root.joinpath(*parts)
+    real = target.resolve()
+    if not real.is_relative_to(root):
+        return NOTCAPABLE
+    return real
+
+
+def _path_arg(caller: wasmtime.Caller, ptr: int, length: int) -> str:
+    return GuestMemory(caller).read(ptr, length).decode("utf-8", errors="surrogateescape")
+
+
+def path_open(
+    caller: wasmtime.Caller,
+    fd: int,
+    dirflags: int,
+    path: int,
+    path_len: int,
+    oflags: int,
+    rights: int,
+    inheriting: int,
+    fdflags: int,
+    out: int,
+) -> int:
+    context = context_for(caller)
+    target = _resolve(context, fd, _path_arg(caller, path, path_len))
+    if isinstance(target, int):
+        return target
+    if oflags & (O_CREAT | O_TRUNC | O_EXCL) or fdflags & FD_APPEND:
+        return ROFS
+    if rights & ((1 << 6) | (1 << 8) | (1 << 22)):  # fd_write, fd_allocate, set_size
+        return ROFS
+    grant = context.files[fd].grant
+    if not target.exists():
+        return NOENT
+    if target.is_dir():
+        new = OpenFile(target, grant, is_dir=True)
+    elif oflags & O_DIRECTORY:
+        return NOTDIR
+    else:
+        try:
+            os_fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except PermissionError:
+            return ACCES
+        except OSError:
+            return IO
+        new = OpenFile(target, grant, is_dir=False, os_fd=os_fd)
+    GuestMemory(caller).set_u32(out, context.add(new))
+    return SUCCESS
+
+
+def path_filestat_get(
+    caller: wasmtime.Caller, fd: int, flags: int, path: int, length: int, out: int
+) -> int:
+    target = _resolve(context_for(caller), fd, _path_arg(caller, path, length))
+    if isinstance(target, int):
+        return target
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return NOENT
+    GuestMemory(caller).write(out, _filestat(st))
+    return SUCCESS
+
+
+def path_readlink(
+    caller: wasmtime.Caller, fd: int, path: int, length: int, buf: int, buf_len: int, used: int
+) -> int:
+    return INVAL  # grants resolve links on the host side; the guest sees no symlinks
+
+
+# -- the rest: refused with the errno WASI defines ---------------------------
+
+
+def _refuse(errno: int) -> Callable[..., int]:
+    def refuse(caller: wasmtime.Caller, *args: Any) -> int:
+        return errno
+
+    return refuse
+
+
+_SIGS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "args_get": ("ii>i", args_get),
+    "args_sizes_get": ("ii>i", args_sizes_get),
+    "environ_get": ("ii>i", environ_get),
+    "environ_sizes_get": ("ii>i", environ_sizes_get),
+    "clock_res_get": ("ii>i", clock_res_get),
+    "clock_time_get": ("iIi>i", clock_time_get),
+    "fd_advise": ("iIIi>i", _refuse(SUCCESS)),
+    "fd_allocate": ("iII>i", _refuse(ROFS)),
+    "fd_close": ("i>i", fd_close),
+    "fd_datasync": ("i>i", _refuse(SUCCESS)),
+    "fd_fdstat_get": ("ii>i", fd_fdstat_get),
+    "fd_fdstat_set_flags": ("ii>i", _refuse(NOTSUP)),
+    "fd_fdstat_set_rights": ("iII>i", _refuse(NOTSUP)),
+    "fd_filestat_get": ("ii>i", fd_filestat_get),
+    "fd_filestat_set_size": ("iI>i", _refuse(ROFS)),
+    "fd_filestat_set_times": ("iIIi>i", _refuse(ROFS)),
+    "fd_pread": ("iiiIi>i", fd_pread),
+    "fd_prestat_get": ("ii>i", fd_prestat_get),
+    "fd_prestat_dir_name": ("iii>i", fd_prestat_dir_name),
+    "fd_pwrite": ("iiiIi>i", _refuse(ROFS)),
+    "fd_read": ("iiii>i", fd_read),
+    "fd_readdir": ("iiiIi>i", fd_readdir),
+    "fd_renumber": ("ii>i", _refuse(NOTSUP)),
+    "fd_seek": ("iIii>i", fd_seek),
+    "fd_sync": ("i>i", _refuse(SUCCESS)),
+    "fd_tell": ("ii>i", fd_tell),
+    "fd_write": ("iiii>i", fd_write),
+    "path_create_directory": ("iii>i", _refuse(ROFS)),
+    "path_filestat_get": ("iiiii>i", path_filestat_get),
+    "path_filestat_set_times": ("iiiiIIi>i", _refuse(ROFS)),
+    "path_link": ("iiiiiii>i", _refuse(ROFS)),
+    "path_open": ("iiiiiIIii>i", path_open),
+    "path_readlink": ("iiiiii>i", path_readlink),
+    "path_remove_directory": ("iii>i", _refuse(ROFS)),
+    "path_rename": ("iiiiii>i", _refuse(ROFS)),
+    "path_symlink": ("iiiii>i", _refuse(ROFS)),
+    "path_unlink_file": ("iii>i", _refuse(ROFS)),
+    "poll_oneoff": ("iiii>i", poll_oneoff),
+    "proc_exit": ("i>", proc_exit),
+    "proc_raise": ("i>i", proc_raise),
+    "random_get": ("ii>i", random_get),
+    "sched_yield": (">i", sched_yield),
+    "sock_accept": ("iii>i", _refuse(NOTSUP)),
+    "sock_recv": ("iiiiii>i", _refuse(NOTSUP)),
+    "sock_send": ("iiiii>i", _refuse(NOTSUP)),
+    "sock_shutdown": ("ii>i", _refuse(NOTSUP)),
+}
+
+_TYPES = {"i": I32, "I": I64}
+
+
+def _guarded(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+    """Host errors become errno or a recorded trap, never an exception into wasmtime."""
+
+    def call(caller: wasmtime.Caller, *args: Any) -> Any:
+        try:
+            return impl(caller, *args)
+        except (IndexError, struct.error):
+            return FAULT
+        except OSError:
+            return IO
+        except wasmtime.Trap:
+            raise  # from fail(): already recorded on the invocation
+        except Exception as exc:
+            return fail(GuestTrapError(f"{MODULE}.{name} failed in the host: {exc!r}"))
+
+    return call
+
+
+def _register_all() -> None:
+    for name, (sig, impl) in _SIGS.items():
+        params, results = sig.split(">")
+        register(
+            HostFunction(
+                MODULE,
+                name,
+                tuple(_TYPES[c] for c in params),
+                tuple(_TYPES[c] for c in results),
+                _guarded(name, impl),
+                f"WASI preview 1 {name}",
+            )
+        )
+
+
+_register_all()
