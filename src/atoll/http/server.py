@@ -1,0 +1,330 @@
+"""Serve an ASGI app from several event loops in threads of one process.
+
+Why: a worker's ``fetch`` calls wasm exports synchronously, and one call may
+spin up to its CPU limit (30 s). wasmtime releases the GIL while wasm runs, so
+while one loop is stuck in a call the others go on. Every loop runs a full
+uvicorn :class:`uvicorn.Server` (uvloop + httptools) on the *same* listening
+socket: no request hops to another thread, and a loop that is busy in wasm
+simply stops calling ``accept()`` while the others take the new connections.
+
+Threads, all started by one :func:`serve` call::
+
+    caller's thread   the control loop: binds once, runs the app's ASGI lifespan
+                      (startup and shutdown, once each), handles SIGINT/SIGTERM,
+                      stops the loops; idle otherwise
+    atoll-http-0..N   one uvloop loop + one uvicorn Server each (lifespan off),
+                      listening on its own dup() of the socket (uvloop closes the
+                      fd it is given, so the loops cannot share one fd)
+
+Thread safety: **the app is called concurrently from several threads**, one
+per loop. Everything requests share — caches, counters, compiled modules,
+pools — must be thread-safe, and an object bound to one event loop (a Future,
+an ``asyncio.Lock``, a client session) must not be used from a request served
+by another loop. Tasks the lifespan startup creates run on the control loop.
+``scope["state"]`` is, per request, a shallow copy of what the lifespan
+startup put in its state (as in any ASGI server).
+
+Known limits (numbers in docs/benchmarks/http_server.md):
+
+- A keep-alive connection stays with the loop that accepted it: while that
+  loop is stuck in wasm, the next request on the connection waits for the
+  call to end. Only *new* connections go to a free loop.
+- A new connection that a loop accepts just before it starts a long call
+  waits for that call too (the accept and the call's request came in the
+  same loop iteration).
+- Under contention each ctypes call (every wasmtime API call) gives up and
+  retakes the GIL, and a thread wanting the GIL back may wait up to the switch
+  interval; Python threads such as an epoch ticker wait the same way.
+- Shutdown cannot interrupt a synchronous wasm call: a stuck loop stops when
+  the call returns (its CPU limit ends it). After ``shutdown_timeout``,
+  :func:`serve` returns anyway; loop threads are daemons and die with the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
+
+import uvicorn
+import uvloop
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.lifespan.on import LifespanOn
+
+from atoll.errors import AtollError, ConfigError
+
+__all__ = [
+    "DEFAULT_LOOPS",
+    "DEFAULT_SWITCH_INTERVAL",
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "serve",
+]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI 3 application: ``await app(scope, receive, send)``."""
+
+DEFAULT_LOOPS = 4
+"""Event loops per process. On 2 cores, 4 loops served wasm-bound requests
+~1.8x faster than 1 loop (as fast as 8) and kept answering while a loop spun,
+for ~5-10 % less /hello throughput than 1 loop (8 loops cost more). See
+docs/benchmarks/http_server.md."""
+
+DEFAULT_SWITCH_INTERVAL: float | None = None
+"""The :func:`sys.setswitchinterval` :func:`serve` sets; ``None`` keeps CPython's
+5 ms. Values from 0.1 to 5 ms measured alike within noise (same document)."""
+
+_BACKLOG = 2048
+_log = logging.getLogger("atoll.http")
+
+
+def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    loops: int = DEFAULT_LOOPS,
+    access_log: bool = False,
+    log_level: str = "warning",
+    ready: Callable[[str, int], None] | None = None,
+    shutdown_timeout: float = 10.0,
+    sock: socket.socket | None = None,
+    switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
+) -> None:
+    """Serve ``app`` on ``host:port`` from ``loops`` event loops until SIGINT/SIGTERM.
+
+    Blocks. Binds once with ``SO_REUSEADDR`` (``port=0`` picks a free port),
+    or listens on ``sock`` if given: a bound TCP socket that the caller keeps
+    and closes. Runs the app's lifespan startup once, starts the loops, then
+    calls ``ready(host, port)`` once, in the calling thread, when every loop
+    listens (``port`` is the actual port).
+
+    Shutdown, on the first SIGINT or SIGTERM: every loop stops accepting,
+    closes idle connections and lets in-flight requests finish; after
+    ``shutdown_timeout`` seconds the rest are cancelled (a synchronous wasm
+    call cannot be: see the module docstring). The app's lifespan shutdown then
+    runs once, if every loop has stopped. A second signal stops waiting for
+    both. Signal handlers are installed only when called from the main thread,
+    and removed on return.
+
+    ``switch_interval`` (seconds), if not None, is set with
+    :func:`sys.setswitchinterval` for the whole process while serving and
+    restored on return.
+
+    Raises :class:`~atoll.errors.ConfigError` if ``loops < 1`` or the address
+    cannot be bound, and :class:`~atoll.errors.AtollError` if the lifespan
+    startup fails or a loop crashes.
+    """
+    if loops < 1:
+        raise ConfigError(f"loops must be at least 1, got {loops}", key="loops")
+    listener = _bind(host, port) if sock is None else sock
+    old_interval = sys.getswitchinterval()
+    try:
+        listener.listen(_BACKLOG)
+        if switch_interval is not None:
+            sys.setswitchinterval(switch_interval)
+        control = _Control(app, listener, loops, access_log, log_level, ready, shutdown_timeout)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(control.run())
+    finally:
+        sys.setswitchinterval(old_interval)
+        if sock is None:
+            listener.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            key="port",
+            hint="choose another port (0 picks a free one) or stop what uses this one",
+        ) from exc
+    return sock
+
+
+class _LoopServer(uvicorn.Server):
+    """A uvicorn Server that takes the shared lifespan state and says when it listens."""
+
+    def __init__(
+        self, config: uvicorn.Config, state: dict[str, Any], on_started: Callable[[], None]
+    ) -> None:
+        super().__init__(config)
+        self._state = state
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.lifespan.state.update(self._state)
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
+
+class _Control:
+    """What the control loop does: once per :func:`serve` call, in the caller's thread."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        listener: socket.socket,
+        loops: int,
+        access_log: bool,
+        log_level: str,
+        ready: Callable[[str, int], None] | None,
+        shutdown_timeout: float,
+    ) -> None:
+        self.app = app
+        self.listener = listener
+        self.loops = loops
+        self.access_log = access_log
+        self.log_level = log_level
+        self.ready = ready
+        self.shutdown_timeout = shutdown_timeout
+        self.servers: list[_LoopServer] = []
+        self.errors: list[BaseException] = []
+        self.stop = asyncio.Event()  # first signal
+        self.forced = asyncio.Event()  # second signal
+
+    def _config(self, lifespan: str) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app,
+            loop="uvloop",
+            http="httptools",
+            lifespan=lifespan,  # type: ignore[arg-type]
+            # Configure logging once (the first Config), not once per loop.
+            log_config=LOGGING_CONFIG if lifespan == "auto" else None,
+            log_level=self.log_level,
+            access_log=self.access_log,
+        )
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        signals = self._install_signals(loop)
+        try:
+            lifespan = LifespanOn(self._config("auto"))
+            await lifespan.startup()
+            if lifespan.should_exit:
+                raise AtollError("the app's lifespan startup failed", hint="see the log above")
+            started = [loop.create_future() for _ in range(self.loops)]
+            stopped = [loop.create_future() for _ in range(self.loops)]
+            for i in range(self.loops):
+                self._start_loop(i, lifespan.state, started[i], stopped[i])
+            try:
+                if await _first(asyncio.gather(*started), self.stop.wait(), *stopped) == 0:
+                    if self.ready is not None:
+                        host, port = self.listener.getsockname()[:2]
+                        self.ready(host, port)
+                    await _first(self.stop.wait(), *stopped)
+            finally:
+                all_stopped = await self._stop_loops(stopped)
+            if all_stopped and not self.forced.is_set():
+                await _first(lifespan.shutdown(), self.forced.wait())
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        if self.errors:
+            raise AtollError(f"an event loop failed: {self.errors[0]!r}") from self.errors[0]
+
+    def _start_loop(
+        self,
+        index: int,
+        state: dict[str, Any],
+        started: asyncio.Future[None],
+        stopped: asyncio.Future[None],
+    ) -> None:
+        control = started.get_loop()
+
+        def resolve(fut: asyncio.Future[None]) -> None:
+            # The control loop is closed if it stopped waiting for this loop.
+            with contextlib.suppress(RuntimeError):
+                control.call_soon_threadsafe(_set_done, fut)
+
+        server = _LoopServer(self._config("off"), state, lambda: resolve(started))
+
+        def run() -> None:
+            try:
+                server.run(sockets=[self.listener.dup()])
+            except BaseException as exc:
+                self.errors.append(exc)
+                _log.exception("event loop %d failed", index)
+            finally:
+                resolve(stopped)
+
+        self.servers.append(server)
+        threading.Thread(target=run, name=f"atoll-http-{index}", daemon=True).start()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+
+        def on_signal() -> None:
+            if self.stop.is_set():
+                self.forced.set()
+            self.stop.set()
+
+        sigs = [signal.SIGINT, signal.SIGTERM]
+        for sig in sigs:
+            loop.add_signal_handler(sig, on_signal)
+        return sigs
+
+    async def _stop_loops(self, stopped: list[asyncio.Future[None]]) -> bool:
+        """Ask every loop to stop and wait for them; True if all stopped."""
+        self.stop.set()
+        for server in self.servers:
+            server.should_exit = True  # read by the loop's 0.1 s tick
+        try:
+            async with asyncio.timeout(self.shutdown_timeout):
+                await _first(asyncio.gather(*stopped), self.forced.wait())
+        except TimeoutError:
+            pass
+        if all(f.done() for f in stopped):
+            return True
+        for server in self.servers:
+            server.force_exit = True  # the loop cancels its requests and ends
+        if not self.forced.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await _first(asyncio.gather(*stopped), self.forced.wait())
+        busy = sum(not f.done() for f in stopped)
+        if busy:
+            _log.warning("%d event loop(s) still busy in a call at shutdown; not waiting", busy)
+        return busy == 0
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _first(*aws: Awaitable[Any]) -> int:
+    """Wait until one of ``aws`` is done and return its index.
+
+    Coroutines are wrapped in tasks that are cancelled on return; futures
+    belong to the caller and are left alone.
+    """
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for a, t in zip(aws, tasks, strict=True):
+            if t is not a:
+                t.cancel()
+    return next(i for i, t in enumerate(tasks) if t in done)

@@ -1,0 +1,101 @@
+"""A raw ASGI app for test_server.py, and a script that serves it.
+
+Routes: ``/hello`` answers at once; ``/spin?ms=N`` runs a wasm ``(loop br 0)``
+until an epoch deadline N ms away stops it (a 1 ms ticker thread advances the
+epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
+lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``.
+
+Run: ``python _server_app.py LOOPS SHUTDOWN_TIMEOUT``; prints ``READY host port``
+on stdout once every loop listens.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+from urllib.parse import parse_qs
+
+import wasmtime
+
+from atoll.http.server import Receive, Scope, Send, serve
+
+SPIN_WAT = """
+(module
+  (func (export "spin")
+    (loop $forever (br $forever))))
+"""
+
+
+class SpinApp:
+    """One engine and module for the process; a fresh Store per request (thread-safe)."""
+
+    def __init__(self) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+        self.module = wasmtime.Module(self.engine, SPIN_WAT)
+        self._ticking = threading.Event()
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(0.001):
+            self.engine.increment_epoch()
+
+    def spin(self, ms: int) -> None:
+        store = wasmtime.Store(self.engine)
+        store.set_epoch_deadline(ms)
+        spin = wasmtime.Instance(store, self.module, []).exports(store)["spin"]
+        assert isinstance(spin, wasmtime.Func)
+        try:
+            spin(store)
+        except wasmtime.Trap as trap:
+            if trap.trap_code != wasmtime.TrapCode.INTERRUPT:
+                raise
+
+    def _log_lifespan(self, what: str) -> None:
+        path = os.environ.get("ATOLL_TEST_LIFESPAN_LOG")
+        if path:
+            with open(path, "a") as f:
+                f.write(what + "\n")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    threading.Thread(target=self._tick, daemon=True).start()
+                    self._log_lifespan("startup")
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    self._ticking.set()
+                    self._log_lifespan("shutdown")
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert scope["type"] == "http"
+        if scope["path"] == "/spin":
+            ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
+            self.spin(ms)
+            body = f"spun {ms}".encode()
+        else:
+            body = b"hello"
+        await _respond(send, body)
+
+
+async def _respond(send: Send, body: bytes) -> None:
+    headers: list[Any] = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    loops, timeout = int(sys.argv[1]), float(sys.argv[2])
+
+    def ready(host: str, port: int) -> None:
+        print(f"READY {host} {port}", flush=True)
+
+    serve(SpinApp(), port=0, loops=loops, ready=ready, shutdown_timeout=timeout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""End-to-end tests of atoll.http.server.serve over real sockets.
+
+Each test starts ``_server_app.py`` (a raw ASGI app whose ``/spin?ms=N`` runs a
+wasm infinite loop that an epoch deadline stops after N ms) in a subprocess,
+reads the port its ``ready`` callback prints, and talks to it with httpx.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from atoll.errors import ConfigError
+from atoll.http.server import Receive, Scope, Send, serve
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    host: str
+    port: int
+    lifespan_log: Path
+    url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.url = f"http://{self.host}:{self.port}"
+
+    def lifespan(self) -> list[str]:
+        return self.lifespan_log.read_text().split() if self.lifespan_log.exists() else []
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+
+def start(tmp_path: Path, loops: int = 4, shutdown_timeout: float = 10.0) -> Running:
+    log = tmp_path / "lifespan.log"
+    env = {**os.environ, "ATOLL_TEST_LIFESPAN_LOG": str(log)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_server_app.py"), str(loops), str(shutdown_timeout)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"server did not become ready: {line!r}")
+    _, host, port = line.split()
+    return Running(proc, host, int(port), log)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    running = start(tmp_path)
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+    running.proc.communicate()
+
+
+class Spin:
+    """A /spin request in a background thread, on its own connection."""
+
+    def __init__(self, url: str, ms: int) -> None:
+        self.response: httpx.Response | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, ms))
+        self._thread.start()
+
+    def _run(self, url: str, ms: int) -> None:
+        try:
+            self.response = httpx.get(f"{url}/spin?ms={ms}", timeout=30)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> httpx.Response:
+        self._thread.join(30)
+        if self.error is not None:
+            raise self.error
+        assert self.response is not None
+        return self.response
+
+
+def test_ready_reports_the_port_picked_for_port_0(server: Running) -> None:
+    assert server.host == "127.0.0.1"
+    assert server.port != 0
+    response = httpx.get(f"{server.url}/hello")
+    assert (response.status_code, response.text) == (200, "hello")
+
+
+def test_other_loops_answer_while_one_spins_in_wasm(server: Running) -> None:
+    spin = Spin(server.url, 2000)
+    time.sleep(0.3)  # the spin request reaches a loop and starts
+    for _ in range(10):
+        # A new connection each time: a free loop accepts it.
+        response = httpx.get(f"{server.url}/hello", headers={"connection": "close"})
+        assert response.text == "hello"
+    assert not spin.done.is_set(), "/hello had to wait for the wasm spin"
+    assert spin.result().text == "spun 2000"
+
+
+def test_sigterm_lets_the_request_in_flight_finish(server: Running) -> None:
+    spin = Spin(server.url, 1500)
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    response = spin.result()
+    assert (response.status_code, response.text) == (200, "spun 1500")
+    assert server.wait(10) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/hello")
+
+
+def test_lifespan_runs_once_not_once_per_loop(server: Running) -> None:
+    assert server.lifespan() == ["startup"]
+    for _ in range(8):
+        httpx.get(f"{server.url}/hello", headers={"connection": "close"})
+    server.proc.send_signal(signal.SIGINT)
+    assert server.wait(10) == 0
+    assert server.lifespan() == ["startup", "shutdown"]
+
+
+def test_second_signal_stops_waiting(server: Running) -> None:
+    spin = Spin(server.url, 10_000)
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait(5) == 0
+    assert time.monotonic() - t0 < 5
+    assert server.lifespan() == ["startup"]  # shutdown skipped: a loop was still busy
+    assert spin.done.wait(5)
+    assert spin.error is not None  # the connection died with the process
+
+
+def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
+    running = start(tmp_path, shutdown_timeout=0.5)
+    try:
+        spin = Spin(running.url, 10_000)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.wait(8) == 0
+        assert time.monotonic() - t0 < 8
+        assert spin.done.wait(5)
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+        running.proc.communicate()
+
+
+async def _never_called(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("serve should have refused to start")
+
+
+def test_loops_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="loops must be at least 1"):
+        serve(_never_called, port=0, loops=0)
+
+
+def test_a_port_in_use_is_a_config_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve(_never_called, port=port)
