@@ -38,6 +38,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -305,7 +306,7 @@ def wrk(
     spin_ms: int = 0,
 ) -> Result:
     """One wrk round; with ``spin_ms``, a spinner starts 0.5 s in (after wrk has connected)."""
-    script = Path(os.environ.get("TMPDIR", "/tmp")) / f"atoll-bench-{os.getpid()}.lua"
+    script = Path(tempfile.gettempdir()) / f"atoll-bench-{os.getpid()}.lua"
     script.write_text(WRK_SCRIPT)
     argv = [
         "wrk",

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from atoll.errors import ConfigError
+from atoll.errors import AtollError, ConfigError
 from atoll.http.server import Receive, Scope, Send, serve
 
 HERE = Path(__file__).resolve().parent
@@ -188,3 +188,59 @@ def test_a_port_in_use_is_a_config_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             serve(_never_called, port=port)
+
+
+class StateApp:
+    """Lifespan puts a value in the state; /hello answers it and the serving thread's name."""
+
+    def __init__(self, fail_startup: bool = False) -> None:
+        self.fail_startup = fail_startup
+        self.events: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                self.events.append(message["type"])
+                if message["type"] == "lifespan.startup":
+                    if self.fail_startup:
+                        await send({"type": "lifespan.startup.failed", "message": "no"})
+                        return
+                    scope["state"]["greeting"] = "hi"
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = f"{scope['state']['greeting']} from {threading.current_thread().name}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="needs signals"
+)
+def test_serve_in_process_on_a_given_socket() -> None:
+    app = StateApp()
+    answers: list[str] = []
+
+    def ready(host: str, port: int) -> None:
+        # Runs on the control loop; the serving loops are other threads.
+        for _ in range(4):
+            answers.append(
+                httpx.get(f"http://{host}:{port}/", headers={"connection": "close"}).text
+            )
+        signal.raise_signal(signal.SIGTERM)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        serve(app, sock=sock, loops=2, ready=ready)
+        assert sock.fileno() != -1, "serve closed the caller's socket"
+    assert len(answers) == 4
+    assert all(a.startswith("hi from atoll-http-") for a in answers), answers
+    assert app.events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_a_failed_lifespan_startup_is_an_error() -> None:
+    app = StateApp(fail_startup=True)
+    with pytest.raises(AtollError, match="lifespan startup failed"):
+        serve(app, port=0, loops=2, log_level="critical")
