@@ -665,3 +665,162 @@ def enable_pooling(
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pc)  # copies pc
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pc)
+
+
+# --- host functions ------------------------------------------------------------------
+#
+# wasmtime-py's ``Linker.define_func`` wraps every host call in a ``Caller``
+# object and converts each parameter through ``Val`` (~6 µs a call), and a host
+# exception travels through a process-global. ``define_host_func`` registers a
+# ``wasmtime_func_unchecked_callback_t`` instead: parameters are read straight
+# from the ``wasmtime_val_raw_t`` array, and a failure becomes a trap built
+# here, so nothing passes through wasmtime-py's globals.
+
+_caller_export_get = _cfn(
+    "wasmtime_caller_export_get",
+    ctypes.c_bool,
+    _P,
+    ctypes.c_char_p,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+)
+_caller_context = _cfn("wasmtime_caller_context", _CTX, _P)
+_trap_new = _cfn("wasmtime_trap_new", _P, ctypes.c_char_p, ctypes.c_size_t)
+_RAW_ARRAY = ctypes.POINTER(ffi.wasmtime_val_raw)
+
+
+class RawCaller:
+    """What a host function registered by :func:`define_host_func` receives.
+
+    Behaves as wasmtime-py's ``Caller`` where atoll's host code needs it
+    (``get(name)`` returns ``Func``/``Memory`` of the calling instance, and it
+    can be passed as the store to their methods), plus :meth:`memory_view`, a
+    fast ``(address, length)`` of the caller's ``memory`` export. Valid only
+    during the host call.
+    """
+
+    __slots__ = ("__context", "_ptr")
+
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+        self.__context = _caller_context(ptr)
+
+    def _context(self) -> Any:
+        return self.__context
+
+    def get(self, name: str) -> wasmtime.Func | wasmtime.Memory | None:
+        raw = name.encode()
+        item = ffi.wasmtime_extern_t()
+        if not _caller_export_get(self._ptr, raw, len(raw), ctypes.byref(item)):
+            return None
+        kind = int(item.kind)
+        if kind == _EXTERN_FUNC:
+            func: wasmtime.Func = wasmtime.Func.__new__(wasmtime.Func)
+            func._func = item.of.func
+            return func
+        if kind == _EXTERN_MEMORY:
+            memory: wasmtime.Memory = wasmtime.Memory.__new__(wasmtime.Memory)
+            memory._memory = item.of.memory
+            return memory
+        return None
+
+    def memory_view(self, name: bytes = b"memory") -> tuple[int, int]:
+        """``(address, length)`` of the caller's memory export; ``(0, 0)`` if it has none."""
+        item = _ExternMemory()
+        if not _caller_export_get(self._ptr, name, len(name), ctypes.byref(item)):
+            return 0, 0
+        if item.kind != _EXTERN_MEMORY:
+            return 0, 0
+        mem = item.memory
+        return (_memory_data(self.__context, mem) or 0), _memory_data_size(self.__context, mem)
+
+
+# registry index → (impl, param kinds, result kind or None); the index is the callback's env
+_HOST: list[tuple[Callable[..., Any], tuple[ValKind, ...], ValKind | None]] = []
+_HOST_LOCK = threading.Lock()
+
+
+def _host_trap(message: str) -> int:
+    raw = message.encode("utf-8", errors="replace")
+    return int(_trap_new(raw, len(raw)) or 0)
+
+
+def _host_trampoline_py(env: Any, caller: Any, args: Any, nargs: int) -> int:
+    try:
+        impl, kinds, result = _HOST[env or 0]
+        values = ctypes.cast(args, _RAW_ARRAY)
+        params: list[Any] = []
+        for i, kind in enumerate(kinds):
+            slot = values[i]
+            if kind is ValKind.I32:
+                params.append(slot.i32 & 0xFFFFFFFF)
+            elif kind is ValKind.I64:
+                params.append(slot.i64)
+            elif kind is ValKind.F32:
+                params.append(slot.f32)
+            else:
+                params.append(slot.f64)
+        out = impl(RawCaller(ctypes.cast(caller, ctypes.c_void_p).value or 0), *params)
+        if result is not None:
+            slot = values[0]
+            if result is ValKind.I32:
+                slot.i32 = _wrap(int(out), 32)
+            elif result is ValKind.I64:
+                slot.i64 = _wrap(int(out), 64)
+            elif result is ValKind.F32:
+                slot.f32 = out
+            else:
+                slot.f64 = out
+        return 0
+    except wasmtime.Trap as trap:
+        return _host_trap(str(trap.message))
+    except BaseException as exc:  # never unwind through wasm
+        return _host_trap(f"host function failed: {exc!r}")
+
+
+_host_trampoline = ffi.wasmtime_func_unchecked_callback_t(_host_trampoline_py)
+
+
+def _wrap(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def define_host_func(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    ty: wasmtime.FuncType,
+    impl: Callable[..., Any],
+) -> None:
+    """Define ``module.name`` in ``linker`` as the raw host function ``impl``.
+
+    ``impl(caller: RawCaller, *params)`` gets i32 parameters as **unsigned**
+    ints (pointers and lengths), i64 as signed; it returns the single result
+    (or ``None``). To fail, raise ``wasmtime.Trap(message)``: the guest traps
+    with that message. Any other exception also becomes a trap (and is never
+    lost in a global). Numeric signatures only (at most one result).
+    """
+    sig = FuncSig.from_type(ty)
+    if not sig.is_fast or len(sig.results) > 1:
+        raise ValueError(f"{module}.{name}: host functions take and return numbers only")
+    with _HOST_LOCK:
+        index = len(_HOST)
+        _HOST.append((impl, sig.params, sig.results[0] if sig.results else None))
+    raw_module, raw_name = module.encode(), name.encode()
+    error = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),
+        raw_module,
+        len(raw_module),
+        raw_name,
+        len(raw_name),
+        ty.ptr(),
+        _host_trampoline,
+        index,
+        _NO_FINALIZER,
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -187,16 +188,26 @@ class GuestStore:
         start = self._call_start_ns = _thread_time_ns()
         try:
             return fn(*args)
-        except wasmtime.Trap as trap:
-            if isinstance(invocation.host_error, ProcExit):  # proc_exit(): the run is over
-                exit_, invocation.host_error = invocation.host_error, None
-                _clear_wasmtime_last_exception()
-                raise exit_ from None
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            host_error, invocation.host_error = invocation.host_error, None
+            _clear_wasmtime_last_exception()
+            if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
+                raise host_error from None
             self.failed = True
-            raise self._trap_error(invocation, what, trap, instance) from None
-        except wasmtime.WasmtimeError as exc:
-            self.failed = True
-            raise self._wasmtime_error(invocation, what, exc) from None
+            if isinstance(host_error, GuestError):  # a host function said why
+                host_error.frames = host_error.frames or tuple(_frames(exc, what))
+                invocation.outcome = Outcome(host_error.outcome)
+                raise host_error from None
+            if host_error is not None:
+                error: GuestError = GuestTrapError(
+                    f"{what}: host function failed: {host_error!r}", frames=_frames(exc, what)
+                )
+            elif isinstance(exc, wasmtime.Trap):
+                error = self._trap_error(invocation, what, exc, instance)
+            else:
+                error = self._wasmtime_error(invocation, what, exc, instance)
+            invocation.outcome = Outcome(error.outcome)
+            raise error from None
         finally:
             invocation.cpu_used_ns += _thread_time_ns() - start
 
@@ -205,14 +216,10 @@ class GuestStore:
     def _trap_error(
         self, invocation: Invocation, what: str, trap: wasmtime.Trap, instance: Instance | None
     ) -> GuestError:
-        frames = _frames(trap, what.split(".")[0].split(" ")[0])
-        host_error, invocation.host_error = invocation.host_error, None
-        _clear_wasmtime_last_exception()
+        frames = _frames(trap, what)
         code = trap.trap_code
-        if isinstance(host_error, GuestError):
-            error: GuestError = host_error
-            error.frames = error.frames or tuple(frames)
-        elif code == wasmtime.TrapCode.INTERRUPT or (
+        error: GuestError
+        if code == wasmtime.TrapCode.INTERRUPT or (
             calls.capi is not None and calls.capi.INTERRUPT_MARKER in str(trap)
         ):
             error = CpuLimitError(
@@ -220,8 +227,6 @@ class GuestStore:
                 frames=frames,
                 hint="raise [limits] cpu_ms, or do less work per request",
             )
-        elif host_error is not None:
-            error = GuestTrapError(f"{what}: host function failed: {host_error}", frames=frames)
         elif self._at_memory_limit(instance):
             error = MemoryLimitError(
                 f"{what}: wasm memory reached the limit of {invocation.limits.memory_mb} MiB "
@@ -237,7 +242,6 @@ class GuestStore:
             )
         else:
             error = GuestTrapError(f"{what}: wasm trap: {_trap_message(trap)}", frames=frames)
-        invocation.outcome = Outcome(error.outcome)
         return error
 
     def _at_memory_limit(self, instance: Instance | None) -> bool:
@@ -252,14 +256,19 @@ class GuestStore:
         return any(i is not None and i.memory_size() + slack > self._limit for i in candidates)
 
     def _wasmtime_error(
-        self, invocation: Invocation, what: str, exc: wasmtime.WasmtimeError
+        self,
+        invocation: Invocation,
+        what: str,
+        exc: wasmtime.WasmtimeError,
+        instance: Instance | None,
     ) -> GuestError:
-        _clear_wasmtime_last_exception()
         text = str(exc)
+        frames = _frames(exc, what)
         error: GuestError
         if calls.capi is not None and calls.capi.is_interrupt(exc):
             error = CpuLimitError(
                 f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
+                frames=frames,
                 hint="raise [limits] cpu_ms, or do less work per request",
             )
         elif "concurrent limit" in text:
@@ -269,36 +278,56 @@ class GuestStore:
                 hint="retry; or raise ATOLL_POOL_INSTANCES, or keep fewer instances alive "
                 "across awaits",
             )
-        elif "memory" in text and ("limit" in text or "exceeds" in text):
+        elif not frames and "memory" in text and ("limit" in text or "exceeds" in text):
             error = MemoryLimitError(
                 f"{what}: the module's initial memory is over the limit of "
                 f"{invocation.limits.memory_mb} MiB",
                 hint="raise [limits] memory_mb, or lower the module's initial memory",
             )
-        else:
-            error = GuestTrapError(
-                f"{what}: {text.strip().splitlines()[0] if text.strip() else text}"
+        elif frames and self._at_memory_limit(instance):
+            error = MemoryLimitError(
+                f"{what}: wasm memory reached the limit of {invocation.limits.memory_mb} MiB "
+                f"and the guest failed ({_cause(text)})",
+                frames=frames,
+                hint="raise [limits] memory_mb, or use less memory per request",
             )
-        invocation.outcome = Outcome(error.outcome)
+        else:
+            error = GuestTrapError(f"{what}: {_cause(text)}", frames=frames)
         return error
 
 
-def _trap_message(trap: wasmtime.Trap) -> str:
-    """The cause of a trap (wasmtime puts it last, after the backtrace)."""
-    lines = [line.strip() for line in str(trap.message).strip().splitlines() if line.strip()]
+def _cause(text: str) -> str:
+    """The cause in a wasmtime message (it comes last, after the backtrace)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "trap"
-    cause = lines[-1]
-    return cause.removeprefix("wasm trap: ")
+    return lines[-1].removeprefix("wasm trap: ")
 
 
-def _frames(trap: wasmtime.Trap, module_name: str) -> list[str]:
-    out = []
-    for frame in trap.frames:
-        module = frame.module_name or module_name
-        func = frame.func_name or f"func[{frame.func_index}]"
-        out.append(f"{module}!{func}")
-    return out
+def _trap_message(trap: wasmtime.Trap) -> str:
+    return _cause(str(trap.message))
+
+
+_FRAME_LINE = re.compile(r"^\s*\d+:\s+0x[0-9a-f]+ - (?:(.*?)!)?(.+?)\s*$")
+
+
+def _frames(exc: BaseException, what: str) -> list[str]:
+    """``module!function`` for each wasm frame, innermost first (the binding names the module)."""
+    module_name = what.split(".")[0].split(" ")[0]
+    if isinstance(exc, wasmtime.Trap):
+        out = []
+        for frame in exc.frames:
+            func = frame.func_name or f"func[{frame.func_index}]"
+            out.append(f"{frame.module_name or module_name}!{func}")
+        return out
+    frames = []  # a WasmtimeError carries its backtrace only as text
+    for line in str(exc).splitlines():
+        match = _FRAME_LINE.match(line)
+        if match:
+            module = match.group(1)
+            module = module_name if module in (None, "<unknown>") else module
+            frames.append(f"{module}!{match.group(2)}")
+    return frames
 
 
 def _clear_wasmtime_last_exception() -> None:

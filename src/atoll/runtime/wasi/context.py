@@ -15,8 +15,9 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import wasmtime
+from atoll.runtime.hostfuncs import memory_view
 
 __all__ = ["DirGrant", "GuestMemory", "OpenFile", "ProcExit", "WasiContext"]
 
@@ -101,14 +102,13 @@ class GuestMemory:
 
     __slots__ = ("base", "size")
 
-    def __init__(self, caller: wasmtime.Caller) -> None:
-        memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
+    def __init__(self, caller: Any) -> None:
+        self.base, self.size = memory_view(caller)
+        if not self.base:
             raise MemoryError("the guest exports no memory named 'memory'")
-        self.base = ctypes.cast(memory.data_ptr(caller), ctypes.c_void_p).value or 0
-        self.size = memory.data_len(caller)
 
     def check(self, ptr: int, length: int) -> int:
+        ptr &= 0xFFFFFFFF
         if ptr < 0 or length < 0 or ptr + length > self.size:
             raise IndexError(f"guest buffer {ptr}+{length} outside memory of {self.size}")
         return self.base + ptr

@@ -93,10 +93,14 @@ def _sizes(items: list[bytes], mem: GuestMemory, count_ptr: int, size_ptr: int) 
 
 
 def _fill(items: list[bytes], mem: GuestMemory, ptrs: int, buf: int) -> int:
-    for i, item in enumerate(items):
-        mem.set_u32(ptrs + 4 * i, buf)
-        mem.write(buf, item)
-        buf += len(item)
+    """Write the pointer array and the strings with one copy each."""
+    offsets = []
+    at = buf
+    for item in items:
+        offsets.append(at)
+        at += len(item)
+    mem.write(ptrs, struct.pack(f"<{len(items)}I", *offsets))
+    mem.write(buf, b"".join(items))
     return SUCCESS
 
 
