@@ -26,6 +26,12 @@ GUEST = wat(
 )
 
 
+def wasmtime_address(caller: Any, memory: wasmtime.Memory) -> int:
+    import ctypes
+
+    return ctypes.cast(memory.data_ptr(caller), ctypes.c_void_p).value or 0
+
+
 def run(export: str, *args: Any) -> Any:
     engine = wasmtime.Engine()
     linker = wasmtime.Linker(engine)
@@ -46,6 +52,7 @@ def run(export: str, *args: Any) -> Any:
         memory = caller.get("memory")
         assert isinstance(memory, wasmtime.Memory)
         assert memory.data_len(caller) == size == 65536
+        assert address == wasmtime_address(caller, memory)
         return int(memory.read(caller, ptr, ptr + 1)[0])
 
     capi.define_host_func(linker, "host", "mix", wasmtime.FuncType([i32, i64, f64], [i64]), mix)
