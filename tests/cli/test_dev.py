@@ -196,3 +196,21 @@ async def fetch(request, env, ctx):
     thread.join()
     assert result[0].text == "finished"
     assert server.proc.wait(timeout=15) == 0
+
+
+def test_whole_wasm_worker_over_http(dev_server: StartDev, tmp_path: Path) -> None:
+    folder = tmp_path / "cgi"
+    (folder / "build").mkdir(parents=True)
+    probe = REPO / "tests" / "runtime" / "guests" / "cgi_probe.wasm"
+    (folder / "build" / "app.wasm").write_bytes(probe.read_bytes())
+    (folder / "atoll.toml").write_text('name = "cgi"\nmain = "build/app.wasm"\n')
+    server = dev_server(folder)
+    hello = httpx.get(f"{server.url}/")
+    assert (hello.status_code, hello.text) == (200, "hello from wasi\n")
+    echo = httpx.post(f"{server.url}/?echo", content=b"\x00binary\xff" * 1000)
+    assert echo.content == b"\x00binary\xff" * 1000
+    env = httpx.get(f"{server.url}/x/y?env", headers={"X-Probe": "1"}).text
+    assert "PATH_INFO=/x/y" in env
+    assert "HTTP_X_PROBE=1" in env
+    assert "REMOTE_ADDR=127.0.0.1" in env
+    assert httpx.get(f"{server.url}/?status").status_code == 404
