@@ -486,7 +486,8 @@ def main() -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     table = run(args.quick, args.servers, args.tests)
     print(table)
-    write_doc(table)
+    if args.servers is None and args.tests is None:  # a partial run leaves the doc alone
+        write_doc(table)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -78,10 +78,11 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application: ``await app(scope, receive, send)``."""
 
 DEFAULT_LOOPS = 4
-"""Event loops per process. On 2 cores, 4 loops served wasm-bound requests
-~1.8x faster than 1 loop (as fast as 8) and kept answering while a loop spun,
-for ~5-10 % less /hello throughput than 1 loop (8 loops cost more). See
-docs/benchmarks/http_server.md."""
+"""Event loops per process. A loop stuck in a long call is gone until it ends, so
+this is how many concurrent long calls the node survives (minus one). On 2
+cores, 4 loops served wasm-bound requests as fast as 2 or 8 (~1.5x one loop)
+for 8-30 % fewer /hello requests per CPU-second than one loop (8 loops: up to
+44 %). See docs/benchmarks/http_server.md."""
 
 DEFAULT_SWITCH_INTERVAL: float | None = None
 """The :func:`sys.setswitchinterval` :func:`serve` sets; ``None`` keeps CPython's
