@@ -5,8 +5,12 @@
 #   C     -> clang-14 + lld-14 + wasi-libc + libclang-rt-14-dev-wasm32
 #   tools -> binaryen (wasm-opt), wabt (wasm2wat, wasm-objdump, ...)
 #   node  -> Debian nodejs + npm, only if node / npm are missing
-#   AssemblyScript -> npm, pinned in examples/package.json (npm ci in examples/)
-#   Zig   -> PyPI ziglang, pinned, into the active python (skip: --no-zig)
+#   AssemblyScript -> npm: assemblyscript and @assemblyscript/wasi-shim, pinned
+#            in examples/package.json (npm ci in examples/); templates pin
+#            their own in package.json and their build.sh runs `npm ci`
+#   Zig   -> PyPI ziglang, pinned (as atoll.toolchains.ZIGLANG_VERSION), into
+#            the Python that runs atoll: $PYTHON, else the active venv, else
+#            the repo's .venv (skip: --no-zig)
 #
 # Idempotent: installs only what is missing and runs `apt-get update` at most
 # once, only when a package has to be installed and the package lists are
@@ -31,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-zig) with_zig=0 ;;
         --no-npm) with_npm=0 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $arg" >&2; exit 2 ;;
     esac
 done
@@ -112,35 +116,43 @@ fi
 if [ "$with_npm" -eq 1 ]; then
     # AssemblyScript, pinned by examples/package-lock.json. Only apt-get goes
     # through sudo, so node_modules belongs to the user running this script.
-    if [ -x "$repo/examples/node_modules/.bin/asc" ] && [ -f "$repo/examples/node_modules/.package-lock.json" ] \
+    if [ -x "$repo/examples/node_modules/.bin/asc" ] && [ -d "$repo/examples/node_modules/@assemblyscript/wasi-shim" ] \
+            && [ -f "$repo/examples/node_modules/.package-lock.json" ] \
             && [ ! "$repo/examples/package-lock.json" -nt "$repo/examples/node_modules/.package-lock.json" ]; then
         log "assemblyscript: already installed in examples/node_modules"
     else
-        log "npm ci in examples/ (assemblyscript)"
+        log "npm ci in examples/ (assemblyscript, @assemblyscript/wasi-shim)"
         (cd "$repo/examples" && npm ci --no-audit --no-fund)
     fi
-    log "assemblyscript: $("$repo/examples/node_modules/.bin/asc" --version)"
+    log "assemblyscript: $("$repo/examples/node_modules/.bin/asc" --version), wasi-shim $(node -p "require('$repo/examples/node_modules/@assemblyscript/wasi-shim/package.json').version")"
 fi
 
 if [ "$with_zig" -eq 1 ]; then
-    # Into the active python (a venv if one is active), as the invoking user.
-    py="${PYTHON:-python3}"
-    if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
+    # Into the Python that runs atoll (`atoll build` looks there), as the
+    # invoking user: $PYTHON, else the active venv, else the repo's .venv.
+    if [ -n "${PYTHON:-}" ]; then
+        py="$PYTHON"
+    elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
         py="$VIRTUAL_ENV/bin/python"
+    elif [ -x "$repo/.venv/bin/python" ]; then
+        py="$repo/.venv/bin/python"
+    else
+        py=python3
     fi
     have="$("$py" -c 'import importlib.metadata as m; print(m.version("ziglang"))' 2>/dev/null || true)"
     if [ "$have" = "$ZIGLANG_VERSION" ]; then
         log "ziglang $ZIGLANG_VERSION already installed for $py"
     else
         log "$py -m pip install ziglang==$ZIGLANG_VERSION"
-        # Not fatal: no example needs Zig yet (and Debian's own python3
-        # refuses pip installs outside a venv).
-        "$py" -m pip install --disable-pip-version-check "ziglang==$ZIGLANG_VERSION" \
-            || log "warning: could not install ziglang into $py (activate a venv, or pass --no-zig)"
+        # Debian's own python3 refuses pip installs outside a venv: run
+        # scripts/setup.sh first (it makes .venv), or set PYTHON.
+        "$py" -m pip install -q --disable-pip-version-check "ziglang==$ZIGLANG_VERSION" \
+            || { echo "error: could not install ziglang into $py (run scripts/setup.sh first, set PYTHON, or pass --no-zig)" >&2; exit 1; }
     fi
-    if "$py" -m ziglang version >/dev/null 2>&1; then
-        log "zig:   $("$py" -m ziglang version) (python -m ziglang)"
-    fi
+    printf 'pub fn main() void {}\n' > "$tmp/t.zig"
+    (cd "$tmp" && "$py" -m ziglang build-exe t.zig -target wasm32-wasi -O ReleaseSmall -femit-bin="$tmp/z.wasm") \
+        || { echo "error: zig cannot build wasm32-wasi ($py -m ziglang)" >&2; exit 1; }
+    log "zig:   $("$py" -m ziglang version) ($py -m ziglang)"
 fi
 
 log "done"
