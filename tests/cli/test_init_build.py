@@ -2,9 +2,9 @@
 
 The builds use the real toolchains, which CI installs with
 ``scripts/install-toolchains.sh``: a missing toolchain fails these tests with
-its install command in the message (they are not skipped). Python-entry
-templates are loaded with ``load_worker`` and serve a request; whole-wasm
-templates run as CGI programs under wasmtime-py's own WASI.
+its install command in the message (they are not skipped). Every template is
+loaded with ``load_worker`` and serves a request; whole-wasm templates also
+run as CGI programs under wasmtime-py's own WASI, independent of atoll.
 """
 
 from __future__ import annotations
@@ -262,6 +262,24 @@ def test_wasi_templates_answer_as_cgi_programs(
     missing = run_cgi(wasm, path="/missing")
     assert missing.status == 404
     assert missing.text == "nothing at /missing\n"
+
+
+@pytest.mark.parametrize("template", [t for t in TEMPLATES if t.endswith("-wasi")])
+async def test_wasi_templates_serve_a_request_through_atoll(
+    template: str, built: Callable[[str], tuple[Path, Result]], runtime: Runtime
+) -> None:
+    """The same programs as whole-wasm workers in atoll's own runtime."""
+    folder, _ = built(template)
+    worker = load_worker(folder, runtime=runtime, dev=True)
+    request = Request("http://t/p/q?x=1", method="POST", body=b"12345")
+    outcome = await worker.handle(request, "rid")
+    body = outcome.response.body.decode()
+    assert outcome.response.status == 200, body
+    assert "<li>path: <code>/p/q</code></li>" in body
+    assert "<li>body: 5 bytes</li>" in body
+    assert outcome.logs  # the program's stderr line
+    missing = await worker.handle(Request("http://t/missing"), "rid2")
+    assert missing.response.status == 404
 
 
 # -- atoll build: errors ---------------------------------------------------------------------
