@@ -10,7 +10,7 @@ import pytest
 
 from atoll.runtime.engine import Engine
 from atoll.worker import Runtime
-from tests.support import WorkerFactory, wat
+from tests.support import DevServer, StartDev, WorkerFactory, start_dev, wat
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +58,18 @@ def make_worker(tmp_path: Path) -> WorkerFactory:
         return root
 
     return make
+
+
+@pytest.fixture
+def dev_server() -> Iterator[StartDev]:
+    """``dev_server(folder, *args)`` starts ``atoll dev``; every one is stopped after the test."""
+    started: list[DevServer] = []
+
+    def start(folder: Path, *args: str) -> DevServer:
+        server = start_dev(folder, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

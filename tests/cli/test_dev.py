@@ -2,99 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import WorkerFactory
+from tests.support import REPO, DevServer, StartDev, WorkerFactory, start_dev
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class DevServer:
-    proc: subprocess.Popen[str]
-    url: str
-    lines: list[str] = field(default_factory=list)
-    pump: threading.Thread | None = None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.pump is not None:
-            self.pump.join(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-
-def start_dev(folder: Path, *args: str, env: dict[str, str] | None = None) -> DevServer:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "atoll.cli", "dev", str(folder), "--port", "0", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    url = None
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        match = re.search(r"ready on (http://\S+?)/", line)
-        if match:
-            url = match.group(1)
-            break
-    if url is None:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
-        raise AssertionError("atoll dev did not start:\n" + "\n".join(lines))
-    server = DevServer(proc, url, lines)
-    stream = proc.stderr
-
-    def pump() -> None:
-        for line in stream:
-            server.lines.append(line.rstrip())
-
-    server.pump = threading.Thread(target=pump, daemon=True)
-    server.pump.start()
-    return server
-
-
-StartDev = Callable[..., DevServer]
-
-
-@pytest.fixture
-def dev_server() -> Iterator[StartDev]:
-    """``dev_server(folder, *args)`` starts ``atoll dev``; every one is stopped after the test."""
-    started: list[DevServer] = []
-
-    def start(folder: Path, *args: str) -> DevServer:
-        server = start_dev(folder, *args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+__all__ = ["REPO", "DevServer", "start_dev"]  # used by other end-to-end tests
 
 
 def test_seed_example_answers_over_http(dev_server: StartDev, tmp_path: Path) -> None:

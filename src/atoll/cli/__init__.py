@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from atoll import __version__
+from atoll.cli.build import build
 from atoll.cli.dev import dev
+from atoll.cli.init import init
 from atoll.cli.kv import kv
 
 __all__ = ["main"]
@@ -21,5 +23,7 @@ def main() -> None:
     """Run WebAssembly workers the way Cloudflare Workers does, on machines you own."""
 
 
+main.add_command(build)
 main.add_command(dev)
+main.add_command(init)
 main.add_command(kv)
