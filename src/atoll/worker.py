@@ -228,9 +228,12 @@ def _import_entry(manifest: Manifest) -> FetchHandler:
         raise WorkerLoadError(f"{manifest.main}: cannot be imported as a Python module")
     module: ModuleType = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
-    if folder not in sys.path:
-        # Sibling modules of the entry import as in a script. Trusted code: see module docstring.
-        sys.path.append(folder)
+    _forget_siblings(path.parent)
+    # Sibling modules of the entry import as in a script: its folder comes first while the
+    # entry runs, and stays on sys.path (last) for imports made later. Trusted code.
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -247,6 +250,9 @@ def _import_entry(manifest: Manifest) -> FetchHandler:
             f"{manifest.main}: importing the entry failed at {where}: {type(exc).__name__}: {exc}",
             hint="fix the error above; the worker was not loaded",
         ) from exc
+    finally:
+        sys.path.remove(folder)
+        sys.path.append(folder)
     fetch = getattr(module, "fetch", None)
     if fetch is None or not inspect.iscoroutinefunction(fetch):
         raise WorkerLoadError(
@@ -256,6 +262,20 @@ def _import_entry(manifest: Manifest) -> FetchHandler:
     sys.modules[name] = module
     handler: FetchHandler = fetch
     return handler
+
+
+def _forget_siblings(folder: Path) -> None:
+    """Drop cached modules named like the entry's siblings, so each load imports its own.
+
+    Two workers in one process may both have a ``helper.py``; each entry binds
+    the one from its own folder when it is imported (sibling names are shared
+    per process, so import siblings at the top of the entry, not lazily).
+    """
+    local = {p.stem for p in folder.glob("*.py")}
+    local |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in local:
+            del sys.modules[name]
 
 
 def request_id() -> str:
