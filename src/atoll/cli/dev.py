@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
 
+from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
 from atoll.build import run_build
 from atoll.cli.common import fail_on_errors, setup_logging, stderr
+from atoll.cli.kv import STATE_DIR
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.server import DEFAULT_LOOPS, serve
 from atoll.manifest import load_manifest
@@ -27,6 +30,15 @@ __all__ = ["dev"]
     type=click.IntRange(1, 64),
     help="Event loops (threads) serving requests; a loop stuck in wasm leaves the others.",
 )
+@click.option(
+    "--kv",
+    "kv_spec",
+    default=DEFAULT_SPEC,
+    show_default=True,
+    envvar="ATOLL_KV",
+    metavar="SPEC",
+    help="KV store: sqlite (DIR/.atoll/kv.sqlite3), sqlite:PATH, redis://HOST:PORT/DB, memory.",
+)
 @click.option("--no-build", is_flag=True, help="Do not run [build] command before serving.")
 @click.option(
     "--log-level",
@@ -34,10 +46,20 @@ __all__ = ["dev"]
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def dev(directory: Path, host: str, port: int, loops: int, no_build: bool, log_level: str) -> None:
+def dev(
+    directory: Path,
+    host: str,
+    port: int,
+    loops: int,
+    kv_spec: str,
+    no_build: bool,
+    log_level: str,
+) -> None:
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 
-    Errors show as pages with tracebacks and wasm backtraces. Stop with Ctrl-C.
+    KV namespaces live in DIRECTORY/.atoll/ (what `atoll kv` reads and
+    writes) unless --kv names another store. Errors show as pages with
+    tracebacks and wasm backtraces. Stop with Ctrl-C.
     """
     setup_logging(log_level)
     with fail_on_errors():
@@ -46,14 +68,42 @@ def dev(directory: Path, host: str, port: int, loops: int, no_build: bool, log_l
             if raw.build.command:
                 stderr.print(f"building: {raw.build.command}")
                 run_build(raw)
-        worker = load_worker(directory, runtime=Runtime(), dev=True)
-        app = AtollApp(SingleWorker(worker), dev=True)
+        # Once per process. The default store creates DIR/.atoll/ for its file;
+        # a store elsewhere (--kv) leaves the folder alone.
+        backend = open_backend(kv_spec, state_dir=directory / STATE_DIR)
+        try:
+            _serve(directory, host, port, loops, backend)
+        finally:
+            asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
 
-        def ready(bound_host: str, bound_port: int) -> None:
-            stderr.print(
-                f"[bold]atoll dev[/]: worker [cyan]{worker.name}[/] ready on "
-                f"http://{bound_host}:{bound_port}/  ({loops} loops; Ctrl-C to stop)",
-                markup=True,
-            )
 
-        serve(app, host=host, port=port, loops=loops, ready=ready, log_level="warning")
+def _serve(directory: Path, host: str, port: int, loops: int, backend: KVBackend) -> None:
+    worker = load_worker(
+        directory, runtime=Runtime(), dev=True, extra_bindings=kv_bindings(backend)
+    )
+    housekeeping = KVHousekeeping(backend)
+    app = AtollApp(
+        SingleWorker(worker),
+        dev=True,
+        on_startup=[housekeeping.start],
+        on_shutdown=[housekeeping.stop],
+    )
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        namespaces = worker.manifest.kv_namespaces
+        if namespaces:
+            names = ", ".join(entry.binding for entry in namespaces)
+            stderr.print(f"KV namespaces {names} in {_where(backend)}", markup=False)
+        stderr.print(
+            f"[bold]atoll dev[/]: worker [cyan]{worker.name}[/] ready on "
+            f"http://{bound_host}:{bound_port}/  ({loops} loops; Ctrl-C to stop)",
+            markup=True,
+        )
+
+    serve(app, host=host, port=port, loops=loops, ready=ready, log_level="warning")
+
+
+def _where(backend: KVBackend) -> str:
+    """The store, for people: a file, a URL without password, or the backend's name."""
+    place = getattr(backend, "path", None) or getattr(backend, "url", None)
+    return str(place) if place is not None else type(backend).__name__

@@ -2,8 +2,11 @@
 
 The operator picks the store once per process with a spec (``--kv`` of
 ``atoll dev`` / ``atoll serve``, never the worker's ``atoll.toml``);
-:func:`open_backend` opens it and the runtime wraps it in one
-:class:`KVNamespace` per ``[[kv_namespaces]]`` binding.
+:func:`open_backend` opens it, :func:`kv_bindings` wraps it in one
+:class:`KVNamespace` per ``[[kv_namespaces]]`` binding of each worker, and
+:class:`KVHousekeeping` purges and closes it for the server's lifetime. Wasm
+guests reach the same namespaces through the ``atoll:kv`` host imports
+(:mod:`atoll.bindings.kv.host`).
 
 ======================  =====================================================
 spec                    store
@@ -26,6 +29,7 @@ import time
 from typing import Final
 
 from atoll.bindings.kv.base import Clock, Entry, KeyRecord, KVBackend, ListPage
+from atoll.bindings.kv.binding import KVHousekeeping, kv_bindings
 from atoll.bindings.kv.cache import ReadCache
 from atoll.bindings.kv.namespace import KeyInfo, KVNamespace, ListResult, ValueWithMetadata
 from atoll.errors import KVError
@@ -35,6 +39,7 @@ __all__ = [
     "DEFAULT_SPEC",
     "Entry",
     "KVBackend",
+    "KVHousekeeping",
     "KVNamespace",
     "KeyInfo",
     "KeyRecord",
@@ -43,6 +48,7 @@ __all__ = [
     "ReadCache",
     "ValueWithMetadata",
     "backend_name",
+    "kv_bindings",
     "open_backend",
     "purge_forever",
 ]

@@ -18,6 +18,17 @@ decodes what comes back. A backend promises only this:
 The clock is a hook: every backend takes ``clock`` (default :func:`time.time`)
 and uses it, never its store's own time, to decide what has expired. Tests pass
 a clock they can move forward instead of sleeping for 60 s.
+
+Threads and event loops: one backend object serves the whole process, and
+``atoll dev`` calls it from several event loops, each in its own thread. Every
+method may be called from any thread, from any running loop, concurrently; a
+backend keeps whatever is bound to a loop (a Redis connection) per loop.
+
+Wasm guests reach KV through host functions, which are synchronous: for them
+a backend also has blocking twins of ``get``, ``put``, ``delete`` and
+``list`` (``get_sync``…), same keys, same encoding, same expiry. They block
+the calling thread for one store operation (a few µs on SQLite, one round
+trip on Redis) and need no event loop.
 """
 
 from __future__ import annotations
@@ -106,9 +117,9 @@ class KVBackend(abc.ABC):
     """A store of namespaced entries: the interface every KV backend implements.
 
     One backend object is opened per process (per ``--kv`` spec) when the
-    runtime starts, shared by every namespace and every request, and closed
-    once with :meth:`close` (or ``async with``) when the runtime stops. Its
-    methods run on the event loop that first uses it; they are not thread-safe.
+    runtime starts, shared by every namespace, request, thread and event
+    loop, and closed once with :meth:`close` (or ``async with``) when the
+    runtime stops. Every method is thread-safe (see the module doc).
 
     Keys, values and metadata arrive already validated by ``KVNamespace``.
     Errors of the store itself (unreachable, locked too long, corrupt) are
@@ -175,7 +186,35 @@ class KVBackend(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release connections, threads and files; calling it again does nothing."""
+        """Release connections, threads and files; calling it again does nothing.
+
+        Called once, on any loop, when nothing else uses the backend any more.
+        """
+
+    # -- the blocking twins, for wasm host functions (see the module doc) ----------------
+
+    @abc.abstractmethod
+    def get_sync(self, ns: str, key: str) -> Entry | None:
+        """:meth:`get`, blocking the calling thread."""
+
+    @abc.abstractmethod
+    def put_sync(
+        self,
+        ns: str,
+        key: str,
+        value: bytes,
+        expiration: float | None,
+        metadata: bytes | None,
+    ) -> None:
+        """:meth:`put`, blocking the calling thread; as durable when it returns."""
+
+    @abc.abstractmethod
+    def delete_sync(self, ns: str, key: str) -> None:
+        """:meth:`delete`, blocking the calling thread."""
+
+    @abc.abstractmethod
+    def list_sync(self, ns: str, prefix: str | None, limit: int, cursor: str | None) -> ListPage:
+        """:meth:`list`, blocking the calling thread."""
 
     async def __aenter__(self) -> Self:
         return self

@@ -17,6 +17,7 @@ cached too, with the same bound.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Final
 
@@ -40,7 +41,7 @@ class _Slot:
 class ReadCache:
     """A bounded LRU of backend reads keyed by ``(namespace id, key)``.
 
-    Not thread-safe: used from the event loop that runs the backend.
+    Thread-safe: shared by every event loop (thread) of the process.
     """
 
     def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -48,6 +49,7 @@ class ReadCache:
         self.max_bytes = max_bytes
         self._slots: OrderedDict[tuple[str, str], _Slot] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
         self.generation = 0
         """Bumped by every invalidation: a read that started before one must not be stored."""
 
@@ -59,44 +61,48 @@ class ReadCache:
 
         A hit whose entry has expired by ``now`` is returned with ``entry=None``.
         """
-        slot = self._slots.get((ns, key))
-        if slot is None or now - slot.fetched_at >= max_age:
-            return None
-        entry = slot.entry
-        if entry is not None and entry.expiration is not None and entry.expiration <= now:
-            return _EXPIRED
-        self._slots.move_to_end((ns, key))
-        return slot
+        with self._lock:
+            slot = self._slots.get((ns, key))
+            if slot is None or now - slot.fetched_at >= max_age:
+                return None
+            entry = slot.entry
+            if entry is not None and entry.expiration is not None and entry.expiration <= now:
+                return _EXPIRED
+            self._slots.move_to_end((ns, key))
+            return slot
 
     def store(
         self, ns: str, key: str, entry: Entry | None, fetched_at: float, generation: int
     ) -> None:
         """Remember a backend read that started when :attr:`generation` was ``generation``."""
-        if generation != self.generation:
-            return  # a write of this process may have landed after that read
         size = 64 + len(key) + (0 if entry is None else len(entry.value))
         if entry is not None and len(entry.value) > MAX_CACHED_VALUE_BYTES:
             return
-        old = self._slots.pop((ns, key), None)
-        if old is not None:
-            self._bytes -= old.size
-        self._slots[(ns, key)] = _Slot(entry, fetched_at, size)
-        self._bytes += size
-        while len(self._slots) > self.max_entries or self._bytes > self.max_bytes:
-            _, evicted = self._slots.popitem(last=False)
-            self._bytes -= evicted.size
+        with self._lock:
+            if generation != self.generation:
+                return  # a write of this process may have landed after that read
+            old = self._slots.pop((ns, key), None)
+            if old is not None:
+                self._bytes -= old.size
+            self._slots[(ns, key)] = _Slot(entry, fetched_at, size)
+            self._bytes += size
+            while len(self._slots) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._slots.popitem(last=False)
+                self._bytes -= evicted.size
 
     def invalidate(self, ns: str, key: str) -> None:
         """Forget ``key``: called when a write through this process returns (or fails)."""
-        self.generation += 1
-        old = self._slots.pop((ns, key), None)
-        if old is not None:
-            self._bytes -= old.size
+        with self._lock:
+            self.generation += 1
+            old = self._slots.pop((ns, key), None)
+            if old is not None:
+                self._bytes -= old.size
 
     def clear(self) -> None:
-        self.generation += 1
-        self._slots.clear()
-        self._bytes = 0
+        with self._lock:
+            self.generation += 1
+            self._slots.clear()
+            self._bytes = 0
 
 
 _EXPIRED = _Slot(None, 0.0, 0)

@@ -2,8 +2,10 @@
 
 A :class:`KVNamespace` is created once per deploy for each ``[[kv_namespaces]]``
 binding of a worker, bound to one namespace id, and shared by every request
-of that worker (it keeps no per-request state). All methods are coroutines
-that run on the runtime's event loop.
+of that worker (it keeps no per-request state) and by every event loop and
+thread of the process. Its API methods are coroutines, callable from any
+running loop; the ``*_sync`` twins serve the ``atoll:kv`` host functions
+of wasm guests, which cannot await.
 
 Every argument is checked against Workers KV's limits before the backend sees
 it; a value outside them raises :class:`~atoll.errors.KVLimitError` naming the
@@ -38,12 +40,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, overload
 
-from atoll.bindings.kv.base import Entry, KVBackend
+from atoll.bindings.kv.base import Entry, KVBackend, ListPage
 from atoll.bindings.kv.cache import ReadCache
 from atoll.errors import KVError, KVLimitError
 
@@ -153,6 +156,7 @@ class ListResult:
 _json_decode = json.JSONDecoder().decode  # json.loads without its per-call checks
 
 _caches: weakref.WeakKeyDictionary[KVBackend, ReadCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
 
 
 def _show(key: str) -> str:
@@ -195,9 +199,10 @@ class KVNamespace:
         self._backend = backend
         self._ns = namespace_id
         if cache is None:
-            cache = _caches.get(backend)
-            if cache is None:
-                cache = _caches[backend] = ReadCache()
+            with _caches_lock:
+                cache = _caches.get(backend)
+                if cache is None:
+                    cache = _caches[backend] = ReadCache()
         self._cache = cache
         self._default_cache_ttl = default_cache_ttl
 
@@ -215,13 +220,16 @@ class KVNamespace:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def _read(self, key: str, cache_ttl: float | None) -> Entry | None:
+    def _cache_ttl(self, key: str, cache_ttl: float | None) -> float | None:
         if cache_ttl is None:
-            cache_ttl = self._default_cache_ttl
-            if cache_ttl is None:
-                return await self._backend.get(self._ns, key)
-        else:
-            _check_cache_ttl(cache_ttl, "cache_ttl", key)
+            return self._default_cache_ttl
+        _check_cache_ttl(cache_ttl, "cache_ttl", key)
+        return cache_ttl
+
+    async def _read(self, key: str, cache_ttl: float | None) -> Entry | None:
+        cache_ttl = self._cache_ttl(key, cache_ttl)
+        if cache_ttl is None:
+            return await self._backend.get(self._ns, key)
         cache = self._cache
         now = self._backend.now()
         slot = cache.lookup(self._ns, key, cache_ttl, now)
@@ -229,6 +237,20 @@ class KVNamespace:
             return slot.entry
         generation = cache.generation
         entry = await self._backend.get(self._ns, key)
+        cache.store(self._ns, key, entry, now, generation)
+        return entry
+
+    def _read_sync(self, key: str, cache_ttl: float | None) -> Entry | None:
+        cache_ttl = self._cache_ttl(key, cache_ttl)
+        if cache_ttl is None:
+            return self._backend.get_sync(self._ns, key)
+        cache = self._cache
+        now = self._backend.now()
+        slot = cache.lookup(self._ns, key, cache_ttl, now)
+        if slot is not None:
+            return slot.entry
+        generation = cache.generation
+        entry = self._backend.get_sync(self._ns, key)
         cache.store(self._ns, key, entry, now, generation)
         return entry
 
@@ -339,6 +361,12 @@ class KVNamespace:
         of the previous page. Raises :class:`~atoll.errors.KVLimitError` for a
         bad ``limit``, :class:`~atoll.errors.KVError` for a bad cursor.
         """
+        self._check_list(prefix, limit, cursor)
+        return _list_result(
+            await self._backend.list(self._ns, prefix or None, limit, cursor or None)
+        )
+
+    def _check_list(self, prefix: str | None, limit: int, cursor: str | None) -> None:
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -353,16 +381,6 @@ class KVNamespace:
             _utf8(prefix, "prefix")
         if cursor is not None and not isinstance(cursor, str):
             raise KVError(f"KV list cursor must be a str, not {type(cursor).__name__}")
-        page = await self._backend.list(self._ns, prefix or None, limit, cursor or None)
-        keys = [
-            KeyInfo(
-                record.name,
-                None if record.expiration is None else math.ceil(record.expiration),
-                raw_metadata=record.metadata,
-            )
-            for record in page.keys
-        ]
-        return ListResult(keys, page.cursor is None, page.cursor)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -426,6 +444,52 @@ class KVNamespace:
         finally:
             self._cache.invalidate(self._ns, key)
 
+    # -- blocking twins, for wasm host functions -----------------------------------------
+
+    def get_sync(self, key: str, cache_ttl: float | None = None) -> bytes | None:
+        """``await get(key, type="bytes", cache_ttl=…)``, blocking the calling thread.
+
+        For the ``atoll:kv`` host functions (wasm guests call synchronously):
+        same checks, same read cache, same errors. It blocks for one store
+        operation (µs on SQLite, a round trip on Redis); Python code should
+        await :meth:`get` instead.
+        """
+        check_key(key)
+        entry = self._read_sync(key, cache_ttl)
+        return None if entry is None else entry.value
+
+    def put_sync(
+        self,
+        key: str,
+        value: str | bytes | bytearray | memoryview | Any,
+        expiration: float | None = None,
+        expiration_ttl: float | None = None,
+        metadata: Any = None,
+    ) -> None:
+        """:meth:`put`, blocking the calling thread (see :meth:`get_sync`)."""
+        data, meta, expires = self._prepare_put(key, value, expiration, expiration_ttl, metadata)
+        try:
+            self._backend.put_sync(self._ns, key, data, expires, meta)
+        finally:
+            self._cache.invalidate(self._ns, key)
+
+    def delete_sync(self, key: str) -> None:
+        """:meth:`delete`, blocking the calling thread (see :meth:`get_sync`)."""
+        check_key(key)
+        try:
+            self._backend.delete_sync(self._ns, key)
+        finally:
+            self._cache.invalidate(self._ns, key)
+
+    def list_sync(
+        self, prefix: str | None = None, limit: int = MAX_LIST_LIMIT, cursor: str | None = None
+    ) -> ListResult:
+        """:meth:`list`, blocking the calling thread (see :meth:`get_sync`)."""
+        self._check_list(prefix, limit, cursor)
+        return _list_result(
+            self._backend.list_sync(self._ns, prefix or None, limit, cursor or None)
+        )
+
     def _expiration(
         self, key: str, expiration: float | None, expiration_ttl: float | None
     ) -> float | None:
@@ -460,6 +524,18 @@ class KVNamespace:
 
 
 # -- checks and codecs ---------------------------------------------------------------------
+
+
+def _list_result(page: ListPage) -> ListResult:
+    keys = [
+        KeyInfo(
+            record.name,
+            None if record.expiration is None else math.ceil(record.expiration),
+            raw_metadata=record.metadata,
+        )
+        for record in page.keys
+    ]
+    return ListResult(keys, page.cursor is None, page.cursor)
 
 
 def _utf8(text: str, what: str) -> bytes:

@@ -31,6 +31,19 @@ Event loop
     checkpoints - the call goes to one writer thread with its own
     connection, which waits for the lock as long as ``busy_timeout``.
 
+Threads
+    The inline connection is shared by every thread (every event loop of
+    ``atoll dev``, and wasm guests' host calls). That is safe: SQLite is
+    built serialized (``sqlite3.threadsafety == 3``), so statements of several
+    threads on one connection take turns on its mutex; the connection is
+    opened with ``check_same_thread=False``; every statement is its own
+    autocommit transaction (``isolation_level=None``), and a write commits
+    when it finishes even while another thread's read on the connection is
+    still open. Python's ``sqlite3`` hands a cached statement to one cursor
+    at a time. The writer thread is reached from any loop (``asyncio``
+    wraps its futures for the loop that waits) or, by the blocking twins
+    for wasm guests (``get_sync``…), by waiting on its future.
+
 Expiry
     Expired rows are filtered out by every read (against the clock hook) and
     deleted lazily when a read meets them, and in batches by
@@ -44,12 +57,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import itertools
 import pathlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Self, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, Self, TypeVar
 
 from atoll.bindings.kv.base import (
     Clock,
@@ -111,6 +126,17 @@ _PURGE_BATCH = 1000
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 _T = TypeVar("_T")
+_Row = tuple[Any, ...]
+"""A row as ``sqlite3`` returns it."""
+
+
+class _Busy(enum.Enum):
+    """What an inline statement gives when a lock is in the way (go to the writer thread)."""
+
+    BUSY = 0
+
+
+_BUSY_MARK = _Busy.BUSY
 
 Synchronous = Literal["normal", "full"]
 
@@ -150,7 +176,7 @@ class SQLiteBackend(KVBackend):
         self.synchronous: Synchronous = synchronous
         self._clock = clock
         self._inline_writes = synchronous == "normal"
-        self._writes_since_checkpoint = 0
+        self._inline_count = itertools.count(1)  # next() is atomic: no lock needed
         self._closed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,56 +232,80 @@ class SQLiteBackend(KVBackend):
     def now(self) -> float:
         return self._clock()
 
-    # -- the two ways to run a statement -------------------------------------------------
+    # -- the ways to run a statement -----------------------------------------------------
 
-    async def _on_thread(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn(slow connection)`` on the writer thread; it may wait for locks."""
-        if self._closed:
-            raise KVError(f"the KV store {self.path} is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, self._slow)
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise KVError(
-                    f"the KV store {self.path} stayed locked by another process",
-                    hint="another process holds a long write; retry",
-                ) from exc
-            raise KVError(f"KV store {self.path}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise KVError(f"KV store {self.path}: {exc}") from exc
+    def _closed_error(self) -> KVError:
+        return KVError(f"the KV store {self.path} is closed")
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` inline on the loop's connection; on a lock, on the writer thread."""
+    def _error(self, exc: sqlite3.Error) -> KVError:
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            return KVError(
+                f"the KV store {self.path} stayed locked by another process",
+                hint="another process holds a long write; retry",
+            )
         if self._closed:
-            raise KVError(f"the KV store {self.path} is closed")
+            return self._closed_error()
+        return KVError(f"KV store {self.path}: {exc}")
+
+    def _inline(self, fn: Callable[[sqlite3.Connection], _T]) -> _T | _Busy:
+        """Run ``fn(inline connection)`` on this thread; :data:`_BUSY_MARK` if a lock is in the way."""
+        if self._closed:
+            raise self._closed_error()
         try:
             return fn(self._fast)
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise KVError(f"KV store {self.path}: {exc}") from exc
+            if _is_busy(exc):
+                return _BUSY_MARK
+            raise self._error(exc) from exc
         except sqlite3.Error as exc:
-            raise KVError(f"KV store {self.path}: {exc}") from exc
-        return await self._on_thread(fn)
+            raise self._error(exc) from exc
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], _T]) -> Future[_T]:
+        if self._closed:
+            raise self._closed_error()
+        try:
+            return self._executor.submit(fn, self._slow)
+        except RuntimeError as exc:  # the executor was shut down by close()
+            raise self._closed_error() from exc
+
+    async def _on_thread(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(writer connection)`` on the writer thread; it may wait for locks."""
+        try:
+            return await asyncio.wrap_future(self._submit(fn))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _on_thread_sync(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """:meth:`_on_thread`, blocking this thread until the writer thread is done."""
+        try:
+            return self._submit(fn).result()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` inline; on a lock, on the writer thread."""
+        result = self._inline(fn)
+        if result is _BUSY_MARK:
+            return await self._on_thread(fn)
+        return result
+
+    def _run_sync(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        result = self._inline(fn)
+        if result is _BUSY_MARK:
+            return self._on_thread_sync(fn)
+        return result
 
     def _wrote_inline(self) -> None:
-        self._writes_since_checkpoint += 1
-        if self._writes_since_checkpoint >= CHECKPOINT_EVERY and not self._closed:
-            self._writes_since_checkpoint = 0
-            self._executor.submit(_quietly, self._slow, "PRAGMA wal_checkpoint(PASSIVE)")
+        if next(self._inline_count) % CHECKPOINT_EVERY == 0 and not self._closed:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self._executor.submit(_quietly, self._slow, "PRAGMA wal_checkpoint(PASSIVE)")
 
-    # -- KVBackend -----------------------------------------------------------------------
+    def _write_inline(self, size: int) -> bool:
+        """True if a write of ``size`` bytes runs inline (else: on the writer thread)."""
+        return self._inline_writes and size <= INLINE_VALUE_BYTES
 
-    async def get(self, ns: str, key: str) -> Entry | None:
-        bkey = key.encode()
-        if self._closed:
-            raise KVError(f"the KV store {self.path} is closed")
-        try:
-            row = self._fast.execute(_GET, (INLINE_VALUE_BYTES, ns, bkey)).fetchone()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise KVError(f"KV store {self.path}: {exc}") from exc
-            row = await self._on_thread(lambda c: c.execute(_GET_FULL, (ns, bkey)).fetchone())
+    def _entry(self, ns: str, bkey: bytes, row: _Row | None) -> Entry | _Busy | None:
+        """The entry of a ``_GET`` row; :data:`_BUSY_MARK` if its value must be read on the thread."""
         if row is None:
             return None
         value, expiration, metadata = row
@@ -263,11 +313,37 @@ class SQLiteBackend(KVBackend):
             self._purge_one(ns, bkey)
             return None
         if value is None:  # too large to read on the loop
-            row = await self._on_thread(lambda c: c.execute(_GET_FULL, (ns, bkey)).fetchone())
-            if row is None or not is_live(row[1], self._clock()):
-                return None
-            value, expiration, metadata = row
+            return _BUSY_MARK
         return Entry(value, expiration, metadata)
+
+    def _full_entry(self, row: _Row | None) -> Entry | None:
+        if row is None or not is_live(row[1], self._clock()):
+            return None
+        return Entry(row[0], row[1], row[2])
+
+    # -- KVBackend -----------------------------------------------------------------------
+
+    async def get(self, ns: str, key: str) -> Entry | None:
+        bkey = key.encode()
+        full = _fetch_one(_GET_FULL, (ns, bkey))
+        row = self._inline(_fetch_one(_GET, (INLINE_VALUE_BYTES, ns, bkey)))
+        if row is _BUSY_MARK:
+            return self._full_entry(await self._on_thread(full))
+        entry = self._entry(ns, bkey, row)
+        if entry is _BUSY_MARK:
+            return self._full_entry(await self._on_thread(full))
+        return entry
+
+    def get_sync(self, ns: str, key: str) -> Entry | None:
+        bkey = key.encode()
+        full = _fetch_one(_GET_FULL, (ns, bkey))
+        row = self._inline(_fetch_one(_GET, (INLINE_VALUE_BYTES, ns, bkey)))
+        if row is _BUSY_MARK:
+            return self._full_entry(self._on_thread_sync(full))
+        entry = self._entry(ns, bkey, row)
+        if entry is _BUSY_MARK:
+            return self._full_entry(self._on_thread_sync(full))
+        return entry
 
     async def get_many(self, ns: str, keys: Sequence[str]) -> dict[str, Entry]:
         if not keys:
@@ -303,30 +379,47 @@ class SQLiteBackend(KVBackend):
         expiration: float | None,
         metadata: bytes | None,
     ) -> None:
-        args = (ns, key.encode(), expiration, metadata, value)
-
-        def put(conn: sqlite3.Connection) -> None:
-            conn.execute(_PUT, args)
-
-        if self._inline_writes and len(value) <= INLINE_VALUE_BYTES:
+        put = _execute(_PUT, (ns, key.encode(), expiration, metadata, value))
+        if self._write_inline(len(value)):
             await self._run(put)
             self._wrote_inline()
         else:
             await self._on_thread(put)
 
+    def put_sync(
+        self,
+        ns: str,
+        key: str,
+        value: bytes,
+        expiration: float | None,
+        metadata: bytes | None,
+    ) -> None:
+        put = _execute(_PUT, (ns, key.encode(), expiration, metadata, value))
+        if self._write_inline(len(value)):
+            self._run_sync(put)
+            self._wrote_inline()
+        else:
+            self._on_thread_sync(put)
+
     async def delete(self, ns: str, key: str) -> None:
-        args = (ns, key.encode())
-
-        def delete(conn: sqlite3.Connection) -> None:
-            conn.execute(_DELETE, args)
-
-        if self._inline_writes:
+        delete = _execute(_DELETE, (ns, key.encode()))
+        if self._write_inline(0):
             await self._run(delete)
             self._wrote_inline()
         else:
             await self._on_thread(delete)
 
-    async def list(self, ns: str, prefix: str | None, limit: int, cursor: str | None) -> ListPage:
+    def delete_sync(self, ns: str, key: str) -> None:
+        delete = _execute(_DELETE, (ns, key.encode()))
+        if self._write_inline(0):
+            self._run_sync(delete)
+            self._wrote_inline()
+        else:
+            self._on_thread_sync(delete)
+
+    def _list_query(
+        self, ns: str, prefix: str | None, limit: int, cursor: str | None
+    ) -> Callable[[sqlite3.Connection], list[_Row]]:
         low = (prefix or "").encode()
         sql = _LIST_FROM
         if cursor is not None:
@@ -334,11 +427,20 @@ class SQLiteBackend(KVBackend):
             if after >= low:
                 low, sql = after, _LIST_AFTER
         args = (ns, low, _upper_bound((prefix or "").encode()), self._clock(), limit + 1)
-        rows = await self._run(lambda c: c.execute(sql, args).fetchall())
+        return lambda c: c.execute(sql, args).fetchall()
+
+    @staticmethod
+    def _page(rows: list[_Row], limit: int) -> ListPage:
         keys = [KeyRecord(name.decode(), exp, meta) for name, exp, meta in rows[:limit]]
         if len(rows) > limit:
             return ListPage(keys, encode_cursor(keys[-1].name))
         return ListPage(keys, None)
+
+    async def list(self, ns: str, prefix: str | None, limit: int, cursor: str | None) -> ListPage:
+        return self._page(await self._run(self._list_query(ns, prefix, limit, cursor)), limit)
+
+    def list_sync(self, ns: str, prefix: str | None, limit: int, cursor: str | None) -> ListPage:
+        return self._page(self._run_sync(self._list_query(ns, prefix, limit, cursor)), limit)
 
     async def purge_expired(self) -> int:
         now = self._clock()
@@ -375,7 +477,23 @@ class SQLiteBackend(KVBackend):
             except sqlite3.Error:
                 pass
         if not self._closed:
-            self._executor.submit(_quietly, self._slow, _DELETE_IF_EXPIRED, args)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self._executor.submit(_quietly, self._slow, _DELETE_IF_EXPIRED, args)
+
+
+def _fetch_one(sql: str, args: tuple[object, ...]) -> Callable[[sqlite3.Connection], _Row | None]:
+    def fetch(conn: sqlite3.Connection) -> _Row | None:
+        row: _Row | None = conn.execute(sql, args).fetchone()
+        return row
+
+    return fetch
+
+
+def _execute(sql: str, args: tuple[object, ...]) -> Callable[[sqlite3.Connection], None]:
+    def execute(conn: sqlite3.Connection) -> None:
+        conn.execute(sql, args)
+
+    return execute
 
 
 def _quietly(conn: sqlite3.Connection, sql: str, args: tuple[object, ...] = ()) -> None:
