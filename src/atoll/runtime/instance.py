@@ -174,8 +174,9 @@ class ExportFunction:
         instance = self._instance
         invocation = instance.invocation()
         caller = self._info.caller
-        if any(isinstance(a, _BUFFER) for a in args):
-            return self._call_with_buffers(invocation, args)
+        for arg in args:
+            if isinstance(arg, _BUFFER):
+                return self._call_with_buffers(invocation, args)
         return instance.guest_store.enter(
             invocation,
             caller.name,

@@ -19,6 +19,7 @@ warm, goes through :meth:`GuestStore.enter`, which
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -134,7 +135,15 @@ class GuestStore:
     """
 
     def __init__(self, engine: Engine, memory_budget: int) -> None:
-        self.store = wasmtime.Store(engine.engine)
+        capi = calls.capi
+        self.store = (
+            capi.new_store(engine.engine) if capi is not None else wasmtime.Store(engine.engine)
+        )
+        self._set_deadline = (
+            functools.partial(capi.set_epoch_deadline, self.store)
+            if capi is not None
+            else self.store.set_epoch_deadline
+        )
         self.memory_budget = memory_budget
         self.instances: list[Instance] = []
         self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
@@ -183,7 +192,7 @@ class GuestStore:
             if limit != self._limit:
                 self.store.set_limits(memory_size=limit)
                 self._limit = limit
-        self.store.set_epoch_deadline(math.ceil(left / _TICK_NS) + 1)
+        self._set_deadline(math.ceil(left / _TICK_NS) + 1)
         self._call_allow_ns = left
         start = self._call_start_ns = _thread_time_ns()
         try:
