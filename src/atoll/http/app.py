@@ -22,7 +22,7 @@ from atoll.errors import BodyTooLargeError
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
 
-__all__ = ["AtollApp", "Router", "SingleWorker"]
+__all__ = ["AtollApp", "ResultHook", "Router", "SingleWorker"]
 
 log = logging.getLogger("atoll.request")
 
@@ -51,6 +51,10 @@ class SingleWorker:
 
 
 Hook = Callable[[], Awaitable[None]]
+ResultHook = Callable[[Worker | None, str, str, Result, float], None]
+"""``hook(worker, method, url, result, wall_ms)``: once per request, after its response was
+sent and its log line written, on the loop that served it (``worker`` is None when no route
+matched). Must be quick and must not block (metrics, tail); an exception is logged."""
 
 
 class AtollApp:
@@ -60,7 +64,8 @@ class AtollApp:
     lifespan: once per server, on the loop that runs the lifespan (in
     ``atoll dev``, the control loop, not a serving loop). A startup hook that
     raises fails the startup, so nothing is served; a shutdown hook that
-    raises is logged and the next ones still run.
+    raises is logged and the next ones still run. ``on_result`` hooks: see
+    :data:`ResultHook`.
     """
 
     def __init__(
@@ -70,11 +75,13 @@ class AtollApp:
         dev: bool = False,
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
+        on_result: Sequence[ResultHook] = (),
     ) -> None:
         self.router = router
         self.dev = dev
         self.on_startup = tuple(on_startup)
         self.on_shutdown = tuple(on_shutdown)
+        self.on_result = tuple(on_result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -144,6 +151,11 @@ class AtollApp:
         await _send_response(send, result.response, head=method == "HEAD")
         wall_ms = (time.perf_counter() - started) * 1000
         _log_request(method, scope, result, wall_ms)
+        for hook in self.on_result:
+            try:
+                hook(worker, method, url, result, wall_ms)
+            except Exception:
+                log.exception("on_result hook failed")
         await run_pending(result)
 
 

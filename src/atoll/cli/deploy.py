@@ -1,0 +1,112 @@
+"""``atoll deploy [DIR]``: pack a worker folder and upload it to an ``atoll serve`` node.
+
+Also home of :func:`admin_options` and :func:`admin_client`, which every
+command that talks to the admin API shares (``versions``, ``rollback``,
+``delete``, ``secret``, ``tail``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from atoll.build import run_build
+from atoll.cli.common import fail_on_errors, stderr
+from atoll.control.bundle import pack
+from atoll.control.client import DEFAULT_ADMIN_URL, AdminClient
+from atoll.control.deployer import BUNDLE
+from atoll.errors import ControlError
+from atoll.manifest import load_manifest
+
+__all__ = ["admin_client", "admin_options", "deploy"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def admin_options(command: F) -> F:
+    """``--url`` (``$ATOLL_ADMIN_URL``) and ``--token`` (``$ATOLL_ADMIN_TOKEN``)."""
+    command = click.option(
+        "--token",
+        envvar="ATOLL_ADMIN_TOKEN",
+        required=True,
+        help="Admin API bearer token ($ATOLL_ADMIN_TOKEN).",
+    )(command)
+    command = click.option(
+        "--url",
+        envvar="ATOLL_ADMIN_URL",
+        default=DEFAULT_ADMIN_URL,
+        show_default=True,
+        help="Admin API of the node ($ATOLL_ADMIN_URL).",
+    )(command)
+    return command
+
+
+@contextmanager
+def admin_client(url: str, token: str) -> Iterator[AdminClient]:
+    """An :class:`AdminClient`, inside :func:`fail_on_errors` (errors become messages, exit 1)."""
+    with fail_on_errors(), AdminClient(url, token) as client:
+        yield client
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@admin_options
+@click.option("--no-build", is_flag=True, help="Do not run the [build] command first.")
+@click.option("--no-activate", is_flag=True, help="Store the version without serving it.")
+def deploy(directory: Path, url: str, token: str, no_build: bool, no_activate: bool) -> None:
+    """Deploy the worker in DIRECTORY (default: .) to the node at --url.
+
+    Runs the [build] command, packs the folder (without .git, .atoll,
+    node_modules, target, __pycache__…), and uploads it. The node checks the
+    whole bundle as `atoll dev` would (manifest, modules, the Python entry)
+    and refuses it with the same message if it is broken; the version it
+    served keeps serving. Returns once every serving process has the new
+    version.
+    """
+    with admin_client(url, token) as client:
+        manifest = load_manifest(directory, check_files=False)
+        if manifest.build.command and not no_build:
+            stderr.print(f"building: {manifest.build.command}", markup=False)
+            run_build(manifest, on_output=lambda line: click.echo(f"  {line}", err=True))
+        bundle = pack(directory)
+        started = time.perf_counter()
+        try:
+            answer = client.deploy(manifest.name, bundle, activate=not no_activate)
+        except ControlError as exc:
+            raise _local(exc, directory) from None
+        elapsed = (time.perf_counter() - started) * 1000
+        version = answer["version"]
+        processes = answer["processes"]
+        what = "new version" if answer["new"] else "version already uploaded"
+        click.echo(
+            f"{manifest.name}: {what} {version['id'][:12]} "
+            f"({version['files']} files, {_size(version['size'])}, bundle {_size(len(bundle))})"
+        )
+        if answer["active"]:
+            click.echo(
+                f"active on {processes['synced']}/{processes['total']} processes "
+                f"({elapsed:.0f} ms); routes: {', '.join(version['routes']) or manifest.name + '.localhost/*'}"
+            )
+        for index, error in processes.get("errors", {}).items():
+            stderr.print(f"warning: process {index}: {error}", markup=False)
+
+
+def _local(exc: ControlError, directory: Path) -> ControlError:
+    """The node's message about the bundle, with the local folder where it wrote <bundle>."""
+    prefix = str(directory / "x")[:-1]  # "dir/" (or "" for ".") as `atoll dev` writes paths
+    message = exc.message.replace(BUNDLE + "/", prefix).replace(BUNDLE, str(directory))
+    hint = exc.hint.replace(BUNDLE + "/", prefix) if exc.hint else None
+    return ControlError(message, hint=hint)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"

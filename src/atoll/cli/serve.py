@@ -1,0 +1,110 @@
+"""``atoll serve --state DIR``: host every deployed worker, with an admin API for deploys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from atoll.cli.common import fail_on_errors, setup_logging, stderr
+from atoll.control.supervisor import ServeOptions, Supervisor
+from atoll.http.server import DEFAULT_LOOPS
+
+__all__ = ["serve"]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@click.command()
+@click.option(
+    "--state",
+    "state_dir",
+    required=True,
+    envvar="ATOLL_STATE",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of deployed versions, active pointers and secrets (created if missing).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=8787, show_default=True, type=int, help="Port (0: any free port).")
+@click.option(
+    "--admin-host", default="127.0.0.1", show_default=True, help="Address of the admin API."
+)
+@click.option(
+    "--admin-port", default=8788, show_default=True, type=int, help="Port of the admin API."
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Serving processes on the port (default: one per core).",
+)
+@click.option(
+    "--loops",
+    default=DEFAULT_LOOPS,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Event loops (threads) per process; a loop stuck in wasm leaves the others.",
+)
+@click.option(
+    "--token",
+    envvar="ATOLL_ADMIN_TOKEN",
+    default=None,
+    help="Admin API bearer token (default: $ATOLL_ADMIN_TOKEN, else DIR/admin-token).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    state_dir: Path,
+    host: str,
+    port: int,
+    admin_host: str,
+    admin_port: int,
+    processes: int | None,
+    loops: int,
+    token: str | None,
+    log_level: str,
+) -> None:
+    """Serve every worker deployed to the state folder DIR, routed by their `routes`.
+
+    Deploy with `atoll deploy`; manage with `atoll versions`, `rollback`,
+    `delete`, `secret` and `tail`, all through the admin API (bearer token).
+    A worker without routes answers at http://NAME.localhost:PORT/. Stop with
+    Ctrl-C: requests in flight finish.
+    """
+    setup_logging(log_level)
+    count = processes or _cores()
+    options = ServeOptions(
+        state=state_dir,
+        host=host,
+        port=port,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        processes=count,
+        loops=loops,
+        token=token,
+        log_level=log_level,
+    )
+
+    def ready(
+        bound_host: str, bound_port: int, a_host: str, a_port: int, token_file: str | None
+    ) -> None:
+        stderr.print(
+            f"[bold]atoll serve[/]: ready on http://{bound_host}:{bound_port}/ "
+            f"({count} processes x {loops} loops); admin API on http://{a_host}:{a_port}/",
+            markup=True,
+        )
+        if token_file is not None:
+            stderr.print(f"admin token: in {token_file}", markup=False)
+
+    with fail_on_errors():
+        Supervisor(options).run(ready)

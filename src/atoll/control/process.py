@@ -1,0 +1,140 @@
+"""A serving process of ``atoll serve``: ``python -m atoll.control.process OPTIONS-JSON``.
+
+Started by the supervisor (``supervisor.py``), never by hand. It loads every
+active worker from the state folder (:class:`~atoll.control.node.Node`),
+opens its own listening socket on the node's port with ``SO_REUSEPORT`` (the
+kernel spreads new connections over the processes' sockets), tells the
+supervisor it is ready over the inherited channel, and serves with
+:func:`atoll.http.server.serve` (several event loops in threads) until
+SIGTERM, or until the channel closes because the supervisor died.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from atoll.control.channel import ProcessChannel
+from atoll.control.node import Node
+from atoll.control.state import State
+from atoll.control.tail import TailFilter
+from atoll.errors import ConfigError
+from atoll.http.server import serve
+from atoll.worker import Runtime
+
+__all__ = ["ProcessOptions", "listen_socket", "main"]
+
+log = logging.getLogger("atoll.control")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """What the supervisor tells a serving process (as JSON on its command line)."""
+
+    state: str
+    host: str
+    port: int
+    loops: int
+    index: int
+    channel_fd: int
+    log_level: str
+
+    def to_argv(self) -> list[str]:
+        return [sys.executable, "-m", "atoll.control.process", json.dumps(asdict(self))]
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (not yet listening).
+
+    Raises :class:`~atoll.errors.ConfigError` if the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            key="port",
+            hint="choose another port (0 picks a free one) or stop what uses this one",
+        ) from exc
+    return sock
+
+
+def _setup_logging(level: str, index: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s [{index}] %(message)s", datefmt="%H:%M:%S")
+    )
+    root = logging.getLogger("atoll")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def run(options: ProcessOptions) -> None:
+    """Serve until SIGTERM or until the supervisor goes away."""
+    _setup_logging(options.log_level, options.index)
+    state = State(Path(options.state))
+    channel_sock = socket.socket(fileno=options.channel_fd)
+    node = Node(state, Runtime(cache_dir=state.cache_dir), process=options.index)
+    node.sync()
+    stopping = threading.Event()
+
+    def closed() -> None:
+        if not stopping.is_set():
+            stopping.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def metrics(_: dict[str, Any]) -> Any:
+        if node.channel is not None:
+            node.metrics.tail_dropped = node.channel.dropped_total
+        return node.metrics.snapshot()
+
+    def tail(message: dict[str, Any]) -> None:
+        node.tail.set_filters(TailFilter.from_json(f) for f in message.get("filters", ()))
+
+    channel = ProcessChannel(
+        channel_sock,
+        {"sync": lambda _: node.sync(), "metrics": metrics, "tail": tail, "ping": lambda _: None},
+        on_closed=closed,
+    )
+    node.channel = channel
+    sock = listen_socket(options.host, options.port)
+    try:
+        channel.start()
+        serve(
+            node.app,
+            sock=sock,
+            loops=options.loops,
+            ready=lambda _h, _p: channel.send({"op": "ready", "pid": os.getpid()}),
+            log_level="warning",
+        )
+    finally:
+        stopping.set()
+        sock.close()
+
+
+def main(argv: list[str]) -> int:
+    options = ProcessOptions(**json.loads(argv[0]))
+    try:
+        run(options)
+    except Exception:
+        logging.getLogger("atoll.control").exception("serving process %d failed", options.index)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

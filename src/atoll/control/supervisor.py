@@ -1,0 +1,440 @@
+"""``atoll serve``'s first process: starts the serving processes, serves the admin API.
+
+Processes::
+
+    supervisor (this module)   holds the state folder's lock; checks and stores uploads
+                               (deployer.py); serves the admin API (admin.py) with one
+                               uvicorn server on its event loop; restarts a serving
+                               process that dies; turns SIGINT/SIGTERM into a graceful stop
+    serving process 0..N-1     process.py: loads the active workers, serves HTTP on the
+                               node's port (own SO_REUSEPORT socket, several event loops)
+
+The supervisor binds the HTTP port first (with ``SO_REUSEPORT``, never
+listening), which resolves ``--port 0`` and fails early when the port is taken;
+each serving process then binds its own listening socket to that port and the
+kernel spreads new connections over them. Serving processes run in their own
+session, so a Ctrl-C in the terminal reaches the supervisor only, and it
+stops them once, gracefully (in-flight requests finish).
+
+Each serving process is linked to the supervisor by a socketpair
+(``channel.py``). After every change (deploy, rollback, delete, secret) the
+supervisor sends ``sync`` to every process and answers the admin request when
+all have replied: at that point every process routes new requests to the new
+version. There is no polling; a process that (re)starts reads the state
+folder itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import signal
+import socket
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+
+from atoll.control.admin import AdminApp
+from atoll.control.bundle import Limits
+from atoll.control.channel import encode
+from atoll.control.deployer import Deployer
+from atoll.control.metrics import merge, render
+from atoll.control.process import ProcessOptions, listen_socket
+from atoll.control.state import State
+from atoll.control.tail import Subscription, TailFilter, TailHub
+from atoll.errors import AtollError, ControlError
+from atoll.worker import Runtime
+
+__all__ = ["ServeOptions", "Supervisor"]
+
+log = logging.getLogger("atoll.control")
+
+T = TypeVar("T")
+
+#: Seconds a serving process may take to load the workers and listen.
+START_TIMEOUT = 120.0
+#: Seconds a serving process may take to load a change before the admin call answers anyway.
+SYNC_TIMEOUT = 60.0
+#: Seconds between two restarts of a serving process that keeps dying.
+RESTART_DELAY = 1.0
+#: Seconds deleted files stay in trash/ (requests in flight may still read them).
+TRASH_DELAY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Everything ``atoll serve`` was told."""
+
+    state: Path
+    host: str = "127.0.0.1"
+    port: int = 8787
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8788
+    processes: int = 1
+    loops: int = 4
+    token: str | None = None
+    log_level: str = "info"
+    shutdown_timeout: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+
+
+class _Process:
+    """One serving process as the supervisor sees it."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.ready: asyncio.Future[None] | None = None
+        self.ids = itertools.count(1)
+
+    @property
+    def connected(self) -> bool:
+        return self.writer is not None and not self.writer.is_closing()
+
+    def post(self, message: dict[str, Any]) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(encode(message))
+
+    async def request(self, op: str, seconds: float, **fields: Any) -> Any:
+        """Send ``op`` and wait for the reply's data. Raises ControlError on error or timeout."""
+        if not self.connected:
+            raise ControlError(f"serving process {self.index} is not running")
+        ident = next(self.ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[ident] = future
+        try:
+            self.post({"op": op, "id": ident, **fields})
+            async with asyncio.timeout(seconds):
+                return await future
+        except TimeoutError:
+            raise ControlError(f"serving process {self.index} did not answer {op!r}") from None
+        finally:
+            self.pending.pop(ident, None)
+
+    def fail_pending(self) -> None:
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ControlError(f"serving process {self.index} exited"))
+        self.pending.clear()
+
+
+class _AdminServer(uvicorn.Server):
+    """uvicorn on the supervisor's loop; the supervisor handles signals, not uvicorn."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Supervisor:
+    """Runs a node (see the module docstring). One per state folder."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        if options.processes < 1:
+            raise ControlError("--processes must be at least 1")
+        self.options = options
+        self.state = State(options.state)
+        self.runtime: Runtime | None = None
+        self.hub = TailHub(self._filters_changed)
+        self.processes = [_Process(i) for i in range(options.processes)]
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._deployer: Deployer | None = None
+        self.port = 0
+        self.admin_port = 0
+
+    @property
+    def deployer(self) -> Deployer:
+        assert self._deployer is not None, "the supervisor is not running"
+        return self._deployer
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self, ready: Callable[[str, int, str, int, str | None], None] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM (blocks). ``ready(host, port, admin_host, admin_port,
+        token_file)`` is called once every serving process listens.
+
+        Raises :class:`~atoll.errors.AtollError` when the state folder is in use, a
+        port cannot be bound, or a serving process fails to start.
+        """
+        self.state.lock()
+        try:
+            self.state.prepare()
+            asyncio.run(self._run(ready))
+        finally:
+            self.state.unlock()
+
+    async def _run(self, ready: Callable[[str, int, str, int, str | None], None] | None) -> None:
+        options = self.options
+        token_file: str | None = None
+        token = options.token
+        if not token:
+            token = self.state.admin_token()
+            token_file = str(self.state.root / "admin-token")
+        self.runtime = Runtime(cache_dir=self.state.cache_dir)
+        self._deployer = Deployer(self.state, self.runtime, limits=options.limits)
+        reservation = listen_socket(options.host, options.port)
+        self.port = reservation.getsockname()[1]
+        admin_sock = _admin_socket(options.admin_host, options.admin_port)
+        self.admin_port = admin_sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+        for process in self.processes:
+            process.ready = loop.create_future()
+        keepers: list[asyncio.Task[None]] = []
+        admin: asyncio.Task[None] | None = None
+        server: _AdminServer | None = None
+        try:
+            keepers = [asyncio.create_task(self._keep(p)) for p in self.processes]
+            started = asyncio.gather(*(self._wait_ready(p) for p in self.processes))
+            stop = asyncio.ensure_future(self._stopping.wait())
+            waiting: list[asyncio.Future[Any]] = [started, stop]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not started.done():  # a signal while starting
+                started.cancel()
+                with contextlib.suppress(asyncio.CancelledError, AtollError):
+                    await started
+                return
+            stop.cancel()
+            started.result()  # raises if a process failed to start
+            app = AdminApp(self, token, limits=options.limits)
+            config = uvicorn.Config(
+                app,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+            server = _AdminServer(config)
+            admin = asyncio.create_task(server.serve(sockets=[admin_sock]))
+            listening = asyncio.ensure_future(server.listening.wait())
+            await asyncio.wait([listening, admin], return_when=asyncio.FIRST_COMPLETED)
+            listening.cancel()
+            if admin.done():
+                admin.result()  # raises why it failed
+                raise ControlError("the admin API stopped while starting")
+            if ready is not None:
+                ready(options.host, self.port, options.admin_host, self.admin_port, token_file)
+            trash = asyncio.create_task(self._empty_trash())
+            await self._stopping.wait()
+            trash.cancel()
+        finally:
+            self._stopping.set()
+            self.hub.close()
+            if server is not None and admin is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await admin
+            await self._stop_processes()
+            for keeper in keepers:
+                keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            reservation.close()
+            admin_sock.close()
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            for process in self.processes:  # a second signal: do not wait
+                if process.proc is not None and process.proc.returncode is None:
+                    process.proc.kill()
+        self._stopping.set()
+
+    async def _wait_ready(self, process: _Process) -> None:
+        assert process.ready is not None
+        async with asyncio.timeout(START_TIMEOUT):
+            await process.ready
+
+    async def _keep(self, process: _Process) -> None:
+        """Run serving process ``process.index``, restarting it when it dies, until stopping."""
+        first = True
+        while not self._stopping.is_set():
+            try:
+                code = await self._spawn(process)
+            except Exception as exc:  # pragma: no cover - spawning python itself failed
+                log.exception("serving process %d could not start", process.index)
+                if process.ready is not None and not process.ready.done():
+                    process.ready.set_exception(ControlError(str(exc)))
+                return
+            if self._stopping.is_set():
+                return
+            if first and process.ready is not None and not process.ready.done():
+                process.ready.set_exception(
+                    ControlError(
+                        f"serving process {process.index} exited with code {code} while starting",
+                        hint="see its error above",
+                    )
+                )
+                return
+            first = False
+            log.error("serving process %d exited with code %s; restarting", process.index, code)
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def _spawn(self, process: _Process) -> int:
+        """Start one serving process and read its channel until it exits; returns its exit code."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        options = ProcessOptions(
+            state=str(self.state.root),
+            host=self.options.host,
+            port=self.port,
+            loops=self.options.loops,
+            index=process.index,
+            channel_fd=theirs.fileno(),
+            log_level=self.options.log_level,
+        )
+        if process.ready is None or process.ready.done():
+            process.ready = loop.create_future()
+        try:
+            process.proc = await asyncio.create_subprocess_exec(
+                *options.to_argv(),
+                pass_fds=[theirs.fileno()],
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=16 * 1024 * 1024)
+        process.writer = writer
+        filters = self.hub.filters()
+        if filters:
+            process.post({"op": "tail", "filters": [f.to_json() for f in filters]})
+        try:
+            while line := await reader.readline():
+                self._on_message(process, line)
+        finally:
+            process.writer = None
+            process.fail_pending()
+            writer.close()
+        return await process.proc.wait()
+
+    def _on_message(self, process: _Process, line: bytes) -> None:
+        message = json.loads(line)
+        op = message.get("op")
+        if op == "event":
+            self.hub.publish(message["event"])
+        elif op == "dropped":
+            self.hub.lost(message["worker"], int(message["count"]))
+        elif op == "reply":
+            future = process.pending.get(message.get("id", -1))
+            if future is not None and not future.done():
+                if "error" in message:
+                    future.set_exception(ControlError(message["error"]))
+                else:
+                    future.set_result(message.get("data"))
+        elif op == "ready":
+            if process.ready is not None and not process.ready.done():
+                process.ready.set_result(None)
+            log.debug("serving process %d (pid %s) ready", process.index, message.get("pid"))
+
+    async def _stop_processes(self) -> None:
+        running = [
+            p.proc for p in self.processes if p.proc is not None and p.proc.returncode is None
+        ]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.options.shutdown_timeout + 5):
+                await asyncio.gather(*(proc.wait() for proc in running))
+        except TimeoutError:
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await asyncio.gather(*(proc.wait() for proc in running))
+
+    async def _empty_trash(self) -> None:
+        while True:
+            await asyncio.sleep(TRASH_DELAY / 2)
+            await asyncio.to_thread(self.state.empty_trash, TRASH_DELAY)
+
+    # -- what the admin API calls (admin.Control) ---------------------------------------------
+
+    async def change(self, operation: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+        async with self._lock:
+            result = await asyncio.to_thread(operation)
+            report = await self._sync_all()
+        return result, report
+
+    async def _sync_all(self) -> dict[str, Any]:
+        live = [p for p in self.processes if p.connected]
+        replies = await asyncio.gather(
+            *(p.request("sync", SYNC_TIMEOUT) for p in live), return_exceptions=True
+        )
+        errors = {}
+        for process, reply in zip(live, replies, strict=True):
+            if isinstance(reply, BaseException):
+                errors[str(process.index)] = str(reply)
+            elif reply.get("errors"):
+                errors[str(process.index)] = "; ".join(reply["errors"].values())
+        synced = len(live) - len(errors)
+        return {"total": len(self.processes), "synced": synced, "errors": errors}
+
+    async def metrics(self) -> str:
+        live = [p for p in self.processes if p.connected]
+        replies = await asyncio.gather(
+            *(p.request("metrics", 10.0) for p in live), return_exceptions=True
+        )
+        snapshots = [r for r in replies if not isinstance(r, BaseException)]
+        merged = merge(snapshots)
+        merged["tail_dropped"] += self.hub.dropped + sum(
+            s.dropped_total for s in self.hub.subscriptions
+        )
+        versions = {}
+        for name in self.state.workers():
+            pointer = self.state.active(name)
+            if pointer is not None:
+                versions[name] = pointer.version
+        return render(merged, versions=versions, processes=len(snapshots))
+
+    async def subscribe(self, tail_filter: TailFilter) -> Subscription:
+        sub = self.hub.subscribe(tail_filter)
+        await self._send_filters()
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        self.hub.unsubscribe(sub)
+
+    def _filters_changed(self, filters: Sequence[TailFilter]) -> None:
+        message = {"op": "tail", "filters": [f.to_json() for f in filters]}
+        for process in self.processes:
+            process.post(message)
+
+    async def _send_filters(self) -> None:
+        """Wait until every serving process has the current filters (a round trip each)."""
+        live = [p for p in self.processes if p.connected]
+        await asyncio.gather(*(p.request("ping", 10.0) for p in live), return_exceptions=True)
+
+
+def _admin_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ControlError(
+            f"cannot listen on {host}:{port} for the admin API: {exc.strerror}",
+            hint="choose another --admin-port (0 picks a free one)",
+        ) from exc
+    sock.listen(128)
+    return sock
