@@ -133,3 +133,23 @@ def test_whole_wasm_worker_over_http(dev_server: StartDev, tmp_path: Path) -> No
     assert "HTTP_X_PROBE=1" in env
     assert "REMOTE_ADDR=127.0.0.1" in env
     assert httpx.get(f"{server.url}/?status").status_code == 404
+
+
+def test_a_change_is_served_without_a_restart(
+    dev_server: StartDev, make_worker: WorkerFactory
+) -> None:
+    folder = make_worker(
+        'from atoll import Response\n\nasync def fetch(request, env, ctx):\n    return Response("v1")\n'
+    )
+    server = dev_server(folder)
+    assert httpx.get(server.url).text == "v1"
+    entry = folder / "src" / "worker.py"
+    entry.write_text(entry.read_text().replace('"v1"', '"v2"'))
+    deadline = time.monotonic() + 15
+    while httpx.get(server.url).text != "v2" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(server.url).text == "v2"
+    entry.write_text("this is not python(")  # broken: the last good version keeps serving
+    time.sleep(1.0)
+    assert httpx.get(server.url).text == "v2"
+    assert "reload failed" in server.log()

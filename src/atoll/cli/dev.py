@@ -14,6 +14,7 @@ from atoll.cli.kv import STATE_DIR
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.server import DEFAULT_LOOPS, serve
 from atoll.manifest import load_manifest
+from atoll.reload import DevReloader
 from atoll.worker import Runtime, load_worker
 
 __all__ = ["dev"]
@@ -41,6 +42,11 @@ __all__ = ["dev"]
 )
 @click.option("--no-build", is_flag=True, help="Do not run [build] command before serving.")
 @click.option(
+    "--no-reload",
+    is_flag=True,
+    help="Do not watch the folder (by default a change is rebuilt and swapped in).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -53,13 +59,16 @@ def dev(
     loops: int,
     kv_spec: str,
     no_build: bool,
+    no_reload: bool,
     log_level: str,
 ) -> None:
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 
     KV namespaces live in DIRECTORY/.atoll/ (what `atoll kv` reads and
-    writes) unless --kv names another store. Errors show as pages with
-    tracebacks and wasm backtraces. Stop with Ctrl-C.
+    writes) unless --kv names another store. A change to the manifest, the
+    entry, a module or a source is rebuilt and swapped in within a second; a
+    broken change is printed and the last good version keeps serving. Errors
+    show as pages with tracebacks and wasm backtraces. Stop with Ctrl-C.
     """
     setup_logging(log_level)
     with fail_on_errors():
@@ -72,18 +81,36 @@ def dev(
         # a store elsewhere (--kv) leaves the folder alone.
         backend = open_backend(kv_spec, state_dir=directory / STATE_DIR)
         try:
-            _serve(directory, host, port, loops, backend)
+            _serve(directory, host, port, loops, backend, build=not no_build, reload=not no_reload)
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
 
 
-def _serve(directory: Path, host: str, port: int, loops: int, backend: KVBackend) -> None:
-    worker = load_worker(
-        directory, runtime=Runtime(), dev=True, extra_bindings=kv_bindings(backend)
-    )
+def _serve(
+    directory: Path,
+    host: str,
+    port: int,
+    loops: int,
+    backend: KVBackend,
+    *,
+    build: bool,
+    reload: bool,
+) -> None:
+    runtime = Runtime()
+    bindings = kv_bindings(backend)
+    worker = load_worker(directory, runtime=runtime, dev=True, extra_bindings=bindings)
     housekeeping = KVHousekeeping(backend)
+    router = SingleWorker(worker)
+    reloader = DevReloader(
+        directory,
+        router,
+        runtime,
+        extra_bindings=bindings,
+        build=build,
+        report=lambda message: stderr.print(message, markup=False),
+    )
     app = AtollApp(
-        SingleWorker(worker),
+        router,
         dev=True,
         on_startup=[housekeeping.start],
         on_shutdown=[housekeeping.stop],
@@ -100,7 +127,12 @@ def _serve(directory: Path, host: str, port: int, loops: int, backend: KVBackend
             markup=True,
         )
 
-    serve(app, host=host, port=port, loops=loops, ready=ready, log_level="warning")
+    if reload:
+        reloader.start()
+    try:
+        serve(app, host=host, port=port, loops=loops, ready=ready, log_level="warning")
+    finally:
+        reloader.stop()
 
 
 def _where(backend: KVBackend) -> str:
