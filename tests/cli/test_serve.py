@@ -29,6 +29,7 @@ from atoll.errors import ControlError
 from tests.control.serving import Node, deploy, run_cli, start_serve, write_worker
 
 StartServe = Callable[..., Node]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -339,3 +340,17 @@ def test_sigterm_stops_every_process(serve_node: StartServe, tmp_path: Path) -> 
         ["pgrep", "-f", str(node.state)], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == ""
+
+
+def test_kv_example_counts_across_processes_and_restarts(
+    serve_node: StartServe, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    node = serve_node(processes=2, state=state)
+    deploy(node, REPO / "examples" / "kv-counter")
+    counts = [node.get("kv-counter.localhost", "/hits").text for _ in range(6)]
+    assert counts == [f"hits: {n}\n" for n in range(1, 7)]
+    assert node.stop() == 0
+    again = serve_node(state=state)
+    assert again.get("kv-counter.localhost", "/peek/hits").text == "hits: 6\n"
+    assert (state / "kv.sqlite3").is_file()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from atoll.bindings.kv import DEFAULT_SPEC
 from atoll.cli.common import fail_on_errors, setup_logging, stderr
 from atoll.control.supervisor import ServeOptions, Supervisor
 from atoll.http.server import DEFAULT_LOOPS
@@ -52,6 +53,15 @@ def _cores() -> int:
     help="Event loops (threads) per process; a loop stuck in wasm leaves the others.",
 )
 @click.option(
+    "--kv",
+    "kv_spec",
+    default=DEFAULT_SPEC,
+    show_default=True,
+    envvar="ATOLL_KV",
+    metavar="SPEC",
+    help="KV store: sqlite (DIR/kv.sqlite3), sqlite:PATH, redis://HOST:PORT/DB, memory (per process).",
+)
+@click.option(
     "--token",
     envvar="ATOLL_ADMIN_TOKEN",
     default=None,
@@ -71,6 +81,7 @@ def serve(
     admin_port: int,
     processes: int | None,
     loops: int,
+    kv_spec: str,
     token: str | None,
     log_level: str,
 ) -> None:
@@ -93,6 +104,7 @@ def serve(
         loops=loops,
         token=token,
         log_level=log_level,
+        kv=kv_spec,
     )
 
     def ready(

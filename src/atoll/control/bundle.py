@@ -239,13 +239,13 @@ def _unzip(data: bytes, writer: _Writer) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():
-                mode = info.external_attr >> 16
+                kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix type recorded
                 if info.is_dir():
                     writer.folder(info.filename)
-                elif mode and not stat.S_ISREG(mode):
-                    kind = "link" if stat.S_ISLNK(mode) else "special file"
+                elif kind and kind != stat.S_IFREG:
+                    what = "link" if kind == stat.S_IFLNK else "special file"
                     raise ControlError(
-                        f"bundle entry {info.filename!r} is a {kind}; only files and folders "
+                        f"bundle entry {info.filename!r} is a {what}; only files and folders "
                         "are accepted"
                     )
                 else:

@@ -33,7 +33,7 @@ from atoll.control.bundle import Limits, digest, unpack
 from atoll.control.node import bindings_for, routes_of
 from atoll.control.secret_store import SecretStore
 from atoll.control.state import Pointer, State, VersionInfo
-from atoll.errors import AtollError, ConfigError, ControlError
+from atoll.errors import AtollError, ControlError
 from atoll.http.routing import Route, conflicts, default_routes, parse_route
 from atoll.manifest import Manifest, load_manifest
 from atoll.worker import BindingFactory, Runtime, load_worker
@@ -190,9 +190,8 @@ class Deployer:
         for pattern, owner, holder in conflicts(claims):
             if name in (owner, holder):
                 other = holder if owner == name else owner
-                raise ConfigError(
+                raise ControlError(
                     f"route {pattern!r} is already served by worker {other!r}",
-                    key="routes",
                     hint=f"remove it from one of them (atoll delete {other} frees it)",
                 )
 

@@ -31,7 +31,7 @@ from atoll.control.metrics import Metrics
 from atoll.control.secret_store import SecretStore, secret_bindings
 from atoll.control.state import State
 from atoll.control.tail import TailSource, event
-from atoll.errors import AtollError
+from atoll.errors import AtollError, ConfigError
 from atoll.http.app import AtollApp, Hook
 from atoll.http.routing import Route, RouteTable, default_routes, parse_route
 from atoll.manifest import Manifest
@@ -61,7 +61,22 @@ def routes_of(manifest: Manifest) -> tuple[Route, ...]:
     """
     if not manifest.routes:
         return default_routes(manifest.name)
-    return tuple(parse_route(pattern) for pattern in manifest.routes)
+    try:
+        return tuple(parse_route(pattern) for pattern in manifest.routes)
+    except ConfigError as exc:
+        reason = exc.message.split("key 'routes': ", 1)[-1]
+        raise ConfigError(
+            reason, path=str(manifest.path), key="routes", line=_line_of(manifest, "routes"),
+            hint=exc.hint,
+        ) from None  # fmt: skip
+
+
+def _line_of(manifest: Manifest, key: str) -> int | None:
+    try:
+        lines = manifest.path.read_text().splitlines()
+    except OSError:
+        return None
+    return next((i for i, line in enumerate(lines, 1) if line.lstrip().startswith(key)), None)
 
 
 def bindings_for(

@@ -1,7 +1,7 @@
 """A serving process of ``atoll serve``: ``python -m atoll.control.process OPTIONS-JSON``.
 
-Started by the supervisor (``supervisor.py``), never by hand. It loads every
-active worker from the state folder (:class:`~atoll.control.node.Node`),
+Started by the supervisor (``supervisor.py``), never by hand. It opens the
+KV store (its own connection), loads every active worker from the state folder (:class:`~atoll.control.node.Node`),
 opens its own listening socket on the node's port with ``SO_REUSEPORT`` (the
 kernel spreads new connections over the processes' sockets), tells the
 supervisor it is ready over the inherited channel, and serves with
@@ -11,6 +11,7 @@ SIGTERM, or until the channel closes because the supervisor died.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from atoll.bindings.kv import KVHousekeeping, kv_bindings, open_backend
 from atoll.control.channel import ProcessChannel
 from atoll.control.node import Node
 from atoll.control.state import State
@@ -46,6 +48,8 @@ class ProcessOptions:
     index: int
     channel_fd: int
     log_level: str
+    kv: str = "sqlite"
+    """KV store spec (``atoll.bindings.kv.open_backend``); ``sqlite`` is ``STATE/kv.sqlite3``."""
 
     def to_argv(self) -> list[str]:
         return [sys.executable, "-m", "atoll.control.process", json.dumps(asdict(self))]
@@ -88,7 +92,16 @@ def run(options: ProcessOptions) -> None:
     _setup_logging(options.log_level, options.index)
     state = State(Path(options.state))
     channel_sock = socket.socket(fileno=options.channel_fd)
-    node = Node(state, Runtime(cache_dir=state.cache_dir), process=options.index)
+    backend = open_backend(options.kv, state_dir=state.root)  # once per process
+    housekeeping = KVHousekeeping(backend)  # purges while serving, closes after
+    node = Node(
+        state,
+        Runtime(cache_dir=state.cache_dir),
+        extra_bindings=kv_bindings(backend),
+        process=options.index,
+        on_startup=(housekeeping.start,),
+        on_shutdown=(housekeeping.stop,),
+    )
     node.sync()
     stopping = threading.Event()
 
@@ -124,6 +137,7 @@ def run(options: ProcessOptions) -> None:
     finally:
         stopping.set()
         sock.close()
+        asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
 
 
 def main(argv: list[str]) -> int:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from atoll.bindings.kv import backend_name
 from atoll.control.admin import AdminApp
 from atoll.control.bundle import Limits
 from atoll.control.channel import encode
@@ -80,6 +81,7 @@ class ServeOptions:
     loops: int = 4
     token: str | None = None
     log_level: str = "info"
+    kv: str = "sqlite"
     shutdown_timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
 
@@ -150,6 +152,7 @@ class Supervisor:
             raise ControlError("--processes must be at least 1")
         self.options = options
         self.state = State(options.state)
+        backend_name(options.kv)  # an unknown spec fails here, not in every process
         self.runtime: Runtime | None = None
         self.hub = TailHub(self._filters_changed)
         self.processes = [_Process(i) for i in range(options.processes)]
@@ -300,6 +303,7 @@ class Supervisor:
             index=process.index,
             channel_fd=theirs.fileno(),
             log_level=self.options.log_level,
+            kv=self.options.kv,
         )
         if process.ready is None or process.ready.done():
             process.ready = loop.create_future()
