@@ -33,7 +33,7 @@ from atoll.api import Request
 from atoll.runtime import calls
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.invocation import Invocation
-from atoll.worker import Runtime, load_worker
+from atoll.worker import Runtime, Worker, load_worker
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "examples" / "seed"
@@ -113,6 +113,44 @@ def bench_calls(n: int) -> dict[str, float]:
     CURRENT.reset(token)
     invocation.close()
     return {k: statistics.median(v) for k, v in results.items()}
+
+
+def bench_cgi(n: int) -> dict[str, float]:
+    """A hello-world WASI program served as CGI vs a hello Python worker, through Worker.handle.
+
+    The difference is what the whole-wasm path costs on top of the HTTP path:
+    CGI environment, fresh instance, ``_start`` (wasi-libc start-up, environ,
+    stdout), output parsing.
+    """
+    root = Path(tempfile.mkdtemp(prefix="atoll-bench-cgi-"))
+    (root / "cgi").mkdir()
+    shutil.copy(REPO / "tests" / "runtime" / "guests" / "cgi_probe.wasm", root / "cgi" / "app.wasm")
+    (root / "cgi" / "atoll.toml").write_text('name = "cgi"\nmain = "app.wasm"\n')
+    (root / "py").mkdir()
+    (root / "py" / "worker.py").write_text(HELLO)
+    (root / "py" / "atoll.toml").write_text('name = "hello"\nmain = "worker.py"\n')
+    runtime = Runtime(cache_dir=False)
+    cgi = load_worker(root / "cgi", runtime=runtime)
+    py = load_worker(root / "py", runtime=runtime)
+    loop = asyncio.new_event_loop()
+
+    def one(worker: Worker) -> Callable[[], object]:
+        def run() -> object:
+            return loop.run_until_complete(worker.handle(Request("http://bench/"), "bench"))
+
+        return run
+
+    assert (
+        loop.run_until_complete(cgi.handle(Request("http://bench/"), "b")).response.body
+        == b"hello from wasi\n"
+    )
+    samples: dict[str, list[float]] = {"cgi": [], "python": []}
+    for _ in range(3):
+        samples["cgi"].append(median_us(one(cgi), n))
+        samples["python"].append(median_us(one(py), n))
+    loop.close()
+    shutil.rmtree(root, ignore_errors=True)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def bench_worker_load(n: int) -> dict[str, float]:
@@ -264,6 +302,7 @@ def main() -> None:
         f"wasmtime {wasmtime.__name__} fast path {'on' if calls.FAST_PATH else 'off'}"
     )
     c = bench_calls(n)
+    cgi = bench_cgi(n // 4)
     load = bench_worker_load(10 if args.quick else 30)
     cold = bench_cold_start(3 if args.quick else 10)
     http = bench_http(2 if args.quick else 5)
@@ -275,6 +314,11 @@ def main() -> None:
     )
     print(
         f"| warm export call (i32 → i32) | {c['atoll_warm']:.2f} µs | {c['public_warm']:.2f} µs | ≤ 3 µs |"
+    )
+    print(
+        f"| hello-world WASI program as CGI, on top of a hello Python request "
+        f"(Worker.handle: {cgi['cgi']:.0f} vs {cgi['python']:.0f} µs) | "
+        f"{cgi['cgi'] - cgi['python']:.1f} µs | — | ≤ 60 µs |"
     )
     print(
         f"| worker load (manifest, import, modules from disk cache) + first response | {load['load_ms']:.2f} ms (min {load['load_ms_min']:.2f}) | — | ≤ 5 ms |"
