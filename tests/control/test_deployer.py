@@ -148,3 +148,38 @@ def test_a_bad_route_names_the_manifest_line(deployer: Deployer, tmp_path: Path)
         f"{BUNDLE}/atoll.toml:3: key 'routes': route 'example.com': a route needs a path"
     )
     assert info.value.hint == "write example.com/* for every path of example.com"
+
+
+SIBLING_ENTRY = """
+from atoll import Response
+import sibling_for_node_test as helper
+
+async def fetch(request, env, ctx):
+    return Response(helper.VALUE)
+"""
+
+
+async def test_each_version_and_worker_imports_its_own_sibling_modules(
+    deployer: Deployer, tmp_path: Path, runtime: Runtime
+) -> None:
+    from atoll.api import Request
+
+    def version(folder: Path, name: str, value: str) -> None:
+        write_worker(folder, name, 1, routes=[f"{name}.test/*"], python=SIBLING_ENTRY)
+        (folder / "src" / "sibling_for_node_test.py").write_text(f"VALUE = {value!r}\n")
+        deployer.upload(name, pack(folder))
+
+    async def body(node: Node, host: str) -> bytes:
+        worker = node.app.router.match(host, "/")
+        assert worker is not None
+        return (await worker.handle(Request(f"http://{host}/"), "r")).response.body
+
+    node = Node(deployer.state, runtime)
+    version(tmp_path / "a", "a", "a1")
+    node.sync()
+    version(tmp_path / "a", "a", "a2")
+    version(tmp_path / "b", "b", "b1")
+    node.sync()
+    assert await body(node, "a.test") == b"a2"
+    assert await body(node, "b.test") == b"b1"
+    assert not list(deployer.state.workers_dir.rglob("__pycache__"))

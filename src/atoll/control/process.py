@@ -90,6 +90,7 @@ def _setup_logging(level: str, index: int) -> None:
 def run(options: ProcessOptions) -> None:
     """Serve until SIGTERM or until the supervisor goes away."""
     _setup_logging(options.log_level, options.index)
+    sys.dont_write_bytecode = True  # versions are never written to, not even __pycache__/
     state = State(Path(options.state))
     channel_sock = socket.socket(fileno=options.channel_fd)
     backend = open_backend(options.kv, state_dir=state.root)  # once per process

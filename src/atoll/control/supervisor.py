@@ -33,6 +33,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,7 @@ class Supervisor:
         port cannot be bound, or a serving process fails to start.
         """
         self.state.lock()
+        sys.dont_write_bytecode = True  # checking an upload must not write into it
         try:
             self.state.prepare()
             asyncio.run(self._run(ready))
