@@ -304,15 +304,17 @@ def test_request_in_flight_finishes_on_the_version_it_started_on(
     node = serve_node()
     folder = write_worker(tmp_path / "w", "w", 1)
     deploy(node, folder)
+    started, go = tmp_path / "started", tmp_path / "go"
     slow: list[str] = []
-    thread = threading.Thread(
-        target=lambda: slow.append(node.get("w.localhost", "/slow?s=1.5").text)
-    )
+    path = f"/slow?started={started}&go={go}"
+    thread = threading.Thread(target=lambda: slow.append(node.get("w.localhost", path).text))
     thread.start()
-    time.sleep(0.5)  # the slow request is now in the worker
+    while not started.exists():  # the slow request is now inside version 1
+        time.sleep(0.01)
     write_worker(folder, "w", 2)
     deploy(node, folder)
     assert node.get("w.localhost").text == "v2:v2:2"
+    go.touch()
     thread.join()
     assert slow == ["v1:v1:1"]
 
@@ -354,3 +356,55 @@ def test_kv_example_counts_across_processes_and_restarts(
     again = serve_node(state=state)
     assert again.get("kv-counter.localhost", "/peek/hits").text == "hits: 6\n"
     assert (state / "kv.sqlite3").is_file()
+
+
+def test_a_taken_port_is_refused(serve_node: StartServe, tmp_path: Path) -> None:
+    first = serve_node(state=tmp_path / "one")
+    with pytest.raises(AssertionError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+        serve_node("--port", str(first.port), state=tmp_path / "two")
+
+
+def _serving_pids(node: Node) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"atoll.control.process.*{node.state}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_serving_process_that_dies_is_restarted(serve_node: StartServe, tmp_path: Path) -> None:
+    node = serve_node(processes=2)
+    deploy(node, write_worker(tmp_path / "w", "w", 1))
+    pids = _serving_pids(node)
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    while not re.search(r"serving process \d exited with code -9; restarting", node.log()):
+        assert node.get("w.localhost").text == "v1:v1:1"  # the other process serves
+    while len(set(_serving_pids(node)) - {pids[0]}) < 2:
+        time.sleep(0.05)
+    write_worker(tmp_path / "w", "w", 2)
+    answer = deploy(node, tmp_path / "w")
+    assert answer["processes"]["synced"] == 2
+    assert {node.get("w.localhost").text for _ in range(20)} == {"v2:v2:2"}
+
+
+def test_serving_processes_stop_when_the_supervisor_is_killed(
+    serve_node: StartServe, tmp_path: Path
+) -> None:
+    node = serve_node(processes=2)
+    pids = _serving_pids(node)
+    assert len(pids) == 2
+    node.proc.kill()
+    node.proc.wait()
+    for pid in pids:
+        while os.path.exists(f"/proc/{pid}") and "zombie" not in _state(pid):
+            time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"

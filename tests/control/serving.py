@@ -135,13 +135,16 @@ def version_wat(number: int) -> str:
 
 WORKER = """
 import asyncio
+import os
 from atoll import Response
 
 LABEL = "{label}"
 
 async def fetch(request, env, ctx):
-    if request.path == "/slow":
-        await asyncio.sleep(float(request.query.get("s", "1")))
+    if request.path == "/slow":  # says it started (a file), then waits for a file to go on
+        open(request.query["started"], "w").close()
+        while not os.path.exists(request.query["go"]):
+            await asyncio.sleep(0.01)
     if request.path == "/secret":
         return Response(str(getattr(env, "API_KEY", "none")))
     if request.path == "/boom":
@@ -168,7 +171,11 @@ def write_worker(
     routes: Sequence[str] = (),
     python: str | None = None,
 ) -> Path:
-    """A worker answering ``vN:vN:N`` (entry, var, wasm export), ``/slow``, ``/secret``, ``/boom``."""
+    """A worker answering ``vN:vN:N`` (entry, var, wasm export) and more paths:
+
+    ``/slow?started=F&go=G`` creates file F, then waits until file G exists;
+    ``/secret`` answers ``env.API_KEY``; ``/boom`` logs a line and traps in wasm.
+    """
     (folder / "src").mkdir(parents=True, exist_ok=True)
     (folder / "pkg").mkdir(exist_ok=True)
     label = f"v{number}"

@@ -194,6 +194,8 @@ class Supervisor:
             token_file = str(self.state.root / "admin-token")
         self.runtime = Runtime(cache_dir=self.state.cache_dir)
         self._deployer = Deployer(self.state, self.runtime, limits=options.limits)
+        if options.port:
+            _probe(options.host, options.port)
         reservation = listen_socket(options.host, options.port)
         self.port = reservation.getsockname()[1]
         admin_sock = _admin_socket(options.admin_host, options.admin_port)
@@ -428,6 +430,21 @@ class Supervisor:
         """Wait until every serving process has the current filters (a round trip each)."""
         live = [p for p in self.processes if p.connected]
         await asyncio.gather(*(p.request("ping", 10.0) for p in live), return_exceptions=True)
+
+
+def _probe(host: str, port: int) -> None:
+    """Fail if anything listens on ``host:port``, even another node with SO_REUSEPORT
+    (which our sockets would silently share the port with)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ControlError(
+                f"cannot listen on {host}:{port}: {exc.strerror}",
+                hint="choose another --port (0 picks a free one) or stop what uses this one",
+            ) from exc
 
 
 def _admin_socket(host: str, port: int) -> socket.socket:
