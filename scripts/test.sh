@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The template tests build Rust, C, Zig and AssemblyScript from source: install the toolchains.
-PYTHON=.venv/bin/python scripts/install-toolchains.sh
+PYTHON="$PWD/.venv/bin/python" scripts/install-toolchains.sh
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

@@ -703,9 +703,11 @@ class RawCaller:
 
     def __init__(self, ptr: int) -> None:
         self._ptr = ptr
-        self.__context = _caller_context(ptr)
+        self.__context: Any = None
 
     def _context(self) -> Any:
+        if self.__context is None:
+            self.__context = _caller_context(self._ptr)
         return self.__context
 
     def get(self, name: str) -> wasmtime.Func | wasmtime.Memory | None:
@@ -726,17 +728,34 @@ class RawCaller:
 
     def memory_view(self, name: bytes = b"memory") -> tuple[int, int]:
         """``(address, length)`` of the caller's memory export; ``(0, 0)`` if it has none."""
-        item = _ExternMemory()
-        if not _caller_export_get(self._ptr, name, len(name), ctypes.byref(item)):
+        scratch = _host_scratch.memory
+        if not _caller_export_get(self._ptr, name, len(name), scratch.ref):
             return 0, 0
-        if item.kind != _EXTERN_MEMORY:
+        if scratch.item.kind != _EXTERN_MEMORY:
             return 0, 0
-        mem = item.memory
-        return (_memory_data(self.__context, mem) or 0), _memory_data_size(self.__context, mem)
+        context = self._context()
+        mem = scratch.item.memory
+        return (_memory_data(context, mem) or 0), _memory_data_size(context, mem)
 
 
-# registry index → (impl, param kinds, result kind or None); the index is the callback's env
-_HOST: list[tuple[Callable[..., Any], tuple[ValKind, ...], ValKind | None]] = []
+class _MemoryScratch:
+    __slots__ = ("item", "ref")
+
+    def __init__(self) -> None:
+        self.item = _ExternMemory()
+        self.ref = ctypes.byref(self.item)
+
+
+class _HostScratch(threading.local):
+    def __init__(self) -> None:
+        self.memory = _MemoryScratch()
+
+
+_host_scratch = _HostScratch()
+
+
+# index → (impl, param kinds, result kind or None, all params integers); the index is the env
+_HOST: list[tuple[Callable[..., Any], tuple[ValKind, ...], ValKind | None, bool]] = []
 _HOST_LOCK = threading.Lock()
 
 
@@ -745,24 +764,31 @@ def _host_trap(message: str) -> int:
     return int(_trap_new(raw, len(raw)) or 0)
 
 
-def _host_trampoline_py(env: Any, caller: Any, args: Any, nargs: int) -> int:
+def _host_trampoline_py(env: Any, caller: Any, args: int, nargs: int) -> int:
     try:
-        impl, kinds, result = _HOST[env or 0]
-        values = ctypes.cast(args, _RAW_ARRAY)
-        params: list[Any] = []
-        for i, kind in enumerate(kinds):
-            slot = values[i]
-            if kind is ValKind.I32:
-                params.append(slot.i32 & 0xFFFFFFFF)
-            elif kind is ValKind.I64:
-                params.append(slot.i64)
-            elif kind is ValKind.F32:
-                params.append(slot.f32)
-            else:
-                params.append(slot.f64)
-        out = impl(RawCaller(ctypes.cast(caller, ctypes.c_void_p).value or 0), *params)
+        impl, kinds, result, integers = _HOST[env or 0]
+        if integers:  # every parameter i32/i64: read the slots as plain 64-bit words
+            words = _U64_ARRAY.from_address(args)
+            params: list[Any] = [
+                words[2 * i] & 0xFFFFFFFF if kind is ValKind.I32 else _wrap(words[2 * i], 64)
+                for i, kind in enumerate(kinds)
+            ]
+        else:
+            values = ctypes.cast(args, _RAW_ARRAY)
+            params = []
+            for i, kind in enumerate(kinds):
+                slot = values[i]
+                if kind is ValKind.I32:
+                    params.append(slot.i32 & 0xFFFFFFFF)
+                elif kind is ValKind.I64:
+                    params.append(slot.i64)
+                elif kind is ValKind.F32:
+                    params.append(slot.f32)
+                else:
+                    params.append(slot.f64)
+        out = impl(RawCaller(caller), *params)
         if result is not None:
-            slot = values[0]
+            slot = ctypes.cast(args, _RAW_ARRAY)[0]
             if result is ValKind.I32:
                 slot.i32 = _wrap(int(out), 32)
             elif result is ValKind.I64:
@@ -778,7 +804,11 @@ def _host_trampoline_py(env: Any, caller: Any, args: Any, nargs: int) -> int:
         return _host_trap(f"host function failed: {exc!r}")
 
 
-_host_trampoline = ffi.wasmtime_func_unchecked_callback_t(_host_trampoline_py)
+# Same C signature as ffi.wasmtime_func_unchecked_callback_t, with plain addresses
+# (no ctypes pointer objects built per call).
+_HostCallback = ctypes.CFUNCTYPE(ctypes.c_size_t, _P, _P, _P, ctypes.c_size_t)
+_host_trampoline = _HostCallback(_host_trampoline_py)
+_U64_ARRAY = ctypes.c_uint64 * 64  # a view of up to 32 val_raw slots (16 bytes each)
 
 
 def _wrap(value: int, bits: int) -> int:
@@ -806,7 +836,10 @@ def define_host_func(
         raise ValueError(f"{module}.{name}: host functions take and return numbers only")
     with _HOST_LOCK:
         index = len(_HOST)
-        _HOST.append((impl, sig.params, sig.results[0] if sig.results else None))
+        integers = len(sig.params) <= 32 and all(
+            k in (ValKind.I32, ValKind.I64) for k in sig.params
+        )
+        _HOST.append((impl, sig.params, sig.results[0] if sig.results else None, integers))
     raw_module, raw_name = module.encode(), name.encode()
     error = ffi.wasmtime_linker_define_func_unchecked(
         linker.ptr(),
@@ -815,7 +848,7 @@ def define_host_func(
         raw_name,
         len(raw_name),
         ty.ptr(),
-        _host_trampoline,
+        ctypes.cast(_host_trampoline, ffi.wasmtime_func_unchecked_callback_t),
         index,
         _NO_FINALIZER,
     )

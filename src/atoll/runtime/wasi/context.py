@@ -70,6 +70,8 @@ class WasiContext:
     exit_code: int | None = None
     files: dict[int, OpenFile] = field(default_factory=dict)
     next_fd: int = 3
+    _env_block: list[bytes] | None = None
+    _arg_block: list[bytes] | None = None
 
     def __post_init__(self) -> None:
         for grant in self.dirs:
@@ -91,44 +93,65 @@ class WasiContext:
         self.files.clear()
 
     def env_block(self) -> list[bytes]:
-        return [f"{k}={v}".encode() + b"\0" for k, v in self.env.items()]
+        """``KEY=value\\0`` for each variable (built once; the environment is fixed per run)."""
+        if self._env_block is None:
+            self._env_block = [f"{k}={v}".encode() + b"\0" for k, v in self.env.items()]
+        return self._env_block
 
     def arg_block(self) -> list[bytes]:
-        return [a.encode() + b"\0" for a in self.args]
+        if self._arg_block is None:
+            self._arg_block = [a.encode() + b"\0" for a in self.args]
+        return self._arg_block
+
+
+_from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+_from_memory.restype = ctypes.py_object
+_from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+_PYBUF_WRITE = 0x200
 
 
 class GuestMemory:
-    """Bounds-checked access to the calling guest's ``memory`` for one host call."""
+    """Bounds-checked access to the calling guest's ``memory`` for one host call.
 
-    __slots__ = ("base", "size")
+    A ``memoryview`` straight over the guest's linear memory: reads, writes and
+    ``struct`` packing run at C speed. Valid only during the host call (the
+    memory may move when the guest grows it).
+    """
+
+    __slots__ = ("size", "view")
 
     def __init__(self, caller: Any) -> None:
-        self.base, self.size = memory_view(caller)
-        if not self.base:
+        base, self.size = memory_view(caller)
+        if not base:
             raise MemoryError("the guest exports no memory named 'memory'")
+        self.view: memoryview = _from_memory(base, self.size, _PYBUF_WRITE)
 
     def check(self, ptr: int, length: int) -> int:
-        ptr &= 0xFFFFFFFF
         if ptr < 0 or length < 0 or ptr + length > self.size:
             raise IndexError(f"guest buffer {ptr}+{length} outside memory of {self.size}")
-        return self.base + ptr
+        return ptr
 
     def read(self, ptr: int, length: int) -> bytes:
-        return ctypes.string_at(self.check(ptr, length), length)
+        self.check(ptr, length)
+        return bytes(self.view[ptr : ptr + length])
 
     def write(self, ptr: int, data: bytes) -> None:
-        ctypes.memmove(self.check(ptr, len(data)), data, len(data))
+        self.check(ptr, len(data))
+        self.view[ptr : ptr + len(data)] = data
 
     def u32(self, ptr: int) -> int:
-        value: int = struct.unpack("<I", self.read(ptr, 4))[0]
+        self.check(ptr, 4)
+        value: int = struct.unpack_from("<I", self.view, ptr)[0]
         return value
 
     def set_u32(self, ptr: int, value: int) -> None:
-        self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
+        self.check(ptr, 4)
+        struct.pack_into("<I", self.view, ptr, value & 0xFFFFFFFF)
 
     def set_u64(self, ptr: int, value: int) -> None:
-        self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+        self.check(ptr, 8)
+        struct.pack_into("<Q", self.view, ptr, value & 0xFFFFFFFFFFFFFFFF)
 
     def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
-        raw = self.read(ptr, 8 * count)
-        return [struct.unpack_from("<II", raw, 8 * i) for i in range(count)]
+        self.check(ptr, 8 * count)
+        return [struct.unpack_from("<II", self.view, ptr + 8 * i) for i in range(count)]
