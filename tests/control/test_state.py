@@ -123,3 +123,9 @@ def test_admin_token_is_created_once_and_private(state: State) -> None:
     assert len(token) >= 32
     assert state.admin_token() == token
     assert os.stat(state.root / "admin-token").st_mode & 0o777 == 0o600
+
+
+def test_a_version_being_stored_is_not_listed(state: State) -> None:
+    stored(state, "w", "f" * 64)
+    (state.workers_dir / "w" / "versions" / ".incoming-x").mkdir()
+    assert [v.id for v in state.versions("w")] == ["f" * 64]

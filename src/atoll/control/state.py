@@ -197,7 +197,11 @@ class State:
         folder = self.workers_dir / name / "versions"
         if not folder.is_dir():
             return []
-        infos = [self.version_info(name, p.name) for p in folder.iterdir() if p.is_dir()]
+        infos = [
+            self.version_info(name, p.name)
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".")  # .incoming-*: being stored
+        ]
         return sorted(infos, key=lambda info: (info.uploaded_at, info.id))
 
     def resolve(self, name: str, prefix: str) -> str:
