@@ -10,8 +10,15 @@ import click
 
 from atoll import __version__
 from atoll.cli.build import build
+from atoll.cli.delete import delete
+from atoll.cli.deploy import deploy
 from atoll.cli.dev import dev
 from atoll.cli.init import init
+from atoll.cli.rollback import rollback
+from atoll.cli.secret import secret
+from atoll.cli.serve import serve
+from atoll.cli.tail import tail
+from atoll.cli.versions import versions
 from atoll.cli.kv import kv
 
 __all__ = ["main"]
@@ -23,7 +30,6 @@ def main() -> None:
     """Run WebAssembly workers the way Cloudflare Workers does, on machines you own."""
 
 
-main.add_command(build)
-main.add_command(dev)
-main.add_command(init)
-main.add_command(kv)
+for command in (build, delete, deploy, dev, init, kv, rollback, secret, serve, tail, versions):
+    main.add_command(command)
+
