@@ -380,8 +380,16 @@ def test_a_serving_process_that_dies_is_restarted(serve_node: StartServe, tmp_pa
     pids = _serving_pids(node)
     assert len(pids) == 2
     os.kill(pids[0], signal.SIGKILL)
+    served = 0
     while not re.search(r"serving process \d exited with code -9; restarting", node.log()):
-        assert node.get("w.localhost").text == "v1:v1:1"  # the other process serves
+        try:
+            assert node.get("w.localhost").text == "v1:v1:1"  # the other process serves
+            served += 1
+        except httpx.TransportError:
+            # A connection the kernel had queued on the killed process's SO_REUSEPORT
+            # socket is reset with it (docs/serve.md); new ones go to the living process.
+            pass
+    assert served or node.get("w.localhost").text == "v1:v1:1"
     while len(set(_serving_pids(node)) - {pids[0]}) < 2:
         time.sleep(0.05)
     write_worker(tmp_path / "w", "w", 2)

@@ -616,7 +616,10 @@ async def test_a_whole_wasm_worker_uses_kv(
     root = tmp_path / "wasi-worker"
     root.mkdir()
     (root / "app.wasm").write_bytes(wat(WASI_GUEST))
-    (root / "atoll.toml").write_text('name = "wasi-kv"\nmain = "app.wasm"\n' + KV_TOML)
+    # a generous CPU budget: host calls count toward it, and this machine may be loaded
+    (root / "atoll.toml").write_text(
+        'name = "wasi-kv"\nmain = "app.wasm"\n' + KV_TOML + "[limits]\ncpu_ms = 2000\n"
+    )
     worker = load_worker(root, runtime=runtime, dev=True, extra_bindings=kv_bindings(backend))
     await cache(worker).put("greeting", "hello from Python")
     result = await worker.handle(Request("http://kv.test/"), "req")
