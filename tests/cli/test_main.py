@@ -17,7 +17,8 @@ def test_every_command_loads_and_is_listed() -> None:
     for name in COMMANDS:
         assert f"  {name} " in result.output
         command = main.get_command(click.Context(main), name)
-        assert command is not None and command.name == name
+        assert command is not None
+        assert command.name == name
 
 
 def test_importing_the_group_imports_no_command() -> None:
