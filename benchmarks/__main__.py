@@ -72,7 +72,7 @@ def measure(quick: bool) -> dict[str, Any] | None:
         rounds=p.rounds,
         seconds=p.seconds,
         processes=p.processes,
-        workerd_per_core=p.workerd_per_core,
+        extra_configs=p.extra_configs,
         cold_start_times=p.cold_start_times,
     )
     print("limits…", flush=True)

@@ -5,6 +5,10 @@ by column (the node runner fills two: its JS and the same .wasm in V8). A column
 with nothing to run for a case (no C builtin for fib) returns nothing for it.
 Results are normalised so columns can be compared: digests and images as the
 hex SHA-256 of their bytes, counts and numbers as decimal strings.
+
+Times are CPU time of the computation (the thread's, or node's process's), with
+wall time kept beside it: on a shared machine, CPU time leaves out the time the
+scheduler gave to someone else, so the columns stay comparable within a run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ COLUMNS = {
     "builtin": "CPython builtin",
     "native": "native (rustc)",
     "atoll": "wasm in atoll",
+    "wasmtime": "wasm in wasmtime-py, no epochs",
     "node_js": "node JS",
     "v8_wasm": "wasm in V8 (node)",
 }
@@ -44,8 +49,9 @@ COLUMNS = {
 @dataclass(frozen=True)
 class Measurement:
     result: str
-    ms: float  # the computation
+    ms: float  # CPU time of the computation
     copy_ms: float | None = None  # inputs into linear memory and outputs back, where there is one
+    wall_ms: float | None = None  # wall time of the computation
 
 
 Runner = Callable[[Case], dict[str, Measurement]]
@@ -55,10 +61,36 @@ def _sha_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
+class _Clock:
+    """CPU and wall time of what runs between :meth:`start` and :meth:`stop`, in ms."""
+
+    def __init__(self) -> None:
+        self.cpu_ms = 0.0
+        self.wall_ms = 0.0
+        self._cpu = self._wall = 0
+
+    def start(self) -> None:
+        self._cpu, self._wall = time.thread_time_ns(), time.perf_counter_ns()
+
+    def stop(self) -> None:
+        self.cpu_ms += (time.thread_time_ns() - self._cpu) / 1e6
+        self.wall_ms += (time.perf_counter_ns() - self._wall) / 1e6
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Call ``fn``: its value, CPU ms, wall ms."""
+    clock = _Clock()
+    clock.start()
     value = fn()
-    return value, (time.perf_counter() - start) * 1000
+    clock.stop()
+    return value, clock.cpu_ms, clock.wall_ms
+
+
+def _m(
+    column: str, result: str, timing: tuple[Any, float, float], copy: _Clock | None = None
+) -> dict[str, Measurement]:
+    _, cpu, wall = timing
+    return {column: Measurement(result, cpu, copy.cpu_ms if copy else None, wall)}
 
 
 # --------------------------------------------------------------------------- Python
@@ -66,16 +98,16 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def run_pure(case: Case) -> dict[str, Measurement]:
     if case.kernel == "sha256":
-        digest, ms = _timed(lambda: pure.sha256(case.data))
-        return {"pure": Measurement(digest.hex(), ms)}
+        t = _timed(lambda: pure.sha256(case.data))
+        return _m("pure", t[0].hex(), t)
     if case.kernel == "resize":
-        image, ms = _timed(lambda: pure.resize(case.data, *case.params))
-        return {"pure": Measurement(_sha_hex(image), ms)}
+        t = _timed(lambda: pure.resize(case.data, *case.params))
+        return _m("pure", _sha_hex(t[0]), t)
     if case.kernel == "fib":
-        value, ms = _timed(lambda: pure.fib(case.params[0]))
-        return {"pure": Measurement(str(value), ms)}
-    count, ms = _timed(lambda: pure.json_count(case.data))
-    return {"pure": Measurement(str(count), ms)}
+        t = _timed(lambda: pure.fib(case.params[0]))
+        return _m("pure", str(t[0]), t)
+    t = _timed(lambda: pure.json_count(case.data))
+    return _m("pure", str(t[0]), t)
 
 
 def count_values(value: Any) -> int:
@@ -95,11 +127,11 @@ def count_values(value: Any) -> int:
 def run_builtin(case: Case) -> dict[str, Measurement]:
     """CPython's C implementations: ``hashlib`` and ``json`` (parse, then count the tree)."""
     if case.kernel == "sha256":
-        digest, ms = _timed(lambda: hashlib.sha256(case.data).digest())
-        return {"builtin": Measurement(digest.hex(), ms)}
+        t = _timed(lambda: hashlib.sha256(case.data).digest())
+        return _m("builtin", t[0].hex(), t)
     if case.kernel == "json":
-        count, ms = _timed(lambda: count_values(json.loads(case.data)))
-        return {"builtin": Measurement(str(count), ms)}
+        t = _timed(lambda: count_values(json.loads(case.data)))
+        return _m("builtin", str(t[0]), t)
     return {}
 
 
@@ -140,25 +172,94 @@ class AtollRunner:
         with self._request():
             instance = self.worker.env.BENCH.instantiate()
             exports, memory = instance.exports, instance.memory
-            if case.kernel == "fib":
-                value, ms = _timed(lambda: exports.fib(case.params[0]))
-                return {"atoll": Measurement(str(value), ms)}
-            start = time.perf_counter()
-            ptr = memory.alloc(case.data)
-            copy_in = time.perf_counter() - start
-            if case.kernel == "json":
-                count, ms = _timed(lambda: exports.json_count(ptr, len(case.data)))
-                return {"atoll": Measurement(str(count), ms, copy_in * 1000)}
-            if case.kernel == "sha256":
-                packed, ms = _timed(lambda: exports.sha256(ptr, len(case.data)))
-            else:
-                packed, ms = _timed(lambda: exports.resize(ptr, len(case.data), *case.params))
-            start = time.perf_counter()
+
+            def copy_in() -> int:
+                return int(memory.alloc(case.data))
+
+            def copy_out(packed: int) -> bytes:
+                packed &= 0xFFFFFFFFFFFFFFFF
+                return bytes(memory.read(packed >> 32, packed & 0xFFFFFFFF))
+
+            return run_kernel("atoll", case, exports, copy_in, copy_out)
+
+
+def run_kernel(
+    column: str,
+    case: Case,
+    exports: Any,
+    copy_in: Callable[[], int],
+    copy_out: Callable[[int], bytes],
+) -> dict[str, Measurement]:
+    """One case on an instance: copy in, call, copy out, each timed (copies together)."""
+    copy = _Clock()
+    if case.kernel == "fib":
+        t = _timed(lambda: exports.fib(case.params[0]))
+        return _m(column, str(t[0]), t)
+    copy.start()
+    ptr = copy_in()
+    copy.stop()
+    n = len(case.data)
+    if case.kernel == "json":
+        t = _timed(lambda: exports.json_count(ptr, n))
+        return _m(column, str(t[0]), t, copy)
+    if case.kernel == "sha256":
+        t = _timed(lambda: exports.sha256(ptr, n))
+    else:
+        t = _timed(lambda: exports.resize(ptr, n, *case.params))
+    copy.start()
+    out = copy_out(t[0])
+    copy.stop()
+    return _m(column, out.hex() if case.kernel == "sha256" else _sha_hex(out), t, copy)
+
+
+class _PlainExports:
+    """``exports.NAME(...)`` for a plain wasmtime instance (the shape atoll's exports have)."""
+
+    def __init__(self, store: Any, instance: Any) -> None:
+        self._store, self._exports = store, instance.exports(store)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        func = self._exports[name]
+        return lambda *args: func(self._store, *args)
+
+
+class WasmtimeRunner:
+    """The same .wasm in wasmtime-py alone: no atoll, and no epoch interruption.
+
+    The engine is atoll's but for ``epoch_interruption`` (Cranelift ``speed``,
+    512 KiB stack), so the gap to *wasm in atoll* is what interrupting a guest
+    on time costs (an epoch check on every function entry and loop back-edge).
+    Public API; the copies go through ``Memory.write`` / ``Memory.read``.
+    """
+
+    def __init__(self) -> None:
+        import wasmtime
+
+        config = wasmtime.Config()
+        config.cranelift_opt_level = "speed"
+        config.max_wasm_stack = 512 * 1024
+        self._wasmtime = wasmtime
+        self.engine = wasmtime.Engine(config)
+        self.module = wasmtime.Module(self.engine, WASM.read_bytes())
+
+    def __call__(self, case: Case) -> dict[str, Measurement]:
+        wasmtime = self._wasmtime
+        store = wasmtime.Store(self.engine)
+        instance = wasmtime.Instance(store, self.module, [])
+        exports = _PlainExports(store, instance)
+        memory = instance.exports(store)["memory"]
+
+        def copy_in() -> int:
+            ptr = int(exports.alloc(len(case.data))) & 0xFFFFFFFF
+            memory.write(store, case.data, ptr)
+            return ptr
+
+        def copy_out(packed: int) -> bytes:
             packed &= 0xFFFFFFFFFFFFFFFF
-            out = memory.read(packed >> 32, packed & 0xFFFFFFFF)
-            copy_out = time.perf_counter() - start
-            result = out.hex() if case.kernel == "sha256" else _sha_hex(out)
-            return {"atoll": Measurement(result, ms, (copy_in + copy_out) * 1000)}
+            ptr, n = packed >> 32, packed & 0xFFFFFFFF
+            return bytes(memory.read(store, ptr, ptr + n))
+
+        return run_kernel("wasmtime", case, exports, copy_in, copy_out)
 
 
 # --------------------------------------------------------------------------- native and node
@@ -191,7 +292,7 @@ class NativeRunner:
             [str(self.binary), *args], check=True, capture_output=True, text=True, timeout=300
         )
         data = json.loads(out.stdout)
-        return {"native": Measurement(data["result"], data["ms"])}
+        return {"native": Measurement(data["result"], data["ms"], None, data["wall_ms"])}
 
 
 class NodeRunner:
@@ -218,15 +319,23 @@ class NodeRunner:
         )
         data = json.loads(out.stdout)
         wasm = data["wasm"]
+        js = data["js"]
         return {
-            "node_js": Measurement(data["js"]["result"], data["js"]["ms"]),
-            "v8_wasm": Measurement(wasm["result"], wasm["ms"], wasm["copy_ms"] or None),
+            "node_js": Measurement(js["result"], js["ms"], None, js["wall_ms"]),
+            "v8_wasm": Measurement(
+                wasm["result"], wasm["ms"], wasm["copy_ms"] or None, wasm["wall_ms"]
+            ),
         }
 
 
 def make_runners(inputs: Path, build_dir: Path) -> tuple[dict[str, Runner], list[str]]:
     """The runners available on this machine, and notes on the ones that are not."""
-    runners: dict[str, Runner] = {"pure": run_pure, "builtin": run_builtin, "atoll": AtollRunner()}
+    runners: dict[str, Runner] = {
+        "pure": run_pure,
+        "builtin": run_builtin,
+        "atoll": AtollRunner(),
+        "wasmtime": WasmtimeRunner(),
+    }
     notes = []
     binary = build_native(build_dir / "bench_native")
     if binary is None:

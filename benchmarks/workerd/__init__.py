@@ -19,7 +19,7 @@ class Plan:
     rounds: int
     seconds: float
     processes: int
-    workerd_per_core: bool
+    extra_configs: bool
     cold_start_times: int
     limit_wait: float
 
@@ -31,7 +31,7 @@ def plan(quick: bool) -> Plan:
             rounds=1,
             seconds=1,
             processes=processes,
-            workerd_per_core=False,
+            extra_configs=False,
             cold_start_times=3,
             limit_wait=2.0,
         )
@@ -39,7 +39,7 @@ def plan(quick: bool) -> Plan:
         rounds=5,
         seconds=5,
         processes=processes,
-        workerd_per_core=True,
+        extra_configs=True,
         cold_start_times=10,
         limit_wait=5.0,
     )

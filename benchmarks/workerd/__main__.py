@@ -28,7 +28,7 @@ def main() -> int:
         rounds=p.rounds,
         seconds=p.seconds,
         processes=p.processes,
-        workerd_per_core=p.workerd_per_core,
+        extra_configs=p.extra_configs,
         cold_start_times=p.cold_start_times,
     )
     rows = run_limits(p.limit_wait)

@@ -8,7 +8,10 @@ Configurations (each a set of server processes, driven together):
 - ``atoll ×N``: one ``atoll dev`` process per core, each on its own port, each
   driven by its own wrk with its share of the connections (atoll has no
   SO_REUSEPORT yet, so one wrk cannot spread over them); requests are summed;
-- ``workerd ×N`` (full runs only): the same for workerd, for a per-box view.
+- ``workerd ×N`` (full runs only): the same for workerd, for a per-box view;
+- ``atoll ×N, 1 loop`` (full runs only): ``atoll dev --loops 1`` per core. One event
+  loop per process gives up the protection of the others (a long wasm call stalls
+  the process) but no thread contends for the GIL when a ctypes call releases it.
 
 Rounds interleave: round r runs every route on every configuration, in an order
 rotated by r, so a noisy neighbour hits all alike. Ratios are taken inside a
@@ -184,7 +187,7 @@ def run_compare(
     rounds: int,
     seconds: float,
     processes: int,
-    workerd_per_core: bool,
+    extra_configs: bool,
     cold_start_times: int,
     log: Any = print,
 ) -> CompareResult:
@@ -192,17 +195,19 @@ def run_compare(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-workerd-") as tmp:
         folder = Path(tmp)
-        workerds = [bench_workerd(folder) for _ in range(processes if workerd_per_core else 1)]
+        workerds = [bench_workerd(folder) for _ in range(processes if extra_configs else 1)]
         atolls = [atoll_server() for _ in range(processes)]
+        single_loop = [atoll_server(loops=1) for _ in range(processes if extra_configs else 0)]
         configs: dict[str, list[Server]] = {
             "workerd": workerds[:1],
             "atoll ×1": atolls[:1],
             f"atoll ×{processes}": atolls,
         }
-        if workerd_per_core:
+        if extra_configs:
             configs[f"workerd ×{processes}"] = workerds
+            configs[f"atoll ×{processes}, 1 loop"] = single_loop
         result = CompareResult(configs=list(configs), rounds=rounds, load_seconds=seconds)
-        servers = workerds + atolls
+        servers = workerds + atolls + single_loop
         try:
             for server in servers:
                 server.start()

@@ -6,9 +6,9 @@ per request): ``/overflow`` (unbounded recursion), ``/bomb?mb=512`` (grows and
 touches 512 MiB, aborting if a grow is refused), ``/loop`` (never returns). atoll
 serves them under ``examples/bench/hostile/atoll.toml`` (cpu_ms 200, memory_mb
 128); workerd enforces no limit locally. While each hostile request runs, a
-prober asks for ``/hello`` every 20 ms: on atoll the same worker in the same
-process, on workerd a second worker in the same process. Every wait is bounded;
-a server that does not answer is killed.
+prober asks for ``/hello`` every 20 ms (from 50 ms after it was sent): on atoll
+the same worker in the same process, on workerd a second worker in the same
+process. Every wait is bounded; a server that does not answer is killed.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ GUESTS = (
     ("infinite loop", "/loop"),
 )
 HOSTILE_WASM = HOSTILE_WORKER / "pkg" / "hostile.wasm"
+#: Probing starts this long after the hostile request is sent, so that it has arrived.
+PROBE_DELAY = 0.05
 
 
 @dataclass(frozen=True)
@@ -108,17 +110,25 @@ def _server_error(server: Server) -> str:
 def hit(
     runtime: str, server: Server, probe_port: int, guest: str, path: str, wait: float
 ) -> LimitRow:
+    """Send the hostile request; 50 ms later start probing; stop when it ends (or after ``wait``)."""
+    outcome: dict[str, Any] = {}
+
+    def hostile() -> None:
+        start = time.perf_counter()
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            outcome["status"], outcome["body"] = get(server.port, path, timeout=wait)
+        outcome["ms"] = (time.perf_counter() - start) * 1000
+
+    sender = threading.Thread(target=hostile, daemon=True)
+    sender.start()
+    time.sleep(PROBE_DELAY)
     prober = Prober(probe_port)
     prober.start()
-    start = time.perf_counter()
-    status: int | None = None
-    body = b""
-    try:
-        status, body = get(server.port, path, timeout=wait)
-    except (OSError, http.client.HTTPException):
-        status = None
-    answer_ms = (time.perf_counter() - start) * 1000
+    sender.join(wait + 1)
     prober.stop()
+    status: int | None = outcome.get("status")
+    body: bytes = outcome.get("body", b"")
+    answer_ms = float(outcome.get("ms", wait * 1000))
     cpu = server.cpu_seconds()
     time.sleep(1.0)
     burn = server.cpu_seconds() - cpu

@@ -75,7 +75,7 @@ def test_seed_columns_and_requests_agree(workerd: Path) -> None:
     case = small_cases()[0]
     assert samples["sha256"]["atoll"][0].result == hashlib.sha256(case.data).hexdigest()
     for key in ("sha256", "resize", "json"):
-        assert {"pure", "atoll"} <= set(samples[key])
+        assert {"pure", "atoll", "wasmtime"} <= set(samples[key])
     assert set(result.requests["json"]) == {"atoll", "workerd"}
 
 
