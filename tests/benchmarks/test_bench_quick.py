@@ -103,7 +103,10 @@ def test_limits_side_by_side(workerd: Path) -> None:
     assert rows["workerd", "memory bomb"].status == 200  # no limit locally
     hung = rows["workerd", "infinite loop"]
     assert hung.status is None
-    assert hung.probes_ok == 0
+    # The first probe can race ahead of the hostile request into workerd's one thread;
+    # once the loop runs, every later probe goes unanswered (they time out).
+    assert hung.probes_ok <= 1 < hung.probes
+    assert hung.probe_max_ms >= 1000
     assert hung.server_after.startswith("hung")
 
 
