@@ -25,8 +25,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import watchfiles
-
 from atoll.build import run_build
 from atoll.errors import AtollError
 from atoll.http.app import SingleWorker
@@ -88,6 +86,8 @@ class DevReloader:
             self._thread.join(timeout=5)
 
     def _watch(self) -> None:
+        import watchfiles  # in the watcher thread: not on the start-up path
+
         for changes in watchfiles.watch(
             self.folder,
             watch_filter=self._wanted,
@@ -99,7 +99,7 @@ class DevReloader:
         ):
             self.apply({Path(path) for _, path in changes})
 
-    def _wanted(self, change: watchfiles.Change, path: str) -> bool:
+    def _wanted(self, change: object, path: str) -> bool:
         relative = (
             Path(path).relative_to(self.folder) if path.startswith(str(self.folder)) else Path(path)
         )

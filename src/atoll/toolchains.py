@@ -43,7 +43,6 @@ here.
 from __future__ import annotations
 
 import glob
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -132,6 +131,8 @@ def _check_c(worker: Path) -> list[str]:
 
 
 def _check_zig(worker: Path) -> list[str]:
+    from importlib import metadata  # here, not at the top: it costs ~20 ms of every cold start
+
     spec = importlib.util.find_spec("ziglang")
     if spec is None or not spec.submodule_search_locations:
         return [f"the Python package 'ziglang' is not installed in {sys.executable}"]
@@ -139,8 +140,8 @@ def _check_zig(worker: Path) -> list[str]:
     if not _executable(folder / "zig"):
         return [f"the zig binary is missing from {folder}; reinstall 'ziglang'"]
     try:
-        version = importlib.metadata.version("ziglang")
-    except importlib.metadata.PackageNotFoundError:
+        version = metadata.version("ziglang")
+    except metadata.PackageNotFoundError:
         version = "unknown"
     if version != ZIGLANG_VERSION:
         return [f"ziglang {version} is installed; the templates are written for {ZIGLANG_VERSION}"]

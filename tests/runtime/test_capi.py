@@ -107,9 +107,13 @@ def test_pinned_version() -> None:
 
 
 def test_other_wasmtime_version_is_an_import_error() -> None:
+    # capi reads the version from wasmtime's .dist-info folder: make the glob find 49.0.0
     code = (
-        "import importlib.metadata as m\n"
-        "m.version = lambda name: '49.0.0'\n"
+        "import pathlib\n"
+        "glob = pathlib.Path.glob\n"
+        "pathlib.Path.glob = lambda self, pattern: ("
+        "[pathlib.Path('wasmtime-49.0.0.dist-info')] if pattern.startswith('wasmtime-') "
+        "else glob(self, pattern))\n"
         "try:\n"
         "    import atoll.runtime.capi\n"
         "except ImportError as e:\n"
@@ -770,3 +774,9 @@ def test_pooling_max_memory_size_is_enforced() -> None:
     assert fast.call(s, func, 1) == 1
     assert fast.call(s, func, 1) == -1  # past max_memory_size: memory.grow fails, no trap
     s.close()
+
+
+def test_installed_version_is_read_from_the_dist_info() -> None:
+    import importlib.metadata
+
+    assert capi.installed_wasmtime_version() == importlib.metadata.version("wasmtime")

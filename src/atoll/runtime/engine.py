@@ -9,7 +9,6 @@ how a guest that never returns is stopped (see ``runtime/limits.py``).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import threading
 import time
@@ -75,7 +74,12 @@ class Engine:
             settings_used["pooling"] = POOL
         else:
             self.pool_instances = 0
-        self.wasmtime_version = importlib.metadata.version("wasmtime")
+        if calls.capi is not None:
+            self.wasmtime_version: str = calls.capi.WASMTIME_VERSION
+        else:
+            import importlib.metadata
+
+            self.wasmtime_version = importlib.metadata.version("wasmtime")
         self.engine = wasmtime.Engine(config)
         settings = ",".join(f"{k}={v}" for k, v in sorted(settings_used.items()))
         self.key = hashlib.sha256(
