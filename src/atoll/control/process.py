@@ -28,8 +28,7 @@ from atoll.control.channel import ProcessChannel
 from atoll.control.node import Node
 from atoll.control.state import State
 from atoll.control.tail import TailFilter
-from atoll.errors import ConfigError
-from atoll.http.server import serve
+from atoll.http.server import bind, serve
 from atoll.worker import Runtime
 
 __all__ = ["ProcessOptions", "listen_socket", "main"]
@@ -60,20 +59,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
     Raises :class:`~atoll.errors.ConfigError` if the address cannot be bound.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            key="port",
-            hint="choose another port (0 picks a free one) or stop what uses this one",
-        ) from exc
-    return sock
+    return bind(host, port, reuse_port=True)
 
 
 def _setup_logging(level: str, index: int) -> None:

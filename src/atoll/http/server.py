@@ -67,6 +67,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "bind",
     "serve",
 ]
 
@@ -131,7 +132,7 @@ def serve(
     """
     if loops < 1:
         raise ConfigError(f"loops must be at least 1, got {loops}", key="loops")
-    listener = _bind(host, port) if sock is None else sock
+    listener = bind(host, port) if sock is None else sock
     old_interval = sys.getswitchinterval()
     try:
         listener.listen(_BACKLOG)
@@ -146,10 +147,16 @@ def serve(
             listener.close()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``SO_REUSEADDR``; ``SO_REUSEPORT`` if asked), not listening.
+
+    Raises :class:`~atoll.errors.ConfigError` if the address cannot be bound.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
