@@ -156,7 +156,7 @@ async def test_bytes_and_str_cross_through_alloc(
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("e.add(1)", "B.add takes 2 argument(s) (i32, i32), got 1"),
+        ("e.add(1)", "takes 2 argument(s)"),
         ("e.add('x', 1)", "takes 2 argument(s)"),  # a str expands to (ptr, len): 3 args
         ("e.nope()", "B has no exported function 'nope'"),
         ("e.add(2**40, 1)", "out of range for i32"),

@@ -10,8 +10,10 @@ which ``runtime/invocation.py`` maps to atoll's errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +52,12 @@ class ExportCaller:
         self._fast: Any = None
         if capi is not None and set(self.params + self.results) <= _NUMERIC:
             self._fast = capi.FastCaller(capi.FuncSig.from_type(ty), name)
+
+    def bind(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[..., Any] | None:
+        """``fast.call`` with store and function bound (C API path only), else ``None``."""
+        if self._fast is None:
+            return None
+        return functools.partial(self._fast.call, store, func)
 
     @property
     def numeric(self) -> bool:

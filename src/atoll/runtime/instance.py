@@ -159,12 +159,14 @@ class Exports:
 class ExportFunction:
     """A guest function bound to one instance. Call it with numbers, bytes or str."""
 
-    __slots__ = ("_func", "_info", "_instance")
+    __slots__ = ("_direct", "_func", "_info", "_instance")
 
     def __init__(self, instance: Instance, info: ExportInfo, func: wasmtime.Func) -> None:
         self._instance = instance
         self._info = info
         self._func = func
+        # The C API caller bound to this instance's store and function: the hot path.
+        self._direct = info.caller.bind(instance.guest_store.store, func)
 
     @property
     def name(self) -> str:
@@ -173,10 +175,19 @@ class ExportFunction:
     def __call__(self, *args: Any) -> Any:
         instance = self._instance
         invocation = instance.invocation()
-        caller = self._info.caller
         for arg in args:
             if isinstance(arg, _BUFFER):
                 return self._call_with_buffers(invocation, args)
+        caller = self._info.caller
+        direct = self._direct
+        if direct is not None:
+            try:
+                return instance.guest_store.enter(
+                    invocation, caller.name, direct, *args, instance=instance
+                )
+            except (TypeError, ValueError) as exc:  # argument count, type or range
+                signature = f"{caller.name}({', '.join(caller.params)})"
+                raise AbiError(f"{exc} (signature: {signature})") from None
         return instance.guest_store.enter(
             invocation,
             caller.name,

@@ -192,7 +192,7 @@ class GuestStore:
             if limit != self._limit:
                 self.store.set_limits(memory_size=limit)
                 self._limit = limit
-        self._set_deadline(math.ceil(left / _TICK_NS) + 1)
+        self._set_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
         self._call_allow_ns = left
         start = self._call_start_ns = _thread_time_ns()
         try:
