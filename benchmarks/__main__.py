@@ -6,7 +6,8 @@ block) and the charts in ``docs/benchmarks/`` (skipped, with a note, without
 matplotlib), and keeps the raw results in ``build/benchmarks/results.json``
 (``--render`` renders the page from them again, measuring nothing).
 ``--quick`` (under a minute) checks that everything runs and agrees; its numbers
-are not measurements.
+are not measurements, so its page and results go to ``build/benchmarks/quick.md``
+and ``quick.json`` instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from benchmarks import seed_table
 from benchmarks.report import (
+    DOC,
     Machine,
     compare_section,
     limits_section,
@@ -48,6 +50,9 @@ COMMANDS = [
 ]
 #: The raw results of the last run (``--render`` reads them back).
 RESULTS = ROOT / "build" / "benchmarks" / "results.json"
+#: Where a ``--quick`` run writes its page (and charts beside it, in benchmarks/) and results.
+QUICK_PAGE = ROOT / "build" / "benchmarks" / "quick.md"
+QUICK_RESULTS = ROOT / "build" / "benchmarks" / "quick.json"
 
 
 def measure(quick: bool) -> dict[str, Any] | None:
@@ -105,8 +110,11 @@ def render(data: dict[str, Any], write: bool) -> int:
     if not write:
         print("\n".join(body))
         return 0
-    print(f"wrote {write_page(body).relative_to(ROOT)}")
-    charts = write_charts(cmp, seed)
+    # A quick run checks; it does not measure: its page goes to build/, not over docs/.
+    page = QUICK_PAGE if data["quick"] else DOC
+    page.parent.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {write_page(body, page).relative_to(ROOT)}")
+    charts = write_charts(cmp, seed, page.parent / "benchmarks")
     if isinstance(charts, str):
         print(charts)
     else:
@@ -134,10 +142,11 @@ def main() -> int:
     data = measure(args.quick)
     if data is None:
         return 1
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=1))
+    results = QUICK_RESULTS if args.quick else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(data, indent=1))
     render(data, write=not args.no_write)
-    print(f"raw results in {RESULTS.relative_to(ROOT)}; {data['seconds']:.0f} s")
+    print(f"raw results in {results.relative_to(ROOT)}; {data['seconds']:.0f} s")
     return 1 if data["seed"]["mismatches"] else 0
 
 

@@ -41,7 +41,8 @@ What atoll costs and what it buys, measured against the seed article's table and
 against workerd (Cloudflare's runtime) on the same machine, in the same run. Every
 number below comes from one command, `python -m benchmarks`, which rewrites the
 generated part of this page and the charts in `docs/benchmarks/`; rerun it to get
-your machine's numbers (`--quick` for a check in under a minute).
+your machine's numbers (`--quick` checks in under a minute that everything runs
+and agrees, and writes its page to `build/benchmarks/quick.md`).
 
 ## Runtime
 

@@ -95,7 +95,7 @@ def run(
     """Run every column on every case, ``rounds`` times, interleaved; check outputs agree."""
     started = time.monotonic()
     cases = cases if cases is not None else make_cases(quick)
-    rounds = rounds or (1 if quick else 3)
+    rounds = rounds or (1 if quick else 5)
     result = SeedResult(quick=quick, cases=cases, rounds=rounds)
     with tempfile.TemporaryDirectory(prefix="bench-seed-") as tmp:
         inputs = Path(tmp) / "inputs"
