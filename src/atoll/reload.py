@@ -19,7 +19,6 @@ same backend, so KV state persists across reloads. One watcher thread per
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -124,7 +123,6 @@ class DevReloader:
             if self.build and manifest.build.command and not changed <= self.outputs():
                 self.report(f"reload: building ({manifest.build.command})")
                 run_build(manifest)
-            self._forget_modules()
             worker = load_worker(
                 self.folder, runtime=self.runtime, dev=True, extra_bindings=self.extra_bindings
             )
@@ -147,10 +145,3 @@ class DevReloader:
     def _swap(self, worker: Worker) -> None:
         self.router.worker = worker  # one assignment: atomic for requests that read it after
         self.reloads += 1
-
-    def _forget_modules(self) -> None:
-        """Drop Python modules loaded from the folder, so siblings of the entry reload too."""
-        for name, module in list(sys.modules.items()):
-            path = getattr(module, "__file__", None)
-            if path and Path(path).resolve().is_relative_to(self.folder):
-                del sys.modules[name]

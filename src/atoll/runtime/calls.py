@@ -59,11 +59,6 @@ class ExportCaller:
             return None
         return functools.partial(self._fast.call, store, func)
 
-    @property
-    def numeric(self) -> bool:
-        """Every parameter and result is i32, i64, f32 or f64."""
-        return set(self.params + self.results) <= _NUMERIC
-
     def call(self, store: wasmtime.Store, func: wasmtime.Func, args: tuple[Any, ...]) -> Any:
         """Call ``func`` in ``store`` with Python numbers; ``None``, a value, or a tuple back."""
         if len(args) != len(self.params):

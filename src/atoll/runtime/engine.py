@@ -126,8 +126,3 @@ def get_engine() -> Engine:
             if _ENGINE is None:
                 _ENGINE = Engine()
     return _ENGINE
-
-
-def monotonic_ms() -> float:
-    """Wall clock for log lines, in ms."""
-    return time.perf_counter() * 1000.0
