@@ -10,10 +10,8 @@ which ``runtime/invocation.py`` maps to atoll's errors.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -37,6 +35,21 @@ if os.environ.get("ATOLL_CAPI", "1") != "0":  # ATOLL_CAPI=0 forces the public p
 #: True when calls and instantiation go through the C API fast path.
 FAST_PATH = capi is not None
 
+
+class _Never(Exception):
+    """Stands in for the C API's exceptions on the public path: never raised."""
+
+
+#: ``capi.CallFailed`` / ``capi.BudgetSpent``, or a class nothing raises (public path).
+CallFailed: type[Exception] = capi.CallFailed if capi is not None else _Never
+BudgetSpent: type[Exception] = capi.BudgetSpent if capi is not None else _Never
+
+
+def capi_failure(failed: Exception) -> BaseException:
+    """The wasmtime exception behind a ``capi.CallFailed``."""
+    assert capi is not None
+    return capi.failure(*failed.args)  # type: ignore[no-any-return]
+
 _NUMERIC = {"i32", "i64", "f32", "f64"}
 
 
@@ -53,11 +66,13 @@ class ExportCaller:
         if capi is not None and set(self.params + self.results) <= _NUMERIC:
             self._fast = capi.FastCaller(capi.FuncSig.from_type(ty), name)
 
-    def bind(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[..., Any] | None:
-        """``fast.call`` with store and function bound (C API path only), else ``None``."""
+    def bind(self, meter: Any, ctx: int, store_id: int, private: int) -> Any:
+        """A ``capi.Bound``: ``bound(invocation, *numbers)`` calls the function
+        ``(store_id, private)`` in the store at ``ctx``, charged to the
+        invocation's CPU budget (C API path only, numeric signatures; else ``None``)."""
         if self._fast is None:
             return None
-        return functools.partial(self._fast.call, store, func)
+        return self._fast.bind(meter, ctx, store_id, private)
 
     def call(self, store: wasmtime.Store, func: wasmtime.Func, args: tuple[Any, ...]) -> Any:
         """Call ``func`` in ``store`` with Python numbers; ``None``, a value, or a tuple back."""
@@ -107,8 +122,5 @@ def _to_signed(value: Any, kind: str, name: str, index: int) -> Any:
 
 
 def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
-    """Instantiate a pre-linked module (runs its start function)."""
-    if capi is not None:
-        result: wasmtime.Instance = capi.instantiate(pre, store)
-        return result
+    """Instantiate a pre-linked module (runs its start function); the public path."""
     return pre.instantiate(store)

@@ -1,58 +1,56 @@
 """Hot paths through wasmtime's C API, pinned to one wasmtime-py release.
 
 wasmtime-py's public API costs ~18 µs per export call and ~42-55 µs for a
-fresh store + instance + call, mostly Python-side wrapping. This module calls
-the same C functions through the package's private ctypes bindings
-(``wasmtime._bindings``, aliased ``wasmtime._ffi``) and skips the wrapping:
+fresh store + instance + call, mostly Python-side wrapping; even ctypes costs
+about a microsecond per crossing. This module reaches the same C functions
+two ways: a compiled extension, ``atoll.runtime._native`` (``_native.c``),
+for everything on a request's path, and wasmtime-py's private ctypes
+bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
 
-=============================  ==============================================
-``instantiate``                ``wasmtime_instance_pre_instantiate``
-``FastCaller.call``            ``wasmtime_func_call_unchecked`` on a reused
-                               per-thread ``wasmtime_val_raw_t`` array
-``export_func``                ``wasmtime_instance_export_get`` (one export,
-                               not the whole ``Instance.exports`` map)
-``memory_view``                ``wasmtime_memory_data`` / ``_data_size``
-``set_epoch_deadline_callback``  ``wasmtime_store_epoch_deadline_callback``
-``enable_pooling``             ``wasmtime_pooling_allocation_strategy_set``
-=============================  ==============================================
+==============================  ===========================================
+``FastCaller`` / ``Bound``      ``wasmtime_func_call_unchecked`` (C)
+``instantiate_metered``         ``wasmtime_instance_pre_instantiate`` (C)
+``export_raw``                  ``wasmtime_instance_export_get`` (C)
+``install_meter`` (``Meter``)   ``wasmtime_store_epoch_deadline_callback``
+                                with a C callback: CPU time, no GIL
+``start_ticker`` (``Ticker``)   ``wasmtime_engine_increment_epoch`` on a
+                                native thread
+``define_host_func``            ``wasmtime_linker_define_func_unchecked``
+                                with a C trampoline
+``new_store``, ``instantiate``,  ctypes
+``export_func``, ``memory_view``,
+``enable_pooling``
+==============================  ===========================================
+
+``_native`` links against nothing: this module hands it the addresses of the
+C functions in wasmtime-py's own ``libwasmtime`` and checks, at import, that
+the struct sizes it declares match wasmtime-py's definitions.
 
 Everything returned is an ordinary wasmtime-py object (``Instance``, ``Func``,
 ``Trap``, ``WasmtimeError``), so callers can mix both APIs.
 
 The private bindings change between releases, so importing this module raises
-``ImportError`` unless the installed wasmtime is exactly ``WASMTIME_VERSION``;
-the runtime then falls back to the public API.
+``ImportError`` unless the installed wasmtime is exactly ``WASMTIME_VERSION``
+(and ``_native`` is built); the runtime then falls back to the public API.
 
 Threads: the C functions release the GIL while wasm runs. One ``Store`` must
-be used by one thread at a time (wasmtime's rule); ``FastCaller`` objects,
+be used by one thread at a time (wasmtime's rule); ``FastCaller``, ``Bound``,
 ``FuncSig`` and this module's state may be shared by any number of threads.
 
 Caveats:
 
-* When a Python host function raises, wasmtime-py keeps the exception in one
-  module global (``wasmtime._func.LAST_EXCEPTION``) and the guest sees a trap;
-  whichever thread next fails a call picks it up (``_raise_failure`` here,
-  ``enter_wasm`` in wasmtime-py). With host functions that raise on several
-  threads at once, an exception can surface on the wrong thread. Host
-  functions that report errors through per-request state instead (and never
-  raise) avoid it.
-* ``FastCaller`` does not check that a ``Func`` belongs to the store or has
-  the caller's signature (``FastCaller.check`` does, off the hot path); a
-  wrong store aborts the process inside wasmtime, as it does with the
-  public API.
+* ``FastCaller`` / ``Bound`` do not check that a function belongs to the
+  store or has the caller's signature (``FastCaller.check`` does, off the hot
+  path); a wrong store aborts the process inside wasmtime, as it does with
+  the public API.
 * Pinned to one release: ``wasmtime._bindings`` is generated, private, and
   its structs and functions change between versions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import enum
-import itertools
-import operator
-import struct
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +85,14 @@ if _installed != WASMTIME_VERSION:
 
 from wasmtime import _ffi as ffi  # noqa: E402  (after the version check, on purpose)
 from wasmtime import _func as _wasmtime_func  # noqa: E402
+
+try:
+    from atoll.runtime import _native  # noqa: E402
+except ImportError as exc:  # pragma: no cover - a source tree without its build
+    raise ImportError(
+        f"atoll.runtime._native is not built ({exc}); run `pip install -e .` "
+        "(needs a C compiler and Python's headers: scripts/setup.sh installs them)"
+    ) from exc
 
 __all__ = [
     "INTERRUPT_MARKER",
@@ -150,77 +156,92 @@ _STORE_PTR = ctypes.POINTER(ffi.wasmtime_store_t)
 _EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 
+# _native.c declares these layouts itself (it includes no wasmtime header):
+# refuse to run if wasmtime-py's definitions disagree.
+_LAYOUTS = {
+    "wasmtime_func_t": 16,
+    "wasmtime_instance_t": 16,
+    "wasmtime_memory_t": 24,
+    "wasmtime_extern_t": 32,
+    "wasmtime_val_raw": 16,
+}
+for _name, _size in _LAYOUTS.items():
+    if ctypes.sizeof(getattr(ffi, _name)) != _size:
+        raise ImportError(f"{_name} is not {_size} bytes in this wasmtime; _native.c needs updating")
+if (_EXTERN_FUNC, _EXTERN_MEMORY, ffi.wasmtime_extern_t.of.offset) != (0, 3, 8):
+    raise ImportError("wasmtime_extern_t changed in this wasmtime; _native.c needs updating")
 
-def _raise_failure(err: int | None, trap: ctypes.c_void_p) -> None:
-    """Turn a failed C call (error pointer or trap out-param) into an exception.
 
-    Two Python exceptions can hide behind a failure, and win over it (chained
-    to it as ``__cause__``): a ``KeyboardInterrupt``/``SystemExit`` raised in
-    this thread's epoch deadline callback, then a Python host function's
-    exception, which wasmtime-py parks in its module global ``LAST_EXCEPTION``
-    (racy across threads: see the module notes).
+def _address(fn: Any) -> int:
+    return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
+
+
+_native.init(
+    {
+        name: _address(getattr(ffi.dll, name))
+        for name in (
+            "wasmtime_func_call_unchecked",
+            "wasmtime_context_set_epoch_deadline",
+            "wasmtime_store_epoch_deadline_callback",
+            "wasmtime_error_new",
+            "wasmtime_instance_pre_instantiate",
+            "wasmtime_instance_export_get",
+            "wasmtime_engine_increment_epoch",
+            "wasmtime_caller_export_get",
+            "wasmtime_caller_context",
+            "wasmtime_memory_data",
+            "wasmtime_memory_data_size",
+            "wasmtime_trap_new",
+            "wasmtime_linker_define_func_unchecked",
+        )
+    }
+)
+
+CallFailed = _native.CallFailed
+BudgetSpent = _native.BudgetSpent
+Meter = _native.Meter
+Bound = _native.Bound
+Ticker = _native.Ticker
+thread_ns = _native.thread_ns
+
+INTERRUPT_MARKER: str = _native.INTERRUPT_MARKER
+"""Substring of the ``WasmtimeError`` raised when a :class:`Meter` stops wasm."""
+
+
+def failure(err: int, trap: int) -> BaseException:
+    """The exception for a failed C call, from its error and trap addresses.
+
+    Takes ownership of both. A Python exception that wasmtime-py parked in its
+    module global ``LAST_EXCEPTION`` (a public-API host function raised: racy
+    across threads, see the module notes) wins, with the failure as its cause.
     """
     exc: Exception
     if err:
-        if trap.value:  # not expected together; do not leak the trap
-            wasmtime.Trap._from_ptr(ctypes.cast(trap.value, _TRAP_PTR)).close()
-            trap.value = None
+        if trap:  # not expected together; do not leak the trap
+            wasmtime.Trap._from_ptr(ctypes.cast(trap, _TRAP_PTR)).close()
         exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_PTR))
     else:
-        addr = trap.value or 0
-        trap.value = None
-        exc = wasmtime.Trap._from_ptr(ctypes.cast(addr, _TRAP_PTR))
-    pending = _tls.pending
-    if pending is not None:
-        _tls.pending = None
-        raise pending from exc
+        exc = wasmtime.Trap._from_ptr(ctypes.cast(trap, _TRAP_PTR))
     last = _wasmtime_func.LAST_EXCEPTION
     if last is not None:
         _wasmtime_func.LAST_EXCEPTION = None
-        raise last from exc
-    raise exc
-
-
-# --- per-thread scratch --------------------------------------------------------
-
-_SCRATCH_SLOTS = 16  # val_raw slots kept per thread; larger signatures allocate
-_VAL_RAW_SIZE = ctypes.sizeof(ffi.wasmtime_val_raw)  # 16
-
-
-class _Scratch:
-    """One thread's reusable ValRaw array and trap out-param, as ready-made C arguments.
-
-    Re-entrant use on one thread (wasm → Python host function → another call)
-    is safe: wasmtime reads the parameters on entry and writes the results and
-    the trap only on return, and each call unpacks before its caller resumes.
-    """
-
-    __slots__ = ("arg_p", "args", "buf", "trap", "trap_p", "views")
-
-    def __init__(self, slots: int) -> None:
-        self.buf = bytearray(slots * _VAL_RAW_SIZE)
-        self.args = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
-        self.arg_p = ctypes.c_void_p(ctypes.addressof(self.args))
-        self.trap = ctypes.c_void_p()
-        self.trap_p = ctypes.byref(self.trap)
-        # Typed views of slot 0, indexed by _VIEW_INDEX: a lone result is read
-        # through one of these (~50 ns) rather than struct.unpack_from (~110 ns).
-        raw = memoryview(self.buf)
-        self.views = (raw.cast("i"), raw.cast("q"), raw.cast("f"), raw.cast("d"))
-
-
-class _ThreadScratch(threading.local):
-    def __init__(self) -> None:
-        self.s = _Scratch(_SCRATCH_SLOTS)
-        # KeyboardInterrupt/SystemExit caught in this thread's deadline
-        # callback, re-raised by the failing call (see _raise_failure).
-        self.pending: BaseException | None = None
-
-
-_tls = _ThreadScratch()
+        last.__cause__ = exc
+        last.__suppress_context__ = True
+        return last  # type: ignore[no-any-return]
+    return exc
 
 
 # --- stores, instances, exports --------------------------------------------------
+
+
+def address(obj: Any) -> int:
+    """The C address behind a ctypes pointer (``store.ptr()``, ``engine.ptr()``, ``pre.ptr()``)."""
+    return int(ctypes.cast(obj, _P).value or 0)
+
+
+def context_address(store: wasmtime.Store | wasmtime.Caller | RawCaller) -> int:
+    """The ``wasmtime_context_t*`` of a store (or of a host call's caller), as an int."""
+    return address(store._context())
 
 
 def new_store(engine: wasmtime.Engine) -> wasmtime.Store:
@@ -243,15 +264,45 @@ def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.In
     Runs the module's start function, if any, under the store's epoch
     deadline. Raises ``wasmtime.Trap`` if it traps (``trap_code`` and
     ``frames`` work), ``wasmtime.WasmtimeError`` on any other failure (store
-    limits, pooling slots exhausted, interrupted by a deadline callback: see
+    limits, pooling slots exhausted, stopped by a :class:`Meter`: see
     ``is_interrupt``), ``ValueError`` if ``store`` or ``pre`` is closed.
     """
-    s = _tls.s
     inst = ffi.wasmtime_instance_t()
-    err = _instance_pre_instantiate(pre.ptr(), store._context(), ctypes.byref(inst), s.trap_p)
-    if err or s.trap.value:
-        _raise_failure(err, s.trap)
+    trap = ctypes.c_void_p()
+    err = _instance_pre_instantiate(pre.ptr(), store._context(), ctypes.byref(inst), ctypes.byref(trap))
+    if err or trap.value:
+        raise failure(err or 0, trap.value or 0)
     return wasmtime.Instance._from_raw(inst)
+
+
+def instantiate_metered(
+    meter: Meter, invocation: Any, pre: int, ctx: int
+) -> tuple[wasmtime.Instance, tuple[int, int]]:
+    """``instantiate`` charged to ``invocation``'s CPU budget (see :class:`Bound`).
+
+    ``pre`` and ``ctx`` are addresses (:func:`address`, :func:`context_address`).
+    Returns the instance and its raw ``(store_id, index)`` for :func:`export_raw`.
+    Raises :class:`BudgetSpent` when the budget is already used up, and what
+    ``instantiate`` raises otherwise.
+    """
+    try:
+        ids = _native.instantiate(meter, invocation, pre, ctx)
+    except CallFailed as failed:
+        raise failure(*failed.args) from None
+    return wasmtime.Instance._from_raw(ffi.wasmtime_instance_t(*ids)), ids
+
+
+def export_raw(ctx: int, instance: tuple[int, int], name: bytes) -> tuple[int, ...] | None:
+    """One export of an instance as plain ints: ``(kind, store_id, private)`` for a
+    function, ``(kind, store_id, private1, private2)`` for a memory; ``None`` if absent."""
+    return _native.export_get(ctx, instance[0], instance[1], name)
+
+
+def func_from_raw(raw: tuple[int, ...]) -> wasmtime.Func:
+    """A ``wasmtime.Func`` from :func:`export_raw`'s answer for a function."""
+    func: wasmtime.Func = wasmtime.Func.__new__(wasmtime.Func)
+    func._func = ffi.wasmtime_func_t(raw[1], raw[2])
+    return func
 
 
 _names: dict[str, tuple[bytes, ctypes.c_size_t]] = {}
@@ -362,8 +413,12 @@ class ValKind(enum.Enum):
 
 
 _FAST_KINDS = frozenset({ValKind.I32, ValKind.I64, ValKind.F32, ValKind.F64})
-_STRUCT_CODE = {ValKind.I32: "i", ValKind.I64: "q", ValKind.F32: "f", ValKind.F64: "d"}
-_VIEW_INDEX = {ValKind.I32: 0, ValKind.I64: 1, ValKind.F32: 2, ValKind.F64: 3}
+_CODE = {ValKind.I32: "i", ValKind.I64: "I", ValKind.F32: "f", ValKind.F64: "d"}
+
+
+def _codes(kinds: tuple[ValKind, ...]) -> bytes:
+    """The kind codes ``_native`` takes: i (i32), I (i64), f (f32), d (f64)."""
+    return "".join(_CODE[k] for k in kinds).encode()
 
 
 def _kind(ty: wasmtime.ValType) -> ValKind:
@@ -394,25 +449,13 @@ class FuncSig:
         return all(k in _FAST_KINDS for k in self.params + self.results)
 
 
-def _slot_format(kinds: tuple[ValKind, ...]) -> str:
-    # One 16-byte little-endian ValRaw slot per value; values sit at offset 0.
-    return "<" + "".join(
-        f"{_STRUCT_CODE[k]}{_VAL_RAW_SIZE - struct.calcsize(_STRUCT_CODE[k])}x" for k in kinds
-    )
-
-
-_INT_RANGE = {
-    ValKind.I32: (-(2**31), 2**32 - 1, 2**31, 2**32),
-    ValKind.I64: (-(2**63), 2**64 - 1, 2**63, 2**64),
-}
-
-
 class FastCaller:
     """Calls an export of one signature on any instance, through ``wasmtime_func_call_unchecked``.
 
-    Build it once per (module, export) and cache it; ``call`` it once per
-    request with that request's store and ``Func``. Safe to use from many
-    threads at once (each thread has its own argument array).
+    Build it once per (module, export) and cache it; ``call`` it with a
+    store and ``Func``, or :meth:`bind` it once per instance for the hot
+    path. Safe to use from many threads at once (the C code keeps its
+    argument array on the stack).
 
     Conversions: i32/i64 params take Python ints in the signed *or* unsigned
     range (``0xFFFF_FFFF`` passes as ``-1``); f32/f64 params take ints or
@@ -426,32 +469,18 @@ class FastCaller:
     wrong slots, and a func from another store aborts the process.
     """
 
-    __slots__ = (
-        "_nparams",
-        "_nresults",
-        "_pack",
-        "_slots",
-        "_slots_c",
-        "_unpack",
-        "_view",
-        "name",
-        "sig",
-    )
+    __slots__ = ("_sig", "name", "sig")
 
     def __init__(self, sig: FuncSig, name: str) -> None:
         if not sig.is_fast:
             raise ValueError(
                 f"export {name!r}: FastCaller supports only i32/i64/f32/f64, got {sig}"
             )
+        if max(len(sig.params), len(sig.results)) > _native.MAX_SLOTS:
+            raise ValueError(f"export {name!r}: more than {_native.MAX_SLOTS} params or results")
         self.sig = sig
         self.name = name
-        self._nparams = len(sig.params)
-        self._nresults = len(sig.results)
-        self._slots = max(self._nparams, self._nresults)
-        self._slots_c = ctypes.c_size_t(self._slots)
-        self._view = _VIEW_INDEX[sig.results[0]] if self._nresults == 1 else -1
-        self._pack = struct.Struct(_slot_format(sig.params)).pack_into
-        self._unpack = struct.Struct(_slot_format(sig.results)).unpack_from
+        self._sig = _native.Sig(_codes(sig.params), _codes(sig.results), name)
 
     def check(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
         """Raise ``TypeError`` unless ``func``'s type is this caller's signature."""
@@ -460,163 +489,67 @@ class FastCaller:
             raise TypeError(f"export {self.name!r} has type {actual}, caller built for {self.sig}")
 
     def call(
-        self, store: wasmtime.Store | wasmtime.Caller, func: wasmtime.Func, *args: int | float
+        self,
+        store: wasmtime.Store | wasmtime.Caller | RawCaller,
+        func: wasmtime.Func,
+        *args: int | float,
     ) -> int | float | tuple[int | float, ...] | None:
         """Call ``func`` in ``store`` with ``args``.
 
-        ``store`` may also be the ``wasmtime.Caller`` a host function receives
-        (a call back into the guest from inside a host call).
+        ``store`` may also be the caller a host function receives (a call back
+        into the guest from inside a host call).
 
         Raises ``wasmtime.Trap`` on a trap (``trap_code``, ``frames``),
-        ``wasmtime.WasmtimeError`` on other failures (e.g. a deadline callback
-        stopped it: ``is_interrupt``), the original exception if a Python host
-        function raised, ``TypeError`` / ``ValueError`` for wrong arguments,
-        ``ValueError`` if the store is closed.
+        ``wasmtime.WasmtimeError`` on other failures (e.g. a :class:`Meter`
+        stopped it: ``is_interrupt``), ``TypeError`` / ``ValueError`` for
+        wrong arguments, ``ValueError`` if the store is closed.
         """
-        s = _tls.s if self._slots <= _SCRATCH_SLOTS else _Scratch(self._slots)
+        raw = func._func
         try:
-            self._pack(s.buf, 0, *args)
-        except (struct.error, OverflowError, TypeError):
-            self._pack(s.buf, 0, *self._coerce(args))
-        err = _func_call_unchecked(
-            store._context(), ctypes.byref(func._func), s.arg_p, self._slots_c, s.trap_p
-        )
-        if err or s.trap.value:
-            _raise_failure(err, s.trap)
-        view = self._view
-        if view >= 0:
-            return s.views[view][0]
-        if self._nresults == 0:
-            return None
-        return self._unpack(s.buf)
+            result: Any = self._sig.call(
+                context_address(store), raw.store_id, getattr(raw, "__private") or 0, *args
+            )
+        except CallFailed as failed:
+            raise failure(*failed.args) from None
+        return result  # type: ignore[no-any-return]
 
     __call__ = call
 
-    def _coerce(self, args: tuple[Any, ...]) -> list[int | float]:
-        """Slow path: validate ``args`` and convert them for ``struct``; raise a clear error."""
-        if len(args) != self._nparams:
-            raise TypeError(
-                f"export {self.name!r} takes {self._nparams} argument(s), {len(args)} given"
-            )
-        out: list[int | float] = []
-        for i, (kind, v) in enumerate(zip(self.sig.params, args, strict=True)):
-            if kind in _INT_RANGE:
-                try:
-                    n = operator.index(v)
-                except TypeError:
-                    raise TypeError(
-                        f"export {self.name!r} argument {i}: expected int for {kind.value}, "
-                        f"got {type(v).__name__}"
-                    ) from None
-                lo, hi, sign, mod = _INT_RANGE[kind]
-                if not lo <= n <= hi:
-                    raise ValueError(
-                        f"export {self.name!r} argument {i}: {n} out of range for {kind.value} "
-                        f"[{lo}, {hi}]"
-                    )
-                out.append(n - mod if n >= sign else n)
-            else:
-                if isinstance(v, str | bytes | bytearray) or not hasattr(type(v), "__float__"):
-                    raise TypeError(
-                        f"export {self.name!r} argument {i}: expected float for {kind.value}, "
-                        f"got {type(v).__name__}"
-                    )
-                f = float(v)
-                out.append(ctypes.c_float(f).value if kind is ValKind.F32 else f)
-        return out
+    def bind(self, meter: Meter, ctx: int, store_id: int, private: int) -> Bound:
+        """A :class:`Bound` call of one function (``export_raw``'s ids) in the store at ``ctx``."""
+        return _native.Bound(self._sig, meter, ctx, store_id, private)
 
 
-# --- epoch deadline callback -------------------------------------------------------
-
-INTERRUPT_MARKER = "atoll: interrupted by epoch deadline callback"
-"""Substring of the ``WasmtimeError`` raised when a deadline callback stops wasm."""
-
-_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
-
-_DeadlineFn = ctypes.CFUNCTYPE(
-    _P, _P, _P, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
-)
-_FinalizerFn = ctypes.CFUNCTYPE(None, _P)
-
-_callbacks: dict[int, Callable[[], int | None]] = {}
-_callback_ids = itertools.count(1)
+# --- CPU metering at epoch deadlines ---------------------------------------------------
+#
+# A Meter (C) is a store's epoch-deadline callback: at each deadline it lets
+# the call run on while the thread CPU time used since ``begin(allow_ns)`` is
+# under ``allow_ns``, moving the deadline by the ticks left; past it the call
+# fails with a WasmtimeError containing INTERRUPT_MARKER. It needs no GIL, so
+# a guest spinning under its limit never stalls other threads' Python.
 
 
-def _interrupt_error(detail: str = "") -> int:
-    message = INTERRUPT_MARKER + (f" ({detail})" if detail else "")
-    return int(_error_new(message.encode("utf-8", "replace")))
-
-
-def _on_deadline(_ctx: Any, data: Any, delta: Any, kind: Any) -> int:
-    # Runs on the thread executing wasm, with the GIL re-acquired by ctypes.
-    try:
-        ticks = _callbacks[data]()
-    except BaseException as exc:  # never let it unwind into wasmtime
-        if not isinstance(exc, Exception):  # Ctrl-C while wasm spins: re-raised after
-            _tls.pending = exc
-        try:
-            return _interrupt_error(f"callback raised {type(exc).__name__}: {exc}")
-        except BaseException:
-            return _interrupt_error()
-    if ticks is None:
-        return _interrupt_error()
-    try:
-        delta[0] = min(max(1, int(ticks)), 2**63)
-    except BaseException:
-        return _interrupt_error("callback returned a bad tick count")
-    kind[0] = _CONTINUE
-    return 0
-
-
-def _on_callback_dropped(data: Any) -> None:
-    # wasmtime drops the callback with the store (or when it is replaced).
-    with contextlib.suppress(BaseException):  # e.g. at interpreter shutdown
-        _callbacks.pop(data, None)
-
-
-# Module-level, so they live as long as any store can call them: one pair of C
-# thunks for every store, no per-store ctypes objects to keep alive or leak.
-_deadline_trampoline = _DeadlineFn(_on_deadline)
-_deadline_finalizer = _FinalizerFn(_on_callback_dropped)
-
-
-# (wasmtime_store_t*, callback, void* data, finalizer) -> void
-_set_deadline_callback = _cfn("wasmtime_store_epoch_deadline_callback", None)
-
-
-def set_epoch_deadline_callback(store: wasmtime.Store, callback: Callable[[], int | None]) -> None:
-    """Call ``callback()`` whenever ``store`` reaches its epoch deadline, instead of trapping.
-
-    Set once per store, before running wasm; the store must also have a
-    deadline (``store.set_epoch_deadline(n)``). ``callback`` runs on the
-    thread running wasm, holding the GIL, each time the engine's epoch (bumped
-    by ``Engine.increment_epoch`` from any thread) passes the deadline:
-
-    * return an int ``N`` to continue, with the deadline moved to the current
-      epoch + ``N`` ticks (values below 1 count as 1);
-    * return ``None`` to stop: the running call (or ``instantiate``) raises
-      ``wasmtime.WasmtimeError`` whose message contains ``INTERRUPT_MARKER``
-      (``is_interrupt(exc)`` is True).
-
-    An exception in ``callback`` stops wasm the same way; its type and message
-    are appended to the error. A ``KeyboardInterrupt`` or ``SystemExit`` there
-    (a signal handler runs in the callback when wasm spins on the main thread)
-    also stops wasm, and ``FastCaller.call`` / ``instantiate`` re-raise it
-    (the public API raises the ``WasmtimeError``). Replaces any previous
-    callback on the store; the callback is released when the store closes.
-    """
-    key = next(_callback_ids)
-    _callbacks[key] = callback
-    _set_deadline_callback(store.ptr(), _deadline_trampoline, _P(key), _deadline_finalizer)
+def install_meter(store: wasmtime.Store, tick_ns: int) -> Meter:
+    """A :class:`Meter` deciding at ``store``'s epoch deadlines (replaces any callback)."""
+    meter = _native.Meter(tick_ns)
+    meter.install(address(store.ptr()))
+    return meter
 
 
 def is_interrupt(exc: BaseException) -> bool:
-    """True if ``exc`` means wasm was stopped for time: an epoch trap or a callback stop."""
+    """True if ``exc`` means wasm was stopped for time: an epoch trap or a meter stop."""
     if isinstance(exc, wasmtime.Trap):
         return exc.trap_code == wasmtime.TrapCode.INTERRUPT
     if isinstance(exc, wasmtime.WasmtimeError):
         return INTERRUPT_MARKER in str(exc)
     return False
+
+
+def start_ticker(engine: wasmtime.Engine, tick_ns: int) -> Ticker:
+    """Increment ``engine``'s epoch once per ``tick_ns`` of the monotonic clock, on a
+    native thread that never takes the GIL (catching up after a late wake-up).
+    ``stop()`` it before the engine is freed."""
+    return _native.Ticker(address(engine.ptr()), tick_ns)
 
 
 # --- pooling allocator ---------------------------------------------------------------
@@ -682,14 +615,16 @@ def enable_pooling(
         ffi.wasmtime_pooling_allocation_config_delete(pc)
 
 
+
+
 # --- host functions ------------------------------------------------------------------
 #
 # wasmtime-py's ``Linker.define_func`` wraps every host call in a ``Caller``
 # object and converts each parameter through ``Val`` (~6 µs a call), and a host
 # exception travels through a process-global. ``define_host_func`` registers a
-# ``wasmtime_func_unchecked_callback_t`` instead: parameters are read straight
+# C trampoline (``_native.define_host``) instead: parameters are read straight
 # from the ``wasmtime_val_raw_t`` array, and a failure becomes a trap built
-# here, so nothing passes through wasmtime-py's globals.
+# there, so nothing passes through wasmtime-py's globals.
 
 _caller_export_get = _cfn(
     "wasmtime_caller_export_get",
@@ -700,8 +635,6 @@ _caller_export_get = _cfn(
     ctypes.c_void_p,
 )
 _caller_context = _cfn("wasmtime_caller_context", _CTX, _P)
-_trap_new = _cfn("wasmtime_trap_new", _P, ctypes.c_char_p, ctypes.c_size_t)
-_RAW_ARRAY = ctypes.POINTER(ffi.wasmtime_val_raw)
 
 
 class RawCaller:
@@ -743,92 +676,16 @@ class RawCaller:
 
     def memory_view(self, name: bytes = b"memory") -> tuple[int, int]:
         """``(address, length)`` of the caller's memory export; ``(0, 0)`` if it has none."""
-        scratch = _host_scratch.memory
-        if not _caller_export_get(self._ptr, name, len(name), scratch.ref):
-            return 0, 0
-        if scratch.item.kind != _EXTERN_MEMORY:
-            return 0, 0
-        context = self._context()
-        mem = scratch.item.memory
-        return (_memory_data(context, mem) or 0), _memory_data_size(context, mem)
+        return _native.caller_memory(self._ptr, name)
 
 
-class _MemoryScratch:
-    __slots__ = ("item", "ref")
-
-    def __init__(self) -> None:
-        self.item = _ExternMemory()
-        self.ref = ctypes.byref(self.item)
-
-
-class _HostScratch(threading.local):
-    def __init__(self) -> None:
-        self.memory = _MemoryScratch()
-
-
-_host_scratch = _HostScratch()
-
-
-# index → (impl, param kinds, result kind or None, all params integers); the index is the env
-_HOST: list[tuple[Callable[..., Any], tuple[ValKind, ...], ValKind | None, bool]] = []
-_HOST_LOCK = threading.Lock()
-
-
-def _host_trap(message: str) -> int:
-    raw = message.encode("utf-8", errors="replace")
-    return int(_trap_new(raw, len(raw)) or 0)
-
-
-def _host_trampoline_py(env: Any, caller: Any, args: int, nargs: int) -> int:
-    try:
-        impl, kinds, result, integers = _HOST[env or 0]
-        if integers:  # every parameter i32/i64: read the slots as plain 64-bit words
-            words = _U64_ARRAY.from_address(args)
-            params: list[Any] = [
-                words[2 * i] & 0xFFFFFFFF if kind is ValKind.I32 else _wrap(words[2 * i], 64)
-                for i, kind in enumerate(kinds)
-            ]
-        else:
-            values = ctypes.cast(args, _RAW_ARRAY)
-            params = []
-            for i, kind in enumerate(kinds):
-                slot = values[i]
-                if kind is ValKind.I32:
-                    params.append(slot.i32 & 0xFFFFFFFF)
-                elif kind is ValKind.I64:
-                    params.append(slot.i64)
-                elif kind is ValKind.F32:
-                    params.append(slot.f32)
-                else:
-                    params.append(slot.f64)
-        out = impl(RawCaller(caller), *params)
-        if result is not None:
-            slot = ctypes.cast(args, _RAW_ARRAY)[0]
-            if result is ValKind.I32:
-                slot.i32 = _wrap(int(out), 32)
-            elif result is ValKind.I64:
-                slot.i64 = _wrap(int(out), 64)
-            elif result is ValKind.F32:
-                slot.f32 = out
-            else:
-                slot.f64 = out
-        return 0
-    except wasmtime.Trap as trap:
-        return _host_trap(str(trap.message))
-    except BaseException as exc:  # never unwind through wasm
-        return _host_trap(f"host function failed: {exc!r}")
-
-
-# Same C signature as ffi.wasmtime_func_unchecked_callback_t, with plain addresses
-# (no ctypes pointer objects built per call).
-_HostCallback = ctypes.CFUNCTYPE(ctypes.c_size_t, _P, _P, _P, ctypes.c_size_t)
-_host_trampoline = _HostCallback(_host_trampoline_py)
-_U64_ARRAY = ctypes.c_uint64 * 64  # a view of up to 32 val_raw slots (16 bytes each)
-
-
-def _wrap(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
+def _host_error_message(exc: BaseException) -> bytes:
+    """The trap message for a host function's exception (``wasmtime.Trap``: its own)."""
+    if isinstance(exc, wasmtime.Trap):
+        text = str(exc.message)
+    else:
+        text = f"host function failed: {exc!r}"
+    return text.encode("utf-8", errors="replace")
 
 
 def define_host_func(
@@ -847,28 +704,18 @@ def define_host_func(
     lost in a global). Numeric signatures only (at most one result).
     """
     sig = FuncSig.from_type(ty)
-    if not sig.is_fast or len(sig.results) > 1:
+    if not sig.is_fast or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:
         raise ValueError(f"{module}.{name}: host functions take and return numbers only")
-    with _HOST_LOCK:
-        index = len(_HOST)
-        integers = len(sig.params) <= 32 and all(
-            k in (ValKind.I32, ValKind.I64) for k in sig.params
-        )
-        _HOST.append((impl, sig.params, sig.results[0] if sig.results else None, integers))
-    raw_module, raw_name = module.encode(), name.encode()
-    error = ffi.wasmtime_linker_define_func_unchecked(
-        linker.ptr(),
-        raw_module,
-        len(raw_module),
-        raw_name,
-        len(raw_name),
-        ty.ptr(),
-        ctypes.cast(_host_trampoline, ffi.wasmtime_func_unchecked_callback_t),
-        index,
-        _NO_FINALIZER,
+    error = _native.define_host(
+        address(linker.ptr()),
+        module.encode(),
+        name.encode(),
+        address(ty.ptr()),
+        impl,
+        _codes(sig.params),
+        _codes(sig.results),
+        RawCaller,
+        _host_error_message,
     )
     if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-
-
-_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_PTR))

@@ -3,7 +3,7 @@
 One :class:`Engine` per process (:func:`get_engine`): compiled modules are
 tied to it, and it is shared safely by every thread. Epoch interruption is
 on; one daemon thread advances the epoch every :data:`TICK_SECONDS`, which is
-how a guest that never returns is stopped (see ``runtime/limits.py``).
+how a guest that never returns is stopped (see ``runtime/invocation.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import os
 import threading
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import wasmtime
 
@@ -86,16 +86,22 @@ class Engine:
             f"wasmtime-{self.wasmtime_version};{settings}".encode()
         ).hexdigest()[:16]
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="atoll-epoch", daemon=True)
-        self._ticker.start()
+        self._native_ticker: Any = None
+        self._ticker: threading.Thread | None = None
+        if calls.capi is not None:  # a C thread: no GIL, no wake-ups of Python
+            self._native_ticker = calls.capi.start_ticker(self.engine, int(TICK_SECONDS * 1e9))
+        else:
+            self._ticker = threading.Thread(target=self._tick, name="atoll-epoch", daemon=True)
+            self._ticker.start()
 
     def _tick(self) -> None:
-        """Keep the epoch equal to the milliseconds since start.
+        """Keep the epoch equal to the milliseconds since start (public-API path).
 
         The thread needs the GIL to run; under contention it wakes late, so it
         counts ticks from the monotonic clock and catches up, rather than
         adding one per wake (which stretched a 500-tick deadline to over a
-        second with four busy event loops).
+        second with four busy event loops). The C API path does the same on a
+        native thread (``capi.start_ticker``).
         """
         increment = self.engine.increment_epoch
         wait = self._stop.wait
@@ -111,7 +117,10 @@ class Engine:
     def close(self) -> None:
         """Stop the ticker thread. The engine stays usable but deadlines no longer fire."""
         self._stop.set()
-        self._ticker.join()
+        if self._native_ticker is not None:
+            self._native_ticker.stop()
+        if self._ticker is not None:
+            self._ticker.join()
 
 
 _ENGINE: Engine | None = None

@@ -39,7 +39,7 @@ class Instance:
     whichever request makes them.
     """
 
-    __slots__ = ("_memory", "exports", "guest_store", "module", "owner", "raw")
+    __slots__ = ("_memory", "exports", "guest_store", "ids", "module", "owner", "raw")
 
     def __init__(
         self,
@@ -47,10 +47,13 @@ class Instance:
         guest_store: GuestStore,
         raw: wasmtime.Instance,
         owner: Invocation | None,
+        ids: tuple[int, int] | None = None,
     ) -> None:
         self.module = module
         self.guest_store = guest_store
         self.raw = raw
+        #: ``(store_id, index)`` of the instance, for the C API fast path.
+        self.ids = ids
         self.owner = owner
         self.exports = Exports(self)
         self._memory: Memory | None = None
@@ -64,14 +67,30 @@ class Instance:
         owner: Invocation | None,
     ) -> Instance:
         """Instantiate ``module`` into ``guest_store``, charged to ``invocation``."""
-        raw = guest_store.enter(
-            invocation,
-            f"{module.binding} (instantiate)",
-            calls.instantiate,
-            module.pre,
-            guest_store.store,
-        )
-        instance = cls(module, guest_store, raw, owner)
+        capi = calls.capi
+        ids: tuple[int, int] | None = None
+        if capi is not None:
+            if len(guest_store.instances) > 1:
+                guest_store.fit_memory(None)
+            try:
+                raw, ids = capi.instantiate_metered(
+                    guest_store.meter, invocation, module.pre_address, guest_store.ctx
+                )
+            except capi.BudgetSpent:
+                raise guest_store.spent(invocation, f"{module.binding} (instantiate)") from None
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                raise guest_store.failure(
+                    invocation, f"{module.binding} (instantiate)", exc, None
+                ) from None
+        else:
+            raw = guest_store.enter(
+                invocation,
+                f"{module.binding} (instantiate)",
+                calls.instantiate,
+                module.pre,
+                guest_store.store,
+            )
+        instance = cls(module, guest_store, raw, owner, ids)
         guest_store.instances.append(instance)
         return instance
 
@@ -118,12 +137,19 @@ class Instance:
                 hint=f"its exported functions: {known}",
             )
         store = self.guest_store.store
-        if calls.capi is not None:
-            func = calls.capi.export_func(store, self.raw, name)
+        capi = calls.capi
+        bound = None
+        if capi is not None and self.ids is not None:
+            found = capi.export_raw(self.guest_store.ctx, self.ids, info.raw_name)
+            assert found is not None and found[0] == 0, f"export {name} is not a function"
+            func = capi.func_from_raw(found)
+            bound = info.caller.bind(self.guest_store.meter, self.guest_store.ctx, found[1], found[2])
+        elif capi is not None:
+            func = capi.export_func(store, self.raw, name)
         else:
             func = self.raw.exports(store)[name]
         assert isinstance(func, wasmtime.Func)
-        return ExportFunction(self, info, func)
+        return ExportFunction(self, info, func, bound)
 
     def __repr__(self) -> str:
         kind = "fresh" if self.owner is not None else "warm"
@@ -159,14 +185,17 @@ class Exports:
 class ExportFunction:
     """A guest function bound to one instance. Call it with numbers, bytes or str."""
 
-    __slots__ = ("_direct", "_func", "_info", "_instance")
+    __slots__ = ("_bound", "_func", "_info", "_instance")
 
-    def __init__(self, instance: Instance, info: ExportInfo, func: wasmtime.Func) -> None:
+    def __init__(
+        self, instance: Instance, info: ExportInfo, func: wasmtime.Func, bound: Any = None
+    ) -> None:
         self._instance = instance
         self._info = info
         self._func = func
-        # The C API caller bound to this instance's store and function: the hot path.
-        self._direct = info.caller.bind(instance.guest_store.store, func)
+        #: ``capi.Bound`` (C API path, numeric signature): budget check, deadline,
+        #: call and CPU charge in one C call. The hot path.
+        self._bound = bound
 
     @property
     def name(self) -> str:
@@ -175,19 +204,28 @@ class ExportFunction:
     def __call__(self, *args: Any) -> Any:
         instance = self._instance
         invocation = instance.invocation()
+        bound = self._bound
+        if bound is not None:
+            guest_store = instance.guest_store
+            if len(guest_store.instances) > 1:
+                guest_store.fit_memory(instance)
+            try:
+                return bound(invocation, *args)
+            except calls.CallFailed as failed:
+                exc = calls.capi_failure(failed)
+                raise guest_store.failure(invocation, self._info.caller.name, exc, instance) from None
+            except calls.BudgetSpent:
+                raise guest_store.spent(invocation, self._info.caller.name) from None
+            except (TypeError, ValueError) as exc:  # argument count, type or range
+                if any(isinstance(arg, _BUFFER) for arg in args):
+                    return self._call_with_buffers(invocation, args)
+                caller = self._info.caller
+                signature = f"{caller.name}({', '.join(caller.params)})"
+                raise AbiError(f"{exc} (signature: {signature})") from None
         for arg in args:
             if isinstance(arg, _BUFFER):
                 return self._call_with_buffers(invocation, args)
         caller = self._info.caller
-        direct = self._direct
-        if direct is not None:
-            try:
-                return instance.guest_store.enter(
-                    invocation, caller.name, direct, *args, instance=instance
-                )
-            except (TypeError, ValueError) as exc:  # argument count, type or range
-                signature = f"{caller.name}({', '.join(caller.params)})"
-                raise AbiError(f"{exc} (signature: {signature})") from None
         return instance.guest_store.enter(
             invocation,
             caller.name,

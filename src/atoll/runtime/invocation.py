@@ -10,8 +10,8 @@ warm, goes through :meth:`GuestStore.enter`, which
 2. sets the store's epoch deadline to the remaining budget (the epoch ticker
    advances every millisecond; see ``runtime/engine.py``);
 3. when the C API is available, re-checks at the deadline the *thread CPU
-   time* actually used, so a request is charged CPU, not wall time lost to
-   other threads;
+   time* actually used (a ``capi.Meter``, in C), so a request is charged
+   CPU, not wall time lost to other threads;
 4. recomputes the memory limit when the request holds several instances, so
    their sum stays under ``memory_mb`` (wasmtime's limit is per memory);
 5. charges the thread CPU time used, and maps traps to atoll's errors.
@@ -19,9 +19,7 @@ warm, goes through :meth:`GuestStore.enter`, which
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -139,37 +137,34 @@ class GuestStore:
         self.store = (
             capi.new_store(engine.engine) if capi is not None else wasmtime.Store(engine.engine)
         )
-        self._set_deadline = (
-            functools.partial(capi.set_epoch_deadline, self.store)
-            if capi is not None
-            else self.store.set_epoch_deadline
-        )
         self.memory_budget = memory_budget
         self.instances: list[Instance] = []
         self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
         self._limit = memory_budget
-        # Deadline state read by the epoch callback (C API only).
-        self._call_start_ns = 0
-        self._call_allow_ns = 0
         #: Set when a call into this store failed: a warm instance in it is then replaced.
         self.failed = False
-        if calls.capi is not None:
-            calls.capi.set_epoch_deadline_callback(self.store, self._on_deadline)
+        #: C API path: the store's context address and its CPU meter (``capi.Meter``),
+        #: which re-checks the thread CPU time used at each epoch deadline.
+        self.ctx = 0
+        self.meter: Any = None
+        if capi is not None:
+            self.ctx = capi.context_address(self.store)
+            self.meter = capi.install_meter(self.store, _TICK_NS)
 
     def close(self) -> None:
         self.instances.clear()
         self.store.close()
 
-    def _on_deadline(self) -> int | None:
-        """At the epoch deadline: continue if this thread has CPU budget left (C API path)."""
-        used = _thread_time_ns() - self._call_start_ns
-        left = self._call_allow_ns - used
-        if left <= 0:
-            return None
-        return max(1, math.ceil(left / _TICK_NS))
-
     def memory_in_use(self, exclude: Instance | None = None) -> int:
         return sum(i.memory_size() for i in self.instances if i is not exclude)
+
+    def fit_memory(self, instance: Instance | None) -> None:
+        """Before a call into ``instance``: cap its memory at what the request's other
+        instances leave of ``memory_budget`` (wasmtime's limit is per memory)."""
+        limit = max(0, self.memory_budget - self.memory_in_use(exclude=instance))
+        if limit != self._limit:
+            self.store.set_limits(memory_size=limit)
+            self._limit = limit
 
     def enter(
         self,
@@ -179,46 +174,66 @@ class GuestStore:
         *args: Any,
         instance: Instance | None = None,
     ) -> T:
-        """Run ``fn(*args)`` (a wasm entry named ``what``) charged to ``invocation``."""
+        """Run ``fn(*args)`` (a wasm entry named ``what``) charged to ``invocation``.
+
+        The general door; numeric export calls take a faster one with the same
+        rules (``capi.Bound``, see ``ExportFunction.__call__``).
+        """
         left = invocation.cpu_budget_ns - invocation.cpu_used_ns
         if left <= 0:
-            invocation.outcome = Outcome.EXCEEDED_CPU
-            raise CpuLimitError(
-                f"{what}: this request already used its {invocation.limits.cpu_ms} ms of wasm CPU",
-                hint="raise [limits] cpu_ms, or do less work per request",
-            )
+            raise self.spent(invocation, what)
         if len(self.instances) > 1:
-            limit = max(0, self.memory_budget - self.memory_in_use(exclude=instance))
-            if limit != self._limit:
-                self.store.set_limits(memory_size=limit)
-                self._limit = limit
-        self._set_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
-        self._call_allow_ns = left
-        start = self._call_start_ns = _thread_time_ns()
+            self.fit_memory(instance)
+        self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
+        start = self.meter.begin(left) if self.meter is not None else _thread_time_ns()
         try:
             return fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            host_error, invocation.host_error = invocation.host_error, None
-            _clear_wasmtime_last_exception()
-            if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
-                raise host_error from None
-            self.failed = True
-            if isinstance(host_error, GuestError):  # a host function said why
-                host_error.frames = host_error.frames or tuple(_frames(exc, what))
-                invocation.outcome = Outcome(host_error.outcome)
-                raise host_error from None
-            if host_error is not None:
-                error: GuestError = GuestTrapError(
-                    f"{what}: host function failed: {host_error!r}", frames=_frames(exc, what)
-                )
-            elif isinstance(exc, wasmtime.Trap):
-                error = self._trap_error(invocation, what, exc, instance)
-            else:
-                error = self._wasmtime_error(invocation, what, exc, instance)
-            invocation.outcome = Outcome(error.outcome)
-            raise error from None
+            raise self.failure(invocation, what, exc, instance) from None
         finally:
             invocation.cpu_used_ns += _thread_time_ns() - start
+
+    def spent(self, invocation: Invocation, what: str) -> CpuLimitError:
+        """The error for a call refused because the request's CPU budget is used up."""
+        invocation.outcome = Outcome.EXCEEDED_CPU
+        return CpuLimitError(
+            f"{what}: this request already used its {invocation.limits.cpu_ms} ms of wasm CPU",
+            hint="raise [limits] cpu_ms, or do less work per request",
+        )
+
+    def failure(
+        self,
+        invocation: Invocation,
+        what: str,
+        exc: BaseException,
+        instance: Instance | None,
+    ) -> BaseException:
+        """The exception to raise for a failed wasm entry (a trap or a wasmtime error).
+
+        Sets the invocation's outcome. ``ProcExit`` (a WASI ``proc_exit``) and a
+        :class:`GuestError` a host function recorded win over the trap.
+        """
+        host_error, invocation.host_error = invocation.host_error, None
+        _clear_wasmtime_last_exception()
+        if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
+            return host_error
+        if not isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+            return exc  # a Python exception that surfaced through the call (rare)
+        self.failed = True
+        if isinstance(host_error, GuestError):  # a host function said why
+            host_error.frames = host_error.frames or tuple(_frames(exc, what))
+            invocation.outcome = Outcome(host_error.outcome)
+            return host_error
+        if host_error is not None:
+            error: GuestError = GuestTrapError(
+                f"{what}: host function failed: {host_error!r}", frames=_frames(exc, what)
+            )
+        elif isinstance(exc, wasmtime.Trap):
+            error = self._trap_error(invocation, what, exc, instance)
+        else:
+            error = self._wasmtime_error(invocation, what, exc, instance)
+        invocation.outcome = Outcome(error.outcome)
+        return error
 
     # -- mapping failures -------------------------------------------------
 

@@ -31,6 +31,10 @@ class ExportInfo:
     name: str
     caller: calls.ExportCaller
 
+    @property
+    def raw_name(self) -> bytes:
+        return self.name.encode()
+
 
 class WasmModule:
     """A compiled, pre-linked module bound to a worker under ``binding``.
@@ -53,6 +57,8 @@ class WasmModule:
         self.sha256 = sha256
         self.module = module
         self.pre = pre
+        #: ``pre``'s C address, for the C API fast path (0 on the public path).
+        self.pre_address = calls.capi.address(pre.ptr()) if calls.capi is not None else 0
         self.functions: dict[str, ExportInfo] = {}
         self.memory_export: str | None = None
         for export in module.exports:
