@@ -22,12 +22,17 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 
-# System packages: the ones listed, plus venv support for Debian's python3.
+# System packages: the ones listed, plus venv support and headers for Debian's python3
+# (atoll compiles one C extension, src/atoll/runtime/_native.c, at install).
 missing=()
 if [ "${ATOLL_SKIP_APT:-0}" != 1 ] && command -v dpkg-query >/dev/null; then
   wanted=$(grep -v '^\s*#' scripts/apt-packages.txt | tr -s ' \n' ' ')
   if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     wanted="$wanted python3-venv"
+  fi
+  if ! "$python" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    wanted="$wanted python3-dev"
   fi
   for pkg in $wanted; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -43,7 +48,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.atoll-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ src/atoll/runtime/_native.c -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+  || ! ls src/atoll/runtime/_native*.so >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   touch "$stamp"

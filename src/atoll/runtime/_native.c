@@ -943,6 +943,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
 typedef struct {
     PyObject_HEAD
     void *engine;
+    PyObject *keepalive; /* the Python object owning the engine: freed only after stop */
     long long tick_ns;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -990,11 +991,11 @@ static void ticker_stop(TickerObject *t) {
 }
 
 static PyObject *Ticker_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    PyObject *engine;
+    PyObject *engine, *keepalive = Py_None;
     long long tick = 1000000;
     if (need_init() < 0)
         return NULL;
-    if (!PyArg_ParseTuple(args, "O|L:Ticker", &engine, &tick))
+    if (!PyArg_ParseTuple(args, "O|LO:Ticker", &engine, &tick, &keepalive))
         return NULL;
     if (tick <= 0) {
         PyErr_SetString(PyExc_ValueError, "Ticker: tick_ns must be positive");
@@ -1010,6 +1011,8 @@ static PyObject *Ticker_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (self == NULL)
         return NULL;
     self->engine = ptr;
+    Py_INCREF(keepalive);
+    self->keepalive = keepalive;
     self->tick_ns = tick;
     pthread_mutex_init(&self->lock, NULL);
     pthread_condattr_t attr;
@@ -1034,6 +1037,7 @@ static PyObject *Ticker_stop(TickerObject *self, PyObject *unused) {
 
 static void Ticker_dealloc(TickerObject *self) {
     ticker_stop(self);
+    Py_CLEAR(self->keepalive); /* only now may the engine go */
     pthread_mutex_destroy(&self->lock);
     pthread_cond_destroy(&self->cond);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1062,8 +1066,9 @@ static PyTypeObject TickerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Ticker",
     .tp_basicsize = sizeof(TickerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Ticker(engine_address, tick_ns=1_000_000): increments the engine's epoch "
-              "once per tick of the monotonic clock, on a native thread",
+    .tp_doc = "Ticker(engine_address, tick_ns=1_000_000, keepalive=None): increments the "
+              "engine's epoch once per tick of the monotonic clock, on a native thread; "
+              "keepalive (the engine's owner) is held until the thread has stopped",
     .tp_new = Ticker_new,
     .tp_dealloc = (destructor)Ticker_dealloc,
     .tp_methods = Ticker_methods,

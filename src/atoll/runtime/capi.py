@@ -548,8 +548,8 @@ def is_interrupt(exc: BaseException) -> bool:
 def start_ticker(engine: wasmtime.Engine, tick_ns: int) -> Ticker:
     """Increment ``engine``'s epoch once per ``tick_ns`` of the monotonic clock, on a
     native thread that never takes the GIL (catching up after a late wake-up).
-    ``stop()`` it before the engine is freed."""
-    return _native.Ticker(address(engine.ptr()), tick_ns)
+    It holds ``engine`` until stopped and freed, so the engine outlives it."""
+    return _native.Ticker(address(engine.ptr()), tick_ns, engine)
 
 
 # --- pooling allocator ---------------------------------------------------------------
