@@ -73,6 +73,11 @@ typedef uint8_t *(*fn_memory_data)(wt_context_t *, const wt_memory_t *);
 typedef size_t (*fn_memory_data_size)(wt_context_t *, const wt_memory_t *);
 typedef wt_trap_t *(*fn_trap_new)(const char *, size_t);
 typedef wt_trap_t *(*host_cb)(void *env, void *caller, wt_val_raw_t *, size_t);
+typedef void *(*fn_store_new)(void *engine, void *data, void (*finalizer)(void *));
+typedef wt_context_t *(*fn_store_context)(void *store);
+typedef void (*fn_store_delete)(void *store);
+typedef void (*fn_store_limiter)(void *store, int64_t memory_size, int64_t table_elements,
+                                 int64_t instances, int64_t tables, int64_t memories);
 typedef wt_error_t *(*fn_linker_define_func_unchecked)(void *linker, const char *, size_t,
                                                         const char *, size_t, const void *functype,
                                                         host_cb, void *env, void (*)(void *));
@@ -91,6 +96,10 @@ static struct {
     fn_memory_data_size memory_data_size;
     fn_trap_new trap_new;
     fn_linker_define_func_unchecked linker_define_func_unchecked;
+    fn_store_new store_new;
+    fn_store_context store_context;
+    fn_store_limiter store_limiter;
+    fn_store_delete store_delete;
 } W;
 
 static int initialized = 0;
@@ -109,6 +118,10 @@ static const char *const W_NAMES[] = {
     "wasmtime_memory_data_size",
     "wasmtime_trap_new",
     "wasmtime_linker_define_func_unchecked",
+    "wasmtime_store_new",
+    "wasmtime_store_context",
+    "wasmtime_store_limiter",
+    "wasmtime_store_delete",
 };
 #define W_COUNT (sizeof(W_NAMES) / sizeof(W_NAMES[0]))
 
@@ -671,6 +684,59 @@ static PyTypeObject BoundType = {
     .tp_members = Bound_members,
 };
 
+/* ---- stores ---------------------------------------------------------------- */
+
+/* new_store(engine, memory_size, instances, tables, memories, meter) -> (store, ctx)
+ * wasmtime_store_new + its limits + the meter as its epoch-deadline callback. */
+static PyObject *native_new_store(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (need_init() < 0)
+        return NULL;
+    if (nargs != 6 || !PyObject_TypeCheck(args[5], &MeterType)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "new_store(engine, memory_size, instances, tables, memories, meter)");
+        return NULL;
+    }
+    void *engine = addr_of(args[0]);
+    long long limits[4];
+    for (int i = 0; i < 4; i++) {
+        limits[i] = PyLong_AsLongLong(args[1 + i]);
+        if (limits[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (engine == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "new_store: NULL engine");
+        return NULL;
+    }
+    MeterObject *meter = (MeterObject *)args[5];
+    void *store = W.store_new(engine, NULL, NULL);
+    if (store == NULL)
+        return PyErr_NoMemory();
+    W.store_limiter(store, limits[0], -1, limits[1], limits[2], limits[3]);
+    Py_INCREF(meter); /* released by meter_release when the store drops the callback */
+    W.store_epoch_deadline_callback(store, meter_on_deadline, meter, meter_release);
+    meter->installed = 1;
+    wt_context_t *ctx = W.store_context(store);
+    return Py_BuildValue("(KK)", (unsigned long long)(uintptr_t)store,
+                         (unsigned long long)(uintptr_t)ctx);
+}
+
+/* store_delete(store): wasmtime_store_delete (instances, memories back to the pool) */
+static PyObject *native_store_delete(PyObject *mod, PyObject *store) {
+    if (need_init() < 0)
+        return NULL;
+    void *ptr = addr_of(store);
+    if (ptr == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "store_delete: NULL store");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    W.store_delete(ptr);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- instantiate and exports ------------------------------------------- */
 
 /* instantiate(meter, invocation, pre, ctx) -> (store_id, index) */
@@ -1083,6 +1149,9 @@ static PyObject *native_thread_ns(PyObject *mod, PyObject *unused) {
 
 static PyMethodDef module_methods[] = {
     {"init", native_init, METH_O, "init(addresses: dict[str, int]): the C functions to call"},
+    {"new_store", (PyCFunction)(void (*)(void))native_new_store, METH_FASTCALL,
+     "new_store(engine, memory_size, instances, tables, memories, meter) -> (store, ctx)"},
+    {"store_delete", native_store_delete, METH_O, "store_delete(store): free a store"},
     {"instantiate", (PyCFunction)(void (*)(void))native_instantiate, METH_FASTCALL,
      "instantiate(meter, invocation, pre, ctx) -> (store_id, index)"},
     {"export_get", (PyCFunction)(void (*)(void))native_export_get, METH_FASTCALL,

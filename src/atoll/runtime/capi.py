@@ -193,6 +193,10 @@ _native.init(
             "wasmtime_memory_data_size",
             "wasmtime_trap_new",
             "wasmtime_linker_define_func_unchecked",
+            "wasmtime_store_new",
+            "wasmtime_store_context",
+            "wasmtime_store_limiter",
+            "wasmtime_store_delete",
         )
     }
 )
@@ -256,6 +260,67 @@ def new_store(engine: wasmtime.Engine) -> wasmtime.Store:
     store._Store__context = _store_context(ptr)  # type: ignore[attr-defined]  # Store.__context
     store.engine = engine
     return store
+
+
+class MeteredStore(wasmtime.Store):
+    """A ``wasmtime.Store`` made and freed by ``_native`` (see :func:`new_metered_store`).
+
+    Its ctypes pointers (``ptr()``, ``_context()``), which only wasmtime-py's
+    public API needs, are built on first use: a request that only
+    instantiates and calls never builds them.
+    """
+
+    def __init__(self, engine: wasmtime.Engine, address: int, ctx: int) -> None:  # noqa: D107
+        # Not Store.__init__: the C store exists already.
+        self.engine = engine
+        self.address = address
+        self.ctx = ctx
+        self._store_ptr: Any = None
+        self._ctx_ptr: Any = None
+
+    def ptr(self) -> Any:
+        if not self.address:
+            raise ValueError("already closed")
+        if self._store_ptr is None:
+            self._store_ptr = ctypes.cast(self.address, _STORE_PTR)
+        return self._store_ptr
+
+    def _context(self) -> Any:
+        if not self.address:
+            raise ValueError("already closed")
+        if self._ctx_ptr is None:
+            self._ctx_ptr = ctypes.cast(self.ctx, _CTX)
+        return self._ctx_ptr
+
+    def _consume(self) -> Any:  # pragma: no cover - stores are never moved
+        raise ValueError("a MeteredStore cannot be consumed")
+
+    def close(self) -> None:
+        address, self.address = self.address, 0
+        if address:
+            self._store_ptr = self._ctx_ptr = None
+            _native.store_delete(address)
+
+
+def new_metered_store(
+    engine: wasmtime.Engine,
+    engine_address: int,
+    memory_size: int,
+    instances: int,
+    tables: int,
+    memories: int,
+    tick_ns: int,
+) -> tuple[MeteredStore, Meter]:
+    """A store with limits and a :class:`Meter`, in one C call: ``(store, meter)``.
+
+    ``engine_address`` is ``address(engine.ptr())``, computed once; the
+    store's context address is ``store.ctx``. The same store as
+    :func:`new_store` + ``Store.set_limits(memory_size, instances=…, tables=…,
+    memories=…)`` + :func:`install_meter`, without their ctypes crossings.
+    """
+    meter = _native.Meter(tick_ns)
+    ptr, ctx = _native.new_store(engine_address, memory_size, instances, tables, memories, meter)
+    return MeteredStore(engine, ptr, ctx), meter
 
 
 def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:

@@ -81,6 +81,8 @@ class Engine:
 
             self.wasmtime_version = importlib.metadata.version("wasmtime")
         self.engine = wasmtime.Engine(config)
+        #: The engine's C address (C API path; 0 on the public path).
+        self.address = calls.capi.address(self.engine.ptr()) if calls.capi is not None else 0
         settings = ",".join(f"{k}={v}" for k, v in sorted(settings_used.items()))
         self.key = hashlib.sha256(
             f"wasmtime-{self.wasmtime_version};{settings}".encode()

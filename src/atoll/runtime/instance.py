@@ -138,18 +138,17 @@ class Instance:
             )
         store = self.guest_store.store
         capi = calls.capi
-        bound = None
         if capi is not None and self.ids is not None:
             found = capi.export_raw(self.guest_store.ctx, self.ids, info.raw_name)
             assert found is not None and found[0] == 0, f"export {name} is not a function"
-            func = capi.func_from_raw(found)
             bound = info.caller.bind(self.guest_store.meter, self.guest_store.ctx, found[1], found[2])
-        elif capi is not None:
+            return ExportFunction(self, info, found, bound)
+        if capi is not None:
             func = capi.export_func(store, self.raw, name)
         else:
             func = self.raw.exports(store)[name]
         assert isinstance(func, wasmtime.Func)
-        return ExportFunction(self, info, func, bound)
+        return ExportFunction(self, info, func)
 
     def __repr__(self) -> str:
         kind = "fresh" if self.owner is not None else "warm"
@@ -185,17 +184,30 @@ class Exports:
 class ExportFunction:
     """A guest function bound to one instance. Call it with numbers, bytes or str."""
 
-    __slots__ = ("_bound", "_func", "_info", "_instance")
+    __slots__ = ("_bound", "_func_or_raw", "_info", "_instance")
 
     def __init__(
-        self, instance: Instance, info: ExportInfo, func: wasmtime.Func, bound: Any = None
+        self,
+        instance: Instance,
+        info: ExportInfo,
+        func: wasmtime.Func | tuple[int, ...],
+        bound: Any = None,
     ) -> None:
         self._instance = instance
         self._info = info
-        self._func = func
+        #: The ``wasmtime.Func``, or ``capi.export_raw``'s ids to build it from when needed.
+        self._func_or_raw = func
         #: ``capi.Bound`` (C API path, numeric signature): budget check, deadline,
         #: call and CPU charge in one C call. The hot path.
         self._bound = bound
+
+    @property
+    def _func(self) -> wasmtime.Func:
+        func = self._func_or_raw
+        if isinstance(func, tuple):
+            assert calls.capi is not None
+            func = self._func_or_raw = calls.capi.func_from_raw(func)
+        return func
 
     @property
     def name(self) -> str:

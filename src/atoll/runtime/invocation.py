@@ -134,12 +134,8 @@ class GuestStore:
 
     def __init__(self, engine: Engine, memory_budget: int) -> None:
         capi = calls.capi
-        self.store = (
-            capi.new_store(engine.engine) if capi is not None else wasmtime.Store(engine.engine)
-        )
         self.memory_budget = memory_budget
         self.instances: list[Instance] = []
-        self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
         self._limit = memory_budget
         #: Set when a call into this store failed: a warm instance in it is then replaced.
         self.failed = False
@@ -147,9 +143,16 @@ class GuestStore:
         #: which re-checks the thread CPU time used at each epoch deadline.
         self.ctx = 0
         self.meter: Any = None
+        self.store: wasmtime.Store
         if capi is not None:
-            self.ctx = capi.context_address(self.store)
-            self.meter = capi.install_meter(self.store, _TICK_NS)
+            store, self.meter = capi.new_metered_store(
+                engine.engine, engine.address, memory_budget, 64, 64, 64, _TICK_NS
+            )
+            self.ctx = store.ctx
+            self.store = store
+        else:
+            self.store = wasmtime.Store(engine.engine)
+            self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
 
     def close(self) -> None:
         self.instances.clear()
