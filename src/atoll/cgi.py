@@ -28,6 +28,7 @@ from atoll import __version__
 from atoll.api import ExecutionContext, Request, Response
 from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
 from atoll.manifest import Manifest
+from atoll.runtime import calls
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
@@ -182,7 +183,10 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
             dirs=grants,
         )
         invocation.wasi = context
-        instance = Instance.create(module, invocation.fresh_store(), invocation, owner=invocation)
+        store = invocation.fresh_store()
+        if store.meter is not None:  # C API path: argv, environ, stdin, stdout served in C
+            store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)
+        instance = Instance.create(module, store, invocation, owner=invocation)
         code = 0
         try:
             instance.exports._start()
@@ -197,6 +201,6 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
                 f"{manifest.main} exited with code {code}",
                 hint="see its stderr lines in the request log",
             )
-        return parse_cgi_output(bytes(context.stdout), manifest.main)
+        return parse_cgi_output(context.stdout_bytes(), manifest.main)
 
     return fetch

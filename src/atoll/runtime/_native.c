@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 /* ---- wasmtime 50.0.1 layouts ------------------------------------------- */
@@ -76,6 +77,7 @@ typedef wt_trap_t *(*host_cb)(void *env, void *caller, wt_val_raw_t *, size_t);
 typedef void *(*fn_store_new)(void *engine, void *data, void (*finalizer)(void *));
 typedef wt_context_t *(*fn_store_context)(void *store);
 typedef void (*fn_store_delete)(void *store);
+typedef void *(*fn_context_get_data)(wt_context_t *);
 typedef void (*fn_store_limiter)(void *store, int64_t memory_size, int64_t table_elements,
                                  int64_t instances, int64_t tables, int64_t memories);
 typedef wt_error_t *(*fn_linker_define_func_unchecked)(void *linker, const char *, size_t,
@@ -100,6 +102,7 @@ static struct {
     fn_store_context store_context;
     fn_store_limiter store_limiter;
     fn_store_delete store_delete;
+    fn_context_get_data context_get_data;
 } W;
 
 static int initialized = 0;
@@ -122,6 +125,7 @@ static const char *const W_NAMES[] = {
     "wasmtime_store_context",
     "wasmtime_store_limiter",
     "wasmtime_store_delete",
+    "wasmtime_context_get_data",
 };
 #define W_COUNT (sizeof(W_NAMES) / sizeof(W_NAMES[0]))
 
@@ -435,12 +439,15 @@ static PyTypeObject SigType = {
 
 /* ---- Meter: a store's CPU allowance, checked at each epoch deadline ----- */
 
+typedef struct StdioObject StdioObject;
+
 typedef struct {
     PyObject_HEAD
     long long start_ns;   /* thread CPU time when the current call began */
     long long allow_ns;   /* CPU it may use */
     long long tick_ns;    /* epoch tick period */
     int installed;
+    StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
 } MeterObject;
 
 static PyTypeObject MeterType;
@@ -519,6 +526,42 @@ static PyMemberDef Meter_members[] = {
     {NULL},
 };
 
+static void Meter_dealloc(MeterObject *self) {
+    Py_CLEAR(self->stdio);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Meter_get_stdio(MeterObject *self, void *closure) {
+    if (self->stdio == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self->stdio);
+    return (PyObject *)self->stdio;
+}
+
+static PyTypeObject StdioType;
+
+static int Meter_set_stdio(MeterObject *self, PyObject *value, void *closure) {
+    if (value != NULL && value != Py_None && !PyObject_TypeCheck(value, &StdioType)) {
+        PyErr_SetString(PyExc_TypeError, "Meter.stdio must be a Stdio or None");
+        return -1;
+    }
+    StdioObject *old = self->stdio;
+    if (value == NULL || value == Py_None) {
+        self->stdio = NULL;
+    } else {
+        Py_INCREF(value);
+        self->stdio = (StdioObject *)value;
+    }
+    Py_XDECREF(old);
+    return 0;
+}
+
+static PyGetSetDef Meter_getset[] = {
+    {"stdio", (getter)Meter_get_stdio, (setter)Meter_set_stdio,
+     "the Stdio whose WASI calls this store's guests make in C (None: all in Python)", NULL},
+    {NULL},
+};
+
 static PyTypeObject MeterType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Meter",
     .tp_basicsize = sizeof(MeterObject),
@@ -526,8 +569,10 @@ static PyTypeObject MeterType = {
     .tp_doc = "Meter(tick_ns=1_000_000): a store's CPU allowance, enforced at epoch deadlines",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Meter_init,
+    .tp_dealloc = (destructor)Meter_dealloc,
     .tp_methods = Meter_methods,
     .tp_members = Meter_members,
+    .tp_getset = Meter_getset,
 };
 
 /* ---- budget: read and charge an invocation's cpu_budget_ns / cpu_used_ns ---- */
@@ -709,7 +754,9 @@ static PyObject *native_new_store(PyObject *mod, PyObject *const *args, Py_ssize
         return NULL;
     }
     MeterObject *meter = (MeterObject *)args[5];
-    void *store = W.store_new(engine, NULL, NULL);
+    /* the meter is the store's data (borrowed: the deadline callback holds a reference
+     * for as long as the store lives), so host functions find it from their caller */
+    void *store = W.store_new(engine, meter, NULL);
     if (store == NULL)
         return PyErr_NoMemory();
     W.store_limiter(store, limits[0], -1, limits[1], limits[2], limits[3]);
@@ -833,6 +880,449 @@ static PyObject *native_caller_memory(PyObject *mod, PyObject *const *args, Py_s
     return Py_BuildValue("(Kn)", (unsigned long long)(uintptr_t)data, (Py_ssize_t)size);
 }
 
+
+/* ---- Stdio: a CGI guest's stdin, stdout, argv and environment, served in C ---- */
+/*
+ * A whole-wasm (CGI) request makes a handful of WASI calls before it has
+ * written its answer (wasi-libc's start-up reads argv and environ, checks fds,
+ * writes stdout). Served in Python each costs a GIL round trip and a few µs;
+ * served here none takes the GIL. The Stdio is attached to the request's
+ * store through its Meter (Meter.stdio); a call this code does not serve
+ * (stderr, files, a write past the stdout limit...) goes to the Python
+ * implementation, which reads and writes the same state through this object.
+ */
+
+struct StdioObject {
+    PyObject_HEAD
+    PyObject *args;       /* bytes: each argument NUL-terminated */
+    PyObject *env;        /* bytes: each KEY=value NUL-terminated */
+    PyObject *stdin_data; /* bytes */
+    Py_ssize_t argc, envc;
+    Py_ssize_t stdin_pos;
+    char *out;
+    size_t out_len, out_cap, out_limit;
+    int has_dirs;         /* folders granted: fd_prestat_get goes to Python */
+    int exited;
+    int exit_code;
+};
+
+static Py_ssize_t count_nuls(PyObject *b) {
+    Py_ssize_t n = 0, len = PyBytes_GET_SIZE(b);
+    const char *p = PyBytes_AS_STRING(b);
+    for (Py_ssize_t i = 0; i < len; i++)
+        n += p[i] == 0;
+    return n;
+}
+
+static int Stdio_init(StdioObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"args", "env", "stdin", "stdout_limit", "has_dirs", NULL};
+    PyObject *a, *e, *in;
+    Py_ssize_t limit;
+    int has_dirs = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "SSSn|p:Stdio", kwlist, &a, &e, &in, &limit,
+                                     &has_dirs))
+        return -1;
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "Stdio: stdout_limit must be >= 0");
+        return -1;
+    }
+    Py_INCREF(a);
+    Py_XSETREF(self->args, a);
+    Py_INCREF(e);
+    Py_XSETREF(self->env, e);
+    Py_INCREF(in);
+    Py_XSETREF(self->stdin_data, in);
+    self->argc = count_nuls(a);
+    self->envc = count_nuls(e);
+    self->out_limit = (size_t)limit;
+    self->has_dirs = has_dirs;
+    return 0;
+}
+
+static void Stdio_dealloc(StdioObject *self) {
+    Py_XDECREF(self->args);
+    Py_XDECREF(self->env);
+    Py_XDECREF(self->stdin_data);
+    PyMem_RawFree(self->out);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* append to stdout; no GIL needed. 0 ok, -1 out of memory */
+static int out_append(StdioObject *o, const char *data, size_t n) {
+    if (o->out_len + n > o->out_cap) {
+        size_t cap = o->out_cap ? o->out_cap : 4096;
+        while (cap < o->out_len + n)
+            cap *= 2;
+        char *grown = PyMem_RawRealloc(o->out, cap);
+        if (grown == NULL)
+            return -1;
+        o->out = grown;
+        o->out_cap = cap;
+    }
+    memcpy(o->out + o->out_len, data, n);
+    o->out_len += n;
+    return 0;
+}
+
+static PyObject *Stdio_stdout(StdioObject *self, PyObject *unused) {
+    return PyBytes_FromStringAndSize(self->out ? self->out : "", (Py_ssize_t)self->out_len);
+}
+
+static PyObject *Stdio_write_stdout(StdioObject *self, PyObject *data) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int rc = out_append(self, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stdio_read_stdin(StdioObject *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t left = PyBytes_GET_SIZE(self->stdin_data) - self->stdin_pos;
+    if (n < 0 || n > left)
+        n = left < 0 ? 0 : left;
+    PyObject *chunk =
+        PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->stdin_data) + self->stdin_pos, n);
+    if (chunk != NULL)
+        self->stdin_pos += n;
+    return chunk;
+}
+
+static PyMethodDef Stdio_methods[] = {
+    {"stdout", (PyCFunction)Stdio_stdout, METH_NOARGS, "the bytes written to stdout so far"},
+    {"write_stdout", (PyCFunction)Stdio_write_stdout, METH_O, "append bytes to stdout"},
+    {"read_stdin", (PyCFunction)Stdio_read_stdin, METH_O, "read up to n bytes of stdin"},
+    {NULL},
+};
+
+static PyMemberDef Stdio_members[] = {
+    {"stdin_pos", T_PYSSIZET, offsetof(StdioObject, stdin_pos), 0, "bytes of stdin read"},
+    {"stdout_size", T_PYSSIZET, offsetof(StdioObject, out_len), READONLY, "bytes of stdout"},
+    {"exited", T_INT, offsetof(StdioObject, exited), READONLY, "proc_exit was called"},
+    {"exit_code", T_INT, offsetof(StdioObject, exit_code), READONLY, "proc_exit's code"},
+    {NULL},
+};
+
+static PyTypeObject StdioType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Stdio",
+    .tp_basicsize = sizeof(StdioObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Stdio(args, env, stdin, stdout_limit, has_dirs=False): WASI stdio served in C",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Stdio_init,
+    .tp_dealloc = (destructor)Stdio_dealloc,
+    .tp_methods = Stdio_methods,
+    .tp_members = Stdio_members,
+};
+
+/* ---- WASI preview 1 functions served in C (no GIL) -------------------------- */
+
+enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28 };
+#define FALLBACK ((wt_trap_t *)1) /* not served here: run the Python implementation */
+
+typedef struct {
+    uint8_t *base;
+    size_t size;
+} guest_mem;
+
+static int guest_memory(void *caller, guest_mem *m) {
+    wt_extern_t item;
+    memset(&item, 0, sizeof(item));
+    if (!W.caller_export_get(caller, "memory", 6, &item) || item.kind != WT_EXTERN_MEMORY)
+        return -1;
+    wt_context_t *ctx = W.caller_context(caller);
+    m->base = W.memory_data(ctx, &item.of.memory);
+    m->size = W.memory_data_size(ctx, &item.of.memory);
+    return 0;
+}
+
+static inline int in_bounds(const guest_mem *m, uint64_t ptr, uint64_t len) {
+    return ptr <= m->size && len <= m->size - ptr;
+}
+
+static inline void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); } /* little-endian host */
+static inline void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t get_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static StdioObject *stdio_of(void *caller) {
+    void *data = W.context_get_data(W.caller_context(caller));
+    /* only stores made by new_store carry a Meter; wasmtime-py keeps small slab
+     * indices there, never real pointers */
+    if ((uintptr_t)data < 65536 || ((uintptr_t)data & 7) != 0)
+        return NULL;
+    if (Py_TYPE((PyObject *)data) != &MeterType)
+        return NULL;
+    return ((MeterObject *)data)->stdio;
+}
+
+static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
+    memset(&vals[0], 0, sizeof(vals[0]));
+    vals[0].i32 = v;
+}
+
+static wt_trap_t *sizes(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObject *blob) {
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t count_ptr = (uint32_t)vals[0].i32, size_ptr = (uint32_t)vals[1].i32;
+    if (!in_bounds(&m, count_ptr, 4) || !in_bounds(&m, size_ptr, 4)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    put_u32(m.base + count_ptr, (uint32_t)count);
+    put_u32(m.base + size_ptr, (uint32_t)PyBytes_GET_SIZE(blob));
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+static wt_trap_t *fill(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObject *blob) {
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t ptrs = (uint32_t)vals[0].i32, buf = (uint32_t)vals[1].i32;
+    size_t len = (size_t)PyBytes_GET_SIZE(blob);
+    if (!in_bounds(&m, ptrs, 4 * (uint64_t)count) || !in_bounds(&m, buf, len)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(blob);
+    memcpy(m.base + buf, p, len);
+    uint32_t at = buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        put_u32(m.base + ptrs + 4 * i, at);
+        at += (uint32_t)strlen(p + (at - buf)) + 1;
+    }
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+static wt_trap_t *w_args_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+    return sizes(c, v, o->argc, o->args);
+}
+static wt_trap_t *w_args_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+    return fill(c, v, o->argc, o->args);
+}
+static wt_trap_t *w_environ_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+    return sizes(c, v, o->envc, o->env);
+}
+static wt_trap_t *w_environ_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+    return fill(c, v, o->envc, o->env);
+}
+
+/* fd_write(fd, iovs, count, nwritten): stdout within its limit; else Python */
+static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    if (vals[0].i32 != 1)
+        return FALLBACK;
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t iovs = (uint32_t)vals[1].i32, count = (uint32_t)vals[2].i32;
+    uint32_t nwritten = (uint32_t)vals[3].i32;
+    if (!in_bounds(&m, iovs, 8 * (uint64_t)count) || !in_bounds(&m, nwritten, 4)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
+        if (!in_bounds(&m, ptr, len)) {
+            ret_i32(vals, E_FAULT);
+            return NULL;
+        }
+        total += len;
+    }
+    if (o->out_len + total > o->out_limit)
+        return FALLBACK; /* Python fails the request with the limit's message */
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
+        if (out_append(o, (const char *)m.base + ptr, len) < 0)
+            return FALLBACK;
+    }
+    put_u32(m.base + nwritten, (uint32_t)total);
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+/* fd_read(0, iovs, count, nread): stdin */
+static wt_trap_t *w_fd_read(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    if (vals[0].i32 != 0)
+        return FALLBACK;
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t iovs = (uint32_t)vals[1].i32, count = (uint32_t)vals[2].i32;
+    uint32_t nread = (uint32_t)vals[3].i32;
+    if (!in_bounds(&m, iovs, 8 * (uint64_t)count) || !in_bounds(&m, nread, 4)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    const char *src = PyBytes_AS_STRING(o->stdin_data);
+    Py_ssize_t avail = PyBytes_GET_SIZE(o->stdin_data) - o->stdin_pos;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
+        if (!in_bounds(&m, ptr, len)) {
+            ret_i32(vals, E_FAULT);
+            return NULL;
+        }
+        size_t n = avail < 0 ? 0 : ((size_t)avail < len ? (size_t)avail : len);
+        memcpy(m.base + ptr, src + o->stdin_pos, n);
+        o->stdin_pos += (Py_ssize_t)n;
+        avail -= (Py_ssize_t)n;
+        total += n;
+        if (n < len)
+            break;
+    }
+    put_u32(m.base + nread, (uint32_t)total);
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+#define ALL_RIGHTS ((1ULL << 30) - 1)
+#define READ_RIGHTS                                                                              \
+    (ALL_RIGHTS & ~((1ULL << 6) | (1ULL << 8) | (1ULL << 9) | (1ULL << 10) | (1ULL << 19) |      \
+                    (1ULL << 22) | (1ULL << 26) | (1ULL << 25)))
+
+/* fd_fdstat_get(fd, out) for stdio: character devices, as the Python version */
+static wt_trap_t *w_fd_fdstat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    int32_t fd = vals[0].i32;
+    if (fd < 0 || fd > 2)
+        return FALLBACK;
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t out = (uint32_t)vals[1].i32;
+    if (!in_bounds(&m, out, 24)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    uint8_t *p = m.base + out;
+    memset(p, 0, 24);
+    p[0] = 2; /* FT_CHAR */
+    uint16_t flags = fd ? 1 : 0; /* FD_APPEND for stdout/stderr */
+    memcpy(p + 2, &flags, 2);
+    put_u64(p + 8, fd ? ALL_RIGHTS : READ_RIGHTS);
+    put_u64(p + 16, READ_RIGHTS);
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+/* fd_prestat_get(fd, out): no folders granted -> no preopens */
+static wt_trap_t *w_fd_prestat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    if (o->has_dirs)
+        return FALLBACK;
+    ret_i32(vals, E_BADF);
+    return NULL;
+}
+
+/* clock_time_get(id, precision: i64, out) */
+static wt_trap_t *w_clock_time_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    static const clockid_t ids[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID,
+                                    CLOCK_THREAD_CPUTIME_ID};
+    int32_t id = vals[0].i32;
+    if (id < 0 || id > 3) {
+        ret_i32(vals, E_INVAL);
+        return NULL;
+    }
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t out = (uint32_t)vals[2].i32;
+    if (!in_bounds(&m, out, 8)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    struct timespec ts;
+    clock_gettime(ids[id], &ts);
+    put_u64(m.base + out, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+/* random_get(buf, len) */
+static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    guest_mem m;
+    if (guest_memory(caller, &m) < 0)
+        return FALLBACK;
+    uint32_t buf = (uint32_t)vals[0].i32, len = (uint32_t)vals[1].i32;
+    if (!in_bounds(&m, buf, len)) {
+        ret_i32(vals, E_FAULT);
+        return NULL;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = getrandom(m.base + buf + done, len - done, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return FALLBACK;
+        }
+        done += (size_t)n;
+    }
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+/* proc_exit(code): the run is over; the caller turns the trap into ProcExit */
+static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    char msg[48];
+    o->exited = 1;
+    o->exit_code = vals[0].i32;
+    int n = snprintf(msg, sizeof msg, "proc_exit(%d)", (int)vals[0].i32);
+    return W.trap_new(msg, (size_t)n);
+}
+
+static wt_trap_t *w_sched_yield(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+typedef wt_trap_t *(*native_wasi_fn)(StdioObject *, void *caller, wt_val_raw_t *);
+
+static const struct {
+    const char *name;
+    native_wasi_fn fn;
+} NATIVE_WASI[] = {
+    {NULL, NULL}, /* 0: none */
+    {"args_sizes_get", w_args_sizes_get},
+    {"args_get", w_args_get},
+    {"environ_sizes_get", w_environ_sizes_get},
+    {"environ_get", w_environ_get},
+    {"fd_write", w_fd_write},
+    {"fd_read", w_fd_read},
+    {"fd_fdstat_get", w_fd_fdstat_get},
+    {"fd_prestat_get", w_fd_prestat_get},
+    {"clock_time_get", w_clock_time_get},
+    {"random_get", w_random_get},
+    {"proc_exit", w_proc_exit},
+    {"sched_yield", w_sched_yield},
+};
+#define NATIVE_WASI_COUNT ((int)(sizeof(NATIVE_WASI) / sizeof(NATIVE_WASI[0])))
+
+static PyObject *native_wasi_names(PyObject *mod, PyObject *unused) {
+    PyObject *t = PyTuple_New(NATIVE_WASI_COUNT - 1);
+    if (t == NULL)
+        return NULL;
+    for (int i = 1; i < NATIVE_WASI_COUNT; i++) {
+        PyObject *n = PyUnicode_FromString(NATIVE_WASI[i].name);
+        if (n == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i - 1, n);
+    }
+    return t;
+}
+
 /* ---- host functions ------------------------------------------------------ */
 
 typedef struct {
@@ -842,6 +1332,7 @@ typedef struct {
     Py_ssize_t nparams;
     char params[MAX_SLOTS];
     char result;           /* 0 for none */
+    native_wasi_fn native; /* served in C first when the store has a Stdio (NULL: never) */
 } HostSpec;
 
 static wt_trap_t *host_trap(const char *msg, size_t len) { return W.trap_new(msg, len); }
@@ -870,6 +1361,14 @@ static wt_trap_t *host_trap_from_exception(HostSpec *spec) {
 
 static wt_trap_t *host_trampoline(void *env, void *caller, wt_val_raw_t *vals, size_t nvals) {
     HostSpec *spec = (HostSpec *)env;
+    if (spec->native != NULL) {
+        StdioObject *stdio = stdio_of(caller);
+        if (stdio != NULL) {
+            wt_trap_t *r = spec->native(stdio, caller, vals);
+            if (r != FALLBACK)
+                return r;
+        }
+    }
     PyGILState_STATE g = PyGILState_Ensure();
     wt_trap_t *trap = NULL;
     PyObject *argv[MAX_SLOTS + 1];
@@ -950,16 +1449,27 @@ static void host_spec_free(void *env) {
 }
 
 /* define_host(linker, module: bytes, name: bytes, functype, impl, params: bytes,
- *             result: bytes, make_caller, on_error) -> error address (0: ok) */
+ *             result: bytes, make_caller, on_error, native=0) -> error address (0: ok)
+ * native: 1-based index into wasi_names(): served in C when the store has a Stdio */
 static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
     if (need_init() < 0)
         return NULL;
-    if (nargs != 9 || !PyBytes_Check(args[1]) || !PyBytes_Check(args[2]) || !PyBytes_Check(args[5]) ||
+    if ((nargs != 9 && nargs != 10) || !PyBytes_Check(args[1]) || !PyBytes_Check(args[2]) || !PyBytes_Check(args[5]) ||
         !PyBytes_Check(args[6])) {
         PyErr_SetString(PyExc_TypeError,
                         "define_host(linker, module, name, functype, impl, params, result, "
-                        "make_caller, on_error)");
+                        "make_caller, on_error, native=0)");
         return NULL;
+    }
+    long native = 0;
+    if (nargs == 10) {
+        native = PyLong_AsLong(args[9]);
+        if (native == -1 && PyErr_Occurred())
+            return NULL;
+        if (native < 0 || native >= NATIVE_WASI_COUNT) {
+            PyErr_SetString(PyExc_ValueError, "define_host: no such native function");
+            return NULL;
+        }
     }
     void *linker = addr_of(args[0]);
     void *functype = addr_of(args[3]);
@@ -984,6 +1494,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
             return NULL;
         }
     }
+    spec->native = native ? NATIVE_WASI[native].fn : NULL;
     Py_INCREF(args[4]);
     spec->impl = args[4];
     Py_INCREF(args[7]);
@@ -1161,6 +1672,8 @@ static PyMethodDef module_methods[] = {
     {"define_host", (PyCFunction)(void (*)(void))native_define_host, METH_FASTCALL,
      "define_host(linker, module, name, functype, impl, params, result, make_caller, on_error)"},
     {"thread_ns", native_thread_ns, METH_NOARGS, "this thread's CPU time in ns"},
+    {"wasi_names", native_wasi_names, METH_NOARGS,
+     "the WASI preview 1 functions served in C (index + 1 is define_host's native)"},
     {NULL},
 };
 
@@ -1171,7 +1684,7 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SigType) < 0 || PyType_Ready(&MeterType) < 0 || PyType_Ready(&BoundType) < 0 ||
-        PyType_Ready(&TickerType) < 0)
+        PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
@@ -1188,6 +1701,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Meter", (PyObject *)&MeterType) < 0 ||
         PyModule_AddObjectRef(m, "Bound", (PyObject *)&BoundType) < 0 ||
         PyModule_AddObjectRef(m, "Ticker", (PyObject *)&TickerType) < 0 ||
+        PyModule_AddObjectRef(m, "Stdio", (PyObject *)&StdioType) < 0 ||
         PyModule_AddStringConstant(m, "INTERRUPT_MARKER", INTERRUPT_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SLOTS", MAX_SLOTS) < 0)
         goto error;

@@ -197,6 +197,7 @@ _native.init(
             "wasmtime_store_context",
             "wasmtime_store_limiter",
             "wasmtime_store_delete",
+            "wasmtime_context_get_data",
         )
     }
 )
@@ -206,6 +207,7 @@ BudgetSpent = _native.BudgetSpent
 Meter = _native.Meter
 Bound = _native.Bound
 Ticker = _native.Ticker
+Stdio = _native.Stdio
 thread_ns = _native.thread_ns
 
 INTERRUPT_MARKER: str = _native.INTERRUPT_MARKER
@@ -753,12 +755,18 @@ def _host_error_message(exc: BaseException) -> bytes:
     return text.encode("utf-8", errors="replace")
 
 
+#: WASI preview 1 functions ``_native`` serves in C when the store's meter has a
+#: :class:`Stdio` (a CGI run): name → ``define_host_func``'s ``native`` argument.
+NATIVE_WASI: dict[str, int] = {name: i + 1 for i, name in enumerate(_native.wasi_names())}
+
+
 def define_host_func(
     linker: wasmtime.Linker,
     module: str,
     name: str,
     ty: wasmtime.FuncType,
     impl: Callable[..., Any],
+    native: int = 0,
 ) -> None:
     """Define ``module.name`` in ``linker`` as the raw host function ``impl``.
 
@@ -767,6 +775,11 @@ def define_host_func(
     (or ``None``). To fail, raise ``wasmtime.Trap(message)``: the guest traps
     with that message. Any other exception also becomes a trap (and is never
     lost in a global). Numeric signatures only (at most one result).
+
+    ``native`` (a value of :data:`NATIVE_WASI`): when the calling store's
+    meter carries a :class:`Stdio`, the C version of that WASI function runs
+    first, without the GIL, and ``impl`` only for what it leaves (stderr,
+    files, a write past the stdout limit…).
     """
     sig = FuncSig.from_type(ty)
     if not sig.is_fast or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:
@@ -781,6 +794,7 @@ def define_host_func(
         _codes(sig.results),
         RawCaller,
         _host_error_message,
+        native,
     )
     if error:
         raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_PTR))

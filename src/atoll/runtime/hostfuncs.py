@@ -98,7 +98,12 @@ def build_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
     for fn in PROVIDED.values():
         ty = wasmtime.FuncType(list(fn.params), list(fn.results))
         if calls.capi is not None:  # raw callback: ~3x cheaper, no process-global for errors
-            calls.capi.define_host_func(linker, fn.module, fn.name, ty, fn.impl)
+            native = (
+                calls.capi.NATIVE_WASI.get(fn.name, 0)
+                if fn.module == "wasi_snapshot_preview1"
+                else 0
+            )
+            calls.capi.define_host_func(linker, fn.module, fn.name, ty, fn.impl, native)
             continue
         linker.define_func(
             fn.module,

@@ -220,6 +220,9 @@ class GuestStore:
         _clear_wasmtime_last_exception()
         if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
             return host_error
+        stdio = self.meter.stdio if self.meter is not None else None
+        if stdio is not None and stdio.exited:  # proc_exit() served in C
+            return ProcExit(stdio.exit_code)
         if not isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
             return exc  # a Python exception that surfaced through the call (rare)
         self.failed = True

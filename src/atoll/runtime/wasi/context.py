@@ -72,11 +72,53 @@ class WasiContext:
     next_fd: int = 3
     _env_block: list[bytes] | None = None
     _arg_block: list[bytes] | None = None
+    #: ``capi.Stdio`` once :meth:`serve_stdio_in_c` ran: stdin, stdout, argv and the
+    #: environment then live there, and the common WASI calls are served in C.
+    native: Any = None
 
     def __post_init__(self) -> None:
         for grant in self.dirs:
             self.files[self.next_fd] = OpenFile(grant.host, grant, is_dir=True, preopen=True)
             self.next_fd += 1
+
+    def serve_stdio_in_c(self, stdio_type: Any) -> Any:
+        """Move stdin/stdout state into a ``stdio_type`` (``capi.Stdio``) and return it.
+
+        Attach it to the store's meter (``meter.stdio``) so the guest's argv,
+        environ, stdin, stdout, fdstat, prestat, clock, random and proc_exit
+        calls run in C; the Python functions keep working on the same state.
+        Not for ``stdout_to_log`` contexts (their stdout goes to the log).
+        """
+        if self.stdout or self.stdin_pos:
+            raise ValueError("serve_stdio_in_c: call it before the guest runs")
+        self.native = stdio_type(
+            b"".join(self.arg_block()),
+            b"".join(self.env_block()),
+            self.stdin,
+            self.stdout_limit,
+            bool(self.dirs),
+        )
+        return self.native
+
+    def stdout_size(self) -> int:
+        return self.native.stdout_size if self.native is not None else len(self.stdout)
+
+    def write_stdout(self, data: bytes) -> None:
+        if self.native is not None:
+            self.native.write_stdout(data)
+        else:
+            self.stdout += data
+
+    def stdout_bytes(self) -> bytes:
+        return self.native.stdout() if self.native is not None else bytes(self.stdout)
+
+    def read_stdin(self, n: int) -> bytes:
+        if self.native is not None:
+            chunk: bytes = self.native.read_stdin(n)
+            return chunk
+        chunk = self.stdin[self.stdin_pos : self.stdin_pos + n]
+        self.stdin_pos += len(chunk)
+        return chunk
 
     def add(self, entry: OpenFile) -> int:
         fd = self.next_fd

@@ -186,7 +186,7 @@ def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: 
     mem = GuestMemory(caller)
     data = b"".join(mem.read(ptr, length) for ptr, length in mem.iovecs(iovs, count))
     if fd == 1 and not context.stdout_to_log:
-        if len(context.stdout) + len(data) > context.stdout_limit:
+        if context.stdout_size() + len(data) > context.stdout_limit:
             fail(
                 OutputLimitError(
                     f"the guest wrote more than {context.stdout_limit} bytes to stdout "
@@ -194,7 +194,7 @@ def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: 
                     hint="raise [limits] response_mb, or send less",
                 )
             )
-        context.stdout += data
+        context.write_stdout(data)
     elif fd in (1, 2):
         _log_lines(context.stderr, data)
     elif fd in context.files:
@@ -220,13 +220,7 @@ def fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int)
     context = context_for(caller)
     mem = GuestMemory(caller)
     if fd == 0:
-
-        def take(n: int) -> bytes:
-            chunk = context.stdin[context.stdin_pos : context.stdin_pos + n]
-            context.stdin_pos += len(chunk)
-            return chunk
-
-        mem.set_u32(nread, _read_into(mem, iovs, count, take))
+        mem.set_u32(nread, _read_into(mem, iovs, count, context.read_stdin))
         return SUCCESS
     entry = context.files.get(fd)
     if entry is None or fd in (1, 2):
