@@ -39,7 +39,10 @@
 
 typedef struct { uint64_t store_id; void *priv; } wt_func_t;                 /* 16 */
 typedef struct { uint64_t store_id; size_t priv; } wt_instance_t;           /* 16 */
-typedef struct { uint64_t store_id; uint32_t priv1; uint32_t priv2; } wt_memory_t; /* 24 w/ pad */
+typedef struct {
+    struct { uint64_t store_id; uint32_t priv1; } a; /* 16 with padding */
+    uint32_t priv2;                                   /* at offset 16 */
+} wt_memory_t;                                                               /* 24 */
 typedef union {
     int32_t i32; int64_t i64; float f32; double f64; uint8_t v128[16];
 } wt_val_raw_t;                                                              /* 16 */
@@ -47,6 +50,10 @@ typedef struct {
     uint8_t kind;
     union { wt_func_t func; wt_memory_t memory; uint8_t pad[24]; } of;
 } wt_extern_t;                                                               /* 32 */
+
+_Static_assert(sizeof(wt_memory_t) == 24, "wasmtime_memory_t is 24 bytes in wasmtime 50");
+_Static_assert(sizeof(wt_extern_t) == 32, "wasmtime_extern_t is 32 bytes in wasmtime 50");
+_Static_assert(sizeof(wt_val_raw_t) == 16, "wasmtime_val_raw_t is 16 bytes");
 
 #define WT_EXTERN_FUNC 0
 #define WT_EXTERN_MEMORY 3
@@ -182,6 +189,61 @@ static PyObject *native_init(PyObject *self, PyObject *addresses) {
     memcpy(&W, table, sizeof(W));
     initialized = 1;
     Py_RETURN_NONE;
+}
+
+/* ---- the meter's state (its Python type is further down) --------------------- */
+
+typedef struct StdioObject StdioObject;
+
+typedef struct {
+    PyObject_HEAD
+    /* The guest's thread CPU in the current outermost call into this store, counted
+     * in segments: a segment runs while wasm runs, and stops while a Python host
+     * function runs (its work is the platform's, not the guest's). Calls made into
+     * the store from inside a host function are nested: they count towards the
+     * outermost call, which alone is charged to the request. */
+    long long allow_ns;   /* guest CPU the outermost call may use */
+    long long used_ns;    /* guest CPU of closed segments */
+    long long seg_ns;     /* thread CPU clock when the open segment began */
+    long long host_ns;    /* thread CPU spent in Python host functions, in total */
+    long long tick_ns;    /* epoch tick period */
+    int depth;            /* calls into the store in flight (0: none) */
+    int installed;
+    StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
+} MeterObject;
+
+/* A call into the store begins: the outermost one starts the count. */
+static inline void meter_enter(MeterObject *m, long long allow) {
+    if (m->depth++ == 0) {
+        m->allow_ns = allow;
+        m->used_ns = 0;
+    }
+    m->seg_ns = thread_ns();
+}
+
+/* It ended: close its segment; the outermost one returns the guest CPU used. */
+static inline long long meter_exit(MeterObject *m) {
+    m->used_ns += thread_ns() - m->seg_ns;
+    if (--m->depth > 0)
+        return 0;
+    m->depth = 0;
+    return m->used_ns;
+}
+
+static inline long long meter_used(MeterObject *m) { return m->used_ns + (thread_ns() - m->seg_ns); }
+
+static PyTypeObject MeterType;
+
+/* The Meter of a store (its data, set by new_store), or NULL. */
+static MeterObject *meter_of_context(wt_context_t *ctx) {
+    void *data = W.context_get_data(ctx);
+    /* only stores made by new_store carry a Meter; wasmtime-py keeps small slab
+     * indices there, never real pointers */
+    if ((uintptr_t)data < 65536 || ((uintptr_t)data & 7) != 0)
+        return NULL;
+    if (Py_TYPE((PyObject *)data) != &MeterType)
+        return NULL;
+    return (MeterObject *)data;
 }
 
 /* ---- argument packing ---------------------------------------------------- */
@@ -404,11 +466,20 @@ static PyObject *Sig_call(SigObject *self, PyObject *const *args, Py_ssize_t nar
     wt_val_raw_t vals[MAX_SLOTS];
     if (pack_args(self, args + 3, nargs - 3, vals) < 0)
         return NULL;
+    /* inside a metered call (a host function calling back into its guest): the
+     * guest's CPU counts; no meter, or none active: a plain call */
+    MeterObject *m = meter_of_context(ctx);
+    if (m != NULL && m->depth == 0)
+        m = NULL;
+    if (m != NULL)
+        meter_enter(m, 0);
     wt_trap_t *trap = NULL;
     wt_error_t *err;
     Py_BEGIN_ALLOW_THREADS
     err = W.func_call_unchecked(ctx, &func, vals, (size_t)self->nslots, &trap);
     Py_END_ALLOW_THREADS
+    if (m != NULL)
+        meter_exit(m);
     if (err != NULL || trap != NULL)
         return raise_failed(err, trap);
     return results_of(self, vals);
@@ -439,23 +510,13 @@ static PyTypeObject SigType = {
 
 /* ---- Meter: a store's CPU allowance, checked at each epoch deadline ----- */
 
-typedef struct StdioObject StdioObject;
 
-typedef struct {
-    PyObject_HEAD
-    long long start_ns;   /* thread CPU time when the current call began */
-    long long allow_ns;   /* CPU it may use */
-    long long tick_ns;    /* epoch tick period */
-    int installed;
-    StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
-} MeterObject;
 
-static PyTypeObject MeterType;
 
 static wt_error_t *meter_on_deadline(wt_context_t *ctx, void *data, uint64_t *delta, uint8_t *kind) {
     (void)ctx;
     MeterObject *m = (MeterObject *)data;
-    int64_t left = m->allow_ns - (thread_ns() - m->start_ns);
+    int64_t left = m->allow_ns - meter_used(m);
     if (left <= 0)
         return W.error_new(INTERRUPT_MARKER);
     uint64_t ticks = (uint64_t)((left + m->tick_ns - 1) / m->tick_ns);
@@ -501,28 +562,43 @@ static PyObject *Meter_install(MeterObject *self, PyObject *store) {
     Py_RETURN_NONE;
 }
 
-/* Meter.begin(allow_ns) -> start: record the start of a call allowed allow_ns of CPU. */
+/* Meter.begin(allow_ns): a call into the store starts (outermost: allowed allow_ns). */
 static PyObject *Meter_begin(MeterObject *self, PyObject *allow) {
     long long a = PyLong_AsLongLong(allow);
     if (a == -1 && PyErr_Occurred())
         return NULL;
-    self->allow_ns = a;
-    self->start_ns = thread_ns();
-    return PyLong_FromLongLong(self->start_ns);
+    meter_enter(self, a);
+    Py_RETURN_NONE;
+}
+
+/* Meter.end() -> guest CPU ns of the outermost call (0 for a nested one). */
+static PyObject *Meter_end(MeterObject *self, PyObject *unused) {
+    if (self->depth <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Meter.end() without begin()");
+        return NULL;
+    }
+    return PyLong_FromLongLong(meter_exit(self));
 }
 
 static PyMethodDef Meter_methods[] = {
     {"install", (PyCFunction)Meter_install, METH_O,
      "install(store_address): check this meter at each epoch deadline of that store"},
     {"begin", (PyCFunction)Meter_begin, METH_O,
-     "begin(allow_ns) -> start_ns: a call starts now, allowed allow_ns of thread CPU"},
+     "begin(allow_ns): a call into the store starts; the outermost may use allow_ns of CPU"},
+    {"end", (PyCFunction)Meter_end, METH_NOARGS,
+     "end() -> the guest CPU ns of the outermost call (0 when nested)"},
     {NULL},
 };
 
 static PyMemberDef Meter_members[] = {
-    {"start_ns", T_LONGLONG, offsetof(MeterObject, start_ns), 0, "thread CPU ns at call start"},
-    {"allow_ns", T_LONGLONG, offsetof(MeterObject, allow_ns), 0, "thread CPU ns the call may use"},
+    {"allow_ns", T_LONGLONG, offsetof(MeterObject, allow_ns), READONLY,
+     "guest CPU ns the outermost call may use"},
+    {"used_ns", T_LONGLONG, offsetof(MeterObject, used_ns), READONLY,
+     "guest CPU ns of the current (or last) outermost call, closed segments"},
+    {"depth", T_INT, offsetof(MeterObject, depth), READONLY, "calls into the store in flight"},
     {"tick_ns", T_LONGLONG, offsetof(MeterObject, tick_ns), READONLY, "epoch tick period"},
+    {"host_ns", T_LONGLONG, offsetof(MeterObject, host_ns), READONLY,
+     "thread CPU ns spent in Python host functions (excluded from the guest's use)"},
     {NULL},
 };
 
@@ -624,9 +700,8 @@ static int charge(PyObject *inv, int64_t ns) {
     return rc;
 }
 
-static void arm(MeterObject *m, wt_context_t *ctx, long long left) {
+static void set_deadline(MeterObject *m, wt_context_t *ctx, long long left) {
     W.set_epoch_deadline(ctx, (uint64_t)((left + m->tick_ns - 1) / m->tick_ns) + 1);
-    m->allow_ns = left;
 }
 
 /* ---- Bound: one export of one instance, charged to a request ------------ */
@@ -659,19 +734,22 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
     if (pack_args(sig, args + 1, nargs - 1, vals) < 0)
         return NULL;
     PyObject *inv = args[0];
-    long long left;
-    if (budget_left(inv, &left) < 0)
-        return NULL;
     MeterObject *m = self->meter;
-    arm(m, self->ctx, left);
-    int64_t start = thread_ns();
-    m->start_ns = start;
+    long long left = 0;
+    int outermost = m->depth == 0;
+    if (outermost) {
+        if (budget_left(inv, &left) < 0)
+            return NULL;
+        set_deadline(m, self->ctx, left);
+    }
+    meter_enter(m, left);
     wt_trap_t *trap = NULL;
     wt_error_t *err;
     Py_BEGIN_ALLOW_THREADS
     err = W.func_call_unchecked(self->ctx, &self->func, vals, (size_t)sig->nslots, &trap);
     Py_END_ALLOW_THREADS
-    if (charge(inv, thread_ns() - start) < 0) {
+    long long used = meter_exit(m);
+    if (outermost && charge(inv, used) < 0) {
         if (err == NULL && trap == NULL)
             return NULL;
         PyErr_Clear();
@@ -800,19 +878,22 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
     wt_context_t *ctx = addr_of(args[3]);
     if (PyErr_Occurred())
         return NULL;
-    long long left;
-    if (budget_left(inv, &left) < 0)
-        return NULL;
-    arm(m, ctx, left);
-    int64_t start = thread_ns();
-    m->start_ns = start;
+    long long left = 0;
+    int outermost = m->depth == 0;
+    if (outermost) {
+        if (budget_left(inv, &left) < 0)
+            return NULL;
+        set_deadline(m, ctx, left);
+    }
+    meter_enter(m, left);
     wt_instance_t inst = {0, 0};
     wt_trap_t *trap = NULL;
     wt_error_t *err;
     Py_BEGIN_ALLOW_THREADS
     err = W.instance_pre_instantiate(pre, ctx, &inst, &trap);
     Py_END_ALLOW_THREADS
-    if (charge(inv, thread_ns() - start) < 0) {
+    long long used = meter_exit(m);
+    if (outermost && charge(inv, used) < 0) {
         if (err == NULL && trap == NULL)
             return NULL;
         PyErr_Clear();
@@ -827,8 +908,9 @@ static PyObject *extern_tuple(const wt_extern_t *item) {
         return Py_BuildValue("(iKK)", (int)item->kind, (unsigned long long)item->of.func.store_id,
                              (unsigned long long)(uintptr_t)item->of.func.priv);
     if (item->kind == WT_EXTERN_MEMORY)
-        return Py_BuildValue("(iKII)", (int)item->kind, (unsigned long long)item->of.memory.store_id,
-                             item->of.memory.priv1, item->of.memory.priv2);
+        return Py_BuildValue("(iKII)", (int)item->kind,
+                             (unsigned long long)item->of.memory.a.store_id,
+                             item->of.memory.a.priv1, item->of.memory.priv2);
     return Py_BuildValue("(i)", (int)item->kind);
 }
 
@@ -1022,7 +1104,7 @@ static PyTypeObject StdioType = {
 
 /* ---- WASI preview 1 functions served in C (no GIL) -------------------------- */
 
-enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28 };
+enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28, E_SPIPE = 70 };
 #define FALLBACK ((wt_trap_t *)1) /* not served here: run the Python implementation */
 
 typedef struct {
@@ -1053,16 +1135,8 @@ static inline uint32_t get_u32(const uint8_t *p) {
     return v;
 }
 
-static StdioObject *stdio_of(void *caller) {
-    void *data = W.context_get_data(W.caller_context(caller));
-    /* only stores made by new_store carry a Meter; wasmtime-py keeps small slab
-     * indices there, never real pointers */
-    if ((uintptr_t)data < 65536 || ((uintptr_t)data & 7) != 0)
-        return NULL;
-    if (Py_TYPE((PyObject *)data) != &MeterType)
-        return NULL;
-    return ((MeterObject *)data)->stdio;
-}
+/* The Meter of the caller's store, or NULL (a store not made by new_store). */
+static MeterObject *meter_of(void *caller) { return meter_of_context(W.caller_context(caller)); }
 
 static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
     memset(&vals[0], 0, sizeof(vals[0]));
@@ -1281,6 +1355,22 @@ static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) 
     return W.trap_new(msg, (size_t)n);
 }
 
+/* fd_close(fd) on stdio: nothing to do (as the Python version) */
+static wt_trap_t *w_fd_close(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    if (vals[0].i32 < 0 || vals[0].i32 > 2)
+        return FALLBACK;
+    ret_i32(vals, E_SUCCESS);
+    return NULL;
+}
+
+/* fd_seek(fd, offset, whence, out) on stdio: not seekable */
+static wt_trap_t *w_fd_seek(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+    if (vals[0].i32 < 0 || vals[0].i32 > 2)
+        return FALLBACK;
+    ret_i32(vals, E_SPIPE);
+    return NULL;
+}
+
 static wt_trap_t *w_sched_yield(StdioObject *o, void *caller, wt_val_raw_t *vals) {
     ret_i32(vals, E_SUCCESS);
     return NULL;
@@ -1305,6 +1395,8 @@ static const struct {
     {"random_get", w_random_get},
     {"proc_exit", w_proc_exit},
     {"sched_yield", w_sched_yield},
+    {"fd_close", w_fd_close},
+    {"fd_seek", w_fd_seek},
 };
 #define NATIVE_WASI_COUNT ((int)(sizeof(NATIVE_WASI) / sizeof(NATIVE_WASI[0])))
 
@@ -1361,13 +1453,19 @@ static wt_trap_t *host_trap_from_exception(HostSpec *spec) {
 
 static wt_trap_t *host_trampoline(void *env, void *caller, wt_val_raw_t *vals, size_t nvals) {
     HostSpec *spec = (HostSpec *)env;
-    if (spec->native != NULL) {
-        StdioObject *stdio = stdio_of(caller);
-        if (stdio != NULL) {
-            wt_trap_t *r = spec->native(stdio, caller, vals);
-            if (r != FALLBACK)
-                return r;
-        }
+    MeterObject *meter = meter_of(caller);
+    if (spec->native != NULL && meter != NULL && meter->stdio != NULL) {
+        wt_trap_t *r = spec->native(meter->stdio, caller, vals);
+        if (r != FALLBACK)
+            return r;
+    }
+    /* Python host time is not the guest's: close the guest's segment meanwhile */
+    long long t0 = 0;
+    if (meter != NULL && meter->depth > 0) {
+        t0 = thread_ns();
+        meter->used_ns += t0 - meter->seg_ns;
+    } else {
+        meter = NULL;
     }
     PyGILState_STATE g = PyGILState_Ensure();
     wt_trap_t *trap = NULL;
@@ -1431,6 +1529,10 @@ done:
     for (Py_ssize_t i = 0; i < made; i++)
         Py_DECREF(argv[i]);
     PyGILState_Release(g);
+    if (meter != NULL) {
+        meter->seg_ns = thread_ns();
+        meter->host_ns += meter->seg_ns - t0;
+    }
     return trap;
 }
 
@@ -1505,13 +1607,8 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
         linker, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]),
         PyBytes_AS_STRING(args[2]), (size_t)PyBytes_GET_SIZE(args[2]), functype, host_trampoline,
         spec, host_spec_free);
-    if (err != NULL) {
-        /* wasmtime did not take the env: free it ourselves */
-        Py_DECREF(spec->impl);
-        Py_DECREF(spec->make_caller);
-        Py_DECREF(spec->on_error);
-        PyMem_RawFree(spec);
-    }
+    /* on failure wasmtime has already dropped the closure, running host_spec_free:
+     * spec is gone either way */
     return PyLong_FromVoidPtr(err);
 }
 

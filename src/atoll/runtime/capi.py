@@ -96,19 +96,39 @@ except ImportError as exc:  # pragma: no cover - a source tree without its build
 
 __all__ = [
     "INTERRUPT_MARKER",
+    "NATIVE_WASI",
     "WASMTIME_VERSION",
+    "Bound",
+    "BudgetSpent",
+    "CallFailed",
     "FastCaller",
     "FuncSig",
+    "Meter",
+    "MeteredStore",
+    "RawCaller",
+    "Stdio",
+    "Ticker",
     "ValKind",
+    "address",
+    "context_address",
+    "define_host_func",
     "enable_pooling",
     "export_func",
     "export_memory",
+    "export_raw",
+    "failure",
+    "func_from_raw",
+    "install_meter",
+    "instance_from_raw",
     "instantiate",
+    "instantiate_metered",
     "is_interrupt",
     "memory_view",
+    "new_metered_store",
     "new_store",
     "set_epoch_deadline",
-    "set_epoch_deadline_callback",
+    "start_ticker",
+    "thread_ns",
 ]
 
 # --- raw C entry points ------------------------------------------------------
@@ -342,21 +362,23 @@ def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.In
     return wasmtime.Instance._from_raw(inst)
 
 
-def instantiate_metered(
-    meter: Meter, invocation: Any, pre: int, ctx: int
-) -> tuple[wasmtime.Instance, tuple[int, int]]:
+def instantiate_metered(meter: Meter, invocation: Any, pre: int, ctx: int) -> tuple[int, int]:
     """``instantiate`` charged to ``invocation``'s CPU budget (see :class:`Bound`).
 
     ``pre`` and ``ctx`` are addresses (:func:`address`, :func:`context_address`).
-    Returns the instance and its raw ``(store_id, index)`` for :func:`export_raw`.
-    Raises :class:`BudgetSpent` when the budget is already used up, and what
-    ``instantiate`` raises otherwise.
+    Returns the instance's raw ``(store_id, index)``, for :func:`export_raw`
+    and :func:`instance_from_raw`. Raises :class:`BudgetSpent` when the budget
+    is already used up, and what ``instantiate`` raises otherwise.
     """
     try:
-        ids = _native.instantiate(meter, invocation, pre, ctx)
+        return _native.instantiate(meter, invocation, pre, ctx)
     except CallFailed as failed:
         raise failure(*failed.args) from None
-    return wasmtime.Instance._from_raw(ffi.wasmtime_instance_t(*ids)), ids
+
+
+def instance_from_raw(ids: tuple[int, int]) -> wasmtime.Instance:
+    """The ``wasmtime.Instance`` for :func:`instantiate_metered`'s ids."""
+    return wasmtime.Instance._from_raw(ffi.wasmtime_instance_t(*ids))
 
 
 def export_raw(ctx: int, instance: tuple[int, int], name: bytes) -> tuple[int, ...] | None:
@@ -590,10 +612,16 @@ class FastCaller:
 # --- CPU metering at epoch deadlines ---------------------------------------------------
 #
 # A Meter (C) is a store's epoch-deadline callback: at each deadline it lets
-# the call run on while the thread CPU time used since ``begin(allow_ns)`` is
-# under ``allow_ns``, moving the deadline by the ticks left; past it the call
-# fails with a WasmtimeError containing INTERRUPT_MARKER. It needs no GIL, so
-# a guest spinning under its limit never stalls other threads' Python.
+# the call run on while the guest's thread CPU time in the outermost call into
+# the store (``begin(allow_ns)`` … ``end()``, or a Bound / instantiate_metered
+# call) is under ``allow_ns``, moving the deadline by the ticks left; past it
+# the call fails with a WasmtimeError containing INTERRUPT_MARKER. It takes no
+# GIL, so a guest spinning under its limit never stalls other threads' Python.
+#
+# On a store made by new_metered_store the meter is also the store's data, so
+# the host-function trampoline finds it: time in Python host functions is not
+# counted (``host_ns`` sums it), and calls back into the guest from a host
+# function count towards the outermost call, which alone is charged.
 
 
 def install_meter(store: wasmtime.Store, tick_ns: int) -> Meter:

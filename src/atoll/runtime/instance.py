@@ -39,24 +39,34 @@ class Instance:
     whichever request makes them.
     """
 
-    __slots__ = ("_memory", "exports", "guest_store", "ids", "module", "owner", "raw")
+    __slots__ = ("_memory", "_raw", "exports", "guest_store", "ids", "module", "owner")
 
     def __init__(
         self,
         module: WasmModule,
         guest_store: GuestStore,
-        raw: wasmtime.Instance,
+        raw: wasmtime.Instance | None,
         owner: Invocation | None,
         ids: tuple[int, int] | None = None,
     ) -> None:
         self.module = module
         self.guest_store = guest_store
-        self.raw = raw
-        #: ``(store_id, index)`` of the instance, for the C API fast path.
+        self._raw = raw
+        #: ``(store_id, index)`` of the instance, for the C API fast path
+        #: (``raw`` is then built from them on first use).
         self.ids = ids
         self.owner = owner
         self.exports = Exports(self)
         self._memory: Memory | None = None
+
+    @property
+    def raw(self) -> wasmtime.Instance:
+        """The ``wasmtime.Instance`` (for wasmtime-py's public API)."""
+        raw = self._raw
+        if raw is None:
+            assert calls.capi is not None and self.ids is not None
+            raw = self._raw = calls.capi.instance_from_raw(self.ids)
+        return raw
 
     @classmethod
     def create(
@@ -69,11 +79,12 @@ class Instance:
         """Instantiate ``module`` into ``guest_store``, charged to ``invocation``."""
         capi = calls.capi
         ids: tuple[int, int] | None = None
+        raw: wasmtime.Instance | None = None
         if capi is not None:
             if len(guest_store.instances) > 1:
                 guest_store.fit_memory(None)
             try:
-                raw, ids = capi.instantiate_metered(
+                ids = capi.instantiate_metered(
                     guest_store.meter, invocation, module.pre_address, guest_store.ctx
                 )
             except capi.BudgetSpent:

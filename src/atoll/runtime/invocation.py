@@ -14,7 +14,9 @@ warm, goes through :meth:`GuestStore.enter`, which
    CPU, not wall time lost to other threads;
 4. recomputes the memory limit when the request holds several instances, so
    their sum stays under ``memory_mb`` (wasmtime's limit is per memory);
-5. charges the thread CPU time used, and maps traps to atoll's errors.
+5. charges the thread CPU time used (on the C API path, minus the time spent
+   in Python host functions: a KV lookup's client work is the platform's,
+   not the guest's), and maps traps to atoll's errors.
 """
 
 from __future__ import annotations
@@ -188,13 +190,22 @@ class GuestStore:
         if len(self.instances) > 1:
             self.fit_memory(instance)
         self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
-        start = self.meter.begin(left) if self.meter is not None else _thread_time_ns()
+        meter = self.meter
+        if meter is None:  # public-API path: the thread CPU of the whole call
+            start = _thread_time_ns()
+            try:
+                return fn(*args)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                raise self.failure(invocation, what, exc, instance) from None
+            finally:
+                invocation.cpu_used_ns += _thread_time_ns() - start
+        meter.begin(left)  # the guest's CPU, without Python host functions' (capi.Meter)
         try:
             return fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise self.failure(invocation, what, exc, instance) from None
         finally:
-            invocation.cpu_used_ns += _thread_time_ns() - start
+            invocation.cpu_used_ns += meter.end()
 
     def spent(self, invocation: Invocation, what: str) -> CpuLimitError:
         """The error for a call refused because the request's CPU budget is used up."""

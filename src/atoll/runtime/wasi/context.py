@@ -92,8 +92,8 @@ class WasiContext:
         if self.stdout or self.stdin_pos:
             raise ValueError("serve_stdio_in_c: call it before the guest runs")
         self.native = stdio_type(
-            b"".join(self.arg_block()),
-            b"".join(self.env_block()),
+            "".join(f"{a}\0" for a in self.args).encode(),
+            "".join(f"{k}={v}\0" for k, v in self.env.items()).encode(),
             self.stdin,
             self.stdout_limit,
             bool(self.dirs),
@@ -137,12 +137,12 @@ class WasiContext:
     def env_block(self) -> list[bytes]:
         """``KEY=value\\0`` for each variable (built once; the environment is fixed per run)."""
         if self._env_block is None:
-            self._env_block = [f"{k}={v}".encode() + b"\0" for k, v in self.env.items()]
+            self._env_block = [f"{k}={v}\0".encode() for k, v in self.env.items()]
         return self._env_block
 
     def arg_block(self) -> list[bytes]:
         if self._arg_block is None:
-            self._arg_block = [a.encode() + b"\0" for a in self.args]
+            self._arg_block = [f"{a}\0".encode() for a in self.args]
         return self._arg_block
 
 
