@@ -125,7 +125,9 @@ def bench_cgi(n: int) -> dict[str, float]:
     """
     root = Path(tempfile.mkdtemp(prefix="atoll-bench-cgi-"))
     (root / "cgi").mkdir()
-    shutil.copy(REPO / "tests" / "runtime" / "guests" / "cgi_probe.wasm", root / "cgi" / "app.wasm")
+    # benchmarks/guests/hello_cgi.c: printf of a header and a line (wasi-libc's start-up,
+    # one fd_write), the hello world of CGI.
+    shutil.copy(REPO / "benchmarks" / "guests" / "hello_cgi.wasm", root / "cgi" / "app.wasm")
     (root / "cgi" / "atoll.toml").write_text('name = "cgi"\nmain = "app.wasm"\n')
     (root / "py").mkdir()
     (root / "py" / "worker.py").write_text(HELLO)

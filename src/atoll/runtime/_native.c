@@ -208,6 +208,7 @@ typedef struct {
     long long host_ns;    /* thread CPU spent in Python host functions, in total */
     long long tick_ns;    /* epoch tick period */
     int depth;            /* calls into the store in flight (0: none) */
+    PyThreadState *released; /* the GIL given up at a deadline by a call that held it */
     int installed;
     StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
 } MeterObject;
@@ -516,6 +517,11 @@ static PyTypeObject SigType = {
 static wt_error_t *meter_on_deadline(wt_context_t *ctx, void *data, uint64_t *delta, uint8_t *kind) {
     (void)ctx;
     MeterObject *m = (MeterObject *)data;
+    /* A Bound call keeps the GIL (handing it over costs more than a short call) and
+     * stops at its first deadline, a tick in: a call still running gives it up here,
+     * so other threads run meanwhile; the call takes it back when it returns. */
+    if (PyGILState_Check())
+        m->released = PyEval_SaveThread();
     int64_t left = m->allow_ns - meter_used(m);
     if (left <= 0)
         return W.error_new(INTERRUPT_MARKER);
@@ -700,8 +706,18 @@ static int charge(PyObject *inv, int64_t ns) {
     return rc;
 }
 
-static void set_deadline(MeterObject *m, wt_context_t *ctx, long long left) {
-    W.set_epoch_deadline(ctx, (uint64_t)((left + m->tick_ns - 1) / m->tick_ns) + 1);
+/* Bound and instantiate calls keep the GIL and stop at a deadline this many ticks
+ * in, where the meter gives the GIL up if they still run (see meter_on_deadline)
+ * and sets the deadline the budget allows. */
+#define YIELD_TICKS 1
+
+/* After a call that kept the GIL: take it back if the meter gave it up meanwhile. */
+static inline void gil_back(MeterObject *m, PyThreadState *before) {
+    if (m->released != before) {
+        PyThreadState *ts = m->released;
+        m->released = before;
+        PyEval_RestoreThread(ts);
+    }
 }
 
 /* ---- Bound: one export of one instance, charged to a request ------------ */
@@ -737,17 +753,14 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
     MeterObject *m = self->meter;
     long long left = 0;
     int outermost = m->depth == 0;
-    if (outermost) {
-        if (budget_left(inv, &left) < 0)
-            return NULL;
-        set_deadline(m, self->ctx, left);
-    }
+    if (outermost && budget_left(inv, &left) < 0)
+        return NULL;
+    W.set_epoch_deadline(self->ctx, YIELD_TICKS);
     meter_enter(m, left);
     wt_trap_t *trap = NULL;
-    wt_error_t *err;
-    Py_BEGIN_ALLOW_THREADS
-    err = W.func_call_unchecked(self->ctx, &self->func, vals, (size_t)sig->nslots, &trap);
-    Py_END_ALLOW_THREADS
+    PyThreadState *before = m->released;
+    wt_error_t *err = W.func_call_unchecked(self->ctx, &self->func, vals, (size_t)sig->nslots, &trap);
+    gil_back(m, before);
     long long used = meter_exit(m);
     if (outermost && charge(inv, used) < 0) {
         if (err == NULL && trap == NULL)
@@ -880,18 +893,15 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
         return NULL;
     long long left = 0;
     int outermost = m->depth == 0;
-    if (outermost) {
-        if (budget_left(inv, &left) < 0)
-            return NULL;
-        set_deadline(m, ctx, left);
-    }
+    if (outermost && budget_left(inv, &left) < 0)
+        return NULL;
+    W.set_epoch_deadline(ctx, YIELD_TICKS);
     meter_enter(m, left);
     wt_instance_t inst = {0, 0};
     wt_trap_t *trap = NULL;
-    wt_error_t *err;
-    Py_BEGIN_ALLOW_THREADS
-    err = W.instance_pre_instantiate(pre, ctx, &inst, &trap);
-    Py_END_ALLOW_THREADS
+    PyThreadState *before = m->released;
+    wt_error_t *err = W.instance_pre_instantiate(pre, ctx, &inst, &trap);
+    gil_back(m, before);
     long long used = meter_exit(m);
     if (outermost && charge(inv, used) < 0) {
         if (err == NULL && trap == NULL)
