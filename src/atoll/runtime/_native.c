@@ -197,41 +197,41 @@ typedef struct StdioObject StdioObject;
 
 typedef struct {
     PyObject_HEAD
-    /* The guest's thread CPU in the current outermost call into this store, counted
-     * in segments: a segment runs while wasm runs, and stops while a Python host
-     * function runs (its work is the platform's, not the guest's). Calls made into
-     * the store from inside a host function are nested: they count towards the
-     * outermost call, which alone is charged to the request. */
-    long long allow_ns;   /* guest CPU the outermost call may use */
-    long long used_ns;    /* guest CPU of closed segments */
-    long long seg_ns;     /* thread CPU clock when the open segment began */
-    long long host_ns;    /* thread CPU spent in Python host functions, in total */
+    /* The thread CPU of the current outermost call into this store: wasm, and the
+     * host functions it calls (their work is done for the guest, so a guest that
+     * loops over a host call is bounded too). Calls made into the store from inside
+     * a host function are nested: they count within the outermost call, which
+     * alone is charged to the request. */
+    long long allow_ns;   /* CPU the outermost call may use */
+    long long used_ns;    /* CPU the last outermost call used */
+    long long seg_ns;     /* thread CPU clock when the outermost call began */
     long long tick_ns;    /* epoch tick period */
     int depth;            /* calls into the store in flight (0: none) */
-    PyThreadState *released; /* the GIL given up at a deadline by a call that held it */
+    PyThreadState *released; /* the thread state given up with the GIL at a deadline */
+    int releases;            /* GIL give-ups not yet taken back (one per call at most) */
     int installed;
     StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
 } MeterObject;
 
-/* A call into the store begins: the outermost one starts the count. */
+/* A call into the store begins: the outermost one starts the clock. */
 static inline void meter_enter(MeterObject *m, long long allow) {
     if (m->depth++ == 0) {
         m->allow_ns = allow;
         m->used_ns = 0;
+        m->seg_ns = thread_ns();
     }
-    m->seg_ns = thread_ns();
 }
 
-/* It ended: close its segment; the outermost one returns the guest CPU used. */
+/* It ended: the outermost one returns the CPU it used (a nested one 0). */
 static inline long long meter_exit(MeterObject *m) {
-    m->used_ns += thread_ns() - m->seg_ns;
     if (--m->depth > 0)
         return 0;
     m->depth = 0;
+    m->used_ns = thread_ns() - m->seg_ns;
     return m->used_ns;
 }
 
-static inline long long meter_used(MeterObject *m) { return m->used_ns + (thread_ns() - m->seg_ns); }
+static inline long long meter_used(MeterObject *m) { return thread_ns() - m->seg_ns; }
 
 static PyTypeObject MeterType;
 
@@ -520,8 +520,10 @@ static wt_error_t *meter_on_deadline(wt_context_t *ctx, void *data, uint64_t *de
     /* A Bound call keeps the GIL (handing it over costs more than a short call) and
      * stops at its first deadline, a tick in: a call still running gives it up here,
      * so other threads run meanwhile; the call takes it back when it returns. */
-    if (PyGILState_Check())
+    if (PyGILState_Check()) {
         m->released = PyEval_SaveThread();
+        m->releases++;
+    }
     int64_t left = m->allow_ns - meter_used(m);
     if (left <= 0)
         return W.error_new(INTERRUPT_MARKER);
@@ -577,7 +579,7 @@ static PyObject *Meter_begin(MeterObject *self, PyObject *allow) {
     Py_RETURN_NONE;
 }
 
-/* Meter.end() -> guest CPU ns of the outermost call (0 for a nested one). */
+/* Meter.end() -> thread CPU ns of the outermost call (0 for a nested one). */
 static PyObject *Meter_end(MeterObject *self, PyObject *unused) {
     if (self->depth <= 0) {
         PyErr_SetString(PyExc_RuntimeError, "Meter.end() without begin()");
@@ -592,7 +594,7 @@ static PyMethodDef Meter_methods[] = {
     {"begin", (PyCFunction)Meter_begin, METH_O,
      "begin(allow_ns): a call into the store starts; the outermost may use allow_ns of CPU"},
     {"end", (PyCFunction)Meter_end, METH_NOARGS,
-     "end() -> the guest CPU ns of the outermost call (0 when nested)"},
+     "end() -> the thread CPU ns of the outermost call (0 when nested)"},
     {NULL},
 };
 
@@ -600,11 +602,9 @@ static PyMemberDef Meter_members[] = {
     {"allow_ns", T_LONGLONG, offsetof(MeterObject, allow_ns), READONLY,
      "guest CPU ns the outermost call may use"},
     {"used_ns", T_LONGLONG, offsetof(MeterObject, used_ns), READONLY,
-     "guest CPU ns of the current (or last) outermost call, closed segments"},
+     "thread CPU ns the last outermost call used"},
     {"depth", T_INT, offsetof(MeterObject, depth), READONLY, "calls into the store in flight"},
     {"tick_ns", T_LONGLONG, offsetof(MeterObject, tick_ns), READONLY, "epoch tick period"},
-    {"host_ns", T_LONGLONG, offsetof(MeterObject, host_ns), READONLY,
-     "thread CPU ns spent in Python host functions (excluded from the guest's use)"},
     {NULL},
 };
 
@@ -711,12 +711,13 @@ static int charge(PyObject *inv, int64_t ns) {
  * and sets the deadline the budget allows. */
 #define YIELD_TICKS 1
 
-/* After a call that kept the GIL: take it back if the meter gave it up meanwhile. */
-static inline void gil_back(MeterObject *m, PyThreadState *before) {
-    if (m->released != before) {
-        PyThreadState *ts = m->released;
-        m->released = before;
-        PyEval_RestoreThread(ts);
+/* After a call that kept the GIL: take it back if the meter gave it up during this
+ * very call (``before``: the count at its start; a call nested in a host function
+ * may see an outer call's give-up, which that outer call takes back). */
+static inline void gil_back(MeterObject *m, int before) {
+    if (m->releases != before) {
+        m->releases = before;
+        PyEval_RestoreThread(m->released);
     }
 }
 
@@ -758,7 +759,7 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
     W.set_epoch_deadline(self->ctx, YIELD_TICKS);
     meter_enter(m, left);
     wt_trap_t *trap = NULL;
-    PyThreadState *before = m->released;
+    int before = m->releases;
     wt_error_t *err = W.func_call_unchecked(self->ctx, &self->func, vals, (size_t)sig->nslots, &trap);
     gil_back(m, before);
     long long used = meter_exit(m);
@@ -899,7 +900,7 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
     meter_enter(m, left);
     wt_instance_t inst = {0, 0};
     wt_trap_t *trap = NULL;
-    PyThreadState *before = m->released;
+    int before = m->releases;
     wt_error_t *err = W.instance_pre_instantiate(pre, ctx, &inst, &trap);
     gil_back(m, before);
     long long used = meter_exit(m);
@@ -1463,19 +1464,11 @@ static wt_trap_t *host_trap_from_exception(HostSpec *spec) {
 
 static wt_trap_t *host_trampoline(void *env, void *caller, wt_val_raw_t *vals, size_t nvals) {
     HostSpec *spec = (HostSpec *)env;
-    MeterObject *meter = meter_of(caller);
-    if (spec->native != NULL && meter != NULL && meter->stdio != NULL) {
+    MeterObject *meter = spec->native != NULL ? meter_of(caller) : NULL;
+    if (meter != NULL && meter->stdio != NULL) {
         wt_trap_t *r = spec->native(meter->stdio, caller, vals);
         if (r != FALLBACK)
             return r;
-    }
-    /* Python host time is not the guest's: close the guest's segment meanwhile */
-    long long t0 = 0;
-    if (meter != NULL && meter->depth > 0) {
-        t0 = thread_ns();
-        meter->used_ns += t0 - meter->seg_ns;
-    } else {
-        meter = NULL;
     }
     PyGILState_STATE g = PyGILState_Ensure();
     wt_trap_t *trap = NULL;
@@ -1539,10 +1532,6 @@ done:
     for (Py_ssize_t i = 0; i < made; i++)
         Py_DECREF(argv[i]);
     PyGILState_Release(g);
-    if (meter != NULL) {
-        meter->seg_ns = thread_ns();
-        meter->host_ns += meter->seg_ns - t0;
-    }
     return trap;
 }
 

@@ -32,7 +32,6 @@ class Stdio:
 class Meter:
     allow_ns: int
     used_ns: int
-    host_ns: int
     depth: int
     tick_ns: int
     stdio: Stdio | None

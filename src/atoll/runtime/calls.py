@@ -50,6 +50,7 @@ def capi_failure(failed: Exception) -> BaseException:
     assert capi is not None
     return capi.failure(*failed.args)  # type: ignore[no-any-return]
 
+
 _NUMERIC = {"i32", "i64", "f32", "f64"}
 
 

@@ -187,7 +187,9 @@ _LAYOUTS = {
 }
 for _name, _size in _LAYOUTS.items():
     if ctypes.sizeof(getattr(ffi, _name)) != _size:
-        raise ImportError(f"{_name} is not {_size} bytes in this wasmtime; _native.c needs updating")
+        raise ImportError(
+            f"{_name} is not {_size} bytes in this wasmtime; _native.c needs updating"
+        )
 if (_EXTERN_FUNC, _EXTERN_MEMORY, ffi.wasmtime_extern_t.of.offset) != (0, 3, 8):
     raise ImportError("wasmtime_extern_t changed in this wasmtime; _native.c needs updating")
 
@@ -356,7 +358,9 @@ def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.In
     """
     inst = ffi.wasmtime_instance_t()
     trap = ctypes.c_void_p()
-    err = _instance_pre_instantiate(pre.ptr(), store._context(), ctypes.byref(inst), ctypes.byref(trap))
+    err = _instance_pre_instantiate(
+        pre.ptr(), store._context(), ctypes.byref(inst), ctypes.byref(trap)
+    )
     if err or trap.value:
         raise failure(err or 0, trap.value or 0)
     return wasmtime.Instance._from_raw(inst)
@@ -618,10 +622,13 @@ class FastCaller:
 # the call fails with a WasmtimeError containing INTERRUPT_MARKER. It takes no
 # GIL, so a guest spinning under its limit never stalls other threads' Python.
 #
-# On a store made by new_metered_store the meter is also the store's data, so
-# the host-function trampoline finds it: time in Python host functions is not
-# counted (``host_ns`` sums it), and calls back into the guest from a host
-# function count towards the outermost call, which alone is charged.
+# The CPU counted is the thread's during the outermost call: wasm and the host
+# functions it calls (their work is done for the guest: a guest looping over a
+# host call is bounded too). On a store made by new_metered_store the meter is
+# also the store's data, so calls back into the guest from a host function
+# (``FastCaller.call``, a nested ``Bound``) count within the outermost call,
+# which alone is charged. Bound and instantiate_metered keep the GIL and give
+# it up at their first deadline, a tick in, if they still run.
 
 
 def install_meter(store: wasmtime.Store, tick_ns: int) -> Meter:
@@ -708,8 +715,6 @@ def enable_pooling(
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pc)  # copies pc
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pc)
-
-
 
 
 # --- host functions ------------------------------------------------------------------

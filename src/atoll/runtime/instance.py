@@ -152,7 +152,9 @@ class Instance:
         if capi is not None and self.ids is not None:
             found = capi.export_raw(self.guest_store.ctx, self.ids, info.raw_name)
             assert found is not None and found[0] == 0, f"export {name} is not a function"
-            bound = info.caller.bind(self.guest_store.meter, self.guest_store.ctx, found[1], found[2])
+            bound = info.caller.bind(
+                self.guest_store.meter, self.guest_store.ctx, found[1], found[2]
+            )
             return ExportFunction(self, info, found, bound)
         if capi is not None:
             func = capi.export_func(store, self.raw, name)
@@ -236,7 +238,9 @@ class ExportFunction:
                 return bound(invocation, *args)
             except calls.CallFailed as failed:
                 exc = calls.capi_failure(failed)
-                raise guest_store.failure(invocation, self._info.caller.name, exc, instance) from None
+                raise guest_store.failure(
+                    invocation, self._info.caller.name, exc, instance
+                ) from None
             except calls.BudgetSpent:
                 raise guest_store.spent(invocation, self._info.caller.name) from None
             except (TypeError, ValueError) as exc:  # argument count, type or range

@@ -14,9 +14,9 @@ warm, goes through :meth:`GuestStore.enter`, which
    CPU, not wall time lost to other threads;
 4. recomputes the memory limit when the request holds several instances, so
    their sum stays under ``memory_mb`` (wasmtime's limit is per memory);
-5. charges the thread CPU time used (on the C API path, minus the time spent
-   in Python host functions: a KV lookup's client work is the platform's,
-   not the guest's), and maps traps to atoll's errors.
+5. charges the thread CPU time used (host functions included: their work is
+   done for the guest), once per outermost call, and maps traps to atoll's
+   errors.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ class GuestStore:
                 raise self.failure(invocation, what, exc, instance) from None
             finally:
                 invocation.cpu_used_ns += _thread_time_ns() - start
-        meter.begin(left)  # the guest's CPU, without Python host functions' (capi.Meter)
+        meter.begin(left)  # capi.Meter: the thread CPU of the outermost call
         try:
             return fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:

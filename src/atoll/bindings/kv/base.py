@@ -193,6 +193,14 @@ class KVBackend(abc.ABC):
 
     # -- the blocking twins, for wasm host functions (see the module doc) ----------------
 
+    def warm_up(self) -> None:
+        """Open what the blocking calls need (a connection…) before any request does.
+
+        Best effort, never raises: a worker with KV bindings calls it at load, so
+        the first guest call of a request does not pay (in CPU, against its
+        ``cpu_ms``) for setting up the store. The default does nothing.
+        """
+
     @abc.abstractmethod
     def get_sync(self, ns: str, key: str) -> Entry | None:
         """:meth:`get`, blocking the calling thread."""

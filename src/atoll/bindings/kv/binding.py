@@ -44,6 +44,8 @@ def kv_bindings(
     KVNamespace(backend, "-", default_cache_ttl=default_cache_ttl)
 
     def bind(manifest: Manifest) -> Mapping[str, KVNamespace]:
+        if manifest.kv_namespaces:  # at load, so no request pays for the connection
+            backend.warm_up()
         return {
             entry.binding: KVNamespace(backend, entry.id, default_cache_ttl=default_cache_ttl)
             for entry in manifest.kv_namespaces

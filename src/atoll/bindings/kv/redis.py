@@ -383,6 +383,17 @@ class RedisBackend(KVBackend):
         await anext(keeper)  # runs to its yield at once: registered with this loop now
         return client
 
+    def warm_up(self) -> None:
+        """Connect the shared blocking client and load the scripts (best effort)."""
+        if self._closed:
+            return
+        try:
+            self._sync.ping()
+            for script in (_PUT_SCRIPT, _DELETE_SCRIPT, _DELETE_IF_EXPIRED_SCRIPT, _LIST_SCRIPT):
+                self._sync.script_load(script.text)
+        except RedisError:
+            pass  # the first real call reports it, naming the URL
+
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             self._clients.pop(loop, None)
