@@ -184,7 +184,7 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
         )
         invocation.wasi = context
         store = invocation.fresh_store()
-        if store.meter is not None:  # C API path: argv, environ, stdin, stdout served in C
+        if calls.capi is not None:  # argv, environ, stdin, stdout… served in C
             store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)
         instance = Instance.create(module, store, invocation, owner=invocation)
         code = 0

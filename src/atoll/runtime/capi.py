@@ -87,7 +87,7 @@ from wasmtime import _ffi as ffi  # noqa: E402  (after the version check, on pur
 from wasmtime import _func as _wasmtime_func  # noqa: E402
 
 try:
-    from atoll.runtime import _native  # noqa: E402
+    from atoll.runtime import _native
 except ImportError as exc:  # pragma: no cover - a source tree without its build
     raise ImportError(
         f"atoll.runtime._native is not built ({exc}); run `pip install -e .` "
@@ -255,7 +255,7 @@ def failure(err: int, trap: int) -> BaseException:
         _wasmtime_func.LAST_EXCEPTION = None
         last.__cause__ = exc
         last.__suppress_context__ = True
-        return last  # type: ignore[no-any-return]
+        return last
     return exc
 
 
@@ -294,7 +294,7 @@ class MeteredStore(wasmtime.Store):
     instantiates and calls never builds them.
     """
 
-    def __init__(self, engine: wasmtime.Engine, address: int, ctx: int) -> None:  # noqa: D107
+    def __init__(self, engine: wasmtime.Engine, address: int, ctx: int) -> None:
         # Not Store.__init__: the C store exists already.
         self.engine = engine
         self.address = address
@@ -781,10 +781,7 @@ class RawCaller:
 
 def _host_error_message(exc: BaseException) -> bytes:
     """The trap message for a host function's exception (``wasmtime.Trap``: its own)."""
-    if isinstance(exc, wasmtime.Trap):
-        text = str(exc.message)
-    else:
-        text = f"host function failed: {exc!r}"
+    text = str(exc.message) if isinstance(exc, wasmtime.Trap) else f"host function failed: {exc!r}"
     return text.encode("utf-8", errors="replace")
 
 

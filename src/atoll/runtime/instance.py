@@ -64,7 +64,8 @@ class Instance:
         """The ``wasmtime.Instance`` (for wasmtime-py's public API)."""
         raw = self._raw
         if raw is None:
-            assert calls.capi is not None and self.ids is not None
+            assert calls.capi is not None
+            assert self.ids is not None
             raw = self._raw = calls.capi.instance_from_raw(self.ids)
         return raw
 
@@ -151,7 +152,8 @@ class Instance:
         capi = calls.capi
         if capi is not None and self.ids is not None:
             found = capi.export_raw(self.guest_store.ctx, self.ids, info.raw_name)
-            assert found is not None and found[0] == 0, f"export {name} is not a function"
+            assert found is not None, f"export {name} is missing"
+            assert found[0] == 0, f"export {name} is not a function"
             bound = info.caller.bind(
                 self.guest_store.meter, self.guest_store.ctx, found[1], found[2]
             )

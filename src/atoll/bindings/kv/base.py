@@ -200,6 +200,7 @@ class KVBackend(abc.ABC):
         the first guest call of a request does not pay (in CPU, against its
         ``cpu_ms``) for setting up the store. The default does nothing.
         """
+        return None
 
     @abc.abstractmethod
     def get_sync(self, ns: str, key: str) -> Entry | None:
