@@ -22,7 +22,7 @@ import json
 import re
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from atoll import __version__
 from atoll.api import ExecutionContext, Request, Response
@@ -56,7 +56,7 @@ class CgiOutputError(GuestError):
 
 def cgi_environment(request: Request, manifest: Manifest, body_length: int) -> dict[str, str]:
     """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras)."""
-    split = urlsplit(request.url)
+    split = request.url_parts
     raw_path = split.path or "/"
     host = split.hostname or "localhost"
     port = split.port or (443 if split.scheme == "https" else 80)
@@ -126,6 +126,11 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
                 hint="each header line is `Name: value`; the body follows a blank line",
             )
         value = value.strip()
+        if "\0" in value:
+            raise CgiOutputError(
+                f"{program}: CGI header line {number} has a NUL byte in its value",
+                hint="header values are printable text",
+            )
         lower = name.lower()
         if lower == "status":
             code = value.split(" ", 1)[0]
@@ -142,8 +147,7 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
     if has_location and not has_status:
         status = 302
     response = Response(output[body_start:], status=status)
-    for name, value in headers:
-        response.headers.append(name, value)
+    response.headers._extend_checked(headers)  # names matched _HEADER_NAME, values no NUL
     return response
 
 
@@ -189,7 +193,7 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
         instance = Instance.create(module, store, invocation, owner=invocation)
         code = 0
         try:
-            instance.exports._start()
+            instance.run("_start")
         except ProcExit as exit_:
             code = exit_.code
         finally:

@@ -68,6 +68,11 @@ class Headers:
         """Add a value; earlier values of ``name`` stay."""
         self._items.append((_check_name(name), _check_value(value)))
 
+    def _extend_checked(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Add pairs whose names are lowercase and whose names and values the caller
+        checked already (the CGI parser does, with a stricter rule)."""
+        self._items.extend(pairs)
+
     def delete(self, name: str) -> None:
         key = name.lower()
         self._items = [(n, v) for n, v in self._items if n != key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from atoll.api.headers import Headers, HeadersInit
 
@@ -18,10 +18,18 @@ BodyReader = Callable[[], Awaitable[bytes]]
 class QueryParams:
     """The query string: ``get`` gives the first value, ``get_all`` every value."""
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_parsed", "_query")
 
     def __init__(self, query: str) -> None:
-        self._pairs = parse_qsl(query, keep_blank_values=True)
+        self._query = query
+        self._parsed: list[tuple[str, str]] | None = None  # parsed on first use
+
+    @property
+    def _pairs(self) -> list[tuple[str, str]]:
+        pairs = self._parsed
+        if pairs is None:
+            pairs = self._parsed = parse_qsl(self._query, keep_blank_values=True)
+        return pairs
 
     def get(self, name: str, default: str | None = None) -> str | None:
         for key, value in self._pairs:
@@ -88,6 +96,11 @@ class Request:
     @property
     def host(self) -> str:
         return self._split.netloc
+
+    @property
+    def url_parts(self) -> SplitResult:
+        """``urllib.parse.urlsplit(url)``, computed once."""
+        return self._split
 
     async def bytes(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` past the limit."""

@@ -914,6 +914,55 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
     return Py_BuildValue("(KK)", (unsigned long long)inst.store_id, (unsigned long long)inst.priv);
 }
 
+/* run_export(meter, invocation, ctx, store_id, index, name) -> True, or False if the
+ * instance has no such () -> () function: look it up and call it as Bound would
+ * (budget, deadline, GIL kept until the first deadline, CPU charged). A WASI
+ * command's _start in one C call. */
+static PyObject *native_run_export(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (need_init() < 0)
+        return NULL;
+    if (nargs != 6 || !PyObject_TypeCheck(args[0], &MeterType) || !PyBytes_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "run_export(meter, invocation, ctx, store_id, index, name: bytes)");
+        return NULL;
+    }
+    MeterObject *m = (MeterObject *)args[0];
+    PyObject *inv = args[1];
+    wt_context_t *ctx = addr_of(args[2]);
+    wt_instance_t inst;
+    inst.store_id = PyLong_AsUnsignedLongLong(args[3]);
+    inst.priv = (size_t)PyLong_AsSize_t(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    wt_extern_t item;
+    memset(&item, 0, sizeof(item));
+    if (!W.instance_export_get(ctx, &inst, PyBytes_AS_STRING(args[5]),
+                               (size_t)PyBytes_GET_SIZE(args[5]), &item) ||
+        item.kind != WT_EXTERN_FUNC)
+        Py_RETURN_FALSE;
+    long long left = 0;
+    int outermost = m->depth == 0;
+    if (outermost && budget_left(inv, &left) < 0)
+        return NULL;
+    W.set_epoch_deadline(ctx, YIELD_TICKS);
+    meter_enter(m, left);
+    wt_val_raw_t vals[1];
+    memset(vals, 0, sizeof(vals));
+    wt_trap_t *trap = NULL;
+    int before = m->releases;
+    wt_error_t *err = W.func_call_unchecked(ctx, &item.of.func, vals, 0, &trap);
+    gil_back(m, before);
+    long long used = meter_exit(m);
+    if (outermost && charge(inv, used) < 0) {
+        if (err == NULL && trap == NULL)
+            return NULL;
+        PyErr_Clear();
+    }
+    if (err != NULL || trap != NULL)
+        return raise_failed(err, trap);
+    Py_RETURN_TRUE;
+}
+
 static PyObject *extern_tuple(const wt_extern_t *item) {
     if (item->kind == WT_EXTERN_FUNC)
         return Py_BuildValue("(iKK)", (int)item->kind, (unsigned long long)item->of.func.store_id,
@@ -1761,6 +1810,8 @@ static PyMethodDef module_methods[] = {
     {"store_delete", native_store_delete, METH_O, "store_delete(store): free a store"},
     {"instantiate", (PyCFunction)(void (*)(void))native_instantiate, METH_FASTCALL,
      "instantiate(meter, invocation, pre, ctx) -> (store_id, index)"},
+    {"run_export", (PyCFunction)(void (*)(void))native_run_export, METH_FASTCALL,
+     "run_export(meter, invocation, ctx, store_id, index, name) -> found: call a () -> ()"},
     {"export_get", (PyCFunction)(void (*)(void))native_export_get, METH_FASTCALL,
      "export_get(ctx, store_id, index, name) -> (kind, ...) or None"},
     {"caller_memory", (PyCFunction)(void (*)(void))native_caller_memory, METH_FASTCALL,

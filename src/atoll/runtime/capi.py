@@ -126,6 +126,7 @@ __all__ = [
     "memory_view",
     "new_metered_store",
     "new_store",
+    "run_export",
     "set_epoch_deadline",
     "start_ticker",
     "thread_ns",
@@ -383,6 +384,21 @@ def instantiate_metered(meter: Meter, invocation: Any, pre: int, ctx: int) -> tu
 def instance_from_raw(ids: tuple[int, int]) -> wasmtime.Instance:
     """The ``wasmtime.Instance`` for :func:`instantiate_metered`'s ids."""
     return wasmtime.Instance._from_raw(ffi.wasmtime_instance_t(*ids))
+
+
+def run_export(
+    meter: Meter, invocation: Any, ctx: int, instance: tuple[int, int], name: bytes
+) -> bool:
+    """Call the ``() -> ()`` export ``name`` of an instance, charged like a :class:`Bound`.
+
+    One C call: the lookup and the call (a WASI command's ``_start``). False if
+    the instance has no function of that name; raises :class:`BudgetSpent`, or
+    the failure's ``wasmtime`` exception (:func:`failure`).
+    """
+    try:
+        return _native.run_export(meter, invocation, ctx, instance[0], instance[1], name)
+    except CallFailed as failed:
+        raise failure(*failed.args) from None
 
 
 def export_raw(ctx: int, instance: tuple[int, int], name: bytes) -> tuple[int, ...] | None:

@@ -165,6 +165,34 @@ class Instance:
         assert isinstance(func, wasmtime.Func)
         return ExportFunction(self, info, func)
 
+    def run(self, name: str) -> None:
+        """Call the ``() -> ()`` export ``name``: a WASI command's ``_start``.
+
+        The same rules as ``exports.NAME()`` in one C call on the fast path (no
+        :class:`ExportFunction` is made).
+        """
+        info = self.module.functions.get(name)
+        capi = calls.capi
+        if (
+            capi is None
+            or self.ids is None
+            or info is None
+            or info.caller.params
+            or info.caller.results
+        ):
+            self.exports[name]()
+            return
+        invocation = self.invocation()
+        guest_store = self.guest_store
+        if len(guest_store.instances) > 1:
+            guest_store.fit_memory(self)
+        try:
+            capi.run_export(guest_store.meter, invocation, guest_store.ctx, self.ids, info.raw_name)
+        except capi.BudgetSpent:
+            raise guest_store.spent(invocation, info.caller.name) from None
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            raise guest_store.failure(invocation, info.caller.name, exc, self) from None
+
     def __repr__(self) -> str:
         kind = "fresh" if self.owner is not None else "warm"
         return f"<atoll Instance of {self.module.binding} ({kind})>"
