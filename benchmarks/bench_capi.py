@@ -14,16 +14,20 @@ waiting for a core); Python's GC is paused inside a batch and run between
 rounds):
 
 - warm call of ``add(i32, i32) -> i32`` on a live instance: ``Func.__call__``
-  vs ``FastCaller.call``;
+  vs ``FastCaller.call`` vs a ``capi.Bound`` (budget check, deadline, CPU
+  charged to a request);
 - a request's life: new Store + epoch deadline + instantiate + look up
   ``heavy_compute`` + call it once (``heavy_compute(1)``) + ``store.close()``,
-  by three paths: ``Linker.instantiate`` (public), ``InstancePre.instantiate``
+  by these paths: ``Linker.instantiate`` (public), ``InstancePre.instantiate``
   (public), ``capi.new_store`` + ``capi.instantiate`` + ``capi.export_func``
-  + ``FastCaller`` (and the same plus ``capi.set_epoch_deadline_callback``,
-  as atoll runs a request); each on an engine with the on-demand allocator,
-  the pooling allocator (``capi.enable_pooling``, wasmtime's defaults), and
-  the pooling allocator keeping 64 KiB of each freed memory/table slot
-  resident (``linear_memory_keep_resident``, ``table_keep_resident``).
+  + ``FastCaller``, the same plus a CPU meter (``capi.install_meter`` +
+  ``Meter.begin`` / ``end``), and as atoll runs a request
+  (``capi.new_metered_store`` + ``capi.instantiate_metered`` +
+  ``capi.export_raw`` + a ``Bound`` call charged to the request); each on
+  an engine with the on-demand allocator, the pooling allocator
+  (``capi.enable_pooling``, wasmtime's defaults), and the pooling allocator
+  keeping 64 KiB of each freed memory/table slot resident
+  (``linear_memory_keep_resident``, ``table_keep_resident``).
 
 The module looks like a real worker: a 1-page exported memory with a data
 segment, two mutable globals, ``add`` and ``heavy_compute``.
@@ -72,6 +76,18 @@ WAT = """
 """
 
 DEADLINE = 1_000_000  # epoch ticks; nothing ticks here, but the store needs a deadline
+TICK_NS = 1_000_000  # the meter's tick (atoll's)
+BUDGET_NS = 10**15  # a request's CPU budget that never runs out here
+
+
+class Invocation:
+    """What ``Bound`` and ``instantiate_metered`` charge (atoll's ``Invocation``, reduced)."""
+
+    __slots__ = ("cpu_budget_ns", "cpu_used_ns")
+
+    def __init__(self) -> None:
+        self.cpu_budget_ns = BUDGET_NS
+        self.cpu_used_ns = 0
 
 
 ALLOCATORS = ("on-demand", "pooling", "pooling+keep-resident")
@@ -98,9 +114,11 @@ class Setup:
 
     def __init__(self, allocator: str) -> None:
         self.engine = wasmtime.Engine(_config(allocator))
+        self.engine_address = capi.address(self.engine.ptr())
         self.module = wasmtime.Module(self.engine, bytes(wasmtime.wat2wasm(WAT)))
         self.linker = wasmtime.Linker(self.engine)
         self.pre = self.linker.instantiate_pre(self.module)
+        self.pre_address = capi.address(self.pre.ptr())
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(DEADLINE)
         inst = capi.instantiate(self.pre, store)
@@ -136,19 +154,28 @@ class Setup:
         self.heavy.call(store, func, 1)
         store.close()
 
-    def fresh_capi_callback(self) -> None:
+    def fresh_capi_meter(self) -> None:
         store = capi.new_store(self.engine)
-        capi.set_epoch_deadline_callback(store, _no_more_time)
+        meter = capi.install_meter(store, TICK_NS)
         capi.set_epoch_deadline(store, DEADLINE)
+        meter.begin(BUDGET_NS)
         inst = capi.instantiate(self.pre, store)
         func = capi.export_func(store, inst, "heavy_compute")
         assert func is not None
         self.heavy.call(store, func, 1)
+        meter.end()
         store.close()
 
-
-def _no_more_time() -> int | None:
-    return None
+    def fresh_capi_request(self) -> None:
+        invocation = Invocation()
+        store, meter = capi.new_metered_store(
+            self.engine, self.engine_address, 128 << 20, 64, 64, 64, TICK_NS
+        )
+        ids = capi.instantiate_metered(meter, invocation, self.pre_address, store.ctx)
+        raw = capi.export_raw(store.ctx, ids, b"heavy_compute")
+        assert raw is not None
+        self.heavy.bind(meter, store.ctx, raw[1], raw[2])(invocation, 1)
+        store.close()
 
 
 def _timed_batch(fn: Callable[[], object], n: int) -> tuple[float, float]:
@@ -176,6 +203,16 @@ def run(rounds: int, batch: int) -> list[tuple[str, float, float, float]]:
     add_fast = capi.FastCaller(capi.FuncSig.of(warm_store, add), "add")
     assert add(warm_store, 1, 2) == 3
     assert add_fast.call(warm_store, add, 1, 2) == 3
+    warm_meter = capi.install_meter(warm_store, TICK_NS)
+    raw_add = add._func
+    add_bound = add_fast.bind(
+        warm_meter,
+        capi.context_address(warm_store),
+        raw_add.store_id,
+        getattr(raw_add, "__private"),
+    )
+    invocation = Invocation()
+    assert add_bound(invocation, 1, 2) == 3
 
     cases: list[tuple[str, Callable[[], object], int]] = [
         ("warm call add(i32,i32): Func.__call__", lambda: add(warm_store, 1, 2), batch),
@@ -184,13 +221,23 @@ def run(rounds: int, batch: int) -> list[tuple[str, float, float, float]]:
             lambda: add_fast.call(warm_store, add, 1, 2),
             batch * 10,
         ),
+        (
+            "warm call add(i32,i32): Bound (budget + deadline + CPU charge)",
+            lambda: add_bound(invocation, 1, 2),
+            batch * 10,
+        ),
     ]
     for label, setup in setups.items():
         cases += [
             (f"fresh, {label}: Linker.instantiate (public)", setup.fresh_public, batch),
             (f"fresh, {label}: InstancePre.instantiate (public)", setup.fresh_pre_public, batch),
             (f"fresh, {label}: capi.instantiate + FastCaller", setup.fresh_capi, batch),
-            (f"fresh, {label}: capi + deadline callback", setup.fresh_capi_callback, batch),
+            (f"fresh, {label}: capi + CPU meter", setup.fresh_capi_meter, batch),
+            (
+                f"fresh, {label}: metered store + instantiate_metered + Bound (atoll)",
+                setup.fresh_capi_request,
+                batch,
+            ),
         ]
 
     for _, fn, n in cases:  # warm up caches, pools and the branch predictor
@@ -226,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run(rounds, batch)
     print(
         f"wasmtime {capi.WASMTIME_VERSION}, Python {sys.version.split()[0]}, "
-        f"{rounds} rounds x {batch}-call batches (warm FastCaller: x10)\n"
+        f"{rounds} rounds x {batch}-call batches (warm FastCaller, Bound: x10)\n"
     )
     print("| case | median µs (wall) | p90 µs (wall) | median µs (thread CPU) |")
     print("|---|---:|---:|---:|")

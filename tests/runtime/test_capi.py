@@ -46,6 +46,9 @@ WAT = """
 """
 
 DEADLINE = 1_000_000  # ticks; the ticker adds ~1000 a second
+TICK_NS = 1_000_000
+MS = 1_000_000
+SECOND = 1_000_000_000
 
 
 def _epoch_config() -> wasmtime.Config:
@@ -55,20 +58,22 @@ def _epoch_config() -> wasmtime.Config:
 
 
 @pytest.fixture(scope="module")
-def epoch_engine() -> Iterator[wasmtime.Engine]:
-    """An epoch-interruption engine with a 1 ms ticker thread, as atoll runs it."""
+def ticking() -> Iterator[tuple[wasmtime.Engine, capi.Ticker]]:
+    """An epoch-interruption engine with a 1 ms native ticker, as atoll runs it."""
     engine = wasmtime.Engine(_epoch_config())
-    stop = threading.Event()
+    ticker = capi.start_ticker(engine, TICK_NS)
+    yield engine, ticker
+    ticker.stop()  # before the engine goes
 
-    def tick() -> None:
-        while not stop.wait(0.001):
-            engine.increment_epoch()
 
-    ticker = threading.Thread(target=tick, name="test-epoch-ticker", daemon=True)
-    ticker.start()
-    yield engine
-    stop.set()
-    ticker.join()
+@pytest.fixture(scope="module")
+def epoch_engine(ticking: tuple[wasmtime.Engine, capi.Ticker]) -> wasmtime.Engine:
+    return ticking[0]
+
+
+@pytest.fixture(scope="module")
+def ticker(ticking: tuple[wasmtime.Engine, capi.Ticker]) -> capi.Ticker:
+    return ticking[1]
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +296,8 @@ def test_one_caller_serves_many_instances(
         s.close()
 
 
-def test_wide_signature_allocates_its_own_array(store: wasmtime.Store) -> None:
-    n = 20  # more than the per-thread scratch array holds
+def test_wide_signature(store: wasmtime.Store) -> None:
+    n = 20
     params = " ".join(["i64"] * n)
     body = " ".join(f"local.get {i}" for i in range(n)) + " " + " ".join(["i64.add"] * (n - 1))
     wat = f'(module (func (export "sum") (param {params}) (result i64) {body}))'
@@ -300,6 +305,13 @@ def test_wide_signature_allocates_its_own_array(store: wasmtime.Store) -> None:
     inst = capi.instantiate(wasmtime.Linker(store.engine).instantiate_pre(module), store)
     fast, func = _caller(store, inst, "sum")
     assert fast.call(store, func, *range(n)) == sum(range(n))
+
+
+def test_too_wide_signature_is_refused() -> None:
+    i64 = capi.ValKind.I64
+    assert capi.FastCaller(capi.FuncSig((i64,) * 64, (i64,)), "widest").sig.params == (i64,) * 64
+    with pytest.raises(ValueError, match="'too_wide': more than 64 params"):
+        capi.FastCaller(capi.FuncSig((i64,) * 65, ()), "too_wide")
 
 
 # --- traps and host errors ---------------------------------------------------------------
@@ -355,7 +367,8 @@ def test_host_function_exception_is_reraised(epoch_engine: wasmtime.Engine) -> N
 
 
 def test_reentrant_call_from_a_host_function(epoch_engine: wasmtime.Engine) -> None:
-    """wasm → Python host → FastCaller on the same thread: the shared scratch array survives."""
+    """wasm → Python host → FastCaller on the same thread: the outer call's arguments
+    and results (on the C stack) survive the inner call."""
     wat = """
     (module
       (import "env" "host" (func $host (param i32 i64) (result i64)))
@@ -473,10 +486,17 @@ def test_new_store_is_a_normal_store(
     s.close()  # idempotent, like any Store
 
 
-# --- epoch deadline ----------------------------------------------------------------------
+# --- epoch deadline and the CPU meter ----------------------------------------------------
+#
+# A Meter is a store's epoch-deadline callback written in C: at each deadline it lets
+# wasm run on while the thread CPU time of the outermost call (``begin(allow_ns)`` ...
+# ``end()``) is under ``allow_ns``, and stops it with a WasmtimeError carrying
+# INTERRUPT_MARKER once spent. Its guarantee is a lower bound (wasm is never stopped
+# before the allowance is used), which these tests check exactly; upper bounds are
+# generous wall-time limits.
 
 
-def test_spin_without_callback_traps_with_interrupt(
+def test_spin_without_meter_traps_with_interrupt(
     store: wasmtime.Store, instance: wasmtime.Instance
 ) -> None:
     fast, func = _caller(store, instance, "spin")
@@ -489,120 +509,221 @@ def test_spin_without_callback_traps_with_interrupt(
     assert time.monotonic() - start < 5
 
 
-def test_callback_stop_is_recognisable(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
-    calls: list[int] = []
-
-    def on_deadline() -> int | None:
-        calls.append(threading.get_ident())
-        return None
-
-    capi.set_epoch_deadline_callback(store, on_deadline)
+def _metered_spin(
+    store: wasmtime.Store, instance: wasmtime.Instance, meter: capi.Meter, allow_ns: int
+) -> tuple[wasmtime.WasmtimeError, int]:
+    """Spin under ``meter`` allowed ``allow_ns``: the error that stopped it and the CPU
+    the meter counted (checked against the thread's own clock around the call)."""
     fast, func = _caller(store, instance, "spin")
-    store.set_epoch_deadline(2)
-    with pytest.raises(wasmtime.WasmtimeError) as info:
-        fast.call(store, func)
-    assert type(info.value) is wasmtime.WasmtimeError
-    assert capi.INTERRUPT_MARKER in str(info.value)
-    assert capi.is_interrupt(info.value)
-    assert calls == [threading.get_ident()]  # ran once, on the thread running wasm
-    # The store is still usable afterwards.
+    store.set_epoch_deadline(1)
+    before = capi.thread_ns()
+    meter.begin(allow_ns)
+    try:
+        with pytest.raises(wasmtime.WasmtimeError) as info:
+            fast.call(store, func)
+    finally:
+        used = meter.end()
+    assert used <= capi.thread_ns() - before
+    return info.value, used
+
+
+def test_meter_runs_a_guest_until_its_cpu_allowance_is_spent(
+    store: wasmtime.Store, instance: wasmtime.Instance
+) -> None:
+    meter = capi.install_meter(store, TICK_NS)
+    assert meter.tick_ns == TICK_NS
+    wall = time.monotonic()
+    error, used = _metered_spin(store, instance, meter, 40 * MS)
+    assert time.monotonic() - wall < 10
+    assert type(error) is wasmtime.WasmtimeError
+    assert capi.INTERRUPT_MARKER in str(error)
+    assert capi.is_interrupt(error)
+    assert used >= 40 * MS  # past the first deadline (1 tick): it ran until the CPU was spent
+    assert (meter.allow_ns, meter.used_ns, meter.depth) == (40 * MS, used, 0)
+    # The store is still usable afterwards, and a fresh allowance runs it again.
     store.set_epoch_deadline(DEADLINE)
     add, add_func = _caller(store, instance, "add")
     assert add.call(store, add_func, 2, 2) == 4
+    error, used = _metered_spin(store, instance, meter, 10 * MS)
+    assert capi.is_interrupt(error)
+    assert used >= 10 * MS
 
 
-def test_callback_continues_n_times_then_stops(
-    store: wasmtime.Store, instance: wasmtime.Instance
+def test_meter_continues_across_many_deadlines(
+    store: wasmtime.Store, instance: wasmtime.Instance, ticker: capi.Ticker
 ) -> None:
-    calls = 0
+    # A tick "longer" than any allowance: each deadline moves the next one by a single
+    # tick, so every epoch increment during the call is a deadline the meter let pass.
+    meter = capi.install_meter(store, 10**15)
+    before = ticker.ticks
+    error, used = _metered_spin(store, instance, meter, 100 * MS)
+    assert capi.is_interrupt(error)
+    assert used >= 100 * MS
+    assert ticker.ticks - before >= 10
 
-    def on_deadline() -> int | None:
-        nonlocal calls
-        calls += 1
-        return 2 if calls <= 5 else None
 
-    capi.set_epoch_deadline_callback(store, on_deadline)
+@pytest.mark.parametrize("allow_ns", [None, 0, -5 * MS])
+def test_meter_without_allowance_stops_at_the_first_deadline(
+    store: wasmtime.Store, instance: wasmtime.Instance, allow_ns: int | None
+) -> None:
+    meter = capi.install_meter(store, TICK_NS)
+    if allow_ns is not None:
+        meter.begin(allow_ns)
     fast, func = _caller(store, instance, "spin")
     store.set_epoch_deadline(1)
     start = time.monotonic()
     with pytest.raises(wasmtime.WasmtimeError) as info:
         fast.call(store, func)
-    elapsed = time.monotonic() - start
     assert capi.is_interrupt(info.value)
-    assert calls == 6
-    assert elapsed >= 0.005  # 1 + 5 x 2 ticks of ~1 ms each
-    assert elapsed < 5
+    assert time.monotonic() - start < 5
+    if allow_ns is not None:
+        meter.end()
 
 
-def test_callback_exception_stops_wasm_without_crashing(
-    store: wasmtime.Store, instance: wasmtime.Instance
+def test_meter_begin_and_end_count_the_outermost_call() -> None:
+    meter = capi.Meter(TICK_NS)
+    assert (meter.allow_ns, meter.used_ns, meter.depth) == (0, 0, 0)
+    with pytest.raises(RuntimeError, match="without begin"):
+        meter.end()
+    before = capi.thread_ns()
+    meter.begin(123 * MS)
+    meter.begin(5)  # nested: counted within the outermost call, allowance unchanged
+    assert (meter.allow_ns, meter.depth) == (123 * MS, 2)
+    sum(range(200_000))  # some CPU
+    assert meter.end() == 0  # a nested call is not charged on its own
+    assert meter.depth == 1
+    used = meter.end()
+    assert 0 < used <= capi.thread_ns() - before
+    assert (meter.used_ns, meter.depth) == (used, 0)
+    with pytest.raises(TypeError):
+        meter.begin("soon")  # type: ignore[arg-type]
+    assert meter.depth == 0
+    with pytest.raises(AttributeError):
+        meter.allow_ns = 5
+
+
+@pytest.mark.parametrize("tick_ns", [0, -1])
+def test_meter_rejects_a_bad_tick(tick_ns: int) -> None:
+    with pytest.raises(ValueError, match="tick_ns must be positive"):
+        capi.Meter(tick_ns)
+
+
+def test_meter_on_one_store_does_not_affect_another(
+    epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    def on_deadline() -> int | None:
-        raise RuntimeError("budget bookkeeping broke")
+    stopped = capi.new_store(epoch_engine)
+    stopped_meter = capi.install_meter(stopped, TICK_NS)
+    stopped_meter.begin(0)
+    plain = capi.new_store(epoch_engine)
+    metered = capi.new_store(epoch_engine)
+    meter = capi.install_meter(metered, TICK_NS)
+    try:
+        # No meter on this store: wasmtime's own trap, not the other store's callback.
+        fast, func = _caller(plain, capi.instantiate(pre, plain), "spin")
+        plain.set_epoch_deadline(2)
+        with pytest.raises(wasmtime.Trap) as trap:
+            fast.call(plain, func)
+        assert trap.value.trap_code == wasmtime.TrapCode.INTERRUPT
+        # Its own meter's allowance, not the other's zero.
+        error, used = _metered_spin(metered, capi.instantiate(pre, metered), meter, 30 * MS)
+        assert capi.is_interrupt(error)
+        assert used >= 30 * MS
+        assert (stopped_meter.allow_ns, stopped_meter.depth) == (0, 1)
+        # And the first store's meter still stops it at once.
+        fast, func = _caller(stopped, capi.instantiate(pre, stopped), "spin")
+        stopped.set_epoch_deadline(1)
+        with pytest.raises(wasmtime.WasmtimeError) as info:
+            fast.call(stopped, func)
+        assert capi.is_interrupt(info.value)
+        stopped_meter.end()
+    finally:
+        for s in (stopped, plain, metered):
+            s.close()
 
-    capi.set_epoch_deadline_callback(store, on_deadline)
-    fast, func = _caller(store, instance, "spin")
-    store.set_epoch_deadline(1)
-    with pytest.raises(wasmtime.WasmtimeError) as info:
-        fast.call(store, func)
-    assert capi.is_interrupt(info.value)
-    assert "RuntimeError: budget bookkeeping broke" in str(info.value)
 
-
-def test_keyboard_interrupt_in_callback_is_reraised(
-    store: wasmtime.Store, instance: wasmtime.Instance
+def test_metered_wasm_runs_without_the_gil(
+    epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    def on_deadline() -> int | None:
-        raise KeyboardInterrupt  # what a SIGINT handler does while wasm spins on the main thread
+    """wasm and the meter's checks run without the GIL: this thread sleeps and wakes
+    while another thread's guest spins through its 500 ms allowance."""
+    s = capi.new_store(epoch_engine)
+    meter = capi.install_meter(s, TICK_NS)
+    fast, func = _caller(s, capi.instantiate(pre, s), "spin")
+    entering = threading.Event()
+    errors: list[BaseException] = []
+    used: list[int] = []
 
-    capi.set_epoch_deadline_callback(store, on_deadline)
-    fast, func = _caller(store, instance, "spin")
-    store.set_epoch_deadline(1)
-    with pytest.raises(KeyboardInterrupt) as info:
-        fast.call(store, func)
-    assert capi.is_interrupt(info.value.__cause__)  # type: ignore[arg-type]
-    assert capi._tls.pending is None
+    def spin() -> None:
+        s.set_epoch_deadline(1)
+        meter.begin(500 * MS)
+        entering.set()
+        try:
+            fast.call(s, func)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            used.append(meter.end())
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        assert entering.wait(10)
+        time.sleep(0.02)  # returns only if the spinning thread does not hold the GIL
+        assert worker.is_alive()
+    finally:
+        worker.join(10)
+    assert not worker.is_alive()
+    assert len(errors) == 1
+    assert capi.is_interrupt(errors[0])
+    assert used[0] >= 500 * MS
+    s.close()
 
 
-def test_callback_bad_return_value_stops_wasm(
-    store: wasmtime.Store, instance: wasmtime.Instance
-) -> None:
-    capi.set_epoch_deadline_callback(store, lambda: "soon")  # type: ignore[arg-type, return-value]
-    fast, func = _caller(store, instance, "spin")
-    store.set_epoch_deadline(1)
-    with pytest.raises(wasmtime.WasmtimeError) as info:
-        fast.call(store, func)
-    assert capi.is_interrupt(info.value)
-
-
-def test_callback_interrupts_public_call_and_start_function(epoch_engine: wasmtime.Engine) -> None:
+def test_meter_interrupts_start_functions(epoch_engine: wasmtime.Engine) -> None:
     wat = "(module (func $start (loop $l br $l)) (start $start))"
     pre = wasmtime.Linker(epoch_engine).instantiate_pre(_module(epoch_engine, wat))
     s = capi.new_store(epoch_engine)
-    capi.set_epoch_deadline_callback(s, lambda: None)
+    meter = capi.install_meter(s, TICK_NS)
     s.set_epoch_deadline(1)
+    meter.begin(5 * MS)
     with pytest.raises(wasmtime.WasmtimeError) as info:
         capi.instantiate(pre, s)
     assert capi.is_interrupt(info.value)
+    assert meter.end() >= 5 * MS
+    s.set_epoch_deadline(1)
+    meter.begin(5 * MS)
     with pytest.raises(wasmtime.WasmtimeError) as info:
-        pre.instantiate(s)  # the public path sees the same error
+        pre.instantiate(s)  # the public path runs the same callback
     assert capi.is_interrupt(info.value)
+    assert meter.end() >= 5 * MS
     s.close()
 
 
-def test_callback_replaced_and_released(epoch_engine: wasmtime.Engine) -> None:
-    before = len(capi._callbacks)
+def test_meter_is_released_with_its_store(epoch_engine: wasmtime.Engine) -> None:
+    meter = capi.Meter(TICK_NS)
+    base = sys.getrefcount(meter)
     s = capi.new_store(epoch_engine)
-    capi.set_epoch_deadline_callback(s, lambda: 1)
-    capi.set_epoch_deadline_callback(s, lambda: None)
-    assert len(capi._callbacks) == before + 1
+    meter.install(capi.address(s.ptr()))
+    assert sys.getrefcount(meter) == base + 1  # the store's callback holds it
+    meter.install(capi.address(s.ptr()))
+    assert sys.getrefcount(meter) == base + 1  # replacing the callback released the old one
+    other = capi.install_meter(s, TICK_NS)
+    assert sys.getrefcount(meter) == base
     s.close()
-    assert len(capi._callbacks) == before
+    assert sys.getrefcount(other) == 2  # `other` and getrefcount's argument
+    meter.begin(1)  # outlives the store
+    meter.end()
     s2 = wasmtime.Store(epoch_engine)
-    capi.set_epoch_deadline_callback(s2, lambda: 1)
+    meter.install(capi.address(s2.ptr()))
+    assert sys.getrefcount(meter) == base + 1
     del s2  # dropped without close(): released by the store's destructor
     gc.collect()
-    assert len(capi._callbacks) == before
+    assert sys.getrefcount(meter) == base
+
+
+def test_meter_install_needs_a_store() -> None:
+    with pytest.raises(ValueError, match="NULL store"):
+        capi.Meter(TICK_NS).install(0)
 
 
 def _rss_kib() -> int:
@@ -611,26 +732,35 @@ def _rss_kib() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-def test_many_stores_with_callbacks_do_not_leak(epoch_engine: wasmtime.Engine) -> None:
+def test_many_stores_with_meters_do_not_leak(epoch_engine: wasmtime.Engine) -> None:
     def churn(n: int) -> None:
         for _ in range(n):
             s = capi.new_store(epoch_engine)
-            capi.set_epoch_deadline_callback(s, lambda: None)
+            capi.install_meter(s, TICK_NS)
             s.close()
 
     churn(5_000)  # warm up allocators
     gc.collect()
-    before, registered = _rss_kib(), len(capi._callbacks)
+    before = _rss_kib()
     churn(30_000)
     gc.collect()
     assert _rss_kib() - before < 4096  # a per-store leak of even 150 B would show
-    assert len(capi._callbacks) == registered
+    shared = capi.Meter(TICK_NS)
+    base = sys.getrefcount(shared)
+    stores = [capi.new_store(epoch_engine) for _ in range(500)]
+    for s in stores:
+        shared.install(capi.address(s.ptr()))
+    assert sys.getrefcount(shared) == base + 500
+    for s in stores:
+        s.close()
+    assert sys.getrefcount(shared) == base
 
 
 def test_is_interrupt_ignores_other_errors() -> None:
     assert not capi.is_interrupt(ValueError(capi.INTERRUPT_MARKER))
     assert not capi.is_interrupt(wasmtime.WasmtimeError("something else"))
     assert capi.is_interrupt(wasmtime.WasmtimeError(f"x {capi.INTERRUPT_MARKER} y"))
+    assert not capi.is_interrupt(wasmtime.Trap("unreachable, but not an interrupt"))
 
 
 # --- threads -------------------------------------------------------------------------------------
@@ -671,36 +801,41 @@ def test_one_caller_from_four_threads(
     assert errors == []
 
 
-def test_spinning_threads_each_stopped_by_their_callback(
+def test_spinning_threads_each_stopped_by_their_own_meter(
     epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    """wasm runs with the GIL released; each thread's callback charges its own calls."""
-    results: dict[int, tuple[int, bool]] = {}
+    """Four guests spin at once on their own stores; each meter counts its own
+    thread's CPU time (four threads on fewer cores: wall time is not CPU time)."""
+    results: dict[int, tuple[bool, bool]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
 
     def worker(k: int) -> None:
-        s = capi.new_store(epoch_engine)
-        calls = 0
-
-        def on_deadline() -> int | None:
-            nonlocal calls
-            calls += 1
-            return 1 if calls < 3 + k else None
-
-        capi.set_epoch_deadline_callback(s, on_deadline)
-        s.set_epoch_deadline(1)
-        fast, func = _caller(s, capi.instantiate(pre, s), "spin")
         try:
-            fast.call(s, func)
-        except wasmtime.WasmtimeError as exc:
-            results[k] = (calls, capi.is_interrupt(exc))
-        s.close()
+            s = capi.new_store(epoch_engine)
+            meter = capi.install_meter(s, TICK_NS)
+            fast, func = _caller(s, capi.instantiate(pre, s), "spin")
+            allow = (k + 1) * 20 * MS
+            barrier.wait()
+            s.set_epoch_deadline(1)
+            meter.begin(allow)
+            try:
+                fast.call(s, func)
+            except wasmtime.WasmtimeError as exc:
+                results[k] = (capi.is_interrupt(exc), meter.end() >= allow)
+            s.close()
+        except BaseException as exc:
+            errors.append(exc)
 
+    wall = time.monotonic()
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert results == {k: (3 + k, True) for k in range(4)}
+        t.join(30)
+    assert time.monotonic() - wall < 30
+    assert errors == []
+    assert results == {k: (True, True) for k in range(4)}
 
 
 # --- pooling allocator ------------------------------------------------------------------------
