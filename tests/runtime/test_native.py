@@ -1028,17 +1028,7 @@ def _nested_bound(guest: Guest, invocation: Invocation) -> None:
     "inner",
     [
         pytest.param(_nested_fast, id="FastCaller"),
-        pytest.param(
-            _nested_bound,
-            id="Bound",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_native.c Bound_vectorcall calls set_epoch_deadline(ctx, "
-                "YIELD_TICKS) for nested calls too: each one moves the outer call's "
-                "deadline a tick past the current epoch, so the meter is never asked "
-                "and the outer call runs past its budget (here to the 1 s watchdog)",
-            ),
-        ),
+        pytest.param(_nested_bound, id="Bound"),
     ],
 )
 def test_nested_calls_do_not_extend_the_outer_budget(
@@ -1049,13 +1039,6 @@ def test_nested_calls_do_not_extend_the_outer_budget(
     assert 20 * MS <= invocation.cpu_used_ns <= used < 500 * MS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="capi._host_error_message formats a host function's exception with repr(); "
-    "a WasmtimeError made from a C pointer (as FastCaller/failure() raise them) has no "
-    "args, so the outer failure reads 'host function failed: WasmtimeError()': the "
-    "meter's INTERRUPT_MARKER is lost and is_interrupt() is False",
-)
 @pytest.mark.parametrize("kind", STORE_KINDS)
 def test_interrupt_in_a_nested_call_stays_an_interrupt(
     quiet_engine: wasmtime.Engine, kind: str

@@ -754,9 +754,11 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
     MeterObject *m = self->meter;
     long long left = 0;
     int outermost = m->depth == 0;
-    if (outermost && budget_left(inv, &left) < 0)
-        return NULL;
-    W.set_epoch_deadline(self->ctx, YIELD_TICKS);
+    if (outermost) { /* a nested call runs under the outermost call's deadline */
+        if (budget_left(inv, &left) < 0)
+            return NULL;
+        W.set_epoch_deadline(self->ctx, YIELD_TICKS);
+    }
     meter_enter(m, left);
     wt_trap_t *trap = NULL;
     int before = m->releases;
@@ -894,9 +896,11 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
         return NULL;
     long long left = 0;
     int outermost = m->depth == 0;
-    if (outermost && budget_left(inv, &left) < 0)
-        return NULL;
-    W.set_epoch_deadline(ctx, YIELD_TICKS);
+    if (outermost) { /* a nested call runs under the outermost call's deadline */
+        if (budget_left(inv, &left) < 0)
+            return NULL;
+        W.set_epoch_deadline(ctx, YIELD_TICKS);
+    }
     meter_enter(m, left);
     wt_instance_t inst = {0, 0};
     wt_trap_t *trap = NULL;
@@ -942,9 +946,11 @@ static PyObject *native_run_export(PyObject *mod, PyObject *const *args, Py_ssiz
         Py_RETURN_FALSE;
     long long left = 0;
     int outermost = m->depth == 0;
-    if (outermost && budget_left(inv, &left) < 0)
-        return NULL;
-    W.set_epoch_deadline(ctx, YIELD_TICKS);
+    if (outermost) { /* a nested call runs under the outermost call's deadline */
+        if (budget_left(inv, &left) < 0)
+            return NULL;
+        W.set_epoch_deadline(ctx, YIELD_TICKS);
+    }
     meter_enter(m, left);
     wt_val_raw_t vals[1];
     memset(vals, 0, sizeof(vals));

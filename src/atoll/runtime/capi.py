@@ -797,7 +797,12 @@ class RawCaller:
 
 def _host_error_message(exc: BaseException) -> bytes:
     """The trap message for a host function's exception (``wasmtime.Trap``: its own)."""
-    text = str(exc.message) if isinstance(exc, wasmtime.Trap) else f"host function failed: {exc!r}"
+    if isinstance(exc, wasmtime.Trap):
+        text = str(exc.message)
+    elif isinstance(exc, wasmtime.WasmtimeError):  # str keeps INTERRUPT_MARKER (is_interrupt)
+        text = f"host function failed: {exc}"
+    else:
+        text = f"host function failed: {exc!r}"
     return text.encode("utf-8", errors="replace")
 
 

@@ -189,8 +189,9 @@ class GuestStore:
             raise self.spent(invocation, what)
         if len(self.instances) > 1:
             self.fit_memory(instance)
-        self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
         meter = self.meter
+        if meter is None or meter.depth == 0:  # a nested call keeps the outermost deadline
+            self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
         if meter is None:  # public-API path: the thread CPU of the whole call
             start = _thread_time_ns()
             try:
