@@ -4,7 +4,7 @@ to another request served meanwhile, and to the server.
 Guests (``examples/bench/rust/hostile.rs``, one .wasm for both, a fresh instance
 per request): ``/overflow`` (unbounded recursion), ``/bomb?mb=512`` (grows and
 touches 512 MiB, aborting if a grow is refused), ``/loop`` (never returns). atoll
-serves them under ``examples/bench/hostile/atoll.toml`` (cpu_ms 200, memory_mb
+serves them under ``examples/bench/hostile/atoll.toml`` (cpu_ms 500, memory_mb
 128); workerd enforces no limit locally. While each hostile request runs, a
 prober asks for ``/hello`` every 20 ms (from 50 ms after it was sent): on atoll
 the same worker in the same process, on workerd a second worker in the same

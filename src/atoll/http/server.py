@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -134,6 +135,10 @@ def serve(
         raise ConfigError(f"loops must be at least 1, got {loops}", key="loops")
     listener = bind(host, port) if sock is None else sock
     old_interval = sys.getswitchinterval()
+    # What exists now (modules, loaded workers, compiled code) lives as long as the
+    # server: out of the collector's sight, full collections stay cheap.
+    gc.collect()
+    gc.freeze()
     try:
         listener.listen(_BACKLOG)
         if switch_interval is not None:
@@ -143,6 +148,7 @@ def serve(
             runner.run(control.run())
     finally:
         sys.setswitchinterval(old_interval)
+        gc.unfreeze()
         if sock is None:
             listener.close()
 
