@@ -1051,7 +1051,7 @@ struct StdioObject {
     size_t out_len, out_cap, out_limit;
     int has_dirs;         /* folders granted: fd_prestat_get goes to Python */
     int exited;
-    int exit_code;
+    unsigned int exit_code;
 };
 
 static Py_ssize_t count_nuls(PyObject *b) {
@@ -1151,8 +1151,9 @@ static PyMethodDef Stdio_methods[] = {
 static PyMemberDef Stdio_members[] = {
     {"stdin_pos", T_PYSSIZET, offsetof(StdioObject, stdin_pos), 0, "bytes of stdin read"},
     {"stdout_size", T_PYSSIZET, offsetof(StdioObject, out_len), READONLY, "bytes of stdout"},
-    {"exited", T_INT, offsetof(StdioObject, exited), READONLY, "proc_exit was called"},
-    {"exit_code", T_INT, offsetof(StdioObject, exit_code), READONLY, "proc_exit's code"},
+    {"exited", T_INT, offsetof(StdioObject, exited), 0,
+     "proc_exit was called (cleared by whoever reports it)"},
+    {"exit_code", T_UINT, offsetof(StdioObject, exit_code), READONLY, "proc_exit's code"},
     {NULL},
 };
 
@@ -1235,12 +1236,12 @@ static wt_trap_t *fill(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObj
         return NULL;
     }
     const char *p = PyBytes_AS_STRING(blob);
-    memcpy(m.base + buf, p, len);
-    uint32_t at = buf;
+    uint32_t at = buf; /* the pointers, then the strings (as the Python version) */
     for (Py_ssize_t i = 0; i < count; i++) {
         put_u32(m.base + ptrs + 4 * i, at);
         at += (uint32_t)strlen(p + (at - buf)) + 1;
     }
+    memcpy(m.base + buf, p, len);
     ret_i32(vals, E_SUCCESS);
     return NULL;
 }
@@ -1416,8 +1417,8 @@ static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals)
 static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) {
     char msg[48];
     o->exited = 1;
-    o->exit_code = vals[0].i32;
-    int n = snprintf(msg, sizeof msg, "proc_exit(%d)", (int)vals[0].i32);
+    o->exit_code = (uint32_t)vals[0].i32; /* WASI's exitcode is a u32 */
+    int n = snprintf(msg, sizeof msg, "proc_exit(%u)", o->exit_code);
     return W.trap_new(msg, (size_t)n);
 }
 

@@ -20,7 +20,7 @@ class Sig:
 class Stdio:
     stdin_pos: int
     stdout_size: int
-    exited: bool
+    exited: int
     exit_code: int
     def __init__(
         self, args: bytes, env: bytes, stdin: bytes, stdout_limit: int, has_dirs: bool = ...

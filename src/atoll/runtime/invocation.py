@@ -234,6 +234,9 @@ class GuestStore:
             return host_error
         stdio = self.meter.stdio if self.meter is not None else None
         if stdio is not None and stdio.exited:  # proc_exit() served in C
+            stdio.exited = False
+            if invocation.wasi is not None:  # as the Python proc_exit records it
+                invocation.wasi.exit_code = stdio.exit_code
             return ProcExit(stdio.exit_code)
         if not isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
             return exc  # a Python exception that surfaced through the call (rare)

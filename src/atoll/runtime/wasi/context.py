@@ -82,7 +82,8 @@ class WasiContext:
             self.next_fd += 1
 
     def serve_stdio_in_c(self, stdio_type: Any) -> Any:
-        """Move stdin/stdout state into a ``stdio_type`` (``capi.Stdio``) and return it.
+        """Move stdin/stdout state into a ``stdio_type`` (``capi.Stdio``) and return it
+        (``None``, leaving everything to Python, if an argument or variable holds a NUL).
 
         Attach it to the store's meter (``meter.stdio``) so the guest's argv,
         environ, stdin, stdout, fdstat, prestat, clock, random and proc_exit
@@ -91,12 +92,12 @@ class WasiContext:
         """
         if self.stdout or self.stdin_pos:
             raise ValueError("serve_stdio_in_c: call it before the guest runs")
+        args = "".join(f"{a}\0" for a in self.args)
+        env = "".join(f"{k}={v}\0" for k, v in self.env.items())
+        if args.count("\0") != len(self.args) or env.count("\0") != len(self.env):
+            return None  # a NUL inside an entry (a URL with %00): Python serves it all
         self.native = stdio_type(
-            "".join(f"{a}\0" for a in self.args).encode(),
-            "".join(f"{k}={v}\0" for k, v in self.env.items()).encode(),
-            self.stdin,
-            self.stdout_limit,
-            bool(self.dirs),
+            args.encode(), env.encode(), self.stdin, self.stdout_limit, bool(self.dirs)
         )
         return self.native
 

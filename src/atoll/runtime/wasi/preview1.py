@@ -87,6 +87,8 @@ def _log_lines(buffer: bytearray, data: bytes, flush: bool = False) -> None:
 
 
 def _sizes(items: list[bytes], mem: GuestMemory, count_ptr: int, size_ptr: int) -> int:
+    mem.check(count_ptr, 4)  # both pointers first: a fault writes nothing
+    mem.check(size_ptr, 4)
     mem.set_u32(count_ptr, len(items))
     mem.set_u32(size_ptr, sum(len(i) for i in items))
     return SUCCESS
@@ -99,6 +101,8 @@ def _fill(items: list[bytes], mem: GuestMemory, ptrs: int, buf: int) -> int:
     for item in items:
         offsets.append(at)
         at += len(item)
+    mem.check(ptrs, 4 * len(items))  # both areas first: a fault writes nothing
+    mem.check(buf, at - buf)
     mem.write(ptrs, struct.pack(f"<{len(items)}I", *offsets))
     mem.write(buf, b"".join(items))
     return SUCCESS
@@ -146,7 +150,9 @@ def clock_time_get(caller: wasmtime.Caller, clock: int, precision: int, out: int
 
 
 def random_get(caller: wasmtime.Caller, buf: int, length: int) -> int:
-    GuestMemory(caller).write(buf, os.urandom(length))
+    mem = GuestMemory(caller)
+    mem.check(buf, length)  # before asking the OS for the bytes
+    mem.write(buf, os.urandom(length))
     return SUCCESS
 
 
@@ -184,6 +190,7 @@ def proc_raise(caller: wasmtime.Caller, sig: int) -> int:
 def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
     context = context_for(caller)
     mem = GuestMemory(caller)
+    mem.check(nwritten, 4)  # a fault writes nothing
     data = b"".join(mem.read(ptr, length) for ptr, length in mem.iovecs(iovs, count))
     if fd == 1 and not context.stdout_to_log:
         if context.stdout_size() + len(data) > context.stdout_limit:
@@ -208,6 +215,7 @@ def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: 
 def _read_into(mem: GuestMemory, iovs: int, count: int, source: Callable[[int], bytes]) -> int:
     total = 0
     for ptr, length in mem.iovecs(iovs, count):
+        mem.check(ptr, length)  # before taking the bytes from their source
         chunk = source(length)
         mem.write(ptr, chunk)
         total += len(chunk)
@@ -220,6 +228,7 @@ def fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int)
     context = context_for(caller)
     mem = GuestMemory(caller)
     if fd == 0:
+        mem.check(nread, 4)  # before consuming stdin
         mem.set_u32(nread, _read_into(mem, iovs, count, context.read_stdin))
         return SUCCESS
     entry = context.files.get(fd)
