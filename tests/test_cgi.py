@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from atoll.api import Request
-from atoll.cgi import CgiOutputError, parse_cgi_output
+from atoll.cgi import CgiOutputError, cgi_environment, parse_cgi_output
 from atoll.errors import ModuleLoadError
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
@@ -95,6 +95,39 @@ async def test_cgi_environment(make_cgi: MakeCgi) -> None:
         "X_RAW_PATH_INFO": "/some/pa%20th",
     }
     assert env["SERVER_SOFTWARE"].startswith("atoll/")
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "port"),
+    [
+        ("http://Example.COM:8080/x", "example.com", "8080"),
+        ("http://h/", "h", "80"),
+        ("https://h/", "h", "443"),
+        ("http://[::1]:9000/", "::1", "9000"),
+        ("http://u:p@Host:81/", "host", "81"),
+        ("http:///nohost", "localhost", "80"),
+    ],
+)
+def test_server_name_and_port_as_urllib_reads_them(
+    make_cgi: MakeCgi, url: str, name: str, port: str
+) -> None:
+    env = cgi_environment(Request(url), make_cgi().manifest, 0)
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (name, port)
+
+
+def test_path_info_is_decoded_and_the_raw_path_kept(make_cgi: MakeCgi) -> None:
+    env = cgi_environment(Request("http://h/a%20b/c?q=1"), make_cgi().manifest, 0)
+    assert env["PATH_INFO"] == env["PATH_TRANSLATED"] == "/a b/c"
+    assert env["X_RAW_PATH_INFO"] == "/a%20b/c"
+    assert env["QUERY_STRING"] == "q=1"
+
+
+async def test_a_nul_in_the_path_reaches_the_guest_as_one_variable(make_cgi: MakeCgi) -> None:
+    worker = make_cgi()
+    result = await worker.handle(Request("http://h/a%00b?env"), "rid")
+    lines = result.response.body.decode().splitlines()
+    assert sum(line.startswith("PATH_INFO=") for line in lines) == 1
+    assert "b" not in lines  # no stray entry from the bytes after the NUL
 
 
 async def test_host_environment_is_not_visible(

@@ -38,6 +38,7 @@ from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
 __all__ = [
     "CgiOutputError",
     "cgi_environment",
+    "worker_environment",
     "load_wasi_entry",
     "parse_cgi_output",
     "wasi_grants",
@@ -54,12 +55,9 @@ class CgiOutputError(GuestError):
     status = 502
 
 
-def cgi_environment(request: Request, manifest: Manifest, body_length: int) -> dict[str, str]:
-    """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras)."""
-    split = request.url_parts
-    raw_path = split.path or "/"
-    host = split.hostname or "localhost"
-    port = split.port or (443 if split.scheme == "https" else 80)
+def worker_environment(manifest: Manifest) -> dict[str, str]:
+    """The variables that are the same for every request of a worker: its ``[vars]``
+    (non-strings as JSON) and CGI's constants. Computed once per deploy."""
     env: dict[str, str] = {}
     for key, value in manifest.vars.items():
         env[key] = value if isinstance(value, str) else json.dumps(value)
@@ -68,23 +66,47 @@ def cgi_environment(request: Request, manifest: Manifest, body_length: int) -> d
             "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": f"atoll/{__version__}",
             "SERVER_PROTOCOL": "HTTP/1.1",
-            "SERVER_NAME": host,
-            "SERVER_PORT": str(port),
-            "REQUEST_METHOD": request.method,
             "SCRIPT_NAME": "",
-            "PATH_INFO": unquote(raw_path),
-            "PATH_TRANSLATED": unquote(raw_path),
-            "QUERY_STRING": split.query,
-            "REMOTE_ADDR": request.remote_addr or "",
-            "REMOTE_HOST": request.remote_addr or "",
             "AUTH_TYPE": "",
-            "CONTENT_LENGTH": str(body_length) if body_length else "",
-            "CONTENT_TYPE": request.headers.get("content-type") or "",
-            "X_FULL_URL": request.url,
             "X_MATCHED_ROUTE": "/...",
-            "X_RAW_PATH_INFO": raw_path,
         }
     )
+    return env
+
+
+def cgi_environment(
+    request: Request,
+    manifest: Manifest,
+    body_length: int,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras).
+
+    ``base`` is :func:`worker_environment` of ``manifest``, if the caller keeps it.
+    """
+    split = request.url_parts
+    raw_path = split.path or "/"
+    path = unquote(raw_path) if "%" in raw_path else raw_path
+    remote = request.remote_addr or ""
+    env = dict(base if base is not None else worker_environment(manifest))
+    netloc = split.netloc
+    if "@" in netloc or "[" in netloc:  # userinfo or an IPv6 literal: let urllib parse it
+        host, port = split.hostname or "localhost", split.port
+    else:  # the common case, without urllib's two parses of the netloc
+        name, _, number = netloc.partition(":")
+        host, port = name.lower() or "localhost", int(number) if number.isdigit() else None
+    env["SERVER_NAME"] = host
+    env["SERVER_PORT"] = str(port or (443 if split.scheme == "https" else 80))
+    env["REQUEST_METHOD"] = request.method
+    env["PATH_INFO"] = path
+    env["PATH_TRANSLATED"] = path
+    env["QUERY_STRING"] = split.query
+    env["REMOTE_ADDR"] = remote
+    env["REMOTE_HOST"] = remote
+    env["CONTENT_LENGTH"] = str(body_length) if body_length else ""
+    env["CONTENT_TYPE"] = request.headers.get("content-type") or ""
+    env["X_FULL_URL"] = request.url
+    env["X_RAW_PATH_INFO"] = raw_path
     for name in request.headers:
         if name in ("content-type", "content-length"):
             continue
@@ -173,6 +195,7 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
     argv = list(manifest.wasi.argv) or [program]
     grants = wasi_grants(manifest)
     stdout_limit = manifest.limits.response_mb * MIB
+    base = worker_environment(manifest)
 
     async def fetch(request: Request, env: Any, ctx: ExecutionContext) -> Response:
         body = await request.bytes()
@@ -181,7 +204,7 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
             raise AtollError("a whole-wasm worker runs only inside a request")
         context = WasiContext(
             args=argv,
-            env=cgi_environment(request, manifest, len(body)),
+            env=cgi_environment(request, manifest, len(body), base),
             stdin=body,
             stdout_limit=stdout_limit,
             dirs=grants,
