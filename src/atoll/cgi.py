@@ -38,10 +38,10 @@ from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
 __all__ = [
     "CgiOutputError",
     "cgi_environment",
-    "worker_environment",
     "load_wasi_entry",
     "parse_cgi_output",
     "wasi_grants",
+    "worker_environment",
 ]
 
 MIB = 1024 * 1024
