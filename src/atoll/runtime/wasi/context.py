@@ -92,8 +92,8 @@ class WasiContext:
         """
         if self.stdout or self.stdin_pos:
             raise ValueError("serve_stdio_in_c: call it before the guest runs")
-        args = "".join(f"{a}\0" for a in self.args)
-        env = "".join(f"{k}={v}\0" for k, v in self.env.items())
+        args = "\0".join(self.args) + "\0" if self.args else ""
+        env = "\0".join(map("=".join, self.env.items())) + "\0" if self.env else ""
         if args.count("\0") != len(self.args) or env.count("\0") != len(self.env):
             return None  # a NUL inside an entry (a URL with %00): Python serves it all
         self.native = stdio_type(
