@@ -1806,12 +1806,29 @@ static PyTypeObject TickerType = {
 
 /* ---- module ---------------------------------------------------------------- */
 
+/* needed() -> the names of the C functions init() wants addresses for */
+static PyObject *native_needed(PyObject *mod, PyObject *unused) {
+    PyObject *t = PyTuple_New((Py_ssize_t)W_COUNT);
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i < W_COUNT; i++) {
+        PyObject *n = PyUnicode_FromString(W_NAMES[i]);
+        if (n == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, n);
+    }
+    return t;
+}
+
 static PyObject *native_thread_ns(PyObject *mod, PyObject *unused) {
     return PyLong_FromLongLong(thread_ns());
 }
 
 static PyMethodDef module_methods[] = {
     {"init", native_init, METH_O, "init(addresses: dict[str, int]): the C functions to call"},
+    {"needed", native_needed, METH_NOARGS, "needed() -> the names init() wants addresses for"},
     {"new_store", (PyCFunction)(void (*)(void))native_new_store, METH_FASTCALL,
      "new_store(engine, memory_size, instances, tables, memories, meter) -> (store, ctx)"},
     {"store_delete", native_store_delete, METH_O, "store_delete(store): free a store"},

@@ -199,31 +199,8 @@ def _address(fn: Any) -> int:
     return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
 
 
-_native.init(
-    {
-        name: _address(getattr(ffi.dll, name))
-        for name in (
-            "wasmtime_func_call_unchecked",
-            "wasmtime_context_set_epoch_deadline",
-            "wasmtime_store_epoch_deadline_callback",
-            "wasmtime_error_new",
-            "wasmtime_instance_pre_instantiate",
-            "wasmtime_instance_export_get",
-            "wasmtime_engine_increment_epoch",
-            "wasmtime_caller_export_get",
-            "wasmtime_caller_context",
-            "wasmtime_memory_data",
-            "wasmtime_memory_data_size",
-            "wasmtime_trap_new",
-            "wasmtime_linker_define_func_unchecked",
-            "wasmtime_store_new",
-            "wasmtime_store_context",
-            "wasmtime_store_limiter",
-            "wasmtime_store_delete",
-            "wasmtime_context_get_data",
-        )
-    }
-)
+# The C functions _native calls, found in wasmtime-py's own libwasmtime.
+_native.init({name: _address(getattr(ffi.dll, name)) for name in _native.needed()})
 
 CallFailed = _native.CallFailed
 BudgetSpent = _native.BudgetSpent
