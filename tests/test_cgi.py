@@ -130,6 +130,27 @@ async def test_a_nul_in_the_path_reaches_the_guest_as_one_variable(make_cgi: Mak
     assert "b" not in lines  # no stray entry from the bytes after the NUL
 
 
+@pytest.mark.parametrize(
+    ("output", "body"),
+    [
+        (b"A: b\r\n\r\nbody\n\nmore", b"body\n\nmore"),
+        (b"A: b\n\nbody\r\n\r\nmore", b"body\r\n\r\nmore"),
+        (b"A: b\nC: d\n\n", b""),
+        (b"A: b\r\nC: d\r\n\r\n" + b"x" * 100_000, b"x" * 100_000),
+    ],
+)
+def test_the_first_blank_line_ends_the_headers(output: bytes, body: bytes) -> None:
+    response = parse_cgi_output(output, "p")
+    assert response.body == body
+    assert response.headers.get("a") == "b"
+
+
+def test_a_known_header_name_without_a_colon_is_still_an_error() -> None:
+    parse_cgi_output(b"Content-Type: text/plain\n\n", "p")  # the name is now known
+    with pytest.raises(CgiOutputError, match="line 1 is not `Name: value`"):
+        parse_cgi_output(b"Content-Type\n\nbody", "p")
+
+
 async def test_host_environment_is_not_visible(
     make_cgi: MakeCgi, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -46,6 +46,8 @@ __all__ = [
 
 MIB = 1024 * 1024
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: Header names seen valid → their lowercase (names repeat from request to request).
+_CHECKED_NAMES: dict[str, str] = {}
 
 
 class CgiOutputError(GuestError):
@@ -121,11 +123,15 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
             f"{program} wrote nothing to stdout",
             hint="a CGI program prints headers (at least Content-Type), a blank line, then the body",
         )
-    end = len(output)
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        at = output.find(sep)
-        if 0 <= at < end:
-            end, body_start = at, at + len(sep)
+    # The first blank line, LF or CRLF: neither search reads past it (a body of
+    # megabytes is not scanned twice).
+    end = body_start = len(output)
+    lf = output.find(b"\n\n")
+    if lf >= 0:
+        end, body_start = lf, lf + 2
+    crlf = output.find(b"\r\n\r\n", 0, end + 3)
+    if 0 <= crlf < end:
+        end, body_start = crlf, crlf + 4
     if end == len(output):
         if output.startswith((b"\r\n", b"\n")):  # no headers at all
             raise CgiOutputError(
@@ -142,7 +148,12 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
     for number, raw in enumerate(output[:end].split(b"\n"), start=1):
         line = raw.rstrip(b"\r").decode("latin-1")
         name, colon, value = line.partition(":")
-        if not colon or not _HEADER_NAME.fullmatch(name):
+        lower = _CHECKED_NAMES.get(name) if colon else None
+        if lower is None and colon and _HEADER_NAME.fullmatch(name):
+            lower = name.lower()
+            if len(_CHECKED_NAMES) < 1024:
+                _CHECKED_NAMES[name] = lower
+        if lower is None:
             raise CgiOutputError(
                 f"{program}: CGI header line {number} is not `Name: value`: {line[:200]!r}",
                 hint="each header line is `Name: value`; the body follows a blank line",
@@ -153,7 +164,6 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
                 f"{program}: CGI header line {number} has a NUL byte in its value",
                 hint="header values are printable text",
             )
-        lower = name.lower()
         if lower == "status":
             code = value.split(" ", 1)[0]
             if not code.isdigit() or not 100 <= int(code) <= 599:
