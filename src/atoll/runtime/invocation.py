@@ -192,21 +192,17 @@ class GuestStore:
         meter = self.meter
         if meter is None or meter.depth == 0:  # a nested call keeps the outermost deadline
             self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
-        if meter is None:  # public-API path: the thread CPU of the whole call
-            start = _thread_time_ns()
-            try:
-                return fn(*args)
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                raise self.failure(invocation, what, exc, instance) from None
-            finally:
-                invocation.cpu_used_ns += _thread_time_ns() - start
-        meter.begin(left)  # capi.Meter: the thread CPU of the outermost call
+        # The thread CPU of the call: the meter's (outermost call only, C API path) or
+        # the clock's around it (public-API path).
+        start = _thread_time_ns() if meter is None else 0
+        if meter is not None:
+            meter.begin(left)
         try:
             return fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise self.failure(invocation, what, exc, instance) from None
         finally:
-            invocation.cpu_used_ns += meter.end()
+            invocation.cpu_used_ns += _thread_time_ns() - start if meter is None else meter.end()
 
     def spent(self, invocation: Invocation, what: str) -> CpuLimitError:
         """The error for a call refused because the request's CPU budget is used up."""

@@ -30,10 +30,8 @@ class ExportInfo:
 
     name: str
     caller: calls.ExportCaller
-
-    @property
-    def raw_name(self) -> bytes:
-        return self.name.encode()
+    #: ``name`` encoded, for the C API lookups (made once, not per instance).
+    raw_name: bytes
 
 
 class WasmModule:
@@ -65,7 +63,9 @@ class WasmModule:
             ty = export.type
             if isinstance(ty, wasmtime.FuncType):
                 self.functions[export.name] = ExportInfo(
-                    export.name, calls.ExportCaller(f"{binding}.{export.name}", ty)
+                    export.name,
+                    calls.ExportCaller(f"{binding}.{export.name}", ty),
+                    export.name.encode(),
                 )
             elif isinstance(ty, wasmtime.MemoryType) and self.memory_export is None:
                 self.memory_export = export.name
