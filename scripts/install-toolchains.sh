@@ -8,7 +8,7 @@
 #   AssemblyScript -> npm: assemblyscript and @assemblyscript/wasi-shim, pinned
 #            in examples/package.json (npm ci in examples/); templates pin
 #            their own in package.json and their build.sh runs `npm ci`
-#   Zig   -> PyPI ziglang, pinned (as atoll.toolchains.ZIGLANG_VERSION), into
+#   Zig   -> PyPI ziglang, pinned (as atoll.devtools.toolchains.ZIGLANG_VERSION), into
 #            the Python that runs atoll: $PYTHON, else the active venv, else
 #            the repo's .venv (skip: --no-zig)
 #

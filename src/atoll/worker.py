@@ -15,23 +15,19 @@ unsandboxed, like a WSGI app. Only wasm is sandboxed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
-import inspect
 import logging
 import os
-import sys
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings import Env, WasmModuleBinding
-from atoll.cgi import load_wasi_entry, wasi_grants
-from atoll.errors import AtollError, GuestError, RequestError, WorkerLoadError
+from atoll.entries import FetchHandler, load_entry
+from atoll.entries.cgi import wasi_grants
+from atoll.errors import AtollError, GuestError, RequestError
 from atoll.manifest import Manifest, load_manifest
 from atoll.runtime import wasi as _wasi  # noqa: F401 - registers the WASI host functions
 from atoll.runtime.cache import ModuleCache, default_cache_dir
@@ -48,7 +44,6 @@ log = logging.getLogger("atoll.worker")
 #: Frames of a wasm backtrace shown on an error page (a stack overflow has thousands).
 MAX_FRAMES = 40
 
-FetchHandler = Callable[[Request, Env, ExecutionContext], Awaitable[Response]]
 #: Builds extra bindings (KV, secrets…) for a manifest: called once per load.
 BindingFactory = Callable[[Manifest], Mapping[str, Any]]
 
@@ -212,70 +207,8 @@ def load_worker(
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
     bindings.update(manifest.vars)
-    if manifest.whole_wasm:
-        fetch: FetchHandler = load_wasi_entry(manifest, runtime.cache, runtime.linker)
-    else:
-        fetch = _import_entry(manifest)
+    fetch = load_entry(manifest, runtime.cache, runtime.linker)
     return Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
-
-
-def _import_entry(manifest: Manifest) -> FetchHandler:
-    path = manifest.resolve(manifest.main)
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-    name = f"atoll_worker_{manifest.name.replace('-', '_')}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - .py checked by the manifest
-        raise WorkerLoadError(f"{manifest.main}: cannot be imported as a Python module")
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    folder = str(path.parent)
-    _forget_siblings(path.parent)
-    # Sibling modules of the entry import as in a script: its folder comes first while the
-    # entry runs, and stays on sys.path (last) for imports made later. Trusted code.
-    if folder in sys.path:
-        sys.path.remove(folder)
-    sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = next(
-            (
-                f"{Path(f.filename).name}:{f.lineno}"
-                for f in reversed(tb)
-                if f.filename == str(path)
-            ),
-            manifest.main,
-        )
-        raise WorkerLoadError(
-            f"{manifest.main}: importing the entry failed at {where}: {type(exc).__name__}: {exc}",
-            hint="fix the error above; the worker was not loaded",
-        ) from exc
-    finally:
-        sys.path.remove(folder)
-        sys.path.append(folder)
-    fetch = getattr(module, "fetch", None)
-    if fetch is None or not inspect.iscoroutinefunction(fetch):
-        raise WorkerLoadError(
-            f"{manifest.main} defines no `async def fetch(request, env, ctx)`",
-            hint="add it: async def fetch(request, env, ctx): return Response('hello')",
-        )
-    sys.modules[name] = module
-    handler: FetchHandler = fetch
-    return handler
-
-
-def _forget_siblings(folder: Path) -> None:
-    """Drop cached modules named like the entry's siblings, so each load imports its own.
-
-    Two workers in one process may both have a ``helper.py``; each entry binds
-    the one from its own folder when it is imported (sibling names are shared
-    per process, so import siblings at the top of the entry, not lazily).
-    """
-    local = {p.stem for p in folder.glob("*.py")}
-    local |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
-    for name in list(sys.modules):
-        if name.split(".", 1)[0] in local:
-            del sys.modules[name]
 
 
 def request_id() -> str:

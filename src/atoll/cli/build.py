@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from atoll.build import BuildOutput, run_build
 from atoll.cli.common import fail_on_errors, stderr
+from atoll.devtools.build import BuildOutput, run_build
+from atoll.devtools.toolchains import require_toolchains
 from atoll.errors import BuildError
 from atoll.manifest import load_manifest
-from atoll.toolchains import require_toolchains
 
 __all__ = ["build"]
 

@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import click
 
-from atoll.build import run_build
 from atoll.cli.common import fail_on_errors, stderr
 from atoll.control.bundle import pack
 from atoll.control.client import DEFAULT_ADMIN_URL, AdminClient
 from atoll.control.deployer import BUNDLE
+from atoll.devtools.build import run_build
 from atoll.errors import ControlError
 from atoll.manifest import load_manifest
 

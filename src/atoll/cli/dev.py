@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 
 from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
-from atoll.build import run_build
 from atoll.cli.common import fail_on_errors, setup_logging, stderr
 from atoll.cli.kv import STATE_DIR
+from atoll.devtools.build import run_build
+from atoll.devtools.reload import DevReloader
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.server import DEFAULT_LOOPS, serve
 from atoll.manifest import load_manifest
-from atoll.reload import DevReloader
 from atoll.worker import Runtime, load_worker
 
 __all__ = ["dev"]

@@ -3,7 +3,7 @@
 Templates live in ``atoll/templates/<name>/`` (package data). Each builds and
 runs as it is: an ``atoll.toml`` with a ``[build] command``, sources, a build
 script that declares its toolchain (``# atoll-toolchain: …``, see
-:mod:`atoll.toolchains`), a README and a ``.gitignore``. The worker name
+:mod:`atoll.devtools.toolchains`), a README and a ``.gitignore``. The worker name
 replaces :data:`PLACEHOLDER` in the files of :data:`NAMED_FILES`.
 
 Dotfiles are stored without their dot (``gitignore``), because package data

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from atoll.build import run_build
+from atoll.devtools.build import run_build
 from atoll.errors import AtollError
 from atoll.http.app import SingleWorker
 from atoll.manifest import load_manifest
@@ -32,7 +32,7 @@ from atoll.worker import BindingFactory, Runtime, Worker, load_worker
 
 __all__ = ["DevReloader"]
 
-log = logging.getLogger("atoll.reload")
+log = logging.getLogger("atoll.devtools.reload")
 
 #: Folders never watched: state, caches, dependencies, VCS.
 IGNORED_DIRS = frozenset(

@@ -1,4 +1,4 @@
-"""Whole-wasm workers: a WASI program served as CGI (src/atoll/cgi.py)."""
+"""Whole-wasm workers: a WASI program served as CGI (src/atoll/entries/cgi.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from atoll.api import Request
-from atoll.cgi import CgiOutputError, cgi_environment, parse_cgi_output
+from atoll.entries.cgi import CgiOutputError, cgi_environment, parse_cgi_output
 from atoll.errors import ModuleLoadError
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
 from tests.support import wat
 
-PROBE = Path(__file__).parent / "runtime" / "guests" / "cgi_probe.wasm"
+PROBE = Path(__file__).parents[1] / "runtime" / "guests" / "cgi_probe.wasm"
 
 MakeCgi = Callable[..., Worker]
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from atoll.api import Request
+from atoll.devtools.reload import DevReloader
 from atoll.http.app import SingleWorker
-from atoll.reload import DevReloader
 from atoll.worker import Runtime, load_worker
 from tests.support import WorkerFactory, wat
 

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from atoll.devtools.toolchains import require_toolchains
 from atoll.errors import BuildError
 from atoll.manifest import Manifest
-from atoll.toolchains import require_toolchains
 
 __all__ = ["ATOLL_PYTHON", "BuildOutput", "expected_outputs", "run_build"]
 
@@ -75,7 +75,7 @@ def run_build(
     files the worker loads (see :func:`expected_outputs`). ``on_output`` gets
     each line of output (stdout and stderr merged, without the newline) while
     the command runs. With ``check_toolchains`` the toolchains the build
-    declares are checked first (:func:`atoll.toolchains.require_toolchains`).
+    declares are checked first (:func:`atoll.devtools.toolchains.require_toolchains`).
 
     Raises :class:`BuildError` when a toolchain is missing (naming it and its
     install command), when the command fails or times out (with the end of

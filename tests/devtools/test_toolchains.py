@@ -1,4 +1,4 @@
-"""atoll.toolchains: declarations, the tool-name fallback, detection and install commands."""
+"""atoll.devtools.toolchains: declarations, the tool-name fallback, detection and install commands."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from atoll.errors import BuildError
-from atoll.manifest import load_manifest
-from atoll.toolchains import (
+from atoll.devtools.toolchains import (
     TOOLCHAINS,
     ZIGLANG_VERSION,
     declared_toolchains,
@@ -19,8 +17,10 @@ from atoll.toolchains import (
     require_toolchains,
     required_toolchains,
 )
+from atoll.errors import BuildError
+from atoll.manifest import load_manifest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "src" / "atoll" / "templates"
 
 

@@ -1,0 +1,1 @@
+"""Developer tools, not the runtime: `[build]` commands, toolchain checks, hot reload."""
