@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quickstart 2: set up, then lint (ruff), type-check (mypy --strict) and run the tests (pytest).
+# Quickstart 2: set up, then lint (ruff), type-check (mypy --strict), check the import layers
+# (import-linter) and run the tests (pytest).
 # Extra arguments go to pytest (e.g. -k limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,7 @@ echo "== ruff"
 .venv/bin/ruff format --check src tests benchmarks
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== import layers (import-linter, .importlinter)"
+.venv/bin/lint-imports --no-cache
 echo "== pytest"
 exec .venv/bin/pytest "$@"
