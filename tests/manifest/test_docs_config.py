@@ -23,8 +23,9 @@ FIELDS = list(schema_fields())
 
 
 def _is_table_field(tp: Any) -> bool:
-    """``limits: Limits`` and friends: documented by the keys of their own section."""
-    return dataclasses.is_dataclass(tp)
+    """``limits: Limits``, ``assets: Assets | None``…: documented by the keys of their section."""
+    options = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    return len(options) == 1 and dataclasses.is_dataclass(options[0])
 
 
 def _is_array_of_tables(tp: Any) -> bool:

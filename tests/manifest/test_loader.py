@@ -140,13 +140,13 @@ def test_full_sets_every_key(worker: Path) -> None:
         got: Any = full
         default: Any = minimal
         for part in key.split("."):
-            got, default = getattr(got, part), getattr(default, part)
+            got, default = getattr(got, part), getattr(default, part, None)  # [assets]: None
         assert got != default, f"ok_full.toml does not set '{key}'"
     assert [(kv.binding, kv.id) for kv in full.kv_namespaces] == [
         ("CACHE", "cache"),
         ("SESSIONS", "sessions:v1"),
     ]
-    assert full.binding_names == ("RUST_MODULE", "CACHE", "SESSIONS", "GREETING")
+    assert full.binding_names == ("RUST_MODULE", "CACHE", "SESSIONS", "GREETING", "ASSETS")
     assert full.routes == ("example.com/*", "*.example.com/api/*")
     assert full.build.watch_dir == ("src", "pkg")
 

@@ -226,6 +226,8 @@ def _unsupported() -> list[str]:
 def _type_name(tp: Any, fld: dataclasses.Field[Any]) -> str:
     tp = _unoptional(tp)
     origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):  # `bool | tuple[str, ...]`
+        return " or ".join(_type_name(a, fld) for a in typing.get_args(tp))
     path = bool(fld.metadata.get("path") or fld.metadata.get("folder"))
     if dataclasses.is_dataclass(tp):
         return "table"

@@ -145,8 +145,10 @@ class _Validator:
         origin = typing.get_origin(tp)
         if origin in (Union, types.UnionType):
             options = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(options) != 1:  # pragma: no cover - schema authoring error
-                raise TypeError(f"unsupported union {tp}")
+            if len(options) > 1:  # `bool | tuple[str, ...]`: a list picks the list type
+                lists = [a for a in options if typing.get_origin(a) is tuple]
+                others = [a for a in options if typing.get_origin(a) is not tuple]
+                options = lists if isinstance(raw, list) and lists else others or lists
             return self.value(options[0], raw, keypath, meta)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return tp(**self.table(tp, raw, keypath))

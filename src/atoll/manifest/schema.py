@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Assets",
     "Build",
     "KVNamespaceBinding",
     "Limits",
     "Manifest",
+    "Site",
     "Wasi",
     "setting",
 ]
@@ -192,6 +194,86 @@ class KVNamespaceBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class Assets:
+    """``[assets]``: static files served the way Workers serves them (ETag, 304, Range)."""
+
+    directory: str = setting(
+        doc=(
+            "Folder of files served as they are, relative to the worker folder: "
+            "`public/about.html` answers `/about.html` (and `/about`, see `html_handling`). "
+            "A request that matches a file never reaches the worker."
+        ),
+        example='directory = "./public"',
+        folder=True,
+    )
+    binding: str | None = setting(
+        None,
+        doc=(
+            "Name of a binding whose `fetch(request)` serves the assets from the worker's "
+            "own code (`await env.ASSETS.fetch(request)`)."
+        ),
+        example='binding = "ASSETS"',
+        pattern=BINDING_PATTERN,
+    )
+    not_found_handling: str = setting(
+        "none",
+        doc=(
+            "A path without a file: `none` (the worker answers; without a worker, 404), "
+            "`404-page` (the nearest `404.html` up the path, status 404) or "
+            "`single-page-application` (`/index.html`, status 200, for navigations)."
+        ),
+        example='not_found_handling = "single-page-application"',
+        pattern=r"none|404-page|single-page-application",
+        pattern_hint="one of none, 404-page, single-page-application",
+    )
+    html_handling: str = setting(
+        "auto-trailing-slash",
+        doc=(
+            "How `.html` files answer paths without the extension: `auto-trailing-slash` "
+            "(`/a` serves `a.html`, `/a/` serves `a/index.html`, other spellings redirect), "
+            "`force-trailing-slash`, `drop-trailing-slash` or `none` (exact file names only)."
+        ),
+        example='html_handling = "drop-trailing-slash"',
+        pattern=r"auto-trailing-slash|force-trailing-slash|drop-trailing-slash|none",
+        pattern_hint=(
+            "one of auto-trailing-slash, force-trailing-slash, drop-trailing-slash, none"
+        ),
+    )
+    run_worker_first: bool | tuple[str, ...] = setting(
+        False,
+        doc=(
+            "`true`: every request goes to the worker first (it serves files through "
+            "`binding`); a list of path patterns (`/api/*`, `!/api/docs/*`): only those."
+        ),
+        example='run_worker_first = ["/api/*"]',
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """``[site]``: Workers Sites (wrangler v1/v2), served as ``[assets]`` are."""
+
+    bucket: str = setting(
+        doc=(
+            "Folder of static files, relative to the worker folder; served like "
+            "`[assets] directory` (the worker answers paths without a file)."
+        ),
+        example='bucket = "./public"',
+        folder=True,
+    )
+    include: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc="Only files matching these glob patterns are served (default: all).",
+        example='include = ["*.html", "css/*"]',
+    )
+    exclude: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc="Files matching these glob patterns are not served.",
+        example='exclude = ["*.map"]',
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """The whole of ``atoll.toml``. ``root`` and ``path`` are filled in by the loader."""
 
@@ -261,6 +343,14 @@ class Manifest:
         default_factory=Build,
         doc="How to build the worker (see `[build]`).",
     )
+    assets: Assets | None = setting(
+        None,
+        doc="Static files served before the worker (see `[assets]`).",
+    )
+    site: Site | None = setting(
+        None,
+        doc="Workers Sites' static files, served as `[assets]` (see `[site]`).",
+    )
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path = field(default=Path(MANIFEST_FILE), metadata={"internal": True})
 
@@ -279,6 +369,8 @@ class Manifest:
         names = list(self.wasm_modules)
         names += [kv.binding for kv in self.kv_namespaces]
         names += list(self.vars)
+        if self.assets is not None and self.assets.binding:
+            names.append(self.assets.binding)
         return tuple(names)
 
 
