@@ -18,6 +18,7 @@ from typing import Any
 import wasmtime
 
 from atoll.errors import AbiError
+from atoll.runtime.signature import Signature
 
 __all__ = ["FAST_PATH", "ExportCaller", "instantiate"]
 
@@ -51,20 +52,20 @@ def capi_failure(failed: Exception) -> BaseException:
     return capi.failure(*failed.args)  # type: ignore[no-any-return]
 
 
-_NUMERIC = {"i32", "i64", "f32", "f64"}
-
-
 class ExportCaller:
     """Calls one export (by signature) on any instance of its module."""
 
-    __slots__ = ("_fast", "name", "params", "results")
+    __slots__ = ("_fast", "name", "params", "results", "unsupported")
 
     def __init__(self, name: str, ty: wasmtime.FuncType) -> None:
         self.name = name
-        self.params = tuple(str(p) for p in ty.params)
-        self.results = tuple(str(r) for r in ty.results)
+        sig = Signature.of(ty)
+        self.params = sig.params
+        self.results = sig.results
+        #: A type Python cannot pass (``v128``): calls are refused (see :meth:`call`).
+        self.unsupported = sig.unsupported()
         self._fast: Any = None
-        if capi is not None and set(self.params + self.results) <= _NUMERIC:
+        if capi is not None and sig.numeric:
             self._fast = capi.FastCaller(capi.FuncSig.from_type(ty), name)
 
     def bind(self, meter: Any, ctx: int, store_id: int, private: int) -> Any:
@@ -77,6 +78,14 @@ class ExportCaller:
 
     def call(self, store: wasmtime.Store, func: wasmtime.Func, args: tuple[Any, ...]) -> Any:
         """Call ``func`` in ``store`` with Python numbers; ``None``, a value, or a tuple back."""
+        if self.unsupported is not None:
+            raise AbiError(
+                f"export '{self.name}' has type {self.unsupported} in its signature "
+                f"({', '.join(self.params)}) -> ({', '.join(self.results)}), "
+                "which Python cannot pass or receive",
+                hint="export a wrapper taking and returning i32/i64/f32/f64 "
+                "(v128 values can go through linear memory); see docs/wasm-abi.md",
+            )
         if len(args) != len(self.params):
             raise AbiError(
                 f"{self.name} takes {len(self.params)} argument(s) "

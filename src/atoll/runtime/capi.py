@@ -58,6 +58,8 @@ from typing import Any
 
 import wasmtime
 
+from atoll.runtime.signature import valtype_name
+
 WASMTIME_VERSION = "50.0.1"
 
 
@@ -508,8 +510,9 @@ def _codes(kinds: tuple[ValKind, ...]) -> bytes:
 
 
 def _kind(ty: wasmtime.ValType) -> ValKind:
+    # Not str(ty): wasmtime-py's str() aborts the process on v128 and GC types.
     try:
-        return ValKind(str(ty))
+        return ValKind(valtype_name(ty))
     except ValueError:
         return ValKind.OTHER
 

@@ -18,7 +18,7 @@ import wasmtime
 
 from atoll.runtime import calls
 
-__all__ = ["TICK_SECONDS", "Engine", "get_engine"]
+__all__ = ["PROPOSALS", "TICK_SECONDS", "Engine", "get_engine"]
 
 #: Epoch tick period. A deadline of N ticks fires N to N+1 ticks later.
 TICK_SECONDS = 0.001
@@ -44,6 +44,34 @@ POOL: dict[str, int] = {
 }
 
 
+#: WebAssembly proposals, each set explicitly (wasmtime's defaults move between
+#: releases). On: what toolchains emit for ordinary code (SIMD is common in
+#: Rust and C image code). Off: proposals whose types wasmtime-py cannot
+#: describe without aborting the process (GC, function references,
+#: exceptions: see ``runtime/signature.py``), and ones atoll's ABI or
+#: sandbox has no use for (threads and shared memory, 64-bit memories,
+#: custom page sizes, wide arithmetic, stack switching). A module using an
+#: "off" proposal fails to load with a :class:`~atoll.errors.ModuleLoadError`
+#: (docs/limits.md lists them).
+PROPOSALS: dict[str, bool] = {
+    "simd": True,
+    "relaxed_simd": True,
+    "bulk_memory": True,
+    "multi_value": True,
+    "reference_types": True,
+    "tail_call": True,
+    "multi_memory": True,
+    "gc": False,
+    "function_references": False,
+    "exceptions": False,
+    "stack_switching": False,
+    "threads": False,
+    "memory64": False,
+    "custom_page_sizes": False,
+    "wide_arithmetic": False,
+}
+
+
 class Engine:
     """A wasmtime engine configured for atoll, with its epoch ticker.
 
@@ -57,6 +85,7 @@ class Engine:
         "epoch_interruption": True,
         "cranelift_opt_level": "speed",
         "max_wasm_stack": 512 * 1024,
+        **{f"wasm_{name}": on for name, on in PROPOSALS.items()},
     }
 
     def __init__(self, pool_instances: int | None = None) -> None:
@@ -67,6 +96,8 @@ class Engine:
         config.epoch_interruption = True
         config.cranelift_opt_level = "speed"
         config.max_wasm_stack = 512 * 1024
+        for name, on in PROPOSALS.items():
+            setattr(config, f"wasm_{name}", on)
         if pool_instances is None:
             pool_instances = int(os.environ.get("ATOLL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES))
         self.pool_instances = pool_instances

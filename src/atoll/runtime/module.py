@@ -17,7 +17,9 @@ from atoll.errors import ModuleLoadError
 from atoll.manifest.schema import MAX_COMPRESSED_MODULE_BYTES
 from atoll.runtime import calls
 from atoll.runtime.cache import ModuleCache
+from atoll.runtime.engine import PROPOSALS
 from atoll.runtime.hostfuncs import PROVIDED, describe_provided
+from atoll.runtime.signature import Signature, valtype_name
 
 __all__ = ["ExportInfo", "WasmModule", "check_wasm"]
 
@@ -96,10 +98,7 @@ class WasmModule:
         try:
             module = cache.load(wasm)
         except wasmtime.WasmtimeError as exc:
-            raise ModuleLoadError(
-                f"wasm module {binding} ({shown}) is not valid WebAssembly: {_first_line(exc)}",
-                hint="rebuild it, and check that its toolchain targets wasm32",
-            ) from None
+            raise _compile_error(binding, shown, exc) from None
         _check_imports(module, binding, shown)
         try:
             pre = linker.instantiate_pre(module)
@@ -143,17 +142,70 @@ def _check_imports(module: wasmtime.Module, binding: str, shown: str) -> None:
                 hint=f"atoll provides: {describe_provided()}; see docs/wasm-abi.md",
             )
         provided = PROVIDED[key]
-        doc = provided.doc
-        if (
-            not isinstance(ty, wasmtime.FuncType)
-            or [str(p) for p in ty.params] != [str(p) for p in provided.params]
-            or [str(r) for r in ty.results] != [str(r) for r in provided.results]
-        ):
+        if not isinstance(ty, wasmtime.FuncType):
             raise ModuleLoadError(
                 f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
-                f"with the wrong type {ty}",
-                hint=f"atoll provides {imp.module}.{doc}",
+                f"as a {_extern_kind(ty)}, but atoll provides a function",
+                hint=f"atoll provides {imp.module}.{provided.doc}",
             )
+        wanted = Signature(
+            tuple(valtype_name(p) for p in provided.params),
+            tuple(valtype_name(r) for r in provided.results),
+        )
+        actual = Signature.of(ty)
+        if actual != wanted:
+            raise ModuleLoadError(
+                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
+                f"with the wrong type {actual}, not {wanted}",
+                hint=f"atoll provides {imp.module}.{provided.doc}",
+            )
+
+
+def _extern_kind(ty: object) -> str:
+    names = {
+        wasmtime.MemoryType: "memory",
+        wasmtime.TableType: "table",
+        wasmtime.GlobalType: "global",
+    }
+    return names.get(type(ty), type(ty).__name__)
+
+
+#: Phrases of wasmtime's validator that mean "a proposal atoll turned off".
+_PROPOSAL_WORDS = (
+    "not enabled",
+    "must be enabled",
+    "required for",
+    "disallowed",
+    "not supported without",
+    "proposal",
+)
+
+
+def _compile_error(binding: str, shown: str, exc: wasmtime.WasmtimeError) -> ModuleLoadError:
+    """The load error for a module wasmtime refused to compile.
+
+    wasmtime's first line is always "failed to parse WebAssembly module"; the
+    cause (with the byte offset) is its last line.
+    """
+    cause = _cause(exc)
+    if any(word in cause for word in _PROPOSAL_WORDS):
+        on = ", ".join(name for name, enabled in PROPOSALS.items() if enabled)
+        off = ", ".join(name for name, enabled in PROPOSALS.items() if not enabled)
+        return ModuleLoadError(
+            f"wasm module {binding} ({shown}) uses a WebAssembly feature atoll does not "
+            f"support: {cause}",
+            hint=f"atoll supports the core spec plus {on}; not {off} "
+            "(see docs/limits.md); rebuild without that feature",
+        )
+    return ModuleLoadError(
+        f"wasm module {binding} ({shown}) is not valid WebAssembly: {cause}",
+        hint="rebuild it, and check that its toolchain targets wasm32",
+    )
+
+
+def _cause(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

@@ -43,6 +43,7 @@ from atoll.bindings.kv.namespace import MAX_VALUE_BYTES, KVNamespace
 from atoll.errors import CpuLimitError, GuestTrapError, KVError, KVLimitError
 from atoll.runtime import calls
 from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view, register
+from atoll.runtime.signature import Signature
 
 __all__ = ["INVALID", "MODULE", "NOT_FOUND", "NO_MEMORY", "OK", "STORE_ERROR"]
 
@@ -60,6 +61,7 @@ NO_MEMORY: Final = -4
 """``get``/``list``: the guest's ``alloc`` returned 0."""
 
 _I32 = wasmtime.ValType.i32()
+_ALLOC_SIG = Signature(("i32",), ("i32",))
 _I64 = wasmtime.ValType.i64()
 
 #: Calls a guest's ``alloc`` through the C API once its type was checked (None: no C API).
@@ -139,13 +141,10 @@ class _Call:
                 "the guest exports no alloc(len) -> ptr, which atoll:kv needs to return bytes",
                 hint="export alloc (see docs/wasm-abi.md)",
             )
-        alloc_type = alloc.type(self.caller)
-        params, results = alloc_type.params, alloc_type.results
-        if [str(p) for p in params] != ["i32"] or [str(r) for r in results] != ["i32"]:
-            self.trap(
-                f"the guest's alloc must be (len: i32) -> i32, not"
-                f" ({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
-            )
+        # Signature.of, not str(): wasmtime-py's str() aborts the process on v128.
+        sig = Signature.of(alloc.type(self.caller))
+        if sig != _ALLOC_SIG:
+            self.trap(f"the guest's alloc must be (len: i32) -> i32, not {sig}")
         self._view = None  # the guest runs: its memory may grow and move
         try:
             if _FAST_ALLOC is not None:  # the C API path: ~1 µs instead of ~20 µs
