@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from atoll.api import Request
-from atoll.entries.cgi import CgiOutputError, cgi_environment, parse_cgi_output
+from atoll.api import Headers, Request
+from atoll.entries.cgi import (
+    NOT_PASSED,
+    CgiOutputError,
+    cgi_environment,
+    header_variable,
+    parse_cgi_output,
+)
 from atoll.errors import ModuleLoadError
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
@@ -301,3 +307,86 @@ def test_parse_cgi_output_unit() -> None:
         parse_cgi_output(b"Status: abc\n\n", "p.wasm")
     with pytest.raises(CgiOutputError, match="starts with a blank line"):
         parse_cgi_output(b"\nbody", "p.wasm")
+
+
+def test_headers_that_collide_with_cgi_variables_are_not_passed(make_cgi: MakeCgi) -> None:
+    headers = [
+        ("Proxy", "http://evil.test:3128"),  # httpoxy: HTTP_PROXY is read as the proxy to use
+        ("Authorization", "Bearer secret"),
+        ("Proxy-Authorization", "Basic x"),
+        ("Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "3"),
+        ("X-Real-IP", "10.0.0.1"),
+        ("X_Real_IP", "6.6.6.6"),
+        ("X.Dotted", "odd"),
+        ("Accept", "*/*"),
+    ]
+    env = cgi_environment(Request("http://h/", headers=headers), make_cgi().manifest, 3)
+    passed = {k: v for k, v in env.items() if k.startswith("HTTP_")}
+    assert passed == {"HTTP_X_REAL_IP": "10.0.0.1", "HTTP_ACCEPT": "*/*"}
+    assert env["CONTENT_TYPE"] == "text/plain"
+    assert env["CONTENT_LENGTH"] == "3"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_an_underscore_header_never_shadows_a_dash_header(make_cgi: MakeCgi, order: int) -> None:
+    headers = [("X-Forwarded-For", "10.0.0.1"), ("X_Forwarded_For", "6.6.6.6")][::order]
+    env = cgi_environment(Request("http://h/", headers=headers), make_cgi().manifest, 0)
+    assert env["HTTP_X_FORWARDED_FOR"] == "10.0.0.1"
+    alone = cgi_environment(
+        Request("http://h/", headers=[("X_Forwarded_For", "6.6.6.6")]), make_cgi().manifest, 0
+    )
+    assert "HTTP_X_FORWARDED_FOR" not in alone
+
+
+def test_a_header_never_replaces_a_variable_of_the_worker(make_cgi: MakeCgi) -> None:
+    manifest = make_cgi('[vars]\nHTTP_X_TRUSTED = "from the operator"').manifest
+    request = Request("http://h/", headers=[("X-Trusted", "from the client")])
+    assert cgi_environment(request, manifest, 0)["HTTP_X_TRUSTED"] == "from the operator"
+
+
+def test_header_variable() -> None:
+    assert header_variable("x-real-ip") == "HTTP_X_REAL_IP"
+    assert header_variable("accept") == "HTTP_ACCEPT"
+    for dropped in ("proxy", "x_real_ip", "a.b", "authorization", "transfer-encoding"):
+        assert header_variable(dropped) is None, dropped
+    assert {"proxy", "authorization", "connection", "content-length"} <= NOT_PASSED
+
+
+def test_every_one_of_many_headers_becomes_a_variable(make_cgi: MakeCgi) -> None:
+    count = 20_000
+    raw = [(f"x-h{i}".encode(), str(i).encode()) for i in range(count)]
+    request = Request("http://h/", headers=Headers.from_raw(raw))
+    env = cgi_environment(request, make_cgi().manifest, 0)
+    assert sum(k.startswith("HTTP_X_H") for k in env) == count
+    assert env[f"HTTP_X_H{count - 1}"] == str(count - 1)
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (b"X-A: a\x01b\n\n", "line 1 has a control character"),
+        (b"Content-Type: text/plain\nX-A: a\rb\n\n", "line 2 has a control character"),
+        (b"X-A: a\x7f\n\n", "line 1 has a control character"),
+        (b"X-A: a\x00\n\n", "line 1 has a control character"),
+        ("Status: \u00b2\n\n".encode("latin-1"), "bad Status"),
+        ("Status: 2\u00b200\n\n".encode("latin-1"), "bad Status"),
+        (b"Status: 100 Continue\n\n", "bad Status"),
+        (b"Status: 600\n\n", "bad Status"),
+        (b"Status: 20\n\n", "bad Status"),
+    ],
+)
+def test_header_lines_that_http_cannot_carry_are_a_502(output: bytes, message: str) -> None:
+    with pytest.raises(CgiOutputError, match=message) as caught:
+        parse_cgi_output(output, "p")
+    assert caught.value.status == 502
+
+
+def test_tabs_and_latin_1_in_header_values_pass() -> None:
+    response = parse_cgi_output(b"X-A: a\tb\nX-B: caf\xe9 \n\n", "p")
+    assert response.headers.get("x-a") == "a\tb"
+    assert response.headers.get("x-b") == "café"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Union
 
@@ -9,23 +10,35 @@ __all__ = ["Headers", "HeadersInit"]
 
 HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
+#: RFC 9110 §5.6.2 ``token``: what a field name may be.
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: What a field value may not hold: control characters but HTAB, DEL (RFC 9110 §5.5).
+BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
 
 class Headers:
-    """An ordered list of ``(name, value)`` pairs with case-insensitive lookup.
+    """Header fields with case-insensitive lookup, each name holding its values in order.
 
-    ``get`` joins repeated values with ``", "`` as the Fetch API does (except
-    ``set-cookie``, use :meth:`get_all`); :meth:`get_all` returns each value.
-    Names are stored lowercased, as HTTP/2 and ASGI carry them.
+    ``get`` joins repeated values with ``", "`` as the Fetch API does (so does
+    it for ``set-cookie``: use :meth:`get_all` for those); :meth:`get_all`
+    returns each value. Names are stored lowercased, as HTTP/2 and ASGI carry
+    them, in the order each was first added.
+
+    Every operation costs constant time per header it adds, reads or removes
+    (a dict of names), so a request with many headers costs in proportion to
+    their number. Names must be HTTP tokens and values latin-1 text without
+    control characters (but tab): :meth:`set` and :meth:`append` raise
+    ``ValueError`` otherwise.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_map",)
 
     def __init__(self, init: HeadersInit = None) -> None:
-        self._items: list[tuple[str, str]] = []
+        self._map: dict[str, list[str]] = {}
         if init is None:
             return
         if isinstance(init, Headers):
-            self._items = list(init._items)
+            self._map = {name: list(values) for name, values in init._map.items()}
             return
         pairs = init.items() if isinstance(init, Mapping) else init
         for name, value in pairs:
@@ -33,62 +46,84 @@ class Headers:
 
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
-        """Build from ASGI's ``[(b"name", b"value"), …]`` (names already lowercase)."""
+        """Build from ASGI's ``[(b"name", b"value"), …]`` (the server checked them)."""
         headers = cls()
-        headers._items = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in raw]
+        index = headers._map
+        for n, v in raw:
+            name = n.decode("latin-1").lower()
+            values = index.get(name)
+            if values is None:
+                index[name] = [v.decode("latin-1")]
+            else:
+                values.append(v.decode("latin-1"))
         return headers
 
     def raw(self) -> list[tuple[bytes, bytes]]:
         """ASGI's form: ``[(b"name", b"value"), …]``."""
-        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
+        return [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, values in self._map.items()
+            for value in values
+        ]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of ``name``; repeated headers joined with ``", "``; ``default`` if absent."""
-        key = name.lower()
-        values = [v for n, v in self._items if n == key]
+        values = self._map.get(name.lower())
         if not values:
             return default
         return values[0] if len(values) == 1 else ", ".join(values)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        key = name.lower()
-        return [v for n, v in self._items if n == key]
+        return list(self._map.get(name.lower(), ()))
 
     def has(self, name: str) -> bool:
-        key = name.lower()
-        return any(n == key for n, _ in self._items)
+        return name.lower() in self._map
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with ``value``."""
-        self.delete(name)
-        self._items.append((_check_name(name), _check_value(value)))
+        self._map[_check_name(name)] = [_check_value(value)]
 
     def append(self, name: str, value: str) -> None:
         """Add a value; earlier values of ``name`` stay."""
-        self._items.append((_check_name(name), _check_value(value)))
+        key = _check_name(name)
+        value = _check_value(value)
+        values = self._map.get(key)
+        if values is None:
+            self._map[key] = [value]
+        else:
+            values.append(value)
 
     def _extend_checked(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Add pairs whose names are lowercase and whose names and values the caller
         checked already (the CGI parser does, with a stricter rule)."""
-        self._items.extend(pairs)
+        index = self._map
+        for name, value in pairs:
+            values = index.get(name)
+            if values is None:
+                index[name] = [value]
+            else:
+                values.append(value)
 
     def delete(self, name: str) -> None:
-        key = name.lower()
-        self._items = [(n, v) for n, v in self._items if n != key]
+        self._map.pop(name.lower(), None)
 
     def items(self) -> list[tuple[str, str]]:
-        """Every ``(name, value)`` pair, repeated names included, in order."""
-        return list(self._items)
+        """Every ``(name, value)`` pair, repeated names included (grouped by name)."""
+        return [(name, value) for name, values in self._map.items() for value in values]
+
+    def combined(self) -> list[tuple[str, str]]:
+        """Each name once, with its values joined by ``", "`` as :meth:`get` joins them."""
+        return [
+            (name, values[0] if len(values) == 1 else ", ".join(values))
+            for name, values in self._map.items()
+        ]
 
     def keys(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for n, _ in self._items:
-            seen.setdefault(n, None)
-        return list(seen)
+        return list(self._map)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.has(name)
+        return isinstance(name, str) and name.lower() in self._map
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -103,27 +138,33 @@ class Headers:
         self.delete(name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
+        return iter(list(self._map))
 
     def __len__(self) -> int:
-        return len(self.keys())
+        return len(self._map)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Headers) and self._items == other._items
+        return isinstance(other, Headers) and self._map == other._map
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self.items()!r})"
 
 
 def _check_name(name: str) -> str:
-    if not name or any(c in name for c in " \t\r\n:") or not name.isascii():
-        raise ValueError(f"invalid header name: {name!r}")
+    if not isinstance(name, str) or not TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name (not an HTTP token): {name!r}")
     return name.lower()
 
 
 def _check_value(value: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"header values are str, got {type(value).__name__}")
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"invalid header value (control character): {value!r}")
+    if BAD_VALUE.search(value) or not _is_latin1(value):
+        raise ValueError(
+            f"invalid header value (a control character, or a character past U+00FF): {value!r}"
+        )
     return value
+
+
+def _is_latin1(value: str) -> bool:
+    return value.isascii() or max(value) <= "\xff"

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from atoll import __version__
 from atoll.api import ExecutionContext, Request, Response
+from atoll.api.headers import BAD_VALUE
 from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
 from atoll.manifest import Manifest
 from atoll.runtime import calls
@@ -36,8 +37,10 @@ from atoll.runtime.module import WasmModule
 from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
 
 __all__ = [
+    "NOT_PASSED",
     "CgiOutputError",
     "cgi_environment",
+    "header_variable",
     "load_wasi_entry",
     "parse_cgi_output",
     "wasi_grants",
@@ -76,6 +79,44 @@ def worker_environment(manifest: Manifest) -> dict[str, str]:
     return env
 
 
+#: Request headers that are not passed as ``HTTP_*``: what RFC 3875 §4.1.18 says to
+#: remove (credentials; fields that are meta-variables already; fields of the
+#: connection, not the request) as WAGI does, and ``Proxy``, which would become
+#: ``HTTP_PROXY``, read as the proxy to use by many HTTP clients (httpoxy).
+NOT_PASSED = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "content-type",
+        "content-length",
+        "proxy",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_CGI_HEADER_NAME = re.compile(r"[0-9A-Za-z-]+")
+#: Header names seen → their variable (None: dropped); names repeat from request to request.
+_VARIABLES: dict[str, str | None] = {}
+
+
+def header_variable(name: str) -> str | None:
+    """The variable a request header (lowercase ``name``) becomes, or None if it is dropped.
+
+    Dropped: :data:`NOT_PASSED`, and every name with a character other than a
+    letter, a digit or ``-``. ``X_Real_IP`` would become the same
+    ``HTTP_X_REAL_IP`` as ``X-Real-IP`` (which a proxy in front may vouch for);
+    Apache httpd and nginx drop such names too, so no header shadows another.
+    """
+    if name in NOT_PASSED or not _CGI_HEADER_NAME.fullmatch(name):
+        return None
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
 def cgi_environment(
     request: Request,
     manifest: Manifest,
@@ -85,12 +126,24 @@ def cgi_environment(
     """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras).
 
     ``base`` is :func:`worker_environment` of ``manifest``, if the caller keeps it.
+    Each request header becomes ``HTTP_<NAME>`` but those :func:`header_variable`
+    drops; a header never replaces a meta-variable nor a ``[vars]`` entry. Linear in
+    the number of headers.
     """
     split = request.url_parts
     raw_path = split.path or "/"
     path = unquote(raw_path) if "%" in raw_path else raw_path
     remote = request.remote_addr or ""
-    env = dict(base if base is not None else worker_environment(manifest))
+    env: dict[str, str] = {}
+    for field, value in request.headers.combined():
+        variable = _VARIABLES.get(field, "")
+        if variable == "":  # not seen yet
+            variable = header_variable(field)
+            if len(_VARIABLES) < 1024:
+                _VARIABLES[field] = variable
+        if variable is not None:
+            env[variable] = value
+    env.update(base if base is not None else worker_environment(manifest))
     netloc = split.netloc
     if "@" in netloc or "[" in netloc:  # userinfo or an IPv6 literal: let urllib parse it
         host, port = split.hostname or "localhost", split.port
@@ -109,10 +162,6 @@ def cgi_environment(
     env["CONTENT_TYPE"] = request.headers.get("content-type") or ""
     env["X_FULL_URL"] = request.url
     env["X_RAW_PATH_INFO"] = raw_path
-    for name in request.headers:
-        if name in ("content-type", "content-length"):
-            continue
-        env["HTTP_" + name.upper().replace("-", "_")] = request.headers.get(name) or ""
     return env
 
 
@@ -158,18 +207,21 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
                 f"{program}: CGI header line {number} is not `Name: value`: {line[:200]!r}",
                 hint="each header line is `Name: value`; the body follows a blank line",
             )
-        value = value.strip()
-        if "\0" in value:
+        value = value.strip(" \t")
+        if BAD_VALUE.search(value):
             raise CgiOutputError(
-                f"{program}: CGI header line {number} has a NUL byte in its value",
-                hint="header values are printable text",
+                f"{program}: CGI header line {number} has a control character in its value: "
+                f"{line[:200]!r}",
+                hint="header values are printable text on one line (no NUL, CR, DEL…)",
             )
         if lower == "status":
             code = value.split(" ", 1)[0]
-            if not code.isdigit() or not 100 <= int(code) <= 599:
+            if not (
+                len(code) == 3 and code.isascii() and code.isdigit() and "200" <= code <= "599"
+            ):
                 raise CgiOutputError(
                     f"{program}: CGI header line {number}: bad Status {value!r}",
-                    hint="write `Status: 404 Not Found` (a code from 100 to 599)",
+                    hint="write `Status: 404 Not Found` (a code from 200 to 599)",
                 )
             status, has_status = int(code), True
             continue
@@ -179,7 +231,7 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
     if has_location and not has_status:
         status = 302
     response = Response(output[body_start:], status=status)
-    response.headers._extend_checked(headers)  # names matched _HEADER_NAME, values no NUL
+    response.headers._extend_checked(headers)  # names matched _HEADER_NAME, values BAD_VALUE
     return response
 
 
