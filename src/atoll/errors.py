@@ -15,6 +15,7 @@ boundary of ``runtime/`` and never reach a user raw.
     ├── AbiError                 a call into a guest does not match its exports (types, alloc)
     ├── RequestError             the HTTP request itself is refused (status attached)
     │   └── BodyTooLargeError    413: the body is over the configured limit
+    ├── ResponseError            a worker's response cannot be sent as written (502 / 500)
     ├── GuestError               wasm failed while serving one request (outcome attached)
     │   ├── GuestTrapError       a trap: unreachable, stack overflow, out of bounds… (500)
     │   ├── CpuLimitError        the request ran out of wasm CPU time (503)
@@ -48,6 +49,7 @@ __all__ = [
     "MemoryLimitError",
     "ModuleLoadError",
     "RequestError",
+    "ResponseError",
     "WorkerLoadError",
 ]
 
@@ -137,6 +139,21 @@ class BodyTooLargeError(RequestError):
     """The request body is over the limit (413); raised before the body is read whole."""
 
     status = 413
+
+
+class ResponseError(AtollError):
+    """A worker returned a response that cannot be sent as it was written.
+
+    A header that is not valid HTTP, a ``Content-Length`` that does not match
+    the body, a status that is not a final one… The message names the header
+    or field at fault. ``status`` is what the client gets instead: 502 for a
+    whole-wasm (CGI) worker, which is a gateway to the program, 500 for a
+    worker whose code returned the response.
+    """
+
+    def __init__(self, message: str, *, status: int = 500, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class GuestError(AtollError):

@@ -143,7 +143,12 @@ def error_response(
     status: int, exc: BaseException | None, request_id: str, *, dev: bool, worker: str = ""
 ) -> Response:
     """The error page: the whole story in ``dev``, a plain page with the request id otherwise."""
-    reason = {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+    reason = {
+        413: "Payload Too Large",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+    }
     title = f"{status} {reason.get(status, 'Error')}"
     lines = [title, f"request id: {request_id}"]
     if isinstance(exc, RequestError):

@@ -5,15 +5,17 @@ program into the worker's ``fetch``. Per request, a fresh instance runs
 ``_start`` with:
 
 * the CGI/1.1 meta-variables as its environment (``REQUEST_METHOD``,
-  ``PATH_INFO``, ``QUERY_STRING``, ``HTTP_*``…, plus WAGI's ``X_FULL_URL``,
+  ``PATH_INFO``, ``QUERY_STRING``, ``HTTP_*`` but :data:`NOT_PASSED`…, plus WAGI's ``X_FULL_URL``,
   ``X_MATCHED_ROUTE``, ``X_RAW_PATH_INFO``) and the worker's ``[vars]``; none
   of the host's environment;
 * the request body on stdin and ``[wasi] argv`` (default: the file name);
 * its stdout parsed as a CGI response: header lines, a blank line, the body.
 
 Exit code 0 is success; another code or a trap is a 500; output that is not
-CGI is a 502 naming the first bad line. Loaded once per deploy; everything
-per request happens in the returned ``fetch``.
+CGI is a 502 naming the first bad line (and a response that is CGI but that
+HTTP cannot carry, a wrong ``Content-Length``…, is a 502 from
+:mod:`atoll.http.wire`). Loaded once per deploy; everything per request
+happens in the returned ``fetch``.
 """
 
 from __future__ import annotations

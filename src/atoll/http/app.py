@@ -2,8 +2,11 @@
 
 It knows HTTP, not wasm: it builds a :class:`~atoll.api.Request` from the
 ASGI scope, refuses bodies over the limit (413, before they are read whole),
-picks the worker through a :class:`Router`, sends the response, runs the
-request's ``wait_until`` work, and writes one log line per request.
+picks the worker through a :class:`Router`, checks the response (one that
+cannot be sent as the worker wrote it becomes a 502 or 500, see
+:mod:`atoll.http.wire`) and sends it, writes one log line per request, calls
+the result hooks (metrics, tail) and runs the request's ``wait_until`` work,
+whatever the worker returned.
 
 It can be mounted inside another ASGI app. Served by ``atoll dev`` / ``serve``
 through several event loops (``http/server.py``), it is called from several
@@ -15,10 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from atoll.api import Headers, Request, Response
-from atoll.errors import BodyTooLargeError
+from atoll.errors import BodyTooLargeError, ResponseError
+from atoll.http.wire import wire_headers
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
 
@@ -148,7 +153,17 @@ class AtollApp:
                     remote_addr=client[0] if client else None,
                 )
                 result = await worker.handle(request, rid)
-        await _send_response(send, result.response, head=method == "HEAD")
+        head = method == "HEAD"
+        result, wire = self._checked(result, worker, head=head)
+        try:
+            await send(
+                {"type": "http.response.start", "status": result.response.status, "headers": wire}
+            )
+            await send(
+                {"type": "http.response.body", "body": b"" if head else result.response.body}
+            )
+        except Exception as exc:  # the client is gone, or the server refused: still logged
+            result.logs.append(f"sending the response failed: {exc!r}")
         wall_ms = (time.perf_counter() - started) * 1000
         _log_request(method, scope, result, wall_ms)
         for hook in self.on_result:
@@ -157,6 +172,24 @@ class AtollApp:
             except Exception:
                 log.exception("on_result hook failed")
         await run_pending(result)
+
+    def _checked(
+        self, result: Result, worker: Worker | None, *, head: bool
+    ) -> tuple[Result, list[tuple[bytes, bytes]]]:
+        """``result`` and its wire headers, or, when its response cannot be sent as
+        written, an error page in its place (502 for a whole-wasm worker, 500 for
+        the others) with the reason as the request's error. Once per request."""
+        status = 502 if worker is not None and worker.manifest.whole_wasm else 500
+        try:
+            return result, wire_headers(result.response, head=head, error_status=status)
+        except ResponseError as exc:
+            error = exc
+        except Exception as exc:  # not a rule of wire_headers: still one clean error
+            error = ResponseError(f"the response cannot be sent: {exc!r}", status=status)
+        name = worker.name if worker is not None else ""
+        page = error_response(error.status, error, result.request_id, dev=self.dev, worker=name)
+        result = replace(result, response=page, outcome=Outcome.EXCEPTION, error=error)
+        return result, wire_headers(page, head=head)
 
 
 def _url(scope: Scope, headers: Headers) -> str:
@@ -193,13 +226,6 @@ def _body_reader(receive: Receive, limit: int) -> Callable[[], Awaitable[bytes]]
         return b"".join(chunks)
 
     return read
-
-
-async def _send_response(send: Send, response: Response, *, head: bool) -> None:
-    headers = response.headers.raw()
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
 def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> None:
