@@ -8,6 +8,7 @@ real socket, where uvicorn's own checks would have refused what the app sent.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -538,5 +539,9 @@ def test_bad_cgi_responses_over_a_real_socket(dev_server: StartDev, tmp_path: Pa
             assert "transfer-encoding" not in response.headers
         else:
             assert response.text.startswith("502 Bad Gateway")
+        # The log line is written just after the response is sent: wait for it.
+        deadline = time.monotonic() + 10
+        while f"GET / {expected[name]} " not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
         server.stop()
         assert f"GET / {expected[name]} " in server.log(), server.log()
