@@ -284,9 +284,8 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
         except ProcExit as exit_:
             code = exit_.code
         finally:
-            if context.stderr:
-                invocation.log(bytes(context.stderr).decode("utf-8", errors="replace"))
-                context.stderr.clear()
+            if context.stderr or context.stderr_cut:  # its last line, without a newline
+                context.flush_log(invocation.log_book)
         if code != 0:
             raise GuestTrapError(
                 f"{manifest.main} exited with code {code}",

@@ -233,6 +233,12 @@ static inline long long meter_exit(MeterObject *m) {
 
 static inline long long meter_used(MeterObject *m) { return thread_ns() - m->seg_ns; }
 
+/* Host work for a guest stops where the outermost call's allowance ends (m may be NULL:
+ * no meter, nothing to stop). */
+static inline int meter_spent(MeterObject *m) {
+    return m != NULL && m->depth > 0 && m->allow_ns - meter_used(m) <= 0;
+}
+
 static PyTypeObject MeterType;
 
 /* The Meter of a store (its data, set by new_store), or NULL. */
@@ -1029,6 +1035,23 @@ static PyObject *native_caller_memory(PyObject *mod, PyObject *const *args, Py_s
 }
 
 
+/* caller_cpu_left(caller) -> CPU ns the outermost call into the caller's store may still
+ * use, or None when no meter counts it */
+static PyObject *native_caller_cpu_left(PyObject *mod, PyObject *arg) {
+    if (need_init() < 0)
+        return NULL;
+    void *caller = addr_of(arg);
+    if (caller == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "caller_cpu_left: NULL caller");
+        return NULL;
+    }
+    MeterObject *m = meter_of_context(W.caller_context(caller));
+    if (m == NULL || m->depth == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(m->allow_ns - meter_used(m));
+}
+
 /* ---- Stdio: a CGI guest's stdin, stdout, argv and environment, served in C ---- */
 /*
  * A whole-wasm (CGI) request makes a handful of WASI calls before it has
@@ -1174,6 +1197,10 @@ static PyTypeObject StdioType = {
 enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28, E_SPIPE = 70 };
 #define FALLBACK ((wt_trap_t *)1) /* not served here: run the Python implementation */
 
+/* What one call may ask of the host, as in preview1.py (docs/limits.md). */
+#define WASI_IOV_MAX 1024          /* iovecs per fd_read/fd_write: more is EINVAL */
+#define WASI_RANDOM_CHUNK 65536    /* random_get checks the CPU budget between chunks */
+
 typedef struct {
     uint8_t *base;
     size_t size;
@@ -1263,6 +1290,10 @@ static wt_trap_t *w_environ_get(StdioObject *o, void *c, wt_val_raw_t *v) {
 static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
     if (vals[0].i32 != 1)
         return FALLBACK;
+    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
+        ret_i32(vals, E_INVAL);
+        return NULL;
+    }
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -1297,6 +1328,10 @@ static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
 static wt_trap_t *w_fd_read(StdioObject *o, void *caller, wt_val_raw_t *vals) {
     if (vals[0].i32 != 0)
         return FALLBACK;
+    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
+        ret_i32(vals, E_INVAL);
+        return NULL;
+    }
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -1399,9 +1434,14 @@ static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals)
         ret_i32(vals, E_FAULT);
         return NULL;
     }
+    MeterObject *meter = meter_of(caller);
     size_t done = 0;
     while (done < len) {
-        ssize_t n = getrandom(m.base + buf + done, len - done, 0);
+        if (done % WASI_RANDOM_CHUNK == 0 && done != 0 && meter_spent(meter))
+            return W.trap_new(INTERRUPT_MARKER, sizeof(INTERRUPT_MARKER) - 1);
+        size_t want = len - done;
+        size_t step = WASI_RANDOM_CHUNK - done % WASI_RANDOM_CHUNK;
+        ssize_t n = getrandom(m.base + buf + done, want < step ? want : step, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1840,6 +1880,8 @@ static PyMethodDef module_methods[] = {
      "export_get(ctx, store_id, index, name) -> (kind, ...) or None"},
     {"caller_memory", (PyCFunction)(void (*)(void))native_caller_memory, METH_FASTCALL,
      "caller_memory(caller, name) -> (address, length)"},
+    {"caller_cpu_left", native_caller_cpu_left, METH_O,
+     "caller_cpu_left(caller) -> CPU ns the caller's outermost call may still use, or None"},
     {"define_host", (PyCFunction)(void (*)(void))native_define_host, METH_FASTCALL,
      "define_host(linker, module, name, functype, impl, params, result, make_caller, on_error)"},
     {"thread_ns", native_thread_ns, METH_NOARGS, "this thread's CPU time in ns"},

@@ -774,6 +774,11 @@ class RawCaller:
         """``(address, length)`` of the caller's memory export; ``(0, 0)`` if it has none."""
         return _native.caller_memory(self._ptr, name)
 
+    def cpu_left_ns(self) -> int | None:
+        """CPU ns the outermost call into the caller's store may still use (its meter's
+        allowance less what it used); ``None`` if no meter counts this call."""
+        return _native.caller_cpu_left(self._ptr)
+
 
 def _host_error_message(exc: BaseException) -> bytes:
     """The trap message for a host function's exception (``wasmtime.Trap``: its own)."""

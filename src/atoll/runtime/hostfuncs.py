@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import contextvars
 import ctypes
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from atoll.errors import GuestTrapError
+from atoll.errors import CpuLimitError, GuestTrapError
 from atoll.runtime import calls
+from atoll.runtime.logs import MAX_LOG_LINE
 
 if TYPE_CHECKING:
     from atoll.runtime.invocation import Invocation
@@ -37,6 +39,7 @@ __all__ = [
     "PROVIDED",
     "HostFunction",
     "build_linker",
+    "check_cpu",
     "describe_provided",
     "fail",
     "memory_bytes",
@@ -51,9 +54,6 @@ CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
 
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()
-
-#: Longest log line kept from a guest; longer lines are cut (and say so).
-MAX_LOG_LINE = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -142,17 +142,48 @@ def memory_bytes(caller: Any, ptr: int, length: int) -> bytes | None:
     return ctypes.string_at(address + ptr, length)
 
 
+def check_cpu(caller: Any, what: str) -> None:
+    """Trap with :class:`~atoll.errors.CpuLimitError` if the guest's CPU budget is spent.
+
+    For host functions whose work grows with a guest's arguments: call it between
+    steps of a long loop. The budget is that of the outermost call into the
+    caller's store (C API path: its meter; public path: the deadline
+    ``GuestStore.enter`` set on the request).
+    """
+    left = getattr(caller, "cpu_left_ns", None)
+    if left is not None:  # a capi.RawCaller
+        remaining: int | None = left()
+    else:
+        invocation = CURRENT.get()
+        deadline = invocation.cpu_deadline_ns if invocation is not None else None
+        remaining = None if deadline is None else deadline - time.thread_time_ns()
+    if remaining is not None and remaining <= 0:
+        invocation = CURRENT.get()
+        limit = invocation.limits.cpu_ms if invocation is not None else "?"
+        fail(
+            CpuLimitError(
+                f"{what}: exceeded the request's wasm CPU limit of {limit} ms (in the host)",
+                hint="raise [limits] cpu_ms, or do less work per request",
+            )
+        )
+
+
 def _log_write(caller: wasmtime.Caller, ptr: int, length: int) -> None:
     invocation = CURRENT.get()
+    if invocation is not None and invocation.log_book.full():  # nothing read or copied
+        invocation.log_book.drop(1, length & 0xFFFFFFFF)
+        return
     data = memory_bytes(caller, ptr, min(length & 0xFFFFFFFF, MAX_LOG_LINE))
     if data is None:
         line = f"<atoll:log.write: bad pointer/length {ptr}/{length}>"
     else:
         line = data.decode("utf-8", errors="replace")
         if (length & 0xFFFFFFFF) > MAX_LOG_LINE:
-            line += f"… (cut at {MAX_LOG_LINE} bytes)"
+            line += f"… (cut at {MAX_LOG_LINE} bytes of {length & 0xFFFFFFFF})"
+            if invocation is not None:
+                invocation.log_book.drop(0, (length & 0xFFFFFFFF) - MAX_LOG_LINE)
     if invocation is not None:
-        invocation.log(line)
+        invocation.log_book.add(line, cut=False)  # at most MAX_LOG_LINE bytes, and the note
 
 
 def _as_string(caller: wasmtime.Caller, ptr: int) -> str:

@@ -40,6 +40,7 @@ from atoll.errors import (
 from atoll.manifest.schema import Limits
 from atoll.runtime import calls
 from atoll.runtime.engine import TICK_SECONDS, Engine
+from atoll.runtime.logs import RequestLog
 from atoll.runtime.outcome import Outcome
 from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
 
@@ -78,6 +79,11 @@ class Invocation:
         self.cpu_used_ns = 0
         self.memory_budget = limits.memory_mb * MIB
         self.logs: list[str] = []
+        #: Bounds ``logs`` (lines, bytes, line length) and counts what it drops; see runtime/logs.py.
+        self.log_book = RequestLog(self.logs)
+        #: Public-API path: the thread CPU clock at which the outermost wasm call's budget
+        #: ends (``hostfuncs.check_cpu`` stops long host work there). None: no call running.
+        self.cpu_deadline_ns: int | None = None
         self.host_error: Exception | None = None
         self.outcome = Outcome.OK
         self.closed = False
@@ -93,8 +99,9 @@ class Invocation:
         return self.cpu_used_ns / 1e6
 
     def log(self, line: str) -> None:
-        """Add a line to this request's log (from a guest or from ``ctx.log``)."""
-        self.logs.append(line)
+        """Add a line to this request's log (from a guest or from ``ctx.log``), within its
+        bounds (see runtime/logs.py: what does not fit is counted and reported at the end)."""
+        self.log_book.add(line)
 
     def wasi_context(self) -> WasiContext:
         """This request's WASI context; for modules called from Python, made on first use:
@@ -117,10 +124,15 @@ class Invocation:
         return self._store
 
     def close(self) -> None:
-        """Drop the request's store and every fresh instance in it. Idempotent."""
-        self.closed = True
+        """Drop the request's store and every fresh instance in it, close the files its
+        guests opened, and end its log (with what was dropped). Idempotent."""
         if self.wasi is not None:
+            if self.wasi.stderr or self.wasi.stderr_cut:  # a last line without its newline
+                self.wasi.flush_log(self.log_book)
             self.wasi.close()
+        if not self.closed:
+            self.log_book.finish()
+        self.closed = True
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -195,6 +207,8 @@ class GuestStore:
         # The thread CPU of the call: the meter's (outermost call only, C API path) or
         # the clock's around it (public-API path).
         start = _thread_time_ns() if meter is None else 0
+        if meter is None:
+            invocation.cpu_deadline_ns = start + left
         if meter is not None:
             meter.begin(left)
         try:

@@ -448,6 +448,44 @@ async def test_an_alloc_that_spins_exceeds_the_cpu_limit(
     assert result.response.status == 503
 
 
+# -- guest-controlled lengths are checked before they are copied ----------------------------
+
+HUGE = 8 * 1024 * 1024  # 8 MiB of 'B' at 65536, in a guest of 144 pages (9 MiB)
+
+
+async def test_an_8_mib_binding_name_or_key_is_not_copied_into_a_message(
+    make_worker: WorkerFactory, runtime: Runtime, backend: KVBackend
+) -> None:
+    imports = IMPORTS.replace('(memory (export "memory") 1)', '(memory (export "memory") 144)')
+    guest = f"""(module {imports} {BUMP_ALLOC} {EXPORTS}
+      (func $fill (memory.fill (i32.const 65536) (i32.const 66) (i32.const {HUGE})))
+      (func (export "huge_binding") (result i64)
+        (call $fill)
+        (call $get (i32.const 65536) (i32.const {HUGE}) (i32.const 8) (i32.const 1)))
+      (func (export "huge_key") (result i64)
+        (call $fill)
+        (call $get (i32.const 0) (i32.const 5) (i32.const 65536) (i32.const {HUGE})))
+      (func (export "huge_cursor") (result i64)
+        (call $fill)
+        (call $list (i32.const 0) (i32.const 5) (i32.const 8) (i32.const 0)
+                    (i32.const 65536) (i32.const {HUGE}) (i32.const 10)))
+      (data (i32.const 0) "CACHE")
+      (data (i32.const 8) "k"))"""
+    worker = load(make_worker, runtime, backend, guest)
+    _, result = await run(worker, ["huge_binding"])
+    assert isinstance(result.error, GuestTrapError)
+    message = str(result.error)
+    assert f"has no KV binding of {HUGE} bytes ('BBBB" in message
+    assert "its KV bindings: CACHE, OTHER)" in message
+    assert len(message) < 1024
+    out, result = await run(worker, ["huge_key"], ["huge_cursor"])
+    assert out == [INVALID, INVALID]
+    assert [len(line) < 1024 for line in result.logs] == [True, True]
+    assert "KV key 'BBB" in result.logs[0]
+    assert f"is {HUGE} bytes: over the limit of 512 bytes" in result.logs[0]
+    assert f"is {HUGE} bytes: over the limit of 1024 bytes" in result.logs[1]
+
+
 # -- the bindings in docs/wasm-abi.md compile and work ------------------------------------
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "wasm-abi.md"

@@ -40,6 +40,7 @@ from atoll.runtime.wasi.preview1 import (
     FT_CHAR,
     FT_DIR,
     INVAL,
+    IOV_MAX,
     ISDIR,
     NOTSUP,
     READ_RIGHTS,
@@ -398,8 +399,11 @@ def parity_guest(world: World) -> Parity:
     g.call("fd_write", 1, MEM - 4, 1, out, expect=FAULT)  # iovec array past the end
     g.call("fd_write", 1, g.iovs((g.put(b"x"), 1), (MEM - 2, 4)), 2, out, expect=FAULT)
     g.call("fd_write", 1, g.iovs((MEM + 8, 0)), 1, out, expect=FAULT)  # empty, past the end
-    g.call("fd_write", 1, iov, 0xFFFFFFFF, out, expect=FAULT)
-    g.call("fd_write", 1, iov, 0x20000000, out, expect=FAULT)  # 8 * count is 2**32
+    # more than IOV_MAX iovecs: EINVAL before any pointer is looked at (as writev)
+    g.call("fd_write", 1, iov, 0xFFFFFFFF, out, expect=INVAL)
+    g.call("fd_write", 1, iov, 0x20000000, out, expect=INVAL)  # 8 * count is 2**32
+    g.call("fd_write", 1, iov, IOV_MAX + 1, MEM, expect=INVAL)
+    g.call("fd_write", 1, MEM - 8 * IOV_MAX + 8, IOV_MAX, out, expect=FAULT)  # the last one out
     g.call("fd_write", 1, 0xFFFFFFF8, 1, out, expect=FAULT)
     err = [b"err line 1\nerr ", b"line 2\npart", b"", b"ial"]
     g.call("fd_write", 2, g.write_iovs(*err), 4, g.out(4), expect=SUCCESS, served=False)
@@ -442,7 +446,8 @@ def parity_guest(world: World) -> Parity:
     g.call("fd_read", 0, 0xFFFFFFFF, 1, g.out(4), expect=FAULT)
     g.call("fd_read", 0, g.iovs((MEM + 8, 4)), 1, g.out(4), expect=FAULT)  # buffer past the end
     g.call("fd_read", 0, g.read_iovs(4), 1, MEM - 2, expect=FAULT)  # nread past the end
-    g.call("fd_read", 0, g.read_iovs(4), 0xFFFFFFFF, g.out(4), expect=FAULT)
+    g.call("fd_read", 0, g.read_iovs(4), 0xFFFFFFFF, g.out(4), expect=INVAL)  # over IOV_MAX
+    g.call("fd_read", 0, g.read_iovs(4), IOV_MAX + 1, MEM, expect=INVAL)
     for fd, errno in ((1, BADF), (2, BADF), (3, ISDIR if dirs else BADF), (99, BADF)):
         g.call("fd_read", fd, g.read_iovs(4), 1, g.out(4), expect=errno, served=False)
 

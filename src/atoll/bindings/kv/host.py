@@ -39,7 +39,7 @@ from typing import Any, Final, NoReturn
 import wasmtime
 
 from atoll.bindings.kv.base import decode_cursor
-from atoll.bindings.kv.namespace import MAX_VALUE_BYTES, KVNamespace
+from atoll.bindings.kv.namespace import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVNamespace
 from atoll.errors import CpuLimitError, GuestTrapError, KVError, KVLimitError
 from atoll.runtime import calls
 from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view, register
@@ -59,6 +59,11 @@ STORE_ERROR: Final = -3
 """The store failed: unreachable, locked too long… (reason logged)."""
 NO_MEMORY: Final = -4
 """``get``/``list``: the guest's ``alloc`` returned 0."""
+
+#: Bytes of an unknown, over-long binding name shown in the trap message.
+NAME_SHOWN: Final = 64
+#: A cursor is a key in URL-safe base64 (4/3 of its bytes): longer ones were never made by list.
+_CURSOR_MAX: Final = 2 * MAX_KEY_BYTES
 
 _I32 = wasmtime.ValType.i32()
 _ALLOC_SIG = Signature(("i32",), ("i32",))
@@ -94,8 +99,9 @@ class _Call:
     def log(self, message: str) -> None:
         self.invocation.log(f"{MODULE}.{self.what}: {message}")
 
-    def read(self, ptr: int, length: int, name: str) -> bytes:
-        """A copy of guest memory; a pointer or length outside it traps."""
+    def read(self, ptr: int, length: int, name: str, copy: bool = True) -> bytes:
+        """A copy of guest memory (``copy=False``: only checked, ``b""``); a pointer or
+        length outside it traps."""
         if self._view is None:  # valid until the guest runs again (alloc)
             self._view = memory_view(self.caller)
         address, size = self._view
@@ -106,23 +112,48 @@ class _Call:
                 f"{name} pointer/length {ptr}/{length} is outside the guest's memory"
                 " (or it exports no 'memory')"
             )
-        return ctypes.string_at(address + ptr, length)
+        return ctypes.string_at(address + ptr, length) if copy else b""
 
-    def text(self, ptr: int, length: int, name: str) -> str:
-        """A UTF-8 argument; not UTF-8 is a KVLimitError (→ :data:`INVALID`)."""
+    def text(self, ptr: int, length: int, name: str, limit: int = MAX_KEY_BYTES) -> str:
+        """A UTF-8 argument of at most ``limit`` bytes (a key, a prefix, a cursor); longer
+        or not UTF-8 is a KVLimitError (→ :data:`INVALID`), and a longer one is not copied."""
+        length &= 0xFFFFFFFF
+        if length > limit:
+            self.read(ptr, length, name, copy=False)  # a bad pointer still traps as one
+            start = self.read(ptr, NAME_SHOWN, name).decode("utf-8", errors="replace")
+            raise KVLimitError(
+                f"KV {name} {start[:57] + '...'!r} is {length} bytes: over the limit of"
+                f" {limit} bytes (UTF-8)"
+            )
         try:
             return self.read(ptr, length, name).decode()
         except UnicodeDecodeError:
             raise KVLimitError(f"the {name} is not valid UTF-8") from None
 
     def namespace(self, ptr: int, length: int) -> KVNamespace:
-        """The worker's namespace bound as the binding at ``ptr``; any other name traps."""
-        binding = self.read(ptr, length, "binding").decode("utf-8", errors="replace")
+        """The worker's namespace bound as the binding at ``ptr``; any other name traps.
+
+        A name longer than the worker's longest KV binding (and than :data:`NAME_SHOWN`)
+        matches none: it is not copied whole, only its first :data:`NAME_SHOWN` bytes,
+        for the message.
+        """
         env = self.invocation.env
+        own = sorted(name for name, value in env.items() if isinstance(value, KVNamespace))
+        longest = max((len(name.encode()) for name in own), default=0)
+        length &= 0xFFFFFFFF
+        if length > max(longest, NAME_SHOWN):
+            self.read(ptr, length, "binding", copy=False)  # a bad pointer still traps as one
+            shown = self.read(ptr, NAME_SHOWN, "binding").decode("utf-8", errors="replace")
+            self.trap(
+                f"worker {self.invocation.worker!r} has no KV binding of {length} bytes"
+                f" ({shown!r}…; its KV bindings: {', '.join(own) or 'none'})",
+                hint="declare it under [[kv_namespaces]] in atoll.toml; a guest reaches only"
+                " the namespaces of its own worker",
+            )
+        binding = self.read(ptr, length, "binding").decode("utf-8", errors="replace")
         found = env.get(binding)
         if isinstance(found, KVNamespace):
             return found
-        own = sorted(name for name, value in env.items() if isinstance(value, KVNamespace))
         self.trap(
             f"worker {self.invocation.worker!r} has no KV binding {binding!r}"
             f" (its KV bindings: {', '.join(own) or 'none'})",
@@ -259,7 +290,7 @@ def _list(
     if limit >= 1 << 31:  # the C API path passes i32 unsigned; a limit is signed
         limit -= 1 << 32
     prefix = call.text(p_ptr, p_len, "prefix") if p_len & 0xFFFFFFFF else None
-    cursor = call.text(c_ptr, c_len, "cursor") if c_len & 0xFFFFFFFF else None
+    cursor = call.text(c_ptr, c_len, "cursor", _CURSOR_MAX) if c_len & 0xFFFFFFFF else None
     if cursor is not None:
         try:
             decode_cursor(cursor)

@@ -12,14 +12,69 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from atoll.runtime.hostfuncs import memory_view
+from atoll.runtime.logs import MAX_LOG_LINE, RequestLog
 
-__all__ = ["DirGrant", "GuestMemory", "OpenFile", "ProcExit", "WasiContext"]
+__all__ = [
+    "HOST_FILES",
+    "MAX_OPEN_FILES",
+    "DirGrant",
+    "GuestMemory",
+    "HostFiles",
+    "OpenFile",
+    "ProcExit",
+    "WasiContext",
+]
+
+#: Entries a request's guests may hold in their fd table beyond stdio and the granted
+#: folders (open files and folders); ``path_open`` past it returns ``EMFILE``.
+MAX_OPEN_FILES = 64
+
+
+class HostFiles:
+    """The host file descriptors WASI guests hold in this process, bounded.
+
+    ``limit`` defaults to a quarter of the process's open-file limit
+    (``RLIMIT_NOFILE``), so guests together can never take the descriptors the
+    server needs for its connections; ``path_open`` past it returns ``ENFILE``.
+    Shared by every thread running guests.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one more descriptor if the limit allows (before opening it)."""
+        with self._lock:
+            if self.held >= self.limit:
+                return False
+            self.held += 1
+            return True
+
+    def give(self) -> None:
+        """A descriptor counted by :meth:`take` was closed (or never opened)."""
+        with self._lock:
+            self.held -= 1
+
+
+def _process_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 4096
+    return max(16, soft // 4)
+
+
+#: The process's count of host descriptors held by guests.
+HOST_FILES = HostFiles(_process_limit())
 
 
 class ProcExit(Exception):
@@ -66,7 +121,10 @@ class WasiContext:
     stdout_to_log: bool = False
     stdin_pos: int = 0
     stdout: bytearray = field(default_factory=bytearray)
+    #: The line being written to the log (stderr; stdout too with ``stdout_to_log``),
+    #: at most ``MAX_LOG_LINE`` bytes; ``stderr_cut``: bytes of it dropped past that.
     stderr: bytearray = field(default_factory=bytearray)
+    stderr_cut: int = 0
     exit_code: int | None = None
     files: dict[int, OpenFile] = field(default_factory=dict)
     next_fd: int = 3
@@ -121,19 +179,65 @@ class WasiContext:
         self.stdin_pos += len(chunk)
         return chunk
 
+    def log_output(self, data: bytes, log: RequestLog | None) -> None:
+        """Add ``data`` (a guest's stderr, or stdout sent to the log) to the request's log,
+        line by line: a line is kept up to ``MAX_LOG_LINE`` bytes, the rest of it counted
+        as dropped; once the log is full, lines are only counted."""
+        pending = self.stderr
+        if log is not None and log.full():
+            log.drop(data.count(b"\n"), len(data) + len(pending) + self.stderr_cut)
+            pending.clear()
+            self.stderr_cut = 0
+            return
+        start = 0
+        while True:
+            cut = data.find(b"\n", start)
+            end = len(data) if cut < 0 else cut
+            room = MAX_LOG_LINE - len(pending)
+            if end - start <= room:
+                pending += data[start:end]
+            else:
+                pending += data[start : start + max(room, 0)]
+                self.stderr_cut += end - start - max(room, 0)
+            if cut < 0:
+                return
+            self.flush_log(log)
+            start = cut + 1
+
+    def flush_log(self, log: RequestLog | None) -> None:
+        """Log the line written so far (at a newline, and when the request ends)."""
+        line = self.stderr.decode("utf-8", errors="replace")
+        if self.stderr_cut:
+            line += f"… (cut at {MAX_LOG_LINE} bytes; {self.stderr_cut} more dropped)"
+            if log is not None:
+                log.drop(0, self.stderr_cut)
+        self.stderr.clear()
+        self.stderr_cut = 0
+        if log is not None:
+            log.add(line, cut=False)  # at most MAX_LOG_LINE bytes, and the note
+
+    def open_count(self) -> int:
+        """Entries of the fd table the guest opened (not stdio, not the granted folders)."""
+        return len(self.files) - len(self.dirs)
+
     def add(self, entry: OpenFile) -> int:
         fd = self.next_fd
         self.next_fd += 1
         self.files[fd] = entry
         return fd
 
+    def close_entry(self, fd: int) -> None:
+        """Drop ``fd`` from the table and close its host file, if any."""
+        entry = self.files.pop(fd)
+        if entry.os_fd is not None:
+            os_fd, entry.os_fd = entry.os_fd, None
+            HOST_FILES.give()
+            os.close(os_fd)
+
     def close(self) -> None:
-        """Close every host file the guest left open (called once, after the run)."""
-        for entry in self.files.values():
-            if entry.os_fd is not None:
-                os.close(entry.os_fd)
-                entry.os_fd = None
-        self.files.clear()
+        """Close every host file the guest left open (when the request ends; idempotent)."""
+        for fd in list(self.files):
+            self.close_entry(fd)
 
     def env_block(self) -> list[bytes]:
         """``KEY=value\\0`` for each variable (built once; the environment is fixed per run)."""

@@ -30,17 +30,38 @@ from typing import Any
 import wasmtime
 
 from atoll.errors import GuestError, GuestTrapError
-from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, fail, register
-from atoll.runtime.wasi.context import GuestMemory, OpenFile, ProcExit, WasiContext
+from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, check_cpu, fail, register
+from atoll.runtime.wasi.context import (
+    HOST_FILES,
+    MAX_OPEN_FILES,
+    GuestMemory,
+    OpenFile,
+    ProcExit,
+    WasiContext,
+)
 
-__all__ = ["MODULE", "OutputLimitError", "context_for"]
+__all__ = ["IOV_MAX", "LOG_WRITE_MAX", "MAX_POLL", "MODULE", "OutputLimitError", "context_for"]
 
 MODULE = "wasi_snapshot_preview1"
 
 # errno values (wasi_snapshot_preview1 `errno`)
 SUCCESS, ACCES, BADF, EXIST, FAULT, INVAL, IO = 0, 2, 8, 20, 21, 28, 29
-ISDIR, LOOP, NAMETOOLONG, NOENT, NOSYS, NOTDIR, NOTEMPTY, NOTSUP = 31, 32, 37, 44, 52, 54, 55, 58
+ISDIR, LOOP, MFILE, NAMETOOLONG, NFILE = 31, 32, 33, 37, 41
+NOENT, NOSYS, NOTDIR, NOTEMPTY, NOTSUP = 44, 52, 54, 55, 58
 PERM, ROFS, SPIPE, NOTCAPABLE = 63, 69, 70, 76
+
+# What one call may ask of the host (docs/limits.md); past it the call returns an errno.
+#: iovecs per fd_read/fd_pread/fd_write (POSIX's IOV_MAX on Linux): more is EINVAL.
+IOV_MAX = 1024
+#: Bytes one fd_write to the log (stderr) takes; the rest is a short write (the guest's
+#: libc writes it with the next call, as it does for a pipe).
+LOG_WRITE_MAX = 64 * 1024
+#: Subscriptions per poll_oneoff: more is EINVAL.
+MAX_POLL = 1024
+#: Bytes of a path argument: longer is ENAMETOOLONG (Linux's PATH_MAX).
+PATH_MAX = 4096
+#: random_get fills guest memory this many bytes at a time, checking the CPU budget between.
+RANDOM_CHUNK = 64 * 1024
 
 # filetypes
 FT_UNKNOWN, FT_CHAR, FT_DIR, FT_REG, FT_SYMLINK = 0, 2, 3, 4, 7
@@ -67,20 +88,20 @@ def context_for(caller: wasmtime.Caller) -> WasiContext:
     return invocation.wasi_context()
 
 
-def _log_lines(buffer: bytearray, data: bytes, flush: bool = False) -> None:
+def _to_log(context: WasiContext, mem: GuestMemory, vecs: list[tuple[int, int]]) -> int:
+    """Send at most :data:`LOG_WRITE_MAX` bytes of ``vecs`` to the request's log; return
+    how many (a short write when there are more)."""
     invocation = CURRENT.get()
-    buffer += data
-    while True:
-        cut = buffer.find(b"\n")
-        if cut < 0:
+    log = invocation.log_book if invocation is not None else None
+    taken = 0
+    for ptr, length in vecs:
+        n = min(length, LOG_WRITE_MAX - taken)
+        if n:
+            context.log_output(bytes(mem.view[ptr : ptr + n]), log)
+        taken += n
+        if taken >= LOG_WRITE_MAX:
             break
-        line = bytes(buffer[:cut]).decode("utf-8", errors="replace")
-        del buffer[: cut + 1]
-        if invocation is not None:
-            invocation.log(line)
-    if flush and buffer and invocation is not None:
-        invocation.log(bytes(buffer).decode("utf-8", errors="replace"))
-        buffer.clear()
+    return taken
 
 
 # -- args and environment ---------------------------------------------------
@@ -152,7 +173,11 @@ def clock_time_get(caller: wasmtime.Caller, clock: int, precision: int, out: int
 def random_get(caller: wasmtime.Caller, buf: int, length: int) -> int:
     mem = GuestMemory(caller)
     mem.check(buf, length)  # before asking the OS for the bytes
-    mem.write(buf, os.urandom(length))
+    for at in range(buf, buf + length, RANDOM_CHUNK):
+        if at != buf:
+            check_cpu(caller, f"{MODULE}.random_get")
+        n = min(RANDOM_CHUNK, buf + length - at)
+        mem.view[at : at + n] = os.urandom(n)
     return SUCCESS
 
 
@@ -162,6 +187,8 @@ def sched_yield(caller: wasmtime.Caller) -> int:
 
 def poll_oneoff(caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
     """Every clock subscription fires at once; fd subscriptions report ready (stdin is in memory)."""
+    if count > MAX_POLL:
+        return INVAL
     mem = GuestMemory(caller)
     raw = mem.read(subs, 48 * count)
     out = bytearray()
@@ -188,12 +215,17 @@ def proc_raise(caller: wasmtime.Caller, sig: int) -> int:
 
 
 def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
+    if count > IOV_MAX:
+        return INVAL
     context = context_for(caller)
     mem = GuestMemory(caller)
-    mem.check(nwritten, 4)  # a fault writes nothing
-    data = b"".join(mem.read(ptr, length) for ptr, length in mem.iovecs(iovs, count))
+    mem.check(nwritten, 4)  # every pointer first: a fault writes nothing
+    vecs = mem.iovecs(iovs, count)
+    for ptr, length in vecs:
+        mem.check(ptr, length)
     if fd == 1 and not context.stdout_to_log:
-        if context.stdout_size() + len(data) > context.stdout_limit:
+        written = sum(length for _, length in vecs)
+        if context.stdout_size() + written > context.stdout_limit:  # before copying
             fail(
                 OutputLimitError(
                     f"the guest wrote more than {context.stdout_limit} bytes to stdout "
@@ -201,35 +233,51 @@ def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: 
                     hint="raise [limits] response_mb, or send less",
                 )
             )
-        context.write_stdout(data)
+        context.write_stdout(b"".join(mem.view[ptr : ptr + length] for ptr, length in vecs))
     elif fd in (1, 2):
-        _log_lines(context.stderr, data)
+        written = _to_log(context, mem, vecs)
     elif fd in context.files:
         return ROFS if not context.files[fd].is_dir else ISDIR
     else:
         return BADF
-    mem.set_u32(nwritten, len(data))
+    mem.set_u32(nwritten, written)
     return SUCCESS
 
 
-def _read_into(mem: GuestMemory, iovs: int, count: int, source: Callable[[int], bytes]) -> int:
+def _read_into(
+    caller: wasmtime.Caller,
+    mem: GuestMemory,
+    iovs: int,
+    count: int,
+    fill: Callable[[memoryview], int],
+) -> int:
+    """Fill the iovecs in turn (``fill(buffer) -> bytes put there``) up to a short one."""
     total = 0
-    for ptr, length in mem.iovecs(iovs, count):
+    for i, (ptr, length) in enumerate(mem.iovecs(iovs, count)):
         mem.check(ptr, length)  # before taking the bytes from their source
-        chunk = source(length)
-        mem.write(ptr, chunk)
-        total += len(chunk)
-        if len(chunk) < length:
+        if i:
+            check_cpu(caller, f"{MODULE}.fd_read")
+        n = fill(mem.view[ptr : ptr + length])
+        total += n
+        if n < length:
             break
     return total
 
 
 def fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int) -> int:
+    if count > IOV_MAX:
+        return INVAL
     context = context_for(caller)
     mem = GuestMemory(caller)
     if fd == 0:
+
+        def from_stdin(buffer: memoryview) -> int:
+            chunk = context.read_stdin(len(buffer))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
         mem.check(nread, 4)  # before consuming stdin
-        mem.set_u32(nread, _read_into(mem, iovs, count, context.read_stdin))
+        mem.set_u32(nread, _read_into(caller, mem, iovs, count, from_stdin))
         return SUCCESS
     entry = context.files.get(fd)
     if entry is None or fd in (1, 2):
@@ -238,18 +286,20 @@ def fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int)
         return ISDIR
     os_fd = entry.os_fd
 
-    def pread(n: int) -> bytes:
-        chunk = os.pread(os_fd, n, entry.position)
-        entry.position += len(chunk)
-        return chunk
+    def pread(buffer: memoryview) -> int:
+        n = os.preadv(os_fd, [buffer], entry.position)  # straight into guest memory
+        entry.position += n
+        return n
 
-    mem.set_u32(nread, _read_into(mem, iovs, count, pread))
+    mem.set_u32(nread, _read_into(caller, mem, iovs, count, pread))
     return SUCCESS
 
 
 def fd_pread(
     caller: wasmtime.Caller, fd: int, iovs: int, count: int, offset: int, nread: int
 ) -> int:
+    if count > IOV_MAX:
+        return INVAL
     context = context_for(caller)
     entry = context.files.get(fd)
     if entry is None or entry.os_fd is None:
@@ -257,13 +307,13 @@ def fd_pread(
     mem = GuestMemory(caller)
     os_fd, pos = entry.os_fd, offset
 
-    def pread(n: int) -> bytes:
+    def pread(buffer: memoryview) -> int:
         nonlocal pos
-        chunk = os.pread(os_fd, n, pos)
-        pos += len(chunk)
-        return chunk
+        n = os.preadv(os_fd, [buffer], pos)
+        pos += n
+        return n
 
-    mem.set_u32(nread, _read_into(mem, iovs, count, pread))
+    mem.set_u32(nread, _read_into(caller, mem, iovs, count, pread))
     return SUCCESS
 
 
@@ -300,9 +350,7 @@ def fd_close(caller: wasmtime.Caller, fd: int) -> int:
     entry = context.files.get(fd)
     if entry is None or entry.preopen:
         return BADF if entry is None else NOTSUP
-    if entry.os_fd is not None:
-        os.close(entry.os_fd)
-    del context.files[fd]
+    context.close_entry(fd)
     return SUCCESS
 
 
@@ -435,7 +483,13 @@ def _resolve(context: WasiContext, fd: int, path: str) -> Path | int:
     return real
 
 
+class _PathTooLong(Exception):
+    """A path argument over :data:`PATH_MAX` bytes (ENAMETOOLONG, nothing read)."""
+
+
 def _path_arg(caller: wasmtime.Caller, ptr: int, length: int) -> str:
+    if length > PATH_MAX:
+        raise _PathTooLong
     return GuestMemory(caller).read(ptr, length).decode("utf-8", errors="surrogateescape")
 
 
@@ -462,16 +516,22 @@ def path_open(
     grant = context.files[fd].grant
     if not target.exists():
         return NOENT
+    if context.open_count() >= MAX_OPEN_FILES:
+        return MFILE  # this request's guests hold as many as one may
     if target.is_dir():
         new = OpenFile(target, grant, is_dir=True)
     elif oflags & O_DIRECTORY:
         return NOTDIR
     else:
+        if not HOST_FILES.take():
+            return NFILE  # the guests of all requests hold the process's share
         try:
             os_fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except PermissionError:
+            HOST_FILES.give()
             return ACCES
         except OSError:
+            HOST_FILES.give()
             return IO
         new = OpenFile(target, grant, is_dir=False, os_fd=os_fd)
     GuestMemory(caller).set_u32(out, context.add(new))
@@ -568,6 +628,8 @@ def _guarded(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
             return impl(caller, *args)
         except (IndexError, struct.error):
             return FAULT
+        except _PathTooLong:
+            return NAMETOOLONG
         except OSError:
             return IO
         except wasmtime.Trap:
