@@ -180,3 +180,46 @@ def test_bulk_file_errors(worker: Path) -> None:
     result = run("bulk", "delete", str(worker / "keys.json"), str(worker), "-b", "CACHE")
     assert result.exit_code == 1
     assert "entry 1: KV key '' is not allowed" in result.stderr
+
+
+# -- wrangler's spellings ------------------------------------------------------------
+
+
+def test_wrangler_key_commands(worker: Path) -> None:
+    d = str(worker)
+    put = run("key", "put", "k", "v", d, "--binding", "CACHE", "--preview", "--local")
+    assert put.exit_code == 0, put.output
+    assert run("key", "get", "k", d, "--binding", "CACHE").stdout_bytes == b"v"
+    listed = run("key", "list", d, "--namespace-id", "cache-ns")
+    assert json.loads(listed.stdout) == [{"name": "k"}]
+    assert run("key", "delete", "k", d, "--binding", "CACHE").exit_code == 0
+    assert read(worker, "cache-ns", "k") == (None, None)
+
+
+def test_persist_to_is_the_store_of_dev_persist_to(worker: Path, tmp_path: Path) -> None:
+    d, state = str(worker), tmp_path / "state"
+    assert run("key", "put", "k", "v", d, "-b", "CACHE", "--persist-to", str(state)).exit_code == 0
+    assert (state / "kv.sqlite3").exists()
+    assert not (worker / ".atoll").exists()
+    got = run("get", "k", d, "-b", "CACHE", "--persist-to", str(state))
+    assert got.stdout_bytes == b"v"
+
+
+def test_wrangler_namespace_commands(worker: Path) -> None:
+    d = str(worker)
+    listed = run("namespace", "list", d)
+    assert json.loads(listed.stdout) == [
+        {"id": "cache-ns", "title": "CACHE"},
+        {"id": "other-ns", "title": "OTHER"},
+    ]
+    created = run("namespace", "create", "my-sessions")
+    assert created.exit_code == 0
+    assert '[[kv_namespaces]]\nbinding = "MY_SESSIONS"\nid = "my-sessions"' in created.stdout
+    for i in range(3):
+        run("put", f"k{i}", "v", d, "--binding", "CACHE")
+    run("put", "kept", "v", d, "--binding", "OTHER")
+    gone = run("namespace", "delete", d, "--binding", "CACHE", "-y")
+    assert gone.exit_code == 0, gone.output
+    assert "deleted 3 keys" in gone.output
+    assert json.loads(run("list", d, "-b", "CACHE").stdout) == []
+    assert json.loads(run("list", d, "-b", "OTHER").stdout) == [{"name": "kept"}]

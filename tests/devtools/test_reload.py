@@ -6,9 +6,14 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from atoll.api import Request
-from atoll.devtools.reload import DevReloader
+from atoll.cli.init import TEMPLATES, copy_template
+from atoll.devtools.build import run_build
+from atoll.devtools.reload import DevReloader, ignored
 from atoll.http.app import SingleWorker
+from atoll.manifest import load_manifest
 from atoll.worker import Runtime, load_worker
 from tests.support import WorkerFactory, wat
 
@@ -109,5 +114,123 @@ def test_the_watcher_thread_reloads_within_a_second(
             time.sleep(0.05)
         assert reloader.reloads >= 1
         assert asyncio.run(body(router)) == "one 5 v1"
+    finally:
+        reloader.stop()
+
+
+# -- no rebuild loop: the build's own files are not changes --------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x.rcgu.o",
+        "greeter.lib.3b8772f4-cgu.0.rcgu.o",
+        "app.wasm.tmp4ec0e40",
+        "worker.py.swp",
+        "notes~",
+        ".#worker.py",
+        "4913",
+    ],
+)
+def test_temporary_files_are_ignored(name: str) -> None:
+    assert ignored(Path("build") / name)
+
+
+@pytest.mark.parametrize("folder", ["target", "node_modules", ".atoll", ".zig-cache", ".git"])
+def test_tool_folders_are_ignored(folder: str) -> None:
+    assert ignored(Path(folder) / "debug" / "lib.rs")
+    assert not ignored(Path("src") / "lib.rs")
+
+
+async def test_an_output_as_loaded_is_not_a_change(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    root, router, reloader, _ = setup(make_worker, runtime)
+    reloader.start()
+    reloader.stop()
+    assert not reloader.apply([root / "pkg" / "M.wasm"])  # the file the worker loaded
+    (root / "pkg" / "M.wasm").write_bytes(module(12))
+    assert reloader.apply([root / "pkg" / "M.wasm"])
+    assert not reloader.apply([root / "pkg" / "M.wasm"])  # the same event, delivered twice
+    assert await body(router) == "one 12 v1"
+
+
+async def test_static_files_do_not_reload(make_worker: WorkerFactory, runtime: Runtime) -> None:
+    root, _router, reloader, _ = setup(make_worker, runtime)
+    (root / "public").mkdir()
+    (root / "atoll.toml").write_text(
+        (root / "atoll.toml").read_text() + '[assets]\ndirectory = "public"\n'
+    )
+    assert reloader.apply([root / "atoll.toml"])
+    (root / "public" / "index.html").write_text("hi")
+    assert not reloader.apply([root / "public" / "index.html"])
+
+
+def test_watch_dir_limits_what_rebuilds(make_worker: WorkerFactory, runtime: Runtime) -> None:
+    root, _router, reloader, _messages = setup(make_worker, runtime)
+    (root / "build.sh").write_text("#!/bin/sh\ncp rust/next.wasm pkg/M.wasm\n")
+    (root / "build.sh").chmod(0o755)
+    (root / "rust").mkdir()
+    (root / "rust" / "next.wasm").write_bytes(module(8))
+    (root / "atoll.toml").write_text(
+        (root / "atoll.toml").read_text()
+        + '[build]\ncommand = "./build.sh"\nwatch_dir = ["rust"]\n'
+    )
+    assert reloader.apply([root / "src" / "helper.py"])  # not watched: reload, no build
+    assert reloader.builds == 0
+    assert reloader.apply([root / "rust" / "next.wasm"])
+    assert reloader.builds == 1
+
+
+#: Per template, the source file an edit goes to and how a comment is written in it.
+SOURCES = {
+    "python": ("src/worker.py", "# edited\n"),
+    "python-rust": ("rust/lib.rs", "// edited\n"),
+    "python-c": ("c/greeter.c", "// edited\n"),
+    "python-assemblyscript": ("assembly/index.ts", "// edited\n"),
+    "rust-wasi": ("src/main.rs", "// edited\n"),
+    "c-wasi": ("src/main.c", "// edited\n"),
+    "zig-wasi": ("src/main.zig", "// edited\n"),
+    "assemblyscript-wasi": ("assembly/index.ts", "// edited\n"),
+}
+
+#: A build and a reload per edit must come well within this; a loop would be seen long before.
+FIRST_RELOAD_S = 180
+#: After the reload, how long the watcher is left alone to show a loop (builds take ~1 s).
+QUIET_S = 3.0
+
+
+def test_every_template_has_a_source_to_edit() -> None:
+    assert set(SOURCES) == set(TEMPLATES)
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_one_edit_is_one_build_and_one_reload(
+    template: str, tmp_path: Path, runtime: Runtime
+) -> None:
+    """A fresh template, built, watched: one edit of a source → exactly one build, one reload.
+
+    Before the rules of :func:`ignored`, the build's temporary files (rustc's ``.rcgu.o``,
+    wasm-opt's ``.wasm.tmp*``) counted as changes and a template rebuilt forever.
+    """
+    root = tmp_path / template
+    copy_template(template, root, "loop-check")
+    run_build(load_manifest(root, check_files=False))
+    router = SingleWorker(load_worker(root, runtime=runtime, dev=True))
+    messages: list[str] = []
+    reloader = DevReloader(root, router, runtime, report=messages.append)
+    reloader.start()
+    try:
+        time.sleep(0.5)  # let the watcher start
+        source, comment = SOURCES[template]
+        with (root / source).open("a") as file:
+            file.write(comment)
+        deadline = time.monotonic() + FIRST_RELOAD_S
+        while reloader.reloads == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reloader.reloads == 1, messages
+        time.sleep(QUIET_S)  # a loop would build again here
+        assert (reloader.builds, reloader.reloads) == (1, 1), messages
     finally:
         reloader.stop()

@@ -1,56 +1,24 @@
 """``atoll deploy [DIR]``: pack a worker folder and upload it to an ``atoll serve`` node.
 
-Also home of :func:`admin_options` and :func:`admin_client`, which every
-command that talks to the admin API shares (``versions``, ``rollback``,
-``delete``, ``secret``, ``tail``).
+The admin API's options and client are in :mod:`atoll.cli.admin`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-from atoll.cli.common import fail_on_errors, stderr
+from atoll.cli.admin import admin_client, admin_options
+from atoll.cli.common import stderr
 from atoll.control.bundle import pack
-from atoll.control.client import DEFAULT_ADMIN_URL, AdminClient
 from atoll.control.deployer import BUNDLE
 from atoll.devtools.build import run_build
 from atoll.errors import ControlError
 from atoll.manifest import load_manifest
 
-__all__ = ["admin_client", "admin_options", "deploy"]
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def admin_options(command: F) -> F:
-    """``--url`` (``$ATOLL_ADMIN_URL``) and ``--token`` (``$ATOLL_ADMIN_TOKEN``)."""
-    command = click.option(
-        "--token",
-        envvar="ATOLL_ADMIN_TOKEN",
-        required=True,
-        help="Admin API bearer token ($ATOLL_ADMIN_TOKEN).",
-    )(command)
-    command = click.option(
-        "--url",
-        envvar="ATOLL_ADMIN_URL",
-        default=DEFAULT_ADMIN_URL,
-        show_default=True,
-        help="Admin API of the node ($ATOLL_ADMIN_URL).",
-    )(command)
-    return command
-
-
-@contextmanager
-def admin_client(url: str, token: str) -> Iterator[AdminClient]:
-    """An :class:`AdminClient`, inside :func:`fail_on_errors` (errors become messages, exit 1)."""
-    with fail_on_errors(), AdminClient(url, token) as client:
-        yield client
+__all__ = ["deploy"]
 
 
 @click.command()

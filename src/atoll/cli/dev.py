@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,9 +15,10 @@ from atoll.cli.common import fail_on_errors, setup_logging, stderr
 from atoll.cli.kv import STATE_DIR
 from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
+from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.server import DEFAULT_LOOPS, serve
-from atoll.manifest import load_manifest
+from atoll.manifest import Manifest, load_manifest
 from atoll.worker import Runtime, load_worker
 
 __all__ = ["dev"]
@@ -22,7 +26,9 @@ __all__ = ["dev"]
 
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host", "--ip", "host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
 @click.option("--port", default=8787, show_default=True, type=int, help="Port (0: any free port).")
 @click.option(
     "--loops",
@@ -39,6 +45,32 @@ __all__ = ["dev"]
     envvar="ATOLL_KV",
     metavar="SPEC",
     help="KV store: sqlite (DIR/.atoll/kv.sqlite3), sqlite:PATH, redis://HOST:PORT/DB, memory.",
+)
+@click.option(
+    "--persist-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Folder of local state (KV) instead of DIRECTORY/.atoll/ (as wrangler's --persist-to).",
+)
+@click.option(
+    "--var",
+    "var_items",
+    multiple=True,
+    metavar="KEY:VALUE",
+    help="Set env.KEY to the string VALUE, over [vars] (repeatable).",
+)
+@click.option("--name", default=None, help="Serve the worker under this name instead of `name`.")
+@click.option(
+    "--compatibility-date",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Use this compatibility date instead of the config's.",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Accepted for wrangler's sake; has no effect (atoll dev is always local).",
 )
 @click.option("--no-build", is_flag=True, help="Do not run [build] command before serving.")
 @click.option(
@@ -58,6 +90,11 @@ def dev(
     port: int,
     loops: int,
     kv_spec: str,
+    persist_to: Path | None,
+    var_items: tuple[str, ...],
+    name: str | None,
+    compatibility_date: str | None,
+    local: bool,
     no_build: bool,
     no_reload: bool,
     log_level: str,
@@ -65,25 +102,81 @@ def dev(
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 
     KV namespaces live in DIRECTORY/.atoll/ (what `atoll kv` reads and
-    writes) unless --kv names another store. A change to the manifest, the
+    writes), or in --persist-to DIR, unless --kv names another store. The
+    build's output is shown as it runs. A change to the manifest, the
     entry, a module or a source is rebuilt and swapped in within a second; a
     broken change is printed and the last good version keeps serving. Errors
     show as pages with tracebacks and wasm backtraces. Stop with Ctrl-C.
     """
     setup_logging(log_level)
     with fail_on_errors():
+        adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
         if not no_build:
             raw = load_manifest(directory, check_files=False)
             if raw.build.command:
-                stderr.print(f"building: {raw.build.command}")
-                run_build(raw)
-        # Once per process. The default store creates DIR/.atoll/ for its file;
-        # a store elsewhere (--kv) leaves the folder alone.
-        backend = open_backend(kv_spec, state_dir=directory / STATE_DIR)
+                stderr.print(f"building: {raw.build.command}", markup=False)
+                run_build(raw, on_output=lambda line: stderr.print(f"  {line}", markup=False))
+        # Once per process. The default store creates its folder (DIR/.atoll/ or
+        # --persist-to) for its file; a store elsewhere (--kv) leaves the folder alone.
+        state_dir = persist_to if persist_to is not None else directory / STATE_DIR
+        backend = open_backend(kv_spec, state_dir=state_dir)
         try:
-            _serve(directory, host, port, loops, backend, build=not no_build, reload=not no_reload)
+            _serve(
+                directory,
+                host,
+                port,
+                loops,
+                backend,
+                adjust,
+                build=not no_build,
+                reload=not no_reload,
+            )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
+
+
+_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(.*)", re.DOTALL)
+
+
+def _parse_vars(items: tuple[str, ...]) -> dict[str, str]:
+    """``--var KEY:VALUE`` items as a dict (the value may hold colons)."""
+    out: dict[str, str] = {}
+    for item in items:
+        match = _VAR.fullmatch(item)
+        if match is None:
+            raise ConfigError(
+                f"--var {item!r} is not KEY:VALUE",
+                hint="for example --var GREETING:hello (KEY is a Python identifier)",
+            )
+        out[match.group(1)] = match.group(2)
+    return out
+
+
+def _overrides(
+    variables: dict[str, str], name: str | None, compatibility_date: str | None
+) -> Callable[[Manifest], Manifest] | None:
+    """What the command line changes in the manifest (every load, reloads too)."""
+    if not variables and name is None and compatibility_date is None:
+        return None
+    if compatibility_date is not None and not re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}", compatibility_date
+    ):
+        raise ConfigError(
+            f"--compatibility-date {compatibility_date!r} is not a date",
+            hint="write it as YYYY-MM-DD, for example 2026-11-01",
+        )
+
+    def adjust(manifest: Manifest) -> Manifest:
+        changes: dict[str, object] = {}
+        if variables:
+            changes["vars"] = {**manifest.vars, **variables}
+        if name is not None:
+            changes["name"] = name
+        if compatibility_date is not None:
+            changes["compatibility_date"] = compatibility_date
+        return dataclasses.replace(manifest, **changes)  # type: ignore[arg-type]
+
+    return adjust
 
 
 def _serve(
@@ -92,13 +185,17 @@ def _serve(
     port: int,
     loops: int,
     backend: KVBackend,
+    adjust: Callable[[Manifest], Manifest] | None,
     *,
     build: bool,
     reload: bool,
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
-    worker = load_worker(directory, runtime=runtime, dev=True, extra_bindings=bindings)
+    manifest = load_manifest(directory)
+    if adjust is not None:
+        manifest = adjust(manifest)
+    worker = load_worker(manifest, runtime=runtime, dev=True, extra_bindings=bindings)
     housekeeping = KVHousekeeping(backend)
     router = SingleWorker(worker)
     reloader = DevReloader(
@@ -106,6 +203,7 @@ def _serve(
         router,
         runtime,
         extra_bindings=bindings,
+        adjust=adjust,
         build=build,
         report=lambda message: stderr.print(message, markup=False),
     )

@@ -15,6 +15,14 @@ its ``id`` is the namespace written (``--namespace-id ID`` skips the lookup).
     atoll kv bulk put FILE.json [DIR] --binding CACHE
     atoll kv bulk delete FILE.json [DIR] --binding CACHE
 
+wrangler's spellings work too: ``atoll kv key put|get|list|delete`` are the
+commands above, and ``atoll kv namespace list|create|delete`` list the
+namespaces the config binds, print the lines that bind a new one (a
+namespace exists as soon as a key is written to it), and delete every key of
+one. ``--preview`` and ``--local`` are accepted and change nothing: there is
+one local store. ``--persist-to DIR`` reads the store ``atoll dev
+--persist-to DIR`` writes.
+
 Errors (a key or value over Workers' limits, an unknown binding) are printed
 without a traceback and exit with status 1.
 """
@@ -24,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -81,15 +91,48 @@ def _run(
 ) -> T:
     """Open the folder's store, run ``action`` on the namespace, close the store."""
     ns = _namespace_id(directory, binding, namespace_id)
+    context = click.get_current_context(silent=True)
+    persist_to = context.params.get("persist_to") if context is not None else None
+    state_dir = Path(persist_to) if persist_to else directory / STATE_DIR
 
     async def main() -> T:
-        async with open_backend(spec, state_dir=directory / STATE_DIR) as backend:
+        async with open_backend(spec, state_dir=state_dir) as backend:
             return await action(KVNamespace(backend, ns))
 
     return asyncio.run(main())
 
 
+def _local_options(command: F) -> F:
+    """wrangler's ``--preview`` / ``--local`` (accepted, no effect) and ``--persist-to``.
+
+    The command does not see them: :func:`_run` reads ``--persist-to`` from the click context.
+    """
+
+    @functools.wraps(command)
+    def dropped(*args: Any, preview: bool, local: bool, persist_to: str | None, **kw: Any) -> Any:
+        return command(*args, **kw)
+
+    fn: Any = dropped
+    fn = click.option(
+        "--persist-to",
+        type=click.Path(file_okay=False),
+        default=None,
+        metavar="DIR",
+        help="The state folder `atoll dev --persist-to DIR` uses (default: DIR/.atoll/).",
+    )(fn)
+    fn = click.option(
+        "--local", is_flag=True, help="Accepted for wrangler's sake; no effect (always local)."
+    )(fn)
+    fn = click.option(
+        "--preview/--no-preview",
+        default=False,
+        help="Accepted for wrangler's sake; no effect (one namespace, no preview copy).",
+    )(fn)
+    return fn  # type: ignore[no-any-return]
+
+
 def _namespace_options(fn: F) -> F:
+    fn = _local_options(fn)
     fn = click.option(
         "--kv",
         "spec",
@@ -362,4 +405,87 @@ def bulk_delete(
             return len(keys)
 
         count = _run(directory, binding, namespace_id, spec, remove)
+    click.echo(f"deleted {count} keys", err=True)
+
+
+# -- wrangler's spellings: `kv key …` and `kv namespace …` ---------------------------
+
+
+@kv.group(name="key")
+def key_group() -> None:
+    """wrangler's `kv key put|get|list|delete`: the same commands as `atoll kv put|get|…`."""
+
+
+for _command in (put, get, delete, list_):
+    key_group.add_command(_command)
+
+
+@kv.group(name="namespace")
+def namespace() -> None:
+    """wrangler's `kv namespace list|create|delete`, for a worker folder's local store."""
+
+
+@namespace.command(name="list")
+@click.argument("directory", default=".", type=_DIR)
+def namespace_list(directory: Path) -> None:
+    """Print the namespaces DIR's config binds, as JSON: [{"id", "title"}] (wrangler's shape)."""
+    with fail_on_errors():
+        manifest = load_manifest(directory, check_files=False)
+    listed = [{"id": entry.id, "title": entry.binding} for entry in manifest.kv_namespaces]
+    click.echo(json.dumps(listed, indent=2))
+
+
+@namespace.command(name="create")
+@click.argument("name")
+@_local_options
+def namespace_create(name: str) -> None:
+    """Print the lines that bind namespace NAME; add them to the config.
+
+    Nothing is created in the store: a namespace exists as soon as a key is
+    written to it, and its keys never mix with another namespace's.
+    """
+    with fail_on_errors():
+        binding = name.upper().replace("-", "_")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", binding):
+            raise KVError(
+                f"{name!r} cannot be a binding name",
+                hint="use letters, digits, _ and -, not starting with a digit",
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", name):
+            raise KVError(f"{name!r} cannot be a namespace id", hint="at most 128 of A-Za-z0-9_.:-")
+    click.echo("Add this to atoll.toml (wrangler.toml: the same lines):\n")
+    click.echo(f'[[kv_namespaces]]\nbinding = "{binding}"\nid = "{name}"')
+
+
+@namespace.command(name="delete")
+@click.argument("directory", default=".", type=_DIR)
+@click.option("-y", "--yes", "--skip-confirmation", "yes", is_flag=True, help="Do not ask.")
+@_namespace_options
+def namespace_delete(
+    directory: Path,
+    yes: bool,
+    binding: str | None,
+    namespace_id: str | None,
+    spec: str,
+) -> None:
+    """Delete every key of a namespace (--binding or --namespace-id). The config is left as it is."""
+    what = f"--binding {binding}" if binding else f"--namespace-id {namespace_id}"
+    if not yes:
+        click.confirm(f"Delete every key of the namespace of {what}?", abort=True, err=True)
+
+    async def remove_all(ns: KVNamespace) -> int:
+        names: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await ns.list(cursor=cursor)
+            names += [info.name for info in page.keys]
+            if page.list_complete:
+                break
+            cursor = page.cursor
+        for name in names:
+            await ns.delete(name)
+        return len(names)
+
+    with fail_on_errors():
+        count = _run(directory, binding, namespace_id, spec, remove_all)
     click.echo(f"deleted {count} keys", err=True)

@@ -8,13 +8,15 @@ from typing import Any
 
 import click
 
-from atoll.cli.deploy import admin_client, admin_options
+from atoll.cli.admin import admin_client, admin_options, name_option, worker_name
+from atoll.cli.common import fail_on_errors
 
 __all__ = ["tail"]
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@name_option
 @admin_options
 @click.option(
     "--status", "statuses", multiple=True, metavar="CODE", help="Only these statuses: 500, 5xx."
@@ -38,7 +40,8 @@ __all__ = ["tail"]
     help="json: one event per line.",
 )
 def tail(
-    name: str,
+    name: str | None,
+    name_option: str | None,
     url: str,
     token: str,
     statuses: tuple[str, ...],
@@ -50,8 +53,11 @@ def tail(
     wall and CPU time, log lines, exception and wasm backtrace. Ctrl-C to stop.
 
     When events come faster than they can be shown, the node drops some
-    (requests never wait for this stream) and says how many.
+    (requests never wait for this stream) and says how many. NAME defaults
+    to the worker of the config in the current folder.
     """
+    with fail_on_errors():
+        name = worker_name(name, name_option)
     with admin_client(url, token) as client:
         try:
             for kind, data in client.tail(

@@ -7,7 +7,8 @@ import time
 
 import click
 
-from atoll.cli.deploy import admin_client, admin_options
+from atoll.cli.admin import admin_client, admin_options, name_option, worker_name
+from atoll.cli.common import fail_on_errors
 
 __all__ = ["versions"]
 
@@ -18,11 +19,19 @@ def versions() -> None:
 
 
 @versions.command("list")
-@click.argument("name")
+@click.argument("name", required=False)
+@name_option
 @admin_options
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
-def list_versions(name: str, url: str, token: str, as_json: bool) -> None:
-    """List the stored versions of worker NAME, oldest first; * marks the active one."""
+def list_versions(
+    name: str | None, name_option: str | None, url: str, token: str, as_json: bool
+) -> None:
+    """List the stored versions of worker NAME, oldest first; * marks the active one.
+
+    NAME defaults to the worker of the config in the current folder.
+    """
+    with fail_on_errors():
+        name = worker_name(name, name_option)
     with admin_client(url, token) as client:
         answer = client.versions(name)
     if as_json:

@@ -2,14 +2,23 @@
 
 A change to the manifest, the entry, a module or a source under the folder:
 
-1. if the manifest has a ``[build] command`` and a changed file is not one of
-   the build's outputs, the build runs first (its failure is printed; the last
-   good worker keeps serving);
+1. if the manifest has a ``[build] command`` and a changed file is a source
+   (not a build output; under ``[build] watch_dir`` when that is set), the
+   build runs first (its output is shown as it comes; its failure is printed
+   and the last good worker keeps serving);
 2. the worker is loaded anew — manifest, modules (compiled once, then from the
    cache), Python entry and the modules beside it — and swapped into the
    router in one assignment: requests in flight finish on the worker they
    started on, new ones get the new one;
 3. a load error is printed and the last good worker keeps serving.
+
+What is not a change, by rule (:func:`ignored`), so a build never triggers
+itself: files under state, cache, dependency and VCS folders
+(:data:`IGNORED_DIRS`), compilers' and editors' temporary files
+(:data:`TEMPORARY_FILES`: rustc's ``*.rcgu.o``, wasm-opt's ``*.wasm.tmp*``,
+``*.swp``…), files under ``[assets] directory`` / ``[site] bucket`` (served
+from disk as they are), and build outputs (the wasm files the manifest names)
+whose content is what the last reload loaded.
 
 Bindings made by ``extra_bindings`` (KV namespaces) are built again from the
 same backend, so KV state persists across reloads. One watcher thread per
@@ -18,7 +27,9 @@ same backend, so KV state persists across reloads. One watcher thread per
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,26 +38,71 @@ from pathlib import Path
 from atoll.devtools.build import run_build
 from atoll.errors import AtollError
 from atoll.http.app import SingleWorker
-from atoll.manifest import load_manifest
+from atoll.manifest import Manifest, load_manifest
 from atoll.worker import BindingFactory, Runtime, Worker, load_worker
 
-__all__ = ["DevReloader"]
+__all__ = ["IGNORED_DIRS", "TEMPORARY_FILES", "DevReloader", "ignored"]
 
 log = logging.getLogger("atoll.devtools.reload")
 
-#: Folders never watched: state, caches, dependencies, VCS.
+#: Folders never watched: state, caches, dependencies, build trees of tools, VCS.
 IGNORED_DIRS = frozenset(
     {
         ".atoll",
         ".git",
+        ".hg",
+        ".svn",
         "__pycache__",
         "node_modules",
         "target",
         ".zig-cache",
         "zig-cache",
+        "zig-out",
         ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".venv",
+        ".wrangler",
     }
 )
+
+#: File names that are never a change: compilers' intermediate files, atomic-write temporaries,
+#: editors' swap and backup files. rustc writes ``NAME.*.rcgu.o`` next to its output and
+#: wasm-opt writes ``OUT.tmpXXXXXXX`` before renaming it over ``OUT``.
+TEMPORARY_FILES = re.compile(
+    r"""
+    .*\.(rcgu\.o|o|obj|d|rmeta|rlib|a|pyc|pyo|swp|swx|swo|part|crdownload|lock)$
+    | .*\.tmp[0-9A-Za-z]*$   # wasm-opt, and foo.tmp / foo.tmp123 in general
+    | .*~$ | \.\#.* | \#.*\#$ | 4913$   # emacs, vim's probe file
+    | \.DS_Store$
+    """,
+    re.VERBOSE,
+)
+
+
+def ignored(relative: Path) -> bool:
+    """True when a path (relative to the worker folder) is never a change, by rule."""
+    return any(part in IGNORED_DIRS for part in relative.parts[:-1]) or bool(
+        relative.name in IGNORED_DIRS or TEMPORARY_FILES.fullmatch(relative.name)
+    )
+
+
+def _static_dirs(manifest: Manifest) -> list[Path]:
+    """``[assets] directory`` and ``[site] bucket``: served from disk, never rebuilt."""
+    folders = []
+    if manifest.assets is not None:
+        folders.append(manifest.resolve(manifest.assets.directory))
+    if manifest.site is not None:
+        folders.append(manifest.resolve(manifest.site.bucket))
+    return folders
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 class DevReloader:
@@ -59,6 +115,7 @@ class DevReloader:
         runtime: Runtime,
         *,
         extra_bindings: BindingFactory | None = None,
+        adjust: Callable[[Manifest], Manifest] | None = None,
         build: bool = True,
         report: Callable[[str], None] | None = None,
         debounce_ms: int = 150,
@@ -67,15 +124,22 @@ class DevReloader:
         self.router = router
         self.runtime = runtime
         self.extra_bindings = extra_bindings
+        #: What the command line changes in every manifest loaded (`atoll dev --var …`).
+        self.adjust = adjust
         self.build = build
         self.report = report or log.warning
         self.debounce_ms = debounce_ms
         self.reloads = 0
+        #: Builds run (one per batch of source changes; a test counts them).
+        self.builds = 0
+        #: Build outputs as the last load saw them: an event for an unchanged one is our own.
+        self._loaded: dict[Path, tuple[int, int] | None] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the watcher thread (once)."""
+        """Start the watcher thread (once). Outputs as they are now count as loaded."""
+        self._remember_outputs(self.router.worker.manifest)
         self._thread = threading.Thread(target=self._watch, name="atoll-reload", daemon=True)
         self._thread.start()
 
@@ -99,32 +163,68 @@ class DevReloader:
             self.apply({Path(path) for _, path in changes})
 
     def _wanted(self, change: object, path: str) -> bool:
-        relative = (
-            Path(path).relative_to(self.folder) if path.startswith(str(self.folder)) else Path(path)
-        )
-        return not any(part in IGNORED_DIRS for part in relative.parts) and not path.endswith(
-            (".pyc", ".swp", "~")
-        )
+        resolved = Path(path)
+        if not resolved.is_relative_to(self.folder):
+            return True
+        return not ignored(resolved.relative_to(self.folder))
 
-    def outputs(self) -> set[Path]:
+    def outputs(self, manifest: Manifest | None = None) -> set[Path]:
         """Files the build makes: the wasm modules and a wasm ``main``."""
-        manifest = self.router.worker.manifest
+        manifest = manifest or self.router.worker.manifest
         files = [manifest.resolve(p) for p in manifest.wasm_modules.values()]
         if manifest.whole_wasm:
             files.append(manifest.resolve(manifest.main))
         return set(files)
 
+    def _remember_outputs(self, manifest: Manifest) -> None:
+        self._loaded = {path: _stamp(path) for path in self.outputs(manifest)}
+
+    def _relevant(self, changed: set[Path], manifest: Manifest) -> set[Path]:
+        """``changed`` without what is not a change: static files, outputs as last loaded."""
+        static = _static_dirs(manifest)
+        kept = set()
+        for path in changed:
+            if path.is_relative_to(self.folder) and ignored(path.relative_to(self.folder)):
+                continue
+            if any(path.is_relative_to(folder) for folder in static):
+                continue
+            if path in self._loaded and _stamp(path) == self._loaded[path]:
+                continue  # written by the build we ran, and loaded since
+            kept.add(path)
+        return kept
+
+    def _needs_build(self, changed: set[Path], manifest: Manifest) -> bool:
+        """A source changed: not an output; under ``watch_dir`` when set (or the manifest)."""
+        sources = changed - self.outputs(manifest)
+        if not manifest.build.watch_dir:
+            return bool(sources)
+        watched = [manifest.resolve(d) for d in manifest.build.watch_dir]
+        return any(
+            path == manifest.path.resolve() or any(path.is_relative_to(d) for d in watched)
+            for path in sources
+        )
+
     def apply(self, changed: Iterable[Path]) -> bool:
-        """React to ``changed`` files: build if sources changed, then reload. True if swapped."""
+        """React to ``changed`` files: build if sources changed, then reload. True if swapped.
+
+        Runs on the watcher thread (or a test's), one batch at a time.
+        """
         changed = {p.resolve() for p in changed}
         started = time.perf_counter()
         try:
             manifest = load_manifest(self.folder, check_files=False)
-            if self.build and manifest.build.command and not changed <= self.outputs():
+            changed = self._relevant(changed, manifest)
+            if not changed:
+                return False
+            if self.build and manifest.build.command and self._needs_build(changed, manifest):
                 self.report(f"reload: building ({manifest.build.command})")
-                run_build(manifest)
+                self.builds += 1
+                run_build(manifest, on_output=lambda line: self.report(f"  {line}"))
+            loaded = load_manifest(self.folder)
+            if self.adjust is not None:
+                loaded = self.adjust(loaded)
             worker = load_worker(
-                self.folder, runtime=self.runtime, dev=True, extra_bindings=self.extra_bindings
+                loaded, runtime=self.runtime, dev=True, extra_bindings=self.extra_bindings
             )
         except AtollError as exc:
             self.report(f"reload failed, still serving the last good version:\n{exc}")
@@ -132,6 +232,9 @@ class DevReloader:
         except Exception as exc:  # a worker's own import-time bug must not kill the watcher
             self.report(f"reload failed, still serving the last good version: {exc!r}")
             return False
+        finally:
+            with contextlib.suppress(AtollError):  # a broken manifest was reported above
+                self._remember_outputs(load_manifest(self.folder, check_files=False))
         self._swap(worker)
         ms = (time.perf_counter() - started) * 1000
         names = ", ".join(
