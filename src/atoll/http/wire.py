@@ -23,8 +23,6 @@ The rules (see ``docs/limits.md``, "Responses"):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from atoll.api import Headers, Response
 from atoll.api.headers import BAD_VALUE, TOKEN
 from atoll.errors import ResponseError
@@ -45,9 +43,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-#: Makes the error for a refused response: ``refuse(message, hint)``.
-Refuse = Callable[[str, str], ResponseError]
-
 #: Names seen valid (names repeat from response to response); bounded.
 _GOOD_NAMES: dict[str, bytes] = {}
 _MAX_GOOD_NAMES = 1024
@@ -66,9 +61,14 @@ def wire_headers(
     Called once per request, by the app, just before sending.
     """
 
-    def refuse(message: str, hint: str) -> ResponseError:
-        return ResponseError(message, status=error_status, hint=hint)
+    try:
+        return _wire_headers(response, head)
+    except ResponseError as exc:
+        exc.status = error_status
+        raise
 
+
+def _wire_headers(response: Response, head: bool) -> list[tuple[bytes, bytes]]:
     status = response.status
     if type(status) is not int or not 200 <= status <= 599:
         raise refuse(
@@ -106,14 +106,17 @@ def wire_headers(
             declared = values
             continue
         for value in values:
-            out.append((raw_name, _encode_value(name, value, refuse)))
+            if type(value) is str and value.isascii() and value.isprintable():
+                out.append((raw_name, value.encode("ascii")))  # the common case
+            else:
+                out.append((raw_name, _encode_value(name, value)))
     length = len(body)
     if status in (204, 304) and length:
         raise refuse(
             f"a {status} response has no body, but this one has {length} bytes",
             f"send an empty body with status {status}",
         )
-    sent = _declared_length(declared, refuse) if declared is not None else None
+    sent = _declared_length(declared) if declared is not None else None
     if sent is not None and sent != length and not (length == 0 and (head or status == 304)):
         raise refuse(
             f"the response's Content-Length is {sent} but its body has {length} bytes",
@@ -125,7 +128,7 @@ def wire_headers(
     return out
 
 
-def _encode_value(name: str, value: object, refuse: Refuse) -> bytes:
+def _encode_value(name: str, value: object) -> bytes:
     if not isinstance(value, str):
         raise refuse(
             f"response header {name!r} has a {type(value).__name__} value, not str",
@@ -145,7 +148,7 @@ def _encode_value(name: str, value: object, refuse: Refuse) -> bytes:
         ) from None
 
 
-def _declared_length(values: list[str], refuse: Refuse) -> int:
+def _declared_length(values: list[str]) -> int:
     numbers = {part.strip() for value in values for part in str(value).split(",")}
     number = numbers.pop() if len(numbers) == 1 else ""
     if not (number.isascii() and number.isdigit() and len(number) <= _MAX_LENGTH_DIGITS):
@@ -155,3 +158,8 @@ def _declared_length(values: list[str], refuse: Refuse) -> int:
             "leave Content-Length out (atoll sets it), or make it the body's length in bytes",
         )
     return int(number)
+
+
+def refuse(message: str, hint: str) -> ResponseError:
+    """The error for a response that cannot be sent (its status set by :func:`wire_headers`)."""
+    return ResponseError(message, hint=hint)
