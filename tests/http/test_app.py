@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from atoll.api import Response
 from atoll.control.tail import event
 from atoll.errors import ResponseError
 from atoll.http.app import AtollApp, Router, SingleWorker
-from atoll.http.wire import HOP_BY_HOP, wire_headers
+from atoll.http.wire import HOP_BY_HOP
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
 from tests.support import StartDev, WorkerFactory, wat
@@ -487,32 +486,6 @@ async def test_cgi_output_that_cannot_be_sent_is_a_502_logged_and_counted(
     log = lines_of(caplog, result.request_id)
     assert log[0].startswith("GET / 502 exception ")
     assert any(reason in line for line in log)
-
-
-# --- wire_headers directly ----------------------------------------------------------------
-
-
-def test_wire_headers_for_a_plain_response() -> None:
-    response = Response("hé", headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
-    assert wire_headers(response) == [
-        (b"set-cookie", b"a=1"),
-        (b"set-cookie", b"b=2"),
-        (b"content-type", b"text/plain;charset=UTF-8"),
-        (b"content-length", b"3"),
-    ]
-
-
-def test_wire_headers_error_status_is_the_callers() -> None:
-    response = Response("x", headers={"content-length": "2"})
-    with pytest.raises(ResponseError) as caught:
-        wire_headers(response, error_status=502)
-    assert caught.value.status == 502
-    assert "hint:" in str(caught.value)
-
-
-def test_identical_repeated_content_lengths_are_one() -> None:
-    response = Response("abc", headers=[("content-length", "3"), ("content-length", "3")])
-    assert wire_headers(response)[-1] == (b"content-length", b"3")
 
 
 # --- over a real socket ------------------------------------------------------------------
