@@ -227,6 +227,8 @@ async def test_list_pages_with_prefix_and_cursor(
     out, _ = await run(worker, ["list", "CACHE", "", "", 1000], ["list", "CACHE", "nope", "", 10])
     assert len(out[0]["keys"]) == 7
     assert out[1] == {"keys": [], "list_complete": True, "cursor": None}
+    zero, _ = await run(worker, ["list", "CACHE", "", "", 0])  # 0: the default, as in Workers
+    assert zero[0] == out[0]
 
 
 # -- limits: codes, and the reason in the log ---------------------------------------------
@@ -243,7 +245,7 @@ async def test_limit_errors_are_codes_with_the_reason_in_the_log(
         ["put", "CACHE", "k", "v", 30],
         ["put", "CACHE", "k", "v", -5],
         ["delete", "CACHE", ".."],
-        ["list", "CACHE", "", "", 0],
+        ["list", "CACHE", "p" * 513, "", 10],
         ["list", "CACHE", "", "", 1001],
         ["list", "CACHE", "", "", -1],
         ["list", "CACHE", "", "not a cursor!", 10],
@@ -257,7 +259,7 @@ async def test_limit_errors_are_codes_with_the_reason_in_the_log(
     assert "atoll:kv.get: KV key '' is not allowed" in logs
     assert "expiration_ttl 30 is under the minimum of 60 seconds" in logs
     assert "ttl_seconds -5 is negative" in logs
-    assert "list limit 0 is outside 1..1000" in logs
+    assert "prefix 'ppp" in logs  # 513 bytes, over a key's size
     assert "list cursor 'not a cursor!' is not valid" in logs
     assert "list limit -1 is outside 1..1000" in logs
     assert len(result.logs) == 9

@@ -18,8 +18,9 @@ metadata                ≤ 1024 bytes of serialized JSON
 ``expiration_ttl``      ≥ 60 seconds
 ``expiration``          ≥ now + 60 seconds (seconds since the epoch)
 ``cache_ttl``           ≥ 30 seconds
-``list(limit=…)``       1 to 1000
-``get_many(keys)``      at most 100 keys
+``list(limit=…)``       1 to 1000 (0: the default, 1000, as Workers reads it)
+``list(prefix=…)``      ≤ 512 bytes of UTF-8, as a key
+``get_many(keys)``      1 to 100 keys, values of at most 25 MiB together
 ======================  ============================================
 
 Values: a ``str`` is stored as its UTF-8 text, ``bytes``-like as is, and
@@ -28,7 +29,14 @@ anything else (dict, list, number, bool) as its JSON text, so
 ``str`` is *not* JSON-encoded: to store a JSON string, pass ``json.dumps(s)``.
 ``None`` is refused (use :meth:`KVNamespace.delete`).
 
-Expirations are whole seconds, as in Workers: a fractional one is rounded up.
+Expirations are whole seconds, as in Workers: a fractional one is rounded up,
+and "60 seconds from now" is counted from the current whole second, so
+``expiration=int(time.time()) + 60`` is accepted.
+
+Reads: ``type="text"`` decodes UTF-8 with bad bytes replaced by U+FFFD (as
+Workers' ``TextDecoder`` does), ``"json"`` parses, ``"bytes"`` gives the bytes,
+``"stream"`` a :class:`~atoll.bindings.kv.stream.KVStream` (async iterable of
+chunks). ``put`` takes a stream too (see :mod:`atoll.bindings.kv.stream`).
 
 Consistency: reads go to the backend, so a process reads its own writes and,
 on SQLite and Redis, every process sees a write once its ``put`` has
@@ -48,10 +56,12 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, overload
 
 from atoll.bindings.kv.base import Entry, KVBackend, ListPage
 from atoll.bindings.kv.cache import ReadCache
+from atoll.bindings.kv.stream import KVStream, is_stream, read_value, read_value_sync
 from atoll.errors import KVError, KVLimitError
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
+    "MAX_BULK_BYTES",
     "MAX_GET_MANY_KEYS",
     "MAX_KEY_BYTES",
     "MAX_LIST_LIMIT",
@@ -76,9 +86,12 @@ DEFAULT_CACHE_TTL: Final = 60
 """Workers' default ``cacheTtl``; atoll applies it only where a caller opts in."""
 MAX_LIST_LIMIT: Final = 1000
 MAX_GET_MANY_KEYS: Final = 100
+MAX_BULK_BYTES: Final = 25 * 1024 * 1024
+"""The values one bulk read returns, together (Workers' bulk ``get`` cap)."""
 
-ValueType = Literal["text", "json", "bytes"]
-_TYPES: Final = ("text", "json", "bytes")
+ValueType = Literal["text", "json", "bytes", "stream"]
+_TYPES: Final = ("text", "json", "bytes", "stream")
+_BULK_TYPES: Final = ("text", "json", "bytes")
 
 T = TypeVar("T")
 
@@ -264,11 +277,15 @@ class KVNamespace:
     async def get(
         self, key: str, type: Literal["bytes"], cache_ttl: float | None = None
     ) -> bytes | None: ...
+    @overload
+    async def get(
+        self, key: str, type: Literal["stream"], cache_ttl: float | None = None
+    ) -> KVStream | None: ...
     async def get(self, key: str, type: ValueType = "text", cache_ttl: float | None = None) -> Any:
         """The value of ``key`` decoded as ``type``, or ``None`` if it is missing or expired.
 
-        ``type``: ``"text"`` (``str``), ``"json"`` (the decoded JSON) or
-        ``"bytes"``. ``cache_ttl`` (≥ 30 s) lets this process answer from a
+        ``type``: ``"text"`` (``str``; bad UTF-8 replaced), ``"json"`` (the
+        decoded JSON), ``"bytes"`` or ``"stream"`` (a :class:`KVStream`). ``cache_ttl`` (≥ 30 s) lets this process answer from a
         read made up to that many seconds ago. Raises
         :class:`~atoll.errors.KVLimitError` for a bad key or ``cache_ttl``,
         :class:`~atoll.errors.KVError` if the value is not valid as ``type``.
@@ -293,10 +310,36 @@ class KVNamespace:
     async def get_with_metadata(
         self, key: str, type: Literal["bytes"], cache_ttl: float | None = None
     ) -> ValueWithMetadata[bytes]: ...
+    @overload
     async def get_with_metadata(
-        self, key: str, type: ValueType = "text", cache_ttl: float | None = None
-    ) -> ValueWithMetadata[Any]:
-        """Like :meth:`get`, with the key's metadata: ``(value, metadata)``, both ``None`` if missing."""
+        self, key: str, type: Literal["stream"], cache_ttl: float | None = None
+    ) -> ValueWithMetadata[KVStream]: ...
+    @overload
+    async def get_with_metadata(
+        self,
+        key: list[str] | tuple[str, ...],
+        type: ValueType = "text",
+        cache_ttl: float | None = None,
+    ) -> dict[str, ValueWithMetadata[Any]]: ...
+    async def get_with_metadata(
+        self, key: str | Iterable[str], type: ValueType = "text", cache_ttl: float | None = None
+    ) -> ValueWithMetadata[Any] | dict[str, ValueWithMetadata[Any]]:
+        """Like :meth:`get`, with the key's metadata: ``(value, metadata)``, both ``None`` if missing.
+
+        Given a list of keys (Workers' bulk ``getWithMetadata``), a dict of
+        every key asked to its ``(value, metadata)``, with the limits of
+        :meth:`get_many`.
+        """
+        if not isinstance(key, str):
+            entries = await self._bulk(key, type, cache_ttl)
+            return {
+                name: ValueWithMetadata(None, None)
+                if entry is None
+                else ValueWithMetadata(
+                    _decode(entry.value, type, name), _decode_metadata(entry.metadata, name)
+                )
+                for name, entry in entries.items()
+            }
         check_key(key)
         if type not in _TYPES:
             raise _bad_type(type)
@@ -310,12 +353,30 @@ class KVNamespace:
     async def get_many(
         self, keys: Iterable[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> dict[str, Any]:
-        """The values of up to 100 ``keys``: a dict of every key asked, ``None`` if missing.
+        """The values of 1 to 100 ``keys``: a dict of every key asked, ``None`` if missing.
 
-        Same types, ``cache_ttl`` and errors as :meth:`get`; more than 100 keys
-        raise :class:`~atoll.errors.KVLimitError`.
+        Same types (but ``"stream"``), ``cache_ttl`` and errors as :meth:`get`.
+        Raises :class:`~atoll.errors.KVLimitError` for no key or more than 100
+        (as Workers does), and when the values found are over 25 MiB together.
         """
+        entries = await self._bulk(keys, type, cache_ttl)
+        return {
+            key: None if entry is None else _decode(entry.value, type, key)
+            for key, entry in entries.items()
+        }
+
+    async def _bulk(
+        self, keys: Iterable[str], type: ValueType, cache_ttl: float | None
+    ) -> dict[str, Entry | None]:
+        """The entries of a bulk read, in the order asked, checked against Workers' limits."""
+        if isinstance(keys, str):
+            raise KVError("get_many takes a list of keys, not one str", hint="use get(key)")
         wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            raise KVLimitError(
+                f"KV namespace {self._ns!r}: a bulk read needs at least one key",
+                hint="Workers refuses get([]) too; skip the call when there is nothing to read",
+            )
         if len(wanted) > MAX_GET_MANY_KEYS:
             raise KVLimitError(
                 f"KV namespace {self._ns!r}: get_many of {len(wanted)} keys is over the limit"
@@ -324,11 +385,14 @@ class KVNamespace:
             )
         for key in wanted:
             check_key(key)
-        if type not in _TYPES:
-            raise _bad_type(type)
+        if type not in _BULK_TYPES:
+            raise KVError(
+                f"KV bulk read type {type!r} is not one of 'text', 'json', 'bytes'",
+                hint="read a stream one key at a time with get(key, type='stream')",
+            )
         if cache_ttl is None:
             cache_ttl = self._default_cache_ttl
-        elif wanted:
+        else:
             _check_cache_ttl(cache_ttl, "cache_ttl", wanted[0])
         entries: dict[str, Entry | None] = {}
         if cache_ttl is None:
@@ -346,10 +410,14 @@ class KVNamespace:
             found = await self._backend.get_many(self._ns, missing) if missing else {}
             for key in missing:
                 self._cache.store(self._ns, key, found.get(key), now, generation)
-        result: dict[str, Any] = {}
-        for key in wanted:
-            entry = entries[key] if key in entries else found.get(key)
-            result[key] = None if entry is None else _decode(entry.value, type, key)
+        result = {key: entries[key] if key in entries else found.get(key) for key in wanted}
+        total = sum(len(entry.value) for entry in result.values() if entry is not None)
+        if total > MAX_BULK_BYTES:
+            raise KVLimitError(
+                f"KV namespace {self._ns!r}: the {len(wanted)} values read are {total} bytes"
+                f" together, over the bulk read limit of {MAX_BULK_BYTES} bytes (25 MiB)",
+                hint="read fewer keys at a time",
+            )
         return result
 
     async def list(
@@ -361,12 +429,15 @@ class KVNamespace:
         of the previous page. Raises :class:`~atoll.errors.KVLimitError` for a
         bad ``limit``, :class:`~atoll.errors.KVError` for a bad cursor.
         """
-        self._check_list(prefix, limit, cursor)
+        limit = self._check_list(prefix, limit, cursor)
         return _list_result(
             await self._backend.list(self._ns, prefix or None, limit, cursor or None)
         )
 
-    def _check_list(self, prefix: str | None, limit: int, cursor: str | None) -> None:
+    def _check_list(self, prefix: str | None, limit: int, cursor: str | None) -> int:
+        """The limit to use (0 means the default, as in Workers); raises for bad arguments."""
+        if limit == 0 and not isinstance(limit, bool):
+            limit = MAX_LIST_LIMIT
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -378,9 +449,15 @@ class KVNamespace:
         if prefix is not None and not isinstance(prefix, str):
             raise KVError(f"KV list prefix must be a str, not {type(prefix).__name__}")
         if prefix:
-            _utf8(prefix, "prefix")
+            size = len(_utf8(prefix, "prefix"))
+            if size > MAX_KEY_BYTES:
+                raise KVLimitError(
+                    f"KV list prefix {_show(prefix)} is {size} bytes: over the limit of"
+                    f" {MAX_KEY_BYTES} bytes (UTF-8), the size of a key",
+                )
         if cursor is not None and not isinstance(cursor, str):
             raise KVError(f"KV list cursor must be a str, not {type(cursor).__name__}")
+        return limit
 
     # -- writes --------------------------------------------------------------------------
 
@@ -400,8 +477,13 @@ class KVNamespace:
         When it returns, the write is durable as the backend documents and
         visible to every later read. Raises :class:`~atoll.errors.KVLimitError`
         for a bad key, size or expiration, :class:`~atoll.errors.KVError` for a
-        value or metadata that cannot be encoded.
+        value or metadata that cannot be encoded. ``value`` may be a stream (a
+        :class:`KVStream`, an async iterable of chunks, a binary file): it is
+        read to its end, or until it passes 25 MiB.
         """
+        if is_stream(value):
+            check_key(key)
+            value = await read_value(value, MAX_VALUE_BYTES, f"KV key {_show(key)}")
         data, meta, expires = self._prepare_put(key, value, expiration, expiration_ttl, metadata)
         try:
             await self._backend.put(self._ns, key, data, expires, meta)
@@ -466,7 +548,10 @@ class KVNamespace:
         expiration_ttl: float | None = None,
         metadata: Any = None,
     ) -> None:
-        """:meth:`put`, blocking the calling thread (see :meth:`get_sync`)."""
+        """:meth:`put`, blocking the calling thread (see :meth:`get_sync`); no async streams."""
+        if is_stream(value):
+            check_key(key)
+            value = read_value_sync(value, MAX_VALUE_BYTES, f"KV key {_show(key)}")
         data, meta, expires = self._prepare_put(key, value, expiration, expiration_ttl, metadata)
         try:
             self._backend.put_sync(self._ns, key, data, expires, meta)
@@ -485,7 +570,7 @@ class KVNamespace:
         self, prefix: str | None = None, limit: int = MAX_LIST_LIMIT, cursor: str | None = None
     ) -> ListResult:
         """:meth:`list`, blocking the calling thread (see :meth:`get_sync`)."""
-        self._check_list(prefix, limit, cursor)
+        limit = self._check_list(prefix, limit, cursor)
         return _list_result(
             self._backend.list_sync(self._ns, prefix or None, limit, cursor or None)
         )
@@ -512,7 +597,7 @@ class KVNamespace:
                 raise KVError(
                     f"KV key {_show(key)}: expiration must be seconds since the epoch (a number)"
                 )
-            if expiration < now + MIN_EXPIRATION_TTL:
+            if expiration < math.floor(now) + MIN_EXPIRATION_TTL:  # whole seconds, as Workers
                 raise KVLimitError(
                     f"KV key {_show(key)}: expiration {expiration} is less than"
                     f" {MIN_EXPIRATION_TTL} seconds from now ({math.floor(now)})",
@@ -571,7 +656,7 @@ def _check_cache_ttl(cache_ttl: object, what: str, key: str | None = None) -> No
 
 
 def _bad_type(type_: object) -> KVError:
-    return KVError(f"KV get type {type_!r} is not one of 'text', 'json', 'bytes'")
+    return KVError(f"KV get type {type_!r} is not one of 'text', 'json', 'bytes', 'stream'")
 
 
 def _encode_value(value: object, key: str) -> bytes:
@@ -620,13 +705,7 @@ def _encode_metadata(metadata: object, key: str) -> bytes | None:
 
 def _decode(value: bytes, type_: str, key: str) -> Any:
     if type_ == "text":
-        try:
-            return value.decode()
-        except UnicodeDecodeError as exc:
-            raise KVError(
-                f"KV key {_show(key)}: the value is not UTF-8 text",
-                hint="read it with type='bytes'",
-            ) from exc
+        return value.decode(errors="replace")  # as TextDecoder: U+FFFD, never an error
     if type_ == "json":
         try:
             return _json_decode(value.decode())
@@ -635,6 +714,8 @@ def _decode(value: bytes, type_: str, key: str) -> Any:
                 f"KV key {_show(key)}: the value is not valid JSON ({exc})",
                 hint="read it with type='text'",
             ) from exc
+    if type_ == "stream":
+        return KVStream(value)
     return value
 
 
