@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The template tests build Rust, C, Zig and AssemblyScript from source: install the toolchains.
 PYTHON="$PWD/.venv/bin/python" scripts/install-toolchains.sh
+echo "== Web API bundle (src/atoll/entries/js/webapi.js) matches its pinned sources"
+scripts/build-webapi.sh --check
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

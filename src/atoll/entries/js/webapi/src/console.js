@@ -1,0 +1,103 @@
+// console: each call becomes one line of the request's log through the host (HOST.md). Arguments
+// are formatted by Node's util.format/inspect (node-inspect-extracted), which is also how workerd
+// prints them: printf-style %s %d %i %f %j %o %O %c when the first argument is a string, objects
+// shown as `{ a: 1 }`, errors with their stack.
+import { log, now } from "./host.js";
+
+import { inspectModule } from "./modules.js";
+
+/** __atoll_rt.formatLog: how console.* renders its arguments. */
+export function formatLog(args) {
+  args = Array.from(args);
+  if (args.length === 1 && typeof args[0] === "string") return args[0];
+  return inspectModule().format(...args);
+}
+
+let groupIndent = "";
+const counts = new Map();
+const timers = new Map();
+
+function emit(level, args) {
+  let text = formatLog(args);
+  if (groupIndent) text = groupIndent + text.replace(/\n/g, `\n${groupIndent}`);
+  log(level, text);
+}
+
+function method(level) {
+  return function (...args) {
+    emit(level, args);
+  };
+}
+
+export const console = {
+  debug: method("debug"),
+  info: method("info"),
+  log: method("log"),
+  warn: method("warn"),
+  error: method("error"),
+  trace(...args) {
+    const err = new Error(formatLog(args));
+    err.name = "Trace";
+    emit("log", [String(err.stack)]);
+  },
+  dir(value, options = undefined) {
+    emit("log", [inspectModule().inspect(value, options ?? {})]);
+  },
+  dirxml(...args) {
+    emit("log", args);
+  },
+  table(...args) {
+    emit("log", args);
+  },
+  assert(condition = false, ...args) {
+    if (condition) return;
+    if (args.length > 0 && typeof args[0] === "string") args[0] = `Assertion failed: ${args[0]}`;
+    else args.unshift("Assertion failed");
+    emit("error", args);
+  },
+  count(label = "default") {
+    label = String(label);
+    const n = (counts.get(label) ?? 0) + 1;
+    counts.set(label, n);
+    emit("info", [`${label}: ${n}`]);
+  },
+  countReset(label = "default") {
+    counts.delete(String(label));
+  },
+  group(...args) {
+    if (args.length > 0) emit("log", args);
+    groupIndent += "  ";
+  },
+  groupCollapsed(...args) {
+    if (args.length > 0) emit("log", args);
+    groupIndent += "  ";
+  },
+  groupEnd() {
+    groupIndent = groupIndent.slice(0, -2);
+  },
+  time(label = "default") {
+    label = String(label);
+    if (timers.has(label)) {
+      emit("warn", [`Label '${label}' already exists for console.time()`]);
+      return;
+    }
+    timers.set(label, now());
+  },
+  timeLog(label = "default", ...args) {
+    label = String(label);
+    if (!timers.has(label)) {
+      emit("warn", [`No such label '${label}' for console.timeLog()`]);
+      return;
+    }
+    emit("info", [`${label}: ${now() - timers.get(label)}ms`, ...args]);
+  },
+  timeEnd(label = "default") {
+    label = String(label);
+    if (!timers.has(label)) {
+      emit("warn", [`No such label '${label}' for console.timeEnd()`]);
+      return;
+    }
+    emit("info", [`${label}: ${now() - timers.get(label)}ms`]);
+    timers.delete(label);
+  },
+};

@@ -1,0 +1,300 @@
+// Web Crypto (https://w3c.github.io/webcrypto/) for what Workers code uses most: random values,
+// UUIDs, SHA digests and HMAC keys. Hashes come from @noble/hashes (audited, pure JS); randomness
+// from the host's CSPRNG. Other algorithms reject with NotSupportedError, as an unknown name does.
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha1 } from "@noble/hashes/legacy.js";
+import { sha256, sha384, sha512 } from "@noble/hashes/sha2.js";
+import { binaryToBytes, describe, viewOf } from "./bytes.js";
+import { DOMException } from "./dom-exception.js";
+import { randomBytes } from "./host.js";
+import { atob, btoa } from "./base64.js";
+
+const HASHES = {
+  "SHA-1": sha1,
+  "SHA-256": sha256,
+  "SHA-384": sha384,
+  "SHA-512": sha512,
+};
+const INTEGER_ARRAYS = new Set([
+  "Int8Array",
+  "Uint8Array",
+  "Uint8ClampedArray",
+  "Int16Array",
+  "Uint16Array",
+  "Int32Array",
+  "Uint32Array",
+  "BigInt64Array",
+  "BigUint64Array",
+]);
+const INTERNAL = Symbol("internal");
+
+function typedArrayName(value) {
+  if (!ArrayBuffer.isView(value) || value instanceof DataView) return null;
+  return Object.prototype.toString.call(value).slice(8, -1);
+}
+
+export function getRandomValues(array) {
+  const name = typedArrayName(array);
+  if (name === null || !INTEGER_ARRAYS.has(name)) {
+    throw new DOMException(`Failed to execute 'getRandomValues' on 'Crypto': The provided ArrayBufferView is of type '${name ?? describe(array)}', which is not an integer array type.`, "TypeMismatchError");
+  }
+  if (array.byteLength > 65536) {
+    throw new DOMException(`Failed to execute 'getRandomValues' on 'Crypto': The ArrayBufferView's byte length (${array.byteLength}) exceeds the number of bytes of entropy available via this API (65536).`, "QuotaExceededError");
+  }
+  const bytes = binaryToBytes(randomBytes(array.byteLength));
+  new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(bytes);
+  return array;
+}
+
+export function randomUUID() {
+  const b = binaryToBytes(randomBytes(16));
+  b[6] = (b[6] & 0x0f) | 0x40; // version 4
+  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function notSupported(what) {
+  return new DOMException(`${what} is not supported by atoll's crypto.subtle (it has SHA-1/256/384/512 digests and HMAC).`, "NotSupportedError");
+}
+
+// WebCrypto "normalize an algorithm": a string or an object with a name, matched case-insensitively.
+function algorithmName(algorithm) {
+  const name = typeof algorithm === "string" ? algorithm : algorithm !== null && typeof algorithm === "object" ? algorithm.name : undefined;
+  if (name === undefined) throw new TypeError("Algorithm: name is missing.");
+  return String(name).toUpperCase();
+}
+
+function hashName(hash) {
+  const name = algorithmName(hash);
+  if (!(name in HASHES)) throw notSupported(`Hash ${JSON.stringify(typeof hash === "string" ? hash : hash.name)}`);
+  return name;
+}
+
+function bufferSource(value, what) {
+  const view = viewOf(value);
+  if (view === null) throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBufferView, got ${describe(value)}.`);
+  return view.slice();
+}
+
+function toArrayBuffer(bytes) {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+}
+
+const BLOCK_BITS = { "SHA-1": 512, "SHA-256": 512, "SHA-384": 1024, "SHA-512": 1024 };
+const USAGES = new Set(["encrypt", "decrypt", "sign", "verify", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"]);
+
+let keyBytes;
+let newKey;
+
+export class CryptoKey {
+  #type;
+  #extractable;
+  #algorithm;
+  #usages;
+  #bytes;
+
+  constructor(token = undefined) {
+    if (token !== INTERNAL) throw new TypeError("Illegal constructor");
+  }
+
+  get type() {
+    return this.#type;
+  }
+
+  get extractable() {
+    return this.#extractable;
+  }
+
+  get algorithm() {
+    return this.#algorithm;
+  }
+
+  get usages() {
+    return this.#usages;
+  }
+
+  get [Symbol.toStringTag]() {
+    return "CryptoKey";
+  }
+
+  static {
+    keyBytes = (key) => {
+      if (typeof key !== "object" || key === null || !(#bytes in key)) {
+        throw new TypeError(`Expected a CryptoKey, got ${describe(key)}.`);
+      }
+      return key.#bytes;
+    };
+    newKey = (bytes, hash, extractable, usages) => {
+      const key = new CryptoKey(INTERNAL);
+      key.#type = "secret";
+      key.#extractable = Boolean(extractable);
+      key.#algorithm = { name: "HMAC", hash: { name: hash }, length: bytes.length * 8 };
+      key.#usages = usages;
+      key.#bytes = bytes;
+      return key;
+    };
+  }
+}
+
+function hmacUsages(usages) {
+  const list = [...usages].map(String);
+  for (const u of list) {
+    if (!USAGES.has(u)) throw new TypeError(`'${u}' is not a valid KeyUsage.`);
+    if (u !== "sign" && u !== "verify") throw new DOMException(`An HMAC key cannot be used to ${u}.`, "SyntaxError");
+  }
+  if (list.length === 0) throw new DOMException("A secret key needs at least one usage.", "SyntaxError");
+  return [...new Set(list)];
+}
+
+function hmacKey(key, usage) {
+  const bytes = keyBytes(key);
+  if (key.algorithm.name !== "HMAC") throw new DOMException(`The key is for ${key.algorithm.name}, not HMAC.`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`The key's usages do not include '${usage}'.`, "InvalidAccessError");
+  return bytes;
+}
+
+function base64url(bytes) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64url(s) {
+  return binaryToBytes(atob(String(s).replace(/-/g, "+").replace(/_/g, "/")));
+}
+
+const subtleMethods = {
+  async digest(algorithm, data) {
+    const name = algorithmName(algorithm);
+    if (!(name in HASHES)) throw notSupported(`Digest algorithm ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+    return toArrayBuffer(HASHES[name](bufferSource(data, "digest data")));
+  },
+
+  async importKey(format, keyData, algorithm, extractable, usages) {
+    const name = algorithmName(algorithm);
+    if (name !== "HMAC") throw notSupported(`importKey for ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+    if (typeof algorithm !== "object" || algorithm.hash === undefined) throw new TypeError("HMAC importKey needs algorithm.hash.");
+    const hash = hashName(algorithm.hash);
+    const list = hmacUsages(usages);
+    let bytes;
+    if (format === "raw") {
+      bytes = bufferSource(keyData, "keyData");
+    } else if (format === "jwk") {
+      if (keyData === null || typeof keyData !== "object" || keyData.kty !== "oct" || typeof keyData.k !== "string") {
+        throw new DOMException("An HMAC JWK needs kty 'oct' and a 'k'.", "DataError");
+      }
+      bytes = fromBase64url(keyData.k);
+      if (keyData.alg !== undefined && keyData.alg !== `HS${hash.slice(4)}`) {
+        throw new DOMException(`The JWK's alg ${keyData.alg} does not match hash ${hash}.`, "DataError");
+      }
+    } else {
+      throw notSupported(`Key format ${JSON.stringify(format)} for HMAC`);
+    }
+    if (bytes.length === 0) throw new DOMException("An HMAC key cannot be empty.", "DataError");
+    if (algorithm.length !== undefined) {
+      const length = Number(algorithm.length);
+      if (length > bytes.length * 8 || length <= (bytes.length - 1) * 8) {
+        throw new DOMException(`The key data is ${bytes.length * 8} bits, not ${length}.`, "DataError");
+      }
+    }
+    return newKey(bytes, hash, extractable, list);
+  },
+
+  async generateKey(algorithm, extractable, usages) {
+    const name = algorithmName(algorithm);
+    if (name !== "HMAC") throw notSupported(`generateKey for ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+    const hash = hashName(algorithm.hash);
+    const bits = algorithm.length === undefined ? BLOCK_BITS[hash] : Number(algorithm.length);
+    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 !== 0) throw new DOMException(`HMAC key length ${algorithm.length} is not a positive multiple of 8.`, "OperationError");
+    return newKey(binaryToBytes(randomBytes(bits / 8)), hash, extractable, hmacUsages(usages));
+  },
+
+  async exportKey(format, key) {
+    const bytes = keyBytes(key);
+    if (!key.extractable) throw new DOMException("The key is not extractable.", "InvalidAccessError");
+    if (format === "raw") return toArrayBuffer(bytes.slice());
+    if (format === "jwk") {
+      const hash = key.algorithm.hash.name;
+      return { kty: "oct", k: base64url(bytes), alg: `HS${hash.slice(4)}`, key_ops: [...key.usages], ext: key.extractable };
+    }
+    throw notSupported(`Key format ${JSON.stringify(format)} for HMAC`);
+  },
+
+  async sign(algorithm, key, data) {
+    const name = algorithmName(algorithm);
+    if (name !== "HMAC") throw notSupported(`sign with ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+    const secret = hmacKey(key, "sign");
+    return toArrayBuffer(hmac(HASHES[key.algorithm.hash.name], secret, bufferSource(data, "sign data")));
+  },
+
+  async verify(algorithm, key, signature, data) {
+    const name = algorithmName(algorithm);
+    if (name !== "HMAC") throw notSupported(`verify with ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+    const secret = hmacKey(key, "verify");
+    const expected = hmac(HASHES[key.algorithm.hash.name], secret, bufferSource(data, "verify data"));
+    return equalBytes(expected, bufferSource(signature, "signature"));
+  },
+
+  /** Workers' extension: compares two equal-length buffers in constant time. */
+  timingSafeEqual(a, b) {
+    const x = bufferSource(a, "timingSafeEqual a");
+    const y = bufferSource(b, "timingSafeEqual b");
+    if (x.length !== y.length) throw new TypeError("Input buffers must have the same byte length");
+    return equalBytes(x, y);
+  },
+};
+
+for (const name of ["encrypt", "decrypt", "deriveBits", "deriveKey", "wrapKey", "unwrapKey"]) {
+  subtleMethods[name] = {
+    async [name]() {
+      throw notSupported(`crypto.subtle.${name}`);
+    },
+  }[name];
+}
+
+function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+export class SubtleCrypto {
+  constructor(token = undefined) {
+    if (token !== INTERNAL) throw new TypeError("Illegal constructor");
+  }
+
+  get [Symbol.toStringTag]() {
+    return "SubtleCrypto";
+  }
+}
+for (const [name, fn] of Object.entries(subtleMethods)) {
+  Object.defineProperty(SubtleCrypto.prototype, name, { value: fn, writable: true, enumerable: true, configurable: true });
+}
+
+export class Crypto {
+  #subtle = new SubtleCrypto(INTERNAL);
+
+  constructor(token = undefined) {
+    if (token !== INTERNAL) throw new TypeError("Illegal constructor");
+  }
+
+  get subtle() {
+    return this.#subtle;
+  }
+
+  getRandomValues(array) {
+    return getRandomValues(array);
+  }
+
+  randomUUID() {
+    return randomUUID();
+  }
+
+  get [Symbol.toStringTag]() {
+    return "Crypto";
+  }
+}
+
+export const crypto = new Crypto(INTERNAL);
