@@ -25,6 +25,7 @@ from typing import Any
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings import Env, WasmModuleBinding
+from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
 from atoll.errors import AtollError, GuestError, RequestError
@@ -93,6 +94,8 @@ class Worker:
         self.name = manifest.name
         self.wasi_args = manifest.wasi.argv or (manifest.name,)
         self.wasi_dirs = wasi_grants(manifest)
+        #: Static files served before the worker ([assets] / [site]); set by load_worker.
+        self.assets: Assets | None = None
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
@@ -212,8 +215,13 @@ def load_worker(
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
     bindings.update(manifest.vars)
+    assets = Assets.from_manifest(manifest)
+    if assets is not None and manifest.assets is not None and manifest.assets.binding:
+        bindings[manifest.assets.binding] = AssetsBinding(assets)
     fetch = load_entry(manifest, runtime.cache, runtime.linker)
-    return Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
+    worker = Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
+    worker.assets = assets
+    return worker
 
 
 def request_id() -> str:

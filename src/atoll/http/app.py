@@ -125,6 +125,18 @@ class AtollApp:
         method = scope["method"]
         path = scope.get("path", "/")
         worker = self.router.match(headers.get("host") or "", path)
+        if worker is not None and worker.assets is not None:
+            status = await worker.assets.serve(scope, receive, send, has_worker=True)
+            if status is not None:  # a static file (or its redirect, 304, 404 page)
+                self._finish(
+                    worker,
+                    method,
+                    url,
+                    scope,
+                    Result(Response(status=status), Outcome.OK, rid),
+                    started,
+                )
+                return
         result: Result
         if worker is None:
             result = Result(
@@ -164,6 +176,19 @@ class AtollApp:
             )
         except Exception as exc:  # the client is gone, or the server refused: still logged
             result.logs.append(f"sending the response failed: {exc!r}")
+        self._finish(worker, method, url, scope, result, started)
+        await run_pending(result)
+
+    def _finish(
+        self,
+        worker: Worker | None,
+        method: str,
+        url: str,
+        scope: Scope,
+        result: Result,
+        started: float,
+    ) -> None:
+        """Once per request, after its response was sent: the log line and the result hooks."""
         wall_ms = (time.perf_counter() - started) * 1000
         _log_request(method, scope, result, wall_ms)
         for hook in self.on_result:
@@ -171,7 +196,6 @@ class AtollApp:
                 hook(worker, method, url, result, wall_ms)
             except Exception:
                 log.exception("on_result hook failed")
-        await run_pending(result)
 
     def _checked(
         self, result: Result, worker: Worker | None, *, head: bool
