@@ -54,3 +54,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ src/atoll/runtime/_
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+
+# esbuild, which bundles JavaScript workers at load (pinned by
+# src/atoll/entries/js/bundler/package-lock.json; its native binary needs no node at run time).
+scripts/install-esbuild.sh

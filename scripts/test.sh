@@ -9,6 +9,8 @@ scripts/setup.sh
 PYTHON="$PWD/.venv/bin/python" scripts/install-toolchains.sh
 echo "== Web API bundle (src/atoll/entries/js/webapi.js) matches its pinned sources"
 scripts/build-webapi.sh --check
+# npm is there now (install-toolchains): esbuild for the JavaScript worker tests.
+scripts/install-esbuild.sh
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

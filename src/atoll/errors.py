@@ -20,6 +20,7 @@ boundary of ``runtime/`` and never reach a user raw.
     │   ├── GuestTrapError       a trap: unreachable, stack overflow, out of bounds… (500)
     │   ├── CpuLimitError        the request ran out of wasm CPU time (503)
     │   ├── MemoryLimitError     the request's wasm memory reached its limit (503)
+    │   ├── ScriptError          a JavaScript worker threw, or never answered (500; JS stack)
     │   └── CapacityError        the node holds as many live instances as it can (503)
     ├── KVError                  a KV operation failed
     │   └── KVLimitError         a key, value, metadata or option is outside Workers' limits
@@ -50,6 +51,7 @@ __all__ = [
     "ModuleLoadError",
     "RequestError",
     "ResponseError",
+    "ScriptError",
     "WorkerLoadError",
 ]
 
@@ -198,6 +200,16 @@ class MemoryLimitError(GuestError):
 
     outcome = "exceeded_memory"
     status = 503
+
+
+class ScriptError(GuestError):
+    """A JavaScript worker threw an uncaught exception, or will never answer (500).
+
+    ``frames`` are the lines of the JS stack (``at fn (file:line:col)``), innermost first.
+    """
+
+    outcome = "exception"
+    status = 500
 
 
 class CapacityError(GuestError):

@@ -28,7 +28,7 @@ from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
-from atoll.errors import AtollError, GuestError, RequestError
+from atoll.errors import AtollError, GuestError, RequestError, ScriptError
 from atoll.manifest import Manifest, load_manifest
 from atoll.runtime import wasi as _wasi  # noqa: F401 - registers the WASI host functions
 from atoll.runtime.cache import ModuleCache, default_cache_dir
@@ -163,7 +163,11 @@ def error_response(
             lines.append(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, GuestError) and exc.frames:
             lines.append("")
-            lines.append("wasm backtrace (innermost first):")
+            lines.append(
+                "JavaScript stack (innermost first):"
+                if isinstance(exc, ScriptError)
+                else "wasm backtrace (innermost first):"
+            )
             shown = exc.frames[:MAX_FRAMES]
             lines += [f"  {i}: {frame}" for i, frame in enumerate(shown)]
             if len(exc.frames) > len(shown):
@@ -202,7 +206,14 @@ def load_worker(
     runtime = runtime or Runtime()
     modules: dict[str, WasmModule] = {}
     bindings: dict[str, Any] = {}
+    js = manifest.entry_kind == "js"
     for binding, relative in manifest.wasm_modules.items():
+        if js:
+            # Compiled by V8 in each isolate (wasm-bindgen modules import JS, not atoll:*).
+            from atoll.entries.js import wasm_binding
+
+            bindings[binding] = wasm_binding(manifest, binding, relative)
+            continue
         module = WasmModule.load(
             binding,
             manifest.resolve(relative),
@@ -218,7 +229,13 @@ def load_worker(
     assets = Assets.from_manifest(manifest)
     if assets is not None and manifest.assets is not None and manifest.assets.binding:
         bindings[manifest.assets.binding] = AssetsBinding(assets)
-    fetch = load_entry(manifest, runtime.cache, runtime.linker)
+    fetch = load_entry(
+        manifest,
+        runtime.cache,
+        runtime.linker,
+        bindings,
+        cache_dir=runtime.cache.directory,
+    )
     worker = Worker(manifest, runtime, Env(bindings), fetch, modules, dev=dev)
     worker.assets = assets
     return worker

@@ -1,15 +1,17 @@
 """The kinds of worker entry, each turned into one ``fetch`` coroutine at load time.
 
 * Python (``main = "*.py"``): the operator's own module, imported (:mod:`.python`);
-* whole-wasm (``main = "*.wasm"``): a WASI program served as CGI/WAGI (:mod:`.cgi`).
+* whole-wasm (``main = "*.wasm"``): a WASI program served as CGI/WAGI (:mod:`.cgi`);
+* JavaScript (``main = "*.js"``/``"*.mjs"``): run in V8 isolates (:mod:`.js`).
 
 :func:`load_entry` runs once per worker load and picks the kind from the manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from atoll.api import ExecutionContext, Request, Response
 
@@ -24,12 +26,26 @@ __all__ = ["FetchHandler", "load_entry"]
 FetchHandler = Callable[[Request, "Env", ExecutionContext], Awaitable[Response]]
 
 
-def load_entry(manifest: Manifest, cache: ModuleCache, linker: object) -> FetchHandler:
+def load_entry(
+    manifest: Manifest,
+    cache: ModuleCache,
+    linker: object,
+    bindings: Mapping[str, Any] | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> FetchHandler:
     """The worker's ``fetch``, loaded once per worker load.
 
-    Raises :class:`~atoll.errors.WorkerLoadError` (or ``ModuleLoadError``) when
-    the entry cannot be loaded.
+    ``bindings`` (what ``env`` will hold) are needed by JS entries, whose env
+    is rebuilt inside V8. Raises :class:`~atoll.errors.WorkerLoadError` (or
+    ``ModuleLoadError``) when the entry cannot be loaded.
     """
+    if manifest.entry_kind == "js":
+        from atoll.entries.js import load_js_entry
+
+        worker = load_js_entry(manifest, bindings or {}, cache_dir=cache_dir)
+        js_handler: FetchHandler = worker.fetch
+        return js_handler
     if manifest.whole_wasm:
         from atoll.entries.cgi import load_wasi_entry
 

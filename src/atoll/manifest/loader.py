@@ -22,6 +22,7 @@ from typing import Any, Union
 from atoll.errors import ConfigError
 from atoll.manifest.schema import (
     BINDING_PATTERN,
+    JS_SUFFIXES,
     MANIFEST_FILE,
     UNSUPPORTED_WRANGLER_KEYS,
     Manifest,
@@ -242,11 +243,13 @@ class _Validator:
     # -- rules across keys --------------------------------------------------
 
     def cross_checks(self, manifest: Manifest) -> None:
-        if not manifest.main.endswith((".py", ".wasm")):
+        if not manifest.main.endswith((".py", ".wasm", *JS_SUFFIXES)):
             raise self.error(
                 ("main",),
-                f"'{manifest.main}' is neither a Python module (.py) nor a wasm program (.wasm)",
+                f"'{manifest.main}' is neither a Python module (.py), a JavaScript worker "
+                "(.js, .mjs) nor a wasm program (.wasm)",
                 hint="main names a .py file that defines `async def fetch(request, env, ctx)`, "
+                "a .js file with `export default { async fetch(request, env, ctx) { … } }`, "
                 "or a WASI program such as build/app.wasm",
             )
         for guest, folder in manifest.wasi.dirs.items():

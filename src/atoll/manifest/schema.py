@@ -33,6 +33,9 @@ MANIFEST_FILE = "atoll.toml"
 #: Workers' limit on a compressed module, applied to every wasm file at load.
 MAX_COMPRESSED_MODULE_BYTES = 10 * 1024 * 1024
 
+#: Suffixes of a JavaScript ``main`` (run in V8 by ``atoll.entries.js``).
+JS_SUFFIXES = (".js", ".mjs")
+
 #: ``env`` names must be Python identifiers (``env.NAME``); Workers uses the same rule in JS.
 BINDING_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -286,7 +289,9 @@ class Manifest:
     main: str = setting(
         doc=(
             "The entry, relative to the worker folder: a Python module (`.py`) that "
-            "defines `async def fetch(request, env, ctx)`, or a WebAssembly program "
+            "defines `async def fetch(request, env, ctx)`, a JavaScript worker (`.js` or "
+            "`.mjs`: an ES module with `export default { fetch }`, or a service-worker "
+            "script; run in V8, see docs/js-workers.md), or a WebAssembly program "
             "(`.wasm`, WASI preview 1) that is the whole worker: each request runs its "
             "`_start` as a CGI program (see docs/wasi-workers.md)."
         ),
@@ -362,6 +367,13 @@ class Manifest:
     def whole_wasm(self) -> bool:
         """True when ``main`` is a WebAssembly program rather than a Python module."""
         return self.main.endswith(".wasm")
+
+    @property
+    def entry_kind(self) -> str:
+        """``"python"``, ``"js"`` or ``"wasi"``: which loader in ``atoll.entries`` runs ``main``."""
+        if self.main.endswith(JS_SUFFIXES):
+            return "js"
+        return "wasi" if self.whole_wasm else "python"
 
     @property
     def binding_names(self) -> tuple[str, ...]:

@@ -1,0 +1,313 @@
+"""JavaScript entries: ``main = "src/index.js"`` (or ``.mjs``), run in V8 isolates.
+
+:func:`load_js_entry` runs once per worker load: it bundles the worker (see
+:mod:`.bundle`), reads the modules it imports and its ``env``, and starts one
+isolate to check that the worker loads (then drops it). Each serving thread
+then gets its own isolate of the worker on its first request
+(:class:`~atoll.entries.js.isolate.JsIsolate`), reused by later requests.
+
+JavaScript is untrusted code, like a wasm guest: it reaches only its bindings
+(vars, secrets, wasm modules, KV), ``console``, and ``fetch`` to public
+addresses. See docs/js-workers.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from atoll.api import ExecutionContext, Request, Response
+from atoll.bindings.kv.namespace import KVNamespace
+from atoll.entries.js.bundle import DEFAULT_RULES, Bundle, ModuleRule, bundle_worker
+from atoll.errors import GuestError, KVError, WorkerLoadError
+from atoll.manifest import Manifest
+from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.module import check_wasm
+
+if TYPE_CHECKING:
+    from atoll.entries.js.isolate import JsIsolate
+
+__all__ = ["JsWorker", "load_js_entry"]
+
+_HERE = Path(__file__).parent
+CORE_JS = _HERE / "core.js"
+WEBAPI_JS = _HERE / "webapi.js"
+SHIM_JS = _HERE / "shim.js"
+
+#: Bytes of a subrequest's response body read at most (a larger one fails the fetch()).
+MAX_SUBREQUEST_BODY = 32 * 1024 * 1024
+
+
+class JsWorker:
+    """A loaded JavaScript worker: its bundle, modules and env, and its isolates per thread."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        bundle: Bundle,
+        bindings: Mapping[str, Any],
+    ) -> None:
+        self.manifest = manifest
+        self.name = manifest.name
+        self.bundle = bundle
+        self.core_source = CORE_JS.read_text(encoding="utf-8")
+        webapi = WEBAPI_JS if WEBAPI_JS.is_file() else SHIM_JS
+        self.webapi_source = webapi.read_text(encoding="utf-8")
+        self.webapi_name = f"atoll:{webapi.name}"
+        self.modules: dict[str, tuple[str, str]] = {}
+        for relative, (kind, file) in bundle.modules.items():
+            self.modules[relative] = (kind, _read_module(manifest, file, kind, relative))
+        env_vars: dict[str, Any] = {}
+        env_wasm: dict[str, str] = {}
+        env_kv: dict[str, str] = {}
+        self.kv: dict[str, KVNamespace] = {}
+        for name, value in bindings.items():
+            if isinstance(value, KVNamespace):
+                env_kv[name] = name
+                self.kv[name] = value
+            elif isinstance(value, JsWasmModule):
+                key = value.relative
+                if key not in self.modules:
+                    self.modules[key] = ("CompiledWasm", value.data)
+                env_wasm[name] = key
+            else:
+                env_vars[name] = value
+        self.env_json = json.dumps({"vars": env_vars, "wasm": env_wasm, "kv": env_kv})
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: set[Any] = set()
+
+    # -- isolates -------------------------------------------------------------------------------
+
+    def isolate(self) -> JsIsolate:
+        """This thread's isolate of the worker (created on first use)."""
+        from atoll.entries.js.isolate import JsIsolate
+
+        current: JsIsolate | None = getattr(self._local, "isolate", None)
+        if current is None or current.broken:
+            current = JsIsolate(self)
+            self._local.isolate = current
+        return current
+
+    def isolate_broken(self, isolate: JsIsolate, error: GuestError) -> None:
+        """A limit stopped a call in ``isolate``: fail its other requests; a new one serves next."""
+        if getattr(self._local, "isolate", None) is isolate:
+            self._local.isolate = None
+        isolate.fail_all(error)
+
+    def release(self, isolate: JsIsolate) -> None:
+        """A request left ``isolate``: free it if it was replaced and is now idle."""
+        if isolate.broken and not isolate.records and not isolate.disposing:
+            isolate.disposing = True
+            # Later, once the failed request has unwound (its frames may hold JS values).
+            try:
+                asyncio.get_running_loop().call_soon(isolate.dispose)
+            except RuntimeError:
+                isolate.dispose()
+
+    async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Response:
+        """The entry's ``fetch``: run the request in this thread's isolate."""
+        invocation = CURRENT.get()
+        if invocation is None:  # pragma: no cover - Worker.handle always sets it
+            raise RuntimeError("a JS worker's fetch() runs only inside Worker.handle")
+        isolate = self.isolate()
+        try:
+            return await isolate.serve(request, ctx, invocation)
+        except GuestError as exc:
+            if isolate.broken:
+                self.isolate_broken(isolate, exc)
+                self.release(isolate)
+            raise
+
+    # -- host operations (fetch, KV), awaited on the serving loop ------------------------------------
+
+    async def host_op(
+        self, kind: str, args: dict[str, Any], body: str | None
+    ) -> tuple[str, str | None]:
+        """Run one async host operation for JS; returns (JSON text, binary-string body)."""
+        if kind == "kv":
+            return await self._kv(args, body)
+        if kind == "fetch":
+            return await _subrequest(args, body)
+        raise TypeError(f"unknown host operation {kind!r}")
+
+    async def _kv(self, args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
+        namespace = self.kv.get(str(args.get("ns")))
+        if namespace is None:
+            raise KVError(f"worker {self.name}: no KV namespace {args.get('ns')!r}")
+        method = args["method"]
+        ttl = args.get("cacheTtl")
+        if method == "get":
+            value = await namespace.get(args["key"], "bytes", ttl)
+            return "null", None if value is None else value.decode("latin-1")
+        if method == "get_with_metadata":
+            pair = await namespace.get_with_metadata(args["key"], "bytes", ttl)
+            data = None if pair.value is None else pair.value.decode("latin-1")
+            return json.dumps(pair.metadata), data
+        if method == "get_many":
+            found = await namespace.get_many(args["keys"], "bytes", ttl)
+            return json.dumps(
+                {k: None if v is None else v.decode("latin-1") for k, v in found.items()}
+            ), None
+        if method == "put":
+            await namespace.put(
+                args["key"],
+                (body or "").encode("latin-1"),
+                expiration=args.get("expiration"),
+                expiration_ttl=args.get("expirationTtl"),
+                metadata=args.get("metadata"),
+            )
+            return "null", None
+        if method == "delete":
+            await namespace.delete(args["key"])
+            return "null", None
+        if method == "list":
+            limit = args.get("limit")
+            page = await namespace.list(
+                args.get("prefix"), 1000 if limit is None else limit, args.get("cursor")
+            )
+            keys = []
+            for info in page.keys:
+                item: dict[str, Any] = {"name": info.name}
+                if info.expiration is not None:
+                    item["expiration"] = info.expiration
+                if info.metadata is not None:
+                    item["metadata"] = info.metadata
+                keys.append(item)
+            return json.dumps(
+                {"keys": keys, "list_complete": page.list_complete, "cursor": page.cursor}
+            ), None
+        raise TypeError(f"unknown KV method {method!r}")
+
+
+class JsWasmModule:
+    """What a ``[wasm_modules]`` binding is for a JS worker: the file, compiled by V8."""
+
+    def __init__(self, relative: str, data: str) -> None:
+        self.relative = relative
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<JsWasmModule {self.relative}>"
+
+
+def wasm_binding(manifest: Manifest, binding: str, relative: str) -> JsWasmModule:
+    """Read and check one ``[wasm_modules]`` file for a JS worker (once per load)."""
+    path = manifest.resolve(relative)
+    data = path.read_bytes()
+    check_wasm(data, binding=binding, shown=relative)
+    key = path.relative_to(manifest.root).as_posix()
+    return JsWasmModule(key, data.decode("latin-1"))
+
+
+def _read_module(manifest: Manifest, relative: str, kind: str, shown: str) -> str:
+    path = manifest.resolve(relative)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkerLoadError(
+            f"{manifest.main}: cannot read imported module {shown}: {exc}"
+        ) from None
+    if kind == "CompiledWasm":
+        check_wasm(data, binding=shown, shown=shown)
+    return data.decode("latin-1")
+
+
+def load_js_entry(
+    manifest: Manifest,
+    bindings: Mapping[str, Any],
+    *,
+    rules: tuple[ModuleRule, ...] = DEFAULT_RULES,
+    cache_dir: Path | None = None,
+) -> JsWorker:
+    """Load a JS worker once: bundle, read modules, and start one isolate to check it.
+
+    ``rules`` are the module rules (Wrangler ``[[rules]]`` before the defaults).
+    Raises :class:`WorkerLoadError` when it does not bundle, throws while
+    loading, or has no fetch handler.
+    """
+    bundle = bundle_worker(manifest, rules, cache_dir)
+    worker = JsWorker(manifest, bundle, bindings)
+    from atoll.entries.js.isolate import JsIsolate
+
+    probe = JsIsolate(worker)
+    probe.dispose()
+    return worker
+
+
+# -- fetch() subrequests ---------------------------------------------------------------------------
+
+
+def _refuse_private(url: str) -> None:
+    """Refuse a subrequest to a loopback, private or link-local address (no egress policy yet)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise TypeError(f"fetch: only http and https URLs are supported, got {url!r}")
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError as exc:
+        raise TypeError(f"fetch: cannot resolve {host!r}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (
+            address.is_loopback
+            or address.is_private
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            raise TypeError(
+                f"fetch: {host} resolves to {address}, a loopback/private address; atoll refuses "
+                "subrequests to them (set ATOLL_JS_FETCH_PRIVATE=1 to allow, for development)"
+            )
+
+
+async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
+    import os
+
+    import httpx
+
+    url = str(args["url"])
+    if os.environ.get("ATOLL_JS_FETCH_PRIVATE") != "1":
+        _refuse_private(url)
+    headers = [(str(k), str(v)) for k, v in args.get("headers", [])]
+    async with (
+        httpx.AsyncClient(
+            follow_redirects=args.get("redirect", "follow") == "follow", timeout=60.0
+        ) as client,
+        client.stream(
+            str(args["method"]),
+            url,
+            headers=headers,
+            content=body.encode("latin-1") if body is not None else None,
+        ) as response,
+    ):
+        chunks = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_SUBREQUEST_BODY:
+                raise TypeError(
+                    f"fetch: the response of {url} is over {MAX_SUBREQUEST_BODY >> 20} MiB"
+                )
+            chunks.append(chunk)
+        meta = {
+            "status": response.status_code,
+            "statusText": response.reason_phrase,
+            "headers": [
+                [k, v]
+                for k, v in response.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            ],
+            "url": str(response.url),
+        }
+    return json.dumps(meta), b"".join(chunks).decode("latin-1")

@@ -1,0 +1,342 @@
+"""Turn a worker's JavaScript into one script V8 can run: esbuild at load time, cached.
+
+Runs once per worker load (``atoll dev`` start or reload, each deploy); a
+cache hit costs reading and hashing the worker's input files.
+
+* An **ES module** worker (``export default { fetch }``) is bundled by
+  esbuild (``--bundle --format=esm``): relative imports and npm packages from
+  the worker's ``node_modules`` are inlined. Non-JS imports (``.wasm``,
+  ``.txt``, ``.html``, ``.bin`` by default; :data:`DEFAULT_RULES`) stay
+  imports (esbuild's ``copy`` loader), which atoll then replaces by a lookup
+  in a table of modules it loads itself (a ``.wasm`` becomes a
+  ``WebAssembly.Module`` compiled once per isolate). The bundle's final
+  ``export { … }`` becomes a ``return``, and the whole is the body of an
+  ``async function``: top-level ``await`` (the seed's ``const instance =
+  await wasmModule()``) works, which an esbuild IIFE cannot express.
+* A **service-worker** script (no exports) runs as a classic script: its
+  bindings are globals.
+
+esbuild is the npm package pinned in ``bundler/package.json`` (its native
+binary; node is not needed at run time), found at ``$ATOLL_ESBUILD``, then in
+``bundler/node_modules``, then on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atoll.errors import WorkerLoadError
+from atoll.manifest import Manifest
+
+__all__ = ["DEFAULT_RULES", "Bundle", "ModuleRule", "bundle_worker", "esbuild_path"]
+
+BUNDLER_DIR = Path(__file__).parent / "bundler"
+
+#: The name the worker's own code sees for the import lookup (a parameter of its wrapper).
+IMPORT_FN = "__atoll_import"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRule:
+    """One module rule, as Wrangler's ``[[rules]]``: files matching ``globs`` load as ``type``.
+
+    ``type`` is ``CompiledWasm`` (a ``WebAssembly.Module``), ``Text`` (a string)
+    or ``Data`` (an ``ArrayBuffer``).
+    """
+
+    type: str
+    globs: tuple[str, ...]
+
+
+#: Wrangler's default module rules.
+DEFAULT_RULES: tuple[ModuleRule, ...] = (
+    ModuleRule("CompiledWasm", ("**/*.wasm", "**/*.wasm?module")),
+    ModuleRule("Text", ("**/*.txt", "**/*.html")),
+    ModuleRule("Data", ("**/*.bin",)),
+)
+
+_KINDS = ("CompiledWasm", "Text", "Data")
+
+
+@dataclass
+class Bundle:
+    """What the loader evaluates: the code and the non-JS modules it imports."""
+
+    code: str
+    #: True for ``export default`` workers (code is an async function body), False for
+    #: service-worker scripts (code is a classic script).
+    is_module: bool
+    #: Path relative to the worker folder (as the code asks for it) → (rule type, file).
+    modules: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Every input file (relative) → sha256, to tell whether a cached bundle is stale.
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def esbuild_path() -> str | None:
+    """The esbuild binary to run, or None when it is not installed."""
+    env = os.environ.get("ATOLL_ESBUILD")
+    if env:
+        return env
+    local = BUNDLER_DIR / "node_modules" / "@esbuild" / "linux-x64" / "bin" / "esbuild"
+    if local.is_file():
+        return str(local)
+    bin_link = BUNDLER_DIR / "node_modules" / ".bin" / "esbuild"
+    if bin_link.is_file():
+        return str(bin_link)
+    return shutil.which("esbuild")
+
+
+def bundle_worker(
+    manifest: Manifest,
+    rules: tuple[ModuleRule, ...] = DEFAULT_RULES,
+    cache_dir: Path | None = None,
+) -> Bundle:
+    """Bundle ``manifest.main`` (cached in ``cache_dir``/js when given).
+
+    ``rules`` are the module rules (Wrangler ``[[rules]]`` first, then
+    :data:`DEFAULT_RULES`; the first rule whose glob matches wins). Raises
+    :class:`WorkerLoadError` when esbuild is missing or fails (its message
+    names file and line).
+    """
+    for rule in rules:
+        if rule.type not in _KINDS:
+            raise WorkerLoadError(
+                f"module rule type {rule.type!r} is not supported",
+                hint=f"use one of {', '.join(_KINDS)} (ESModule/CommonJS files are bundled as JS)",
+            )
+    key = hashlib.sha256(
+        json.dumps(
+            [str(manifest.resolve(manifest.main)), [(r.type, r.globs) for r in rules]]
+        ).encode()
+    ).hexdigest()[:24]
+    cached = _read_cache(cache_dir, key, manifest.root)
+    if cached is not None:
+        return cached
+    result = _run_esbuild(manifest, rules)
+    _write_cache(cache_dir, key, result)
+    return result
+
+
+def _read_cache(cache_dir: Path | None, key: str, root: Path) -> Bundle | None:
+    if cache_dir is None:
+        return None
+    try:
+        data = json.loads((cache_dir / "js" / f"{key}.json").read_text(encoding="utf-8"))
+        for relative, digest in data["inputs"].items():
+            if _sha256(root / relative) != digest:
+                return None
+        return Bundle(
+            code=data["code"],
+            is_module=data["is_module"],
+            modules={k: (v[0], v[1]) for k, v in data["modules"].items()},
+            inputs=data["inputs"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(cache_dir: Path | None, key: str, result: Bundle) -> None:
+    if cache_dir is None:
+        return
+    folder = cache_dir / "js"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {
+            "code": result.code,
+            "is_module": result.is_module,
+            "modules": result.modules,
+            "inputs": result.inputs,
+        }
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        os.replace(tmp, folder / f"{key}.json")
+    except OSError:  # pragma: no cover - a read-only cache only costs a rebundle
+        pass
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _extensions(rules: tuple[ModuleRule, ...]) -> set[str]:
+    out = set()
+    for rule in rules:
+        for glob in rule.globs:
+            name = glob.rsplit("/", 1)[-1].split("?", 1)[0]
+            if "." in name:
+                out.add("." + name.rsplit(".", 1)[-1])
+    return out
+
+
+def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
+    esbuild = esbuild_path()
+    if esbuild is None:
+        raise WorkerLoadError(
+            f"{manifest.main}: bundling a JavaScript worker needs esbuild, which is not installed",
+            hint="run scripts/setup.sh (it runs `npm ci` in src/atoll/entries/js/bundler), "
+            "or set ATOLL_ESBUILD to an esbuild binary",
+        )
+    root = manifest.root
+    with tempfile.TemporaryDirectory(prefix="atoll-esbuild-") as tmp:
+        out = Path(tmp) / "out"
+        meta_file = Path(tmp) / "meta.json"
+        args = [
+            esbuild,
+            manifest.main,
+            "--bundle",
+            "--format=esm",
+            "--platform=neutral",
+            "--target=es2022",
+            "--main-fields=workerd,worker,browser,module,main",
+            "--conditions=workerd,worker,browser",
+            f"--outdir={out}",
+            f"--outbase={root}",
+            "--asset-names=[dir]/[name]",
+            "--charset=utf8",
+            f"--metafile={meta_file}",
+            "--log-level=error",
+            *(f"--loader:{ext}=copy" for ext in sorted(_extensions(rules))),
+        ]
+        try:
+            proc = subprocess.run(
+                args, cwd=root, capture_output=True, text=True, timeout=120, check=False
+            )
+        except OSError as exc:
+            raise WorkerLoadError(
+                f"{manifest.main}: cannot run esbuild ({esbuild}): {exc}",
+                hint="reinstall it: scripts/setup.sh",
+            ) from None
+        if proc.returncode != 0:
+            raise WorkerLoadError(
+                f"{manifest.main}: bundling failed:\n{(proc.stderr or proc.stdout).strip()}",
+                hint="fix the error above (esbuild names the file and line)",
+            )
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        entry_out = next(
+            (
+                name
+                for name, info in meta["outputs"].items()
+                if info.get("entryPoint") and name.endswith((".js", ".mjs"))
+            ),
+            None,
+        )
+        if entry_out is None:  # pragma: no cover - esbuild always names its entry output
+            raise WorkerLoadError(f"{manifest.main}: esbuild produced no bundle")
+        info = meta["outputs"][entry_out]
+        out_file = (
+            (Path(tmp) / entry_out).resolve()
+            if not Path(entry_out).is_absolute()
+            else Path(entry_out)
+        )
+        if not out_file.is_file():
+            out_file = (root / entry_out).resolve()
+        code = out_file.read_text(encoding="utf-8")
+        inputs = {
+            name.split("?", 1)[0]: _sha256(root / name.split("?", 1)[0]) for name in meta["inputs"]
+        }
+        out_dir_rel = posixpath.dirname(out_file.relative_to(out.resolve()).as_posix())
+        exports: list[str] = info.get("exports", [])
+        code, modules = _rewrite_imports(code, out_dir_rel, rules, manifest)
+        if exports:
+            code = _rewrite_exports(code, manifest)
+            return Bundle(code=code, is_module=True, modules=modules, inputs=inputs)
+        if modules:
+            raise WorkerLoadError(
+                f"{manifest.main}: a service-worker script (no `export default`) cannot import "
+                "modules",
+                hint="bind them with [wasm_modules] (they become globals), or write "
+                "`export default { async fetch(request, env, ctx) { … } }`",
+            )
+        return Bundle(code=code, is_module=False, modules=modules, inputs=inputs)
+
+
+# esbuild hoists the imports it leaves (copy-loaded files) to the top of its output.
+_IMPORT = re.compile(
+    r'^import\s+(?:(?P<default>[\w$]+)|\*\s+as\s+(?P<ns>[\w$]+)|(?P<named>\{[^}]*\}))\s+from\s+"(?P<path>[^"]+)";\s*$'
+    r'|^import\s+"(?P<bare>[^"]+)";\s*$',
+    re.M,
+)
+_EXPORT = re.compile(r"^export\s*\{(?P<names>[^}]*)\};?\s*$", re.M)
+
+
+def _rule_for(relative: str, rules: tuple[ModuleRule, ...]) -> str | None:
+    for rule in rules:
+        for glob in rule.globs:
+            pattern = glob[3:] if glob.startswith("**/") else glob
+            if (
+                fnmatch.fnmatchcase(relative, glob)
+                or fnmatch.fnmatchcase(posixpath.basename(relative), pattern)
+                or fnmatch.fnmatchcase(relative, pattern)
+            ):
+                return rule.type
+    return None
+
+
+def _rewrite_imports(
+    code: str, out_dir: str, rules: tuple[ModuleRule, ...], manifest: Manifest
+) -> tuple[str, dict[str, tuple[str, str]]]:
+    modules: dict[str, tuple[str, str]] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        path = match.group("path") or match.group("bare")
+        file_part, _, query = path.partition("?")
+        relative = posixpath.normpath(posixpath.join(out_dir, file_part))
+        asked = relative + (f"?{query}" if query else "")
+        kind = _rule_for(asked, rules) or _rule_for(relative, rules)
+        if kind is None:
+            raise WorkerLoadError(
+                f"{manifest.main}: import of {path!r} matches no module rule",
+                hint="module rules load .wasm (CompiledWasm), .txt/.html (Text), .bin (Data)",
+            )
+        modules[relative] = (kind, relative)
+        lookup = f"{IMPORT_FN}({json.dumps(relative)})"
+        if match.group("default"):
+            return f"const {match.group('default')} = {lookup};"
+        if match.group("ns"):
+            return f"const {match.group('ns')} = Object.freeze({{ default: {lookup} }});"
+        if match.group("named"):
+            names = match.group("named").strip("{} \n")
+            parts = []
+            for item in filter(None, (p.strip() for p in names.split(","))):
+                source, _, local = item.partition(" as ")
+                if source.strip() != "default":
+                    raise WorkerLoadError(
+                        f"{manifest.main}: `import {{ {source.strip()} }} from {path!r}`: a "
+                        f"{kind} module has only a default export",
+                        hint=f"write `import mod from {path!r}`",
+                    )
+                parts.append(f"const {(local or source).strip()} = {lookup};")
+            return " ".join(parts)
+        return f"{lookup};"
+
+    return _IMPORT.sub(replace, code), modules
+
+
+def _rewrite_exports(code: str, manifest: Manifest) -> str:
+    matches = list(_EXPORT.finditer(code))
+    if not matches:
+        raise WorkerLoadError(
+            f"{manifest.main}: the bundle's exports could not be read",
+            hint="report this with the worker's source",
+        )
+    last = matches[-1]
+    fields = []
+    for item in filter(None, (p.strip() for p in last.group("names").split(","))):
+        local, _, exported = item.partition(" as ")
+        fields.append(f"{json.dumps((exported or local).strip())}: {local.strip()}")
+    body = code[: last.start()] + f"return {{ {', '.join(fields)} }};\n" + code[last.end() :]
+    return body

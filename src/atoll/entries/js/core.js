@@ -1,0 +1,406 @@
+// atoll's JS core: evaluated once per isolate, after the Web API bundle (webapi.js) and
+// before the worker. The expression below is a function; Python calls it once and keeps
+// the object it returns (the core's API). It takes `py` from globalThis (a plain JS object
+// whose functions wrap the host's: primitives in, primitives out) and deletes it. Nothing
+// here is left on globalThis but what Workers defines (fetch, timers, addEventListener):
+// `py` and the returned API live only in this closure and in Python. (Python never passes
+// a JS object back into JS: STPyV8 crashes doing that in any isolate but the first.)
+(function () {
+  "use strict";
+  const py = globalThis.__atoll_core_host;
+  delete globalThis.__atoll_core_host;
+  const rt = globalThis.__atoll_rt;
+  const Reflect_apply = Reflect.apply;
+  const JSON_parse = JSON.parse;
+  const JSON_stringify = JSON.stringify;
+  const WA = globalThis.WebAssembly;
+  const OriginalInstance = WA.Instance;
+  const originalInstantiate = WA.instantiate;
+  const ModuleProto = WA.Module.prototype;
+
+  // -- the request whose event runs now ------------------------------------------------
+  // Python names it on every entry (dispatch, complete, fire); host calls made meanwhile
+  // (console, fetch, KV, timers) belong to it.
+  let current = 0;
+
+  // -- async host operations: fetch, KV --------------------------------------------------
+  const pending = new Map();
+  let nextOp = 1;
+  function hostOp(kind, args, body) {
+    const id = nextOp++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      py.op(current, id, kind, JSON_stringify(args), body === undefined ? null : body);
+    });
+  }
+  function complete(slot, id, ok, json, body) {
+    current = slot;
+    const op = pending.get(id);
+    if (op === undefined) return;
+    pending.delete(id);
+    if (ok) {
+      op.resolve([json, body]);
+    } else {
+      const info = JSON_parse(json);
+      const Ctor = { TypeError, RangeError }[info.name] || Error;
+      op.reject(new Ctor(info.message));
+    }
+  }
+
+  // -- fetch() ---------------------------------------------------------------------------
+  async function fetch(input, init) {
+    const request = new Request(input, init);
+    let body;
+    if (request.body !== null) body = rt.toBinary(await request.arrayBuffer());
+    const [json, responseBody] = await hostOp(
+      "fetch",
+      { method: request.method, url: request.url, headers: [...request.headers], redirect: request.redirect },
+      body,
+    );
+    const meta = JSON_parse(json);
+    const nullBody = request.method === "HEAD" || [101, 204, 205, 304].includes(meta.status);
+    const response = new Response(nullBody ? null : rt.fromBinary(responseBody), {
+      status: meta.status,
+      statusText: meta.statusText,
+      headers: meta.headers,
+    });
+    try {
+      Object.defineProperty(response, "url", { value: meta.url, enumerable: true });
+    } catch (e) {}
+    return response;
+  }
+
+  // -- timers ----------------------------------------------------------------------------
+  const timers = new Map();
+  let nextTimer = 1;
+  function addTimer(callback, ms, args, repeat) {
+    if (typeof callback !== "function") {
+      throw new TypeError("setTimeout/setInterval: the callback must be a function (code strings are not run)");
+    }
+    const delay = Math.max(0, Math.min(Number(ms) || 0, 2147483647));
+    const id = nextTimer++;
+    timers.set(id, { callback, args, repeat, delay, slot: current });
+    py.timer(current, id, delay);
+    return id;
+  }
+  function clearTimer(id) {
+    id = Number(id);
+    if (timers.delete(id)) py.clearTimer(id);
+  }
+  function fire(slot, id) {
+    current = slot;
+    const timer = timers.get(id);
+    if (timer === undefined) return;
+    if (timer.repeat) py.timer(slot, id, timer.delay);
+    else timers.delete(id);
+    try {
+      Reflect_apply(timer.callback, globalThis, timer.args);
+    } catch (err) {
+      console.error("Uncaught (in timer)", err);
+    }
+  }
+  function dropTimers(slot) {
+    for (const [id, timer] of timers) if (timer.slot === slot) timers.delete(id);
+  }
+
+  // -- WebAssembly: Workers-style module bindings ------------------------------------------
+  // `import m from "./x.wasm"` gives a WebAssembly.Module. The seed article calls it
+  // (`await m()`), so the binding is a function whose prototype is Module.prototype, and
+  // instantiate / Instance / Module.exports unwrap it.
+  const realModule = new WeakMap();
+  function unwrap(m) {
+    return realModule.get(m) || m;
+  }
+  function moduleBinding(module) {
+    const binding = function (imports) {
+      return new OriginalInstance(module, imports === undefined ? {} : imports);
+    };
+    Object.setPrototypeOf(binding, ModuleProto);
+    realModule.set(binding, module);
+    return binding;
+  }
+  function Instance(module, imports) {
+    if (new.target === undefined) throw new TypeError("WebAssembly.Instance must be called with new");
+    return Reflect.construct(OriginalInstance, [unwrap(module), imports], new.target === Instance ? OriginalInstance : new.target);
+  }
+  Instance.prototype = OriginalInstance.prototype;
+  Object.defineProperty(Instance, "name", { value: "Instance" });
+  const patched = {
+    Instance,
+    instantiate: function instantiate(source, imports) {
+      return Reflect_apply(originalInstantiate, WA, [unwrap(source), imports]);
+    },
+  };
+  for (const name of ["exports", "imports", "customSections"]) {
+    const original = WA.Module[name];
+    Object.defineProperty(WA.Module, name, {
+      value: function (m, ...rest) { return Reflect_apply(original, WA.Module, [unwrap(m), ...rest]); },
+      writable: true, configurable: true,
+    });
+  }
+  for (const name of Object.keys(patched)) {
+    Object.defineProperty(WA, name, { value: patched[name], writable: true, configurable: true });
+  }
+  Object.defineProperty(OriginalInstance.prototype, "constructor", { value: Instance, writable: true, configurable: true });
+
+  // -- modules imported by the worker (wasm, text, data) --------------------------------------
+  const imported = new Map();
+  function addModule(path, kind, bytes) {
+    let value;
+    if (kind === "CompiledWasm") value = moduleBinding(new WA.Module(rt.fromBinary(bytes)));
+    else if (kind === "Text") value = new TextDecoder().decode(rt.fromBinary(bytes));
+    else value = rt.fromBinary(bytes).buffer;
+    imported.set(path, value);
+  }
+  function importModule(path) {
+    if (!imported.has(path)) throw new Error(`atoll: module ${path} was not loaded`);
+    return imported.get(path);
+  }
+
+  // -- KV namespaces -------------------------------------------------------------------------
+  function typeOf(options) {
+    if (options === undefined || options === null) return ["text", undefined];
+    if (typeof options === "string") return [options, undefined];
+    return [options.type === undefined ? "text" : options.type, options.cacheTtl];
+  }
+  function decode(type, body) {
+    if (body === null) return null;
+    if (type === "text") return new TextDecoder().decode(rt.fromBinary(body));
+    if (type === "json") return JSON_parse(new TextDecoder().decode(rt.fromBinary(body)));
+    if (type === "arrayBuffer") return rt.fromBinary(body).buffer;
+    if (type === "stream") return new Response(rt.fromBinary(body)).body;
+    throw new TypeError(`KV get: unknown type ${JSON_stringify(type)} (text, json, arrayBuffer or stream)`);
+  }
+  function checkType(type) {
+    if (!["text", "json", "arrayBuffer", "stream"].includes(type)) {
+      throw new TypeError(`KV get: unknown type ${JSON_stringify(type)} (text, json, arrayBuffer or stream)`);
+    }
+  }
+  class KVNamespace {
+    #ns;
+    constructor(ns) { this.#ns = ns; }
+    async get(key, options) {
+      const [type, cacheTtl] = typeOf(options);
+      checkType(type);
+      if (Array.isArray(key)) {
+        const [json] = await hostOp("kv", { ns: this.#ns, method: "get_many", keys: key, cacheTtl });
+        const found = JSON_parse(json);
+        const out = new Map();
+        for (const k of key) out.set(k, found[k] === null ? null : decode(type, found[k]));
+        return out;
+      }
+      const [, body] = await hostOp("kv", { ns: this.#ns, method: "get", key, cacheTtl });
+      return decode(type, body);
+    }
+    async getWithMetadata(key, options) {
+      const [type, cacheTtl] = typeOf(options);
+      checkType(type);
+      const [json, body] = await hostOp("kv", { ns: this.#ns, method: "get_with_metadata", key, cacheTtl });
+      return { value: decode(type, body), metadata: JSON_parse(json), cacheStatus: null };
+    }
+    async put(key, value, options) {
+      options = options || {};
+      let data;
+      if (typeof value === "string") data = rt.toBinary(value);
+      else if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) data = rt.toBinary(value);
+      else if (value instanceof ReadableStream) data = rt.toBinary(await new Response(value).arrayBuffer());
+      else throw new TypeError("KV put() accepts only strings, ArrayBuffers, ArrayBufferViews, and ReadableStreams as values.");
+      await hostOp(
+        "kv",
+        { ns: this.#ns, method: "put", key, expiration: options.expiration, expirationTtl: options.expirationTtl, metadata: options.metadata },
+        data,
+      );
+    }
+    async delete(key) {
+      await hostOp("kv", { ns: this.#ns, method: "delete", key });
+    }
+    async list(options) {
+      options = options || {};
+      const [json] = await hostOp("kv", { ns: this.#ns, method: "list", prefix: options.prefix, limit: options.limit, cursor: options.cursor });
+      const page = JSON_parse(json);
+      const out = { keys: page.keys, list_complete: page.list_complete, cacheStatus: null };
+      if (!page.list_complete) out.cursor = page.cursor;
+      return out;
+    }
+  }
+
+  // -- env and the worker ----------------------------------------------------------------------
+  let env = {};
+  function setEnv(json) {
+    const spec = JSON_parse(json);
+    env = {};
+    for (const [name, value] of Object.entries(spec.vars)) env[name] = value;
+    for (const [name, path] of Object.entries(spec.wasm)) env[name] = importModule(path);
+    for (const [name, ns] of Object.entries(spec.kv)) env[name] = new KVNamespace(ns);
+    Object.freeze(env);
+  }
+  function installGlobals() {
+    // Service-worker syntax: bindings are globals.
+    for (const [name, value] of Object.entries(env)) {
+      Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+    }
+  }
+
+  let handler = null;
+  const listeners = [];
+  function addEventListener(type, listener) {
+    if (type === "fetch" && typeof listener === "function") listeners.push(listener);
+  }
+  function setHandler(exports) {
+    const main = exports && exports.default;
+    if (main === undefined || main === null || typeof main.fetch !== "function") {
+      throw new TypeError("the worker's default export has no fetch() method: write `export default { async fetch(request, env, ctx) { … } }`");
+    }
+    handler = main;
+  }
+  function hasHandler() {
+    return handler !== null || listeners.length > 0;
+  }
+  // An ES module worker: its bundle, evaluated as `globalThis.__atoll_module = async
+  // function (__atoll_import) { … }`, is run here. Returns "" when its top-level code has
+  // finished (awaits included), else why not.
+  let moduleState = "";
+  function startModule() {
+    const run = globalThis.__atoll_module;
+    delete globalThis.__atoll_module;
+    moduleState = "pending";
+    run(importModule).then(
+      (exports) => {
+        try {
+          setHandler(exports);
+          moduleState = "";
+        } catch (err) {
+          moduleState = String(err && err.stack || err);
+        }
+      },
+      (err) => { moduleState = String(err && err.stack || err); },
+    );
+  }
+  function moduleResult() {
+    return moduleState;
+  }
+
+  // -- one request ------------------------------------------------------------------------------
+  const requests = new Map();
+  function describe(err) {
+    try {
+      if (err instanceof Error) {
+        return JSON_stringify({ name: String(err.name), message: String(err.message), stack: String(err.stack) });
+      }
+      return JSON_stringify({ name: "Error", message: "Uncaught " + String(err), stack: "" });
+    } catch (e) {
+      return JSON_stringify({ name: "Error", message: "Uncaught exception (not printable)", stack: "" });
+    }
+  }
+  function serviceWorkerResponse(request, record) {
+    let responded = null;
+    const event = {
+      type: "fetch",
+      request,
+      respondWith(p) {
+        if (responded !== null) throw new Error("respondWith() was already called for this request");
+        responded = Promise.resolve(p);
+      },
+      waitUntil(p) { record.waits.push(Promise.resolve(p)); },
+      passThroughOnException() {},
+    };
+    for (const listener of listeners) listener(event);
+    if (responded === null) throw new Error("No response: the fetch event listener did not call event.respondWith()");
+    return responded;
+  }
+  function dispatch(slot, method, url, headersJson, body) {
+    current = slot;
+    const record = { waits: [], meta: null, body: null, error: null };
+    requests.set(slot, record);
+    const ctx = Object.freeze({
+      waitUntil(p) { record.waits.push(Promise.resolve(p)); },
+      passThroughOnException() {},
+    });
+    let result;
+    try {
+      const request = rt.makeRequest(method, url, headersJson, body === null ? undefined : body);
+      result = handler !== null ? handler.fetch(request, env, ctx) : serviceWorkerResponse(request, record);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then((response) => rt.readResponse(response)).then(
+      ([status, statusText, headers, responseBody]) => {
+        record.meta = JSON_stringify([status, statusText, headers]);
+        record.body = responseBody;
+        py.settle(slot, "response");
+      },
+      (err) => {
+        record.error = describe(err);
+        py.settle(slot, "error");
+      },
+    );
+  }
+  function take(slot) {
+    const record = requests.get(slot);
+    return record.error !== null ? record.error : record.meta;
+  }
+  function takeBody(slot) {
+    const record = requests.get(slot);
+    const body = record.body;
+    record.body = null;
+    return body;
+  }
+  // After the response: settle "waited" once every waitUntil promise (even ones added
+  // meanwhile) has settled. Returns false when there was nothing to wait for.
+  function waits(slot) {
+    const record = requests.get(slot);
+    if (record === undefined || record.waits.length === 0) return false;
+    const drain = () => {
+      const batch = record.waits.splice(0);
+      if (batch.length === 0) {
+        py.settle(slot, "waited");
+        return;
+      }
+      Promise.allSettled(batch).then((results) => {
+        for (const r of results) if (r.status === "rejected") console.error("Uncaught (in waitUntil)", r.reason);
+        drain();
+      });
+    };
+    drain();
+    return true;
+  }
+  function finish(slot) {
+    requests.delete(slot);
+    dropTimers(slot);
+  }
+
+  // -- globals Workers defines that the Web API bundle leaves to the core ------------------------
+  const define = (name, value) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+  define("fetch", fetch);
+  define("setTimeout", (cb, ms, ...args) => addTimer(cb, ms, args, false));
+  define("setInterval", (cb, ms, ...args) => addTimer(cb, ms, args, true));
+  define("clearTimeout", clearTimer);
+  define("clearInterval", clearTimer);
+  define("addEventListener", addEventListener);
+  if (typeof globalThis.queueMicrotask !== "function") {
+    define("queueMicrotask", (cb) => { Promise.resolve().then(() => cb()); });
+  }
+
+  // -- the door Python uses ----------------------------------------------------------------------
+  // Python posts a call (a plain function call: stores its arguments, runs nothing) and then
+  // runs the script `__atoll_run()`. Only a script run may be terminated by the watchdog:
+  // STPyV8 aborts the process when a terminated *function call* returns. Calling
+  // __atoll_run from the worker does nothing (the mailbox is empty outside Python's calls).
+  const api = {
+    addModule, setEnv, installGlobals, hasHandler, startModule, moduleResult,
+    dispatch, take, takeBody, waits, finish, complete, fire,
+  };
+  let mailbox = null;
+  function post(name, a, b, c, d, e) {
+    mailbox = [name, [a, b, c, d, e]];
+  }
+  function run() {
+    const call = mailbox;
+    mailbox = null;
+    if (call === null) return undefined;
+    return Reflect_apply(api[call[0]], undefined, call[1]);
+  }
+  Object.defineProperty(globalThis, "__atoll_run", { value: run, writable: false, configurable: false, enumerable: false });
+  return post;
+})

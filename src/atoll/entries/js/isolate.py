@@ -1,0 +1,547 @@
+"""One V8 isolate running one worker on one serving thread, and the requests in it.
+
+Created on the first request a serving thread gives the worker (and once at
+load, to check the worker, then dropped); reused by every later request of
+that worker on that thread, so globals persist between requests as they do in
+a warm Workers isolate. Replaced after a limit stopped a call in it (its state
+may be half-updated, its heap full) and on reload/deploy (a new worker).
+
+Every entry into JS goes through :meth:`JsIsolate.call`: enter the isolate,
+arm the watchdog with what is left of the request's CPU, run, charge the
+thread CPU used (JS, wasm and the host functions it called), leave. V8 runs
+the microtasks queued meanwhile before the outermost call returns, so a
+promise chain advances inside the call that resolved it and is metered there.
+
+SECURITY: JS reaches the host only through the functions in :meth:`_host`
+and :meth:`_core_host`. Each is wrapped, in JS, in a closure that passes only
+primitives and is handed to the Web API bundle and the core prelude as an
+argument; none stays on ``globalThis``. Python returns only primitives
+(str, int, float, bool, None), never an object STPyV8 would wrap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from atoll.api import ExecutionContext, Request, Response
+from atoll.entries.js.v8 import Guarded, STPyV8, api, cap_wasm_memory, set_flags, watchdog
+from atoll.errors import (
+    AtollError,
+    CpuLimitError,
+    GuestError,
+    KVError,
+    MemoryLimitError,
+    ScriptError,
+    WorkerLoadError,
+)
+from atoll.runtime.invocation import Invocation
+
+if TYPE_CHECKING:
+    from atoll.entries.js import JsWorker
+
+__all__ = ["JsIsolate"]
+
+log = logging.getLogger("atoll.js")
+
+#: CPU a worker's top-level code may use when an isolate starts (Workers: "startup time").
+STARTUP_CPU_MS = 1_000
+#: Wall time a request may wait on timers and subrequests before it is ended (500).
+REQUEST_WALL_S = 120.0
+#: Timers one request may have pending at once (a timer storm past it throws RangeError).
+MAX_TIMERS = 10_000
+#: Largest delay honoured by setTimeout (as browsers: a 32-bit signed number of ms).
+MAX_DELAY_MS = 2_147_483_647
+
+_LEVELS = {"debug", "info", "log", "warn", "error"}
+_NEVER = "The script will never generate a response."
+
+_MAKE_HOST = """(function (log, randomBytes, now) {
+  "use strict";
+  globalThis.__atoll_host = Object.freeze({
+    log: (level, text) => { log(String(level), String(text)); },
+    randomBytes: (n) => randomBytes(Number(n)),
+    now: () => now(),
+  });
+})"""
+
+_MAKE_CORE_HOST = """(function (op, settle, timer, clearTimer) {
+  "use strict";
+  globalThis.__atoll_core_host = Object.freeze({
+    op: (slot, id, kind, args, body) => { op(slot, id, String(kind), String(args), body === null ? null : String(body)); },
+    settle: (slot, kind) => { settle(slot, String(kind)); },
+    timer: (slot, id, ms) => { if (!timer(slot, id, ms)) throw new RangeError("too many timers pending in this request"); },
+    clearTimer: (id) => { clearTimer(Number(id)); },
+  });
+})"""
+
+
+@dataclass(eq=False)
+class _Record:
+    """One request inside the isolate: its invocation, futures, pending host work."""
+
+    slot: int
+    invocation: Invocation
+    #: Settles with "response" or "error" (None for the isolate's own startup calls).
+    done: asyncio.Future[str] | None
+    ops: int = 0
+    timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    waited: asyncio.Future[str] | None = None
+    finished: bool = False
+
+    def busy(self) -> bool:
+        return self.ops > 0 or bool(self.timers)
+
+
+class JsIsolate:
+    """A worker's isolate on the current thread. Use from that thread only."""
+
+    def __init__(self, worker: JsWorker) -> None:
+        self.worker = worker
+        self.broken: str | None = None
+        self.disposing = False
+        self.records: dict[int, _Record] = {}
+        self._next_slot = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._current: _Record | None = None
+        memory = worker.manifest.limits.memory_mb
+        with _CREATE_LOCK:
+            # Read by V8 when the isolate is created: this isolate's JS heap limit.
+            set_flags(f"--max-old-space-size={memory}")
+            cap_wasm_memory(memory)
+            self.isolate = STPyV8.JSIsolate(True)
+        failure: WorkerLoadError | None = None
+        self.isolate.enter()
+        try:
+            self.ptr: int = api.get_current()
+            self.context = STPyV8.JSContext()
+            self.guard = Guarded(self.ptr, memory * 1024 * 1024)
+            self._start()
+        except WorkerLoadError as exc:
+            # A fresh error: the caught one's traceback holds frames with JS values, which
+            # must be freed before the isolate is (when this block ends, not later).
+            failure = WorkerLoadError(exc.message, hint=exc.hint)
+        finally:
+            self.isolate.leave()
+        if failure is not None:
+            self.dispose()
+            raise failure
+
+    # -- start: host, Web APIs, core, modules, env, the worker's code --------------------------
+
+    def _start(self) -> None:
+        worker = self.worker
+        setup = _Record(0, _startup_invocation(worker), None)
+        self.context.enter()
+        try:
+            # Never `context.locals.x = …`: STPyV8 builds that wrapper from a template made
+            # in the first isolate of the process (a crash in any other). JS sets it instead.
+            self.context.eval(_MAKE_HOST, "<host>")(self._log, self._random_bytes, self._now)
+            self._eval(setup, worker.webapi_source, worker.webapi_name)
+            make_core = self.context.eval(worker.core_source, "atoll:core.js")
+            self.context.eval(_MAKE_CORE_HOST, "<host>")(
+                self._op, self._settle, self._timer, self._clear_timer
+            )
+            self._post: Any = make_core()
+            # A JSScript keeps a reference (not a copy) to the engine that compiled it.
+            self._engine: Any = STPyV8.JSEngine()
+            self._run: Any = self._engine.compile("__atoll_run()", "<atoll>")
+            for path, (kind, data) in worker.modules.items():
+                self._call(setup, "addModule", path, kind, data)
+            self._call(setup, "setEnv", worker.env_json)
+            if worker.bundle.is_module:
+                self._eval(
+                    setup,
+                    "globalThis.__atoll_module = async function (__atoll_import) {"
+                    f' "use strict";\n{worker.bundle.code}\n}};',
+                    worker.manifest.main,
+                )
+                self._call(setup, "startModule")
+                state = self._call(setup, "moduleResult")
+                if state == "pending":
+                    raise WorkerLoadError(
+                        f"{worker.manifest.main}: the worker's top-level code awaits something "
+                        "that never settles",
+                        hint="top-level await may wait only on things that settle at load "
+                        "(wasm instantiation, imports), not on fetch, KV or timers",
+                    )
+                if state:
+                    raise WorkerLoadError(
+                        f"{worker.manifest.main}: the worker threw while loading:\n{state}",
+                        hint="fix the error above; the worker was not loaded",
+                    )
+            else:
+                self._call(setup, "installGlobals")
+                self._eval(setup, worker.bundle.code, worker.manifest.main)
+                if not self._call(setup, "hasHandler"):
+                    raise WorkerLoadError(
+                        f"{worker.manifest.main} neither exports a default handler nor adds a "
+                        "fetch event listener",
+                        hint="write `export default { async fetch(request, env, ctx) { … } }`",
+                    )
+        except STPyV8.JSError as exc:
+            self._load_error(exc)
+        except GuestError as exc:
+            raise WorkerLoadError(
+                f"{worker.manifest.main}: starting the worker failed: {exc.message}",
+                hint="the worker's top-level code must finish within "
+                f"{STARTUP_CPU_MS} ms of CPU and its memory limit",
+            ) from None
+        finally:
+            self.context.leave()
+
+    def _load_error(self, exc: Any) -> None:
+        text = str(getattr(exc, "stack", None) or exc)
+        raise WorkerLoadError(
+            f"{self.worker.manifest.main}: the worker threw while loading:\n{text}",
+            hint="fix the error above; the worker was not loaded",
+        )
+
+    def _eval(self, record: _Record, source: str, name: str) -> Any:
+        return self._metered(record, self.context.eval, source, name)
+
+    # -- the one door into JS --------------------------------------------------------------------
+
+    def call(self, record: _Record, name: str, *args: Any) -> Any:
+        """Run the core's ``name(*args)`` in the isolate for ``record``'s request, under its limits.
+
+        Raises :class:`CpuLimitError` / :class:`MemoryLimitError` when the
+        watchdog stopped it (the isolate is then broken: the worker replaces
+        it), :class:`ScriptError` when it threw synchronously.
+        """
+        if self.broken:
+            raise _reset_error(self.worker, self.broken)
+        self.isolate.enter()
+        self.context.enter()
+        failure: ScriptError | None = None
+        try:
+            return self._call(record, name, *args)
+        except STPyV8.JSError as exc:
+            # Raised outside this block: a JSError holds V8 handles, and must not stay
+            # reachable (as __context__) from an error that outlives the isolate.
+            failure = _script_error(exc)
+        finally:
+            self.context.leave()
+            self.isolate.leave()
+        raise failure
+
+    def _call(self, record: _Record, name: str, *args: Any) -> Any:
+        """Post the call (a function call that only stores its arguments), run it metered."""
+        self._post(name, *args)
+        return self._metered(record, self._run.run)
+
+    def _metered(self, record: _Record, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` (a script run or eval: what V8 may terminate) under the watchdog."""
+        invocation = record.invocation
+        left = invocation.cpu_budget_ns - invocation.cpu_used_ns
+        if left <= 0:
+            raise _cpu_error(self.worker, invocation)
+        previous, self._current = self._current, record
+        watchdog.begin(self.guard, left)
+        start = time.thread_time_ns()
+        try:
+            result = fn(*args)
+        finally:
+            invocation.cpu_used_ns += time.thread_time_ns() - start
+            watchdog.end(self.guard)
+            self._current = previous
+            killed = self.guard.killed
+            if killed:
+                api.cancel_terminate(self.ptr)
+                self.broken = killed
+        if killed:
+            # No JS value may stay referenced by this frame (the error's traceback keeps it).
+            del fn, args, result
+            raise (
+                _cpu_error(self.worker, invocation)
+                if killed == "cpu"
+                else _memory_error(self.worker, invocation)
+            )
+        return result
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    async def serve(
+        self, request: Request, ctx: ExecutionContext, invocation: Invocation
+    ) -> Response:
+        """Run one request's fetch handler to its response."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        body = await request.bytes()
+        slot = self._next_slot
+        self._next_slot += 1
+        done: asyncio.Future[str] = loop.create_future()
+        record = _Record(slot, invocation, done)
+        self.records[slot] = record
+        keep = False
+        try:
+            headers = json.dumps(list(request.headers.items()))
+            self.call(
+                record,
+                "dispatch",
+                slot,
+                request.method,
+                request.url,
+                headers,
+                body.decode("latin-1") if body else None,
+            )
+            self._check_stuck(record)
+            try:
+                kind = await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
+            except TimeoutError:
+                raise ScriptError(
+                    f"worker {self.worker.name}: no response after {REQUEST_WALL_S:.0f} s",
+                    hint="a timer or subrequest kept the request waiting",
+                ) from None
+            text = self.call(record, "take", slot)
+            if kind == "error":
+                raise _thrown(text)
+            status, _status_text, headers_json = json.loads(text)
+            out = self.call(record, "takeBody", slot)
+            response = Response(
+                out.encode("latin-1") if out else b"",
+                status=status,
+                headers=json.loads(headers_json),
+            )
+            if self.call(record, "waits", slot):
+                record.waited = loop.create_future()
+                ctx.wait_until(self._after(record))
+                keep = True
+            return response
+        finally:
+            if not keep:
+                self._finish(record)
+
+    async def _after(self, record: _Record) -> None:
+        """The request's ``waitUntil`` work, awaited after its response was sent."""
+        assert record.waited is not None
+        try:
+            self._check_stuck(record)
+            await asyncio.wait_for(asyncio.shield(record.waited), REQUEST_WALL_S)
+        finally:
+            self._finish(record)
+
+    def _finish(self, record: _Record) -> None:
+        if record.finished:
+            return
+        record.finished = True
+        for handle in record.timers.values():
+            handle.cancel()
+        record.timers.clear()
+        self.records.pop(record.slot, None)
+        if not self.broken:
+            with contextlib.suppress(AtollError):
+                self.call(record, "finish", record.slot)
+        self.worker.release(self)
+
+    def _check_stuck(self, record: _Record) -> None:
+        """End a request whose promise can no longer settle: nothing of it is pending."""
+        if record.busy() or record.finished:
+            return
+        for future in (record.done, record.waited):
+            if future is not None and not future.done():
+                future.set_exception(
+                    ScriptError(
+                        f"worker {self.worker.name}: {_NEVER}",
+                        hint="the fetch handler's promise never settled and nothing it waits for "
+                        "(timer, fetch, KV) is pending",
+                    )
+                )
+                return
+
+    def fail_all(self, error: BaseException) -> None:
+        """End every request in flight here (the isolate is being replaced)."""
+        for record in list(self.records.values()):
+            for future in (record.done, record.waited):
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            for handle in record.timers.values():
+                handle.cancel()
+            record.timers.clear()
+
+    def _enter_event(self, record: _Record, fn: str, *args: Any) -> None:
+        """An event for ``record`` from the loop (a host op done, a timer): run it in JS."""
+        if record.finished:
+            return
+        try:
+            self.call(record, fn, record.slot, *args)
+        except GuestError as exc:
+            for future in (record.done, record.waited):
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                    break
+            if self.broken:
+                self.worker.isolate_broken(self, exc)
+            return
+        self._check_stuck(record)
+
+    # -- host functions (called from JS on this thread, primitives only) ----------------------------
+
+    def _record(self, slot: int) -> _Record | None:
+        return self.records.get(int(slot))
+
+    def _log(self, level: str, text: str) -> None:
+        record = self._current
+        line = (
+            text if level in ("log", "info") else f"{level if level in _LEVELS else 'log'}: {text}"
+        )
+        if record is not None and record.slot:
+            record.invocation.log(line)
+        else:
+            log.info("worker %s: %s", self.worker.name, line)
+
+    @staticmethod
+    def _random_bytes(n: float) -> str:
+        return os.urandom(max(0, min(int(n), 65536))).decode("latin-1")
+
+    @staticmethod
+    def _now() -> float:
+        return time.time() * 1000.0
+
+    def _op(self, slot: int, op_id: int, kind: str, args: str, body: str | None) -> None:
+        record = self._record(slot)
+        if record is None or self._loop is None:
+            return
+        record.ops += 1
+        self._loop.create_task(self._run_op(record, int(op_id), kind, args, body))
+
+    async def _run_op(
+        self, record: _Record, op_id: int, kind: str, args: str, body: str | None
+    ) -> None:
+        try:
+            try:
+                ok = True
+                meta, data = await self.worker.host_op(kind, json.loads(args), body)
+            except (KVError, ValueError, TypeError) as exc:
+                ok = False
+                name = "TypeError" if isinstance(exc, TypeError | ValueError) else "Error"
+                meta, data = json.dumps({"name": name, "message": str(exc)}), None
+            except Exception as exc:
+                ok = False
+                meta = json.dumps({"name": "Error", "message": f"{type(exc).__name__}: {exc}"})
+                data = None
+        finally:
+            record.ops -= 1
+        if not self.broken:
+            self._enter_event(record, "complete", op_id, ok, meta, data)
+
+    def _settle(self, slot: int, kind: str) -> None:
+        record = self._record(slot)
+        if record is None:
+            return
+        future = record.waited if kind == "waited" else record.done
+        if future is not None and not future.done():
+            future.set_result(kind)
+
+    def _timer(self, slot: int, timer_id: int, ms: float) -> bool:
+        record = self._record(slot)
+        if record is None or self._loop is None:
+            return True  # a timer of a finished request never fires (Workers: same)
+        if len(record.timers) >= MAX_TIMERS and int(timer_id) not in record.timers:
+            return False
+        delay = max(0.0, min(float(ms), MAX_DELAY_MS)) / 1000.0
+        tid = int(timer_id)
+        record.timers[tid] = self._loop.call_later(delay, self._fire, record, tid)
+        return True
+
+    def _fire(self, record: _Record, timer_id: int) -> None:
+        record.timers.pop(timer_id, None)
+        if not self.broken:
+            self._enter_event(record, "fire", timer_id)
+
+    def _clear_timer(self, timer_id: int) -> None:
+        for record in self.records.values():
+            handle = record.timers.pop(int(timer_id), None)
+            if handle is not None:
+                handle.cancel()
+                return
+
+    # -- end --------------------------------------------------------------------------------------
+
+    def dispose(self) -> None:
+        """Free the isolate (on its thread, with no call running in it).
+
+        Every Python wrapper of a JS value of this isolate must be gone first:
+        one freed after the isolate is a use-after-free in STPyV8.
+        """
+        # Cyclic garbage (an exception's frames) may still hold JS values: free them now.
+        gc.collect()
+        self.__dict__.pop("_post", None)
+        self.__dict__.pop("_run", None)
+        self.__dict__.pop("_engine", None)
+        if "context" in self.__dict__:
+            lock = getattr(self.context, "lock", None)
+            if lock is not None:
+                # STPyV8's JSContext keeps its v8::Locker until told (never, on its own).
+                self.isolate.enter()
+                lock.leave()
+                self.isolate.leave()
+                self.context.lock = None
+            del self.context
+        self.__dict__.pop("isolate", None)
+
+
+_CREATE_LOCK = threading.Lock()
+
+
+def _startup_invocation(worker: JsWorker) -> Invocation:
+    invocation = Invocation(
+        None,  # type: ignore[arg-type]  # no wasmtime store is ever made for it
+        worker.manifest.limits,
+        "startup",
+        worker.name,
+        None,
+    )
+    invocation.cpu_budget_ns = STARTUP_CPU_MS * 1_000_000
+    return invocation
+
+
+def _cpu_error(worker: JsWorker, invocation: Invocation) -> CpuLimitError:
+    return CpuLimitError(
+        f"worker {worker.name}: exceeded the request's CPU limit of {invocation.limits.cpu_ms} ms "
+        "(JavaScript and wasm)",
+        hint="raise [limits] cpu_ms, or do less work per request",
+    )
+
+
+def _memory_error(worker: JsWorker, invocation: Invocation) -> MemoryLimitError:
+    return MemoryLimitError(
+        f"worker {worker.name}: exceeded the memory limit of {invocation.limits.memory_mb} MiB "
+        "(JS heap, ArrayBuffers and wasm memories of its isolate)",
+        hint="raise [limits] memory_mb, or hold less at once",
+    )
+
+
+def _reset_error(worker: JsWorker, reason: str) -> GuestError:
+    error = GuestError(
+        f"worker {worker.name}: the isolate serving this request was reset because a request "
+        f"in it exceeded its {reason} limit",
+        hint="retry the request",
+    )
+    error.outcome = "canceled"
+    error.status = 503
+    return error
+
+
+def _script_error(exc: Any) -> ScriptError:
+    stack = str(getattr(exc, "stackTrace", "") or "")
+    frames = [line.strip() for line in stack.splitlines() if line.strip().startswith("at ")]
+    return ScriptError(f"Uncaught {exc}", frames=frames)
+
+
+def _thrown(text: str) -> ScriptError:
+    info = json.loads(text)
+    frames = [line.strip() for line in info["stack"].splitlines() if line.strip().startswith("at ")]
+    message = info["message"]
+    if not message.startswith("Uncaught"):
+        message = f"Uncaught {info['name']}: {message}"
+    return ScriptError(message, frames=frames)

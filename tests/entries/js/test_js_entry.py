@@ -1,0 +1,391 @@
+"""JavaScript workers end to end: ``atoll dev`` serving them over a real socket.
+
+The seed article's worker runs verbatim (modules syntax, ``await wasmModule()``,
+its top-level-await "singleton" form), the service-worker syntax with bindings
+as globals, env (vars, wasm, KV), console into the request log, timers,
+waitUntil, relative and text imports, and uncaught exceptions as 500 pages with
+the JS stack.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from atoll.errors import WorkerLoadError
+from atoll.worker import Runtime, load_worker
+from tests.support import REPO, DevServer, start_dev, wat
+
+#: The module the article's code calls: `myFunction(x) = x * x`, `process(x) = 7`.
+ARTICLE_WAT = """
+(module
+  (func (export "myFunction") (param i32) (result i32) local.get 0 local.get 0 i32.mul)
+  (func (export "process") (param i32) (result i32) i32.const 7))
+"""
+
+#: The article's src/index.js, character for character.
+ARTICLE_INDEX_JS = """\
+import wasmModule from '../path/to/module.wasm';
+export default {
+async fetch(request) {
+const instance = await wasmModule();
+const result = instance.exports.myFunction(42);
+return new Response(`Result: ${result}`);
+},
+};
+"""
+
+#: The article's "pre-instantiate at top level" snippet, with the import it needs.
+ARTICLE_SINGLETON_JS = """\
+import wasmModule from '../path/to/module.wasm';
+const instance = await wasmModule(); // Instantiate once at top level
+export default {
+async fetch(request) {
+return new Response(instance.exports.process(request.url));
+},
+};
+"""
+
+
+def _write(folder: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content) if name.endswith(".toml") else content)
+    return folder
+
+
+def _serve(tmp: Path, files: dict[str, str | bytes]) -> Iterator[DevServer]:
+    server = start_dev(_write(tmp, files), "--loops", "2")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def article(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    yield from _serve(
+        tmp_path_factory.mktemp("article"),
+        {
+            "atoll.toml": """
+                name = "my-worker"
+                main = "src/index.js"
+                [wasm_modules]
+                MODULE = "path/to/module.wasm"
+            """,
+            "src/index.js": ARTICLE_INDEX_JS,
+            "path/to/module.wasm": wat(ARTICLE_WAT),
+        },
+    )
+
+
+def test_the_articles_worker_runs_verbatim(article: DevServer) -> None:
+    for _ in range(3):  # first request on each loop makes its isolate; then warm
+        response = httpx.get(article.url + "/")
+        assert response.status_code == 200
+        assert response.text == "Result: 1764"
+        assert response.headers["content-type"] == "text/plain;charset=UTF-8"
+
+
+def test_the_articles_top_level_await_singleton(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        "atoll.toml": 'name = "singleton"\nmain = "src/index.js"\n',
+        "src/index.js": ARTICLE_SINGLETON_JS,
+        "path/to/module.wasm": wat(ARTICLE_WAT),
+    }
+    for server in _serve(tmp_path, files):
+        assert httpx.get(server.url + "/").text == "7"
+
+
+def test_the_seed_js_example_answers_with_the_seeds_rust_module() -> None:
+    server = start_dev(REPO / "examples" / "seed-js")
+    try:
+        response = httpx.get(server.url + "/")
+        assert response.status_code == 200
+        # heavy_compute(42) = sum of i*i for i < 42
+        assert response.text == f"Result: {sum(i * i for i in range(42))}"
+    finally:
+        server.stop()
+
+
+SERVICE_WORKER_JS = """\
+addEventListener("fetch", (event) => {
+  event.respondWith(handle(event.request));
+});
+async function handle(request) {
+  const instance = await WebAssembly.instantiate(MODULE, {});
+  const direct = new WebAssembly.Instance(MODULE, {});
+  const called = await MODULE();
+  return new Response(
+    `sw ${GREETING} ${instance.exports.myFunction(3)} ${direct.exports.myFunction(4)} ` +
+    `${called.exports.myFunction(5)} ${MODULE instanceof WebAssembly.Module}`);
+}
+"""
+
+
+def test_service_worker_syntax_with_bindings_as_globals(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        "atoll.toml": """
+            name = "sw"
+            main = "worker.js"
+            [wasm_modules]
+            MODULE = "module.wasm"
+            [vars]
+            GREETING = "hi"
+        """,
+        "worker.js": SERVICE_WORKER_JS,
+        "module.wasm": wat(ARTICLE_WAT),
+    }
+    for server in _serve(tmp_path, files):
+        assert httpx.get(server.url + "/").text == "sw hi 9 16 25 true"
+
+
+MODULE_WORKER_JS = """\
+import { greet } from "./lib/greet.js";
+import page from "./page.html";
+import raw from "./data.bin";
+import wasm from "./module.wasm";
+
+let hits = 0;  // globals persist across requests in one isolate
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    hits += 1;
+    if (url.pathname === "/env") {
+      return Response.json({ greeting: env.GREETING, n: env.COUNT, nested: env.NESTED,
+                             wasm: env.MODULE instanceof WebAssembly.Module,
+                             kv: typeof env.CACHE.get });
+    }
+    if (url.pathname === "/imports") {
+      const inst = new WebAssembly.Instance(wasm, {});
+      return new Response(`${greet("js")} ${page.trim()} ${raw.byteLength} ${inst.exports.myFunction(6)}`);
+    }
+    if (url.pathname === "/hits") return new Response(String(hits));
+    if (url.pathname === "/log") {
+      console.log("hello from", "js", { a: 1 });
+      console.warn("careful");
+      return new Response("logged");
+    }
+    if (url.pathname === "/timer") {
+      const t0 = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      let n = 0;
+      await new Promise((resolve) => {
+        const id = setInterval(() => { n += 1; if (n === 3) { clearInterval(id); resolve(); } }, 1);
+      });
+      const cancelled = setTimeout(() => { throw new Error("must not run"); }, 1);
+      clearTimeout(cancelled);
+      return new Response(`waited ${Date.now() - t0 >= 29} ${n}`);
+    }
+    if (url.pathname === "/kv") {
+      await env.CACHE.put("k", "v1", { metadata: { m: 1 } });
+      const text = await env.CACHE.get("k");
+      const meta = await env.CACHE.getWithMetadata("k");
+      const notJson = await env.CACHE.get("k", "json").catch((e) => e.name);
+      const buf = await env.CACHE.get("k", { type: "arrayBuffer" });
+      await env.CACHE.put("j", JSON.stringify({ x: [1, 2] }));
+      const json = await env.CACHE.get("j", "json");
+      const list = await env.CACHE.list({ prefix: "" });
+      const many = await env.CACHE.get(["k", "nope"]);
+      await env.CACHE.delete("k");
+      const gone = await env.CACHE.get("k");
+      let bad;
+      try { await env.CACHE.put("", "x"); } catch (e) { bad = e.message; }
+      return Response.json({ text, meta, notJson, buf: buf.byteLength, json,
+                             names: list.keys.map((k) => k.name), complete: list.list_complete,
+                             md: list.keys[1].metadata, many: [...many], gone, bad });
+    }
+    if (url.pathname === "/wait") {
+      ctx.waitUntil(new Promise((resolve) => setTimeout(resolve, 20)).then(
+        () => env.CACHE.put("waited", "yes")));
+      return new Response("sent");
+    }
+    if (url.pathname === "/waited") return new Response(String(await env.CACHE.get("waited")));
+    if (url.pathname === "/post") {
+      const body = await request.text();
+      return new Response(`${request.method} ${body} ${request.headers.get("x-test")}`);
+    }
+    if (url.pathname === "/throw") return thrower();
+    if (url.pathname === "/never") return new Promise(() => {});
+    if (url.pathname === "/notresponse") return "text";
+    if (url.pathname === "/fetch") {
+      try { await fetch("http://127.0.0.1:1/"); return new Response("fetched"); }
+      catch (e) { return new Response("refused: " + e.message); }
+    }
+    return new Response("not found", { status: 404 });
+  },
+};
+
+function thrower() {
+  throw new TypeError("boom from js");
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def module_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    yield from _serve(
+        tmp_path_factory.mktemp("module"),
+        {
+            "atoll.toml": """
+                name = "modules"
+                main = "src/index.mjs"
+                [wasm_modules]
+                MODULE = "src/module.wasm"
+                [[kv_namespaces]]
+                binding = "CACHE"
+                id = "cache"
+                [vars]
+                GREETING = "hello"
+                COUNT = 3
+                NESTED = { a = [1, 2] }
+            """,
+            "src/index.mjs": MODULE_WORKER_JS,
+            "src/lib/greet.js": "export function greet(name) { return `hi ${name}`; }\n",
+            "src/page.html": "<p>page</p>\n",
+            "src/data.bin": b"\x00\x01\x02\x03\xff",
+            "src/module.wasm": wat(ARTICLE_WAT),
+        },
+    )
+
+
+def test_env_holds_vars_wasm_and_kv(module_worker: DevServer) -> None:
+    assert httpx.get(module_worker.url + "/env").json() == {
+        "greeting": "hello",
+        "n": 3,
+        "nested": {"a": [1, 2]},
+        "wasm": True,
+        "kv": "function",
+    }
+
+
+def test_relative_text_data_and_wasm_imports(module_worker: DevServer) -> None:
+    assert httpx.get(module_worker.url + "/imports").text == "hi js <p>page</p> 5 36"
+
+
+def test_globals_persist_in_a_warm_isolate(module_worker: DevServer) -> None:
+    with httpx.Client() as client:  # one keep-alive connection: one loop, one isolate
+        first = int(client.get(module_worker.url + "/hits").text)
+        second = int(client.get(module_worker.url + "/hits").text)
+    assert second == first + 1
+
+
+def test_console_lines_go_to_the_request_log(module_worker: DevServer) -> None:
+    response = httpx.get(module_worker.url + "/log")
+    assert response.text == "logged"
+    _wait_for(module_worker, "warn: careful")
+    assert 'hello from js {"a":1}' in module_worker.log()
+
+
+def test_timers(module_worker: DevServer) -> None:
+    assert httpx.get(module_worker.url + "/timer").text == "waited true 3"
+
+
+def test_kv_api(module_worker: DevServer) -> None:
+    got = httpx.get(module_worker.url + "/kv").json()
+    assert got["text"] == "v1"
+    assert got["meta"] == {"value": "v1", "metadata": {"m": 1}, "cacheStatus": None}
+    assert got["notJson"] == "SyntaxError"
+    assert got["buf"] == 2
+    assert got["json"] == {"x": [1, 2]}
+    assert got["names"] == ["j", "k"]
+    assert got["complete"] is True
+    assert got["md"] == {"m": 1}
+    assert got["many"] == [["k", "v1"], ["nope", None]]
+    assert got["gone"] is None
+    assert "key" in got["bad"].lower()
+
+
+def test_wait_until_runs_after_the_response(module_worker: DevServer) -> None:
+    assert httpx.get(module_worker.url + "/wait").text == "sent"
+    for _ in range(100):
+        if httpx.get(module_worker.url + "/waited").text == "yes":
+            return
+        import time
+
+        time.sleep(0.02)
+    pytest.fail("waitUntil work never ran")
+
+
+def test_request_method_body_and_headers(module_worker: DevServer) -> None:
+    response = httpx.post(module_worker.url + "/post", content=b"payload", headers={"x-test": "t"})
+    assert response.text == "POST payload t"
+
+
+def test_uncaught_exception_is_a_500_with_the_js_stack(module_worker: DevServer) -> None:
+    response = httpx.get(module_worker.url + "/throw")
+    assert response.status_code == 500
+    assert "TypeError: boom from js" in response.text
+    assert "thrower" in response.text  # the JS stack, in dev's error page
+    assert "index.mjs" in response.text
+    assert httpx.get(module_worker.url + "/hits").status_code == 200
+
+
+def test_a_promise_that_never_settles_ends_the_request(module_worker: DevServer) -> None:
+    response = httpx.get(module_worker.url + "/never")
+    assert response.status_code == 500
+    assert "will never generate a response" in response.text
+
+
+def test_returning_something_else_than_a_response_is_a_500(module_worker: DevServer) -> None:
+    response = httpx.get(module_worker.url + "/notresponse")
+    assert response.status_code == 500
+    assert "Response" in response.text
+
+
+def test_fetch_to_a_loopback_address_is_refused(module_worker: DevServer) -> None:
+    response = httpx.get(module_worker.url + "/fetch")
+    assert response.text.startswith("refused: ")
+    assert "loopback/private" in response.text
+
+
+def test_a_syntax_error_stops_the_load_with_file_and_line(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": 'name = "bad"\nmain = "index.js"\n',
+            "index.js": "export default {\n  fetch( {\n};\n",
+        },
+    )
+    with pytest.raises(WorkerLoadError, match=r"index\.js:\d+"):
+        load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+
+def test_throwing_at_top_level_stops_the_load(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": 'name = "bad"\nmain = "index.js"\n',
+            "index.js": 'throw new Error("no config");\nexport default { fetch() {} };\n',
+        },
+    )
+    with pytest.raises(WorkerLoadError, match="no config"):
+        load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+
+def test_no_fetch_handler_stops_the_load(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {"atoll.toml": 'name = "bad"\nmain = "index.js"\n', "index.js": "export default {};\n"},
+    )
+    with pytest.raises(WorkerLoadError, match="fetch"):
+        load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+
+def _wait_for(server: DevServer, text: str) -> None:
+    import time
+
+    for _ in range(100):
+        if text in server.log():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{text!r} never appeared in the log:\n{server.log()}")
