@@ -39,7 +39,6 @@ __all__ = ["JsWorker", "load_js_entry"]
 _HERE = Path(__file__).parent
 CORE_JS = _HERE / "core.js"
 WEBAPI_JS = _HERE / "webapi.js"
-SHIM_JS = _HERE / "shim.js"
 
 #: Bytes of a subrequest's response body read at most (a larger one fails the fetch()).
 MAX_SUBREQUEST_BODY = 32 * 1024 * 1024
@@ -58,9 +57,8 @@ class JsWorker:
         self.name = manifest.name
         self.bundle = bundle
         self.core_source = CORE_JS.read_text(encoding="utf-8")
-        webapi = WEBAPI_JS if WEBAPI_JS.is_file() else SHIM_JS
-        self.webapi_source = webapi.read_text(encoding="utf-8")
-        self.webapi_name = f"atoll:{webapi.name}"
+        self.webapi_source = WEBAPI_JS.read_text(encoding="utf-8")
+        self.webapi_name = "atoll:webapi.js"
         self.modules: dict[str, tuple[str, str]] = {}
         for relative, (kind, file) in bundle.modules.items():
             self.modules[relative] = (kind, _read_module(manifest, file, kind, relative))

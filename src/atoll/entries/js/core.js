@@ -59,15 +59,10 @@
     );
     const meta = JSON_parse(json);
     const nullBody = request.method === "HEAD" || [101, 204, 205, 304].includes(meta.status);
-    const response = new Response(nullBody ? null : rt.fromBinary(responseBody), {
-      status: meta.status,
-      statusText: meta.statusText,
-      headers: meta.headers,
-    });
-    try {
-      Object.defineProperty(response, "url", { value: meta.url, enumerable: true });
-    } catch (e) {}
-    return response;
+    return rt.makeResponse(
+      meta.status, meta.statusText, JSON_stringify(meta.headers),
+      nullBody ? undefined : responseBody, meta.url, meta.redirected,
+    );
   }
 
   // -- timers ----------------------------------------------------------------------------
