@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,23 @@ import STPyV8
 
 BUNDLE = Path(__file__).resolve().parents[3] / "src" / "atoll" / "entries" / "js" / "webapi.js"
 _SOURCE = BUNDLE.read_text(encoding="utf-8")
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def js_source(code: str) -> str:
+    """``code`` with every code point above U+FFFF written as a surrogate-pair escape.
+
+    STPyV8 hands a Python str to V8 with such code points cut to 16 bits (U+1F600 arrives as
+    U+F600), in source code and in values alike; escapes survive (HOST.md).
+    """
+
+    def escape(m: re.Match[str]) -> str:
+        units = m.group().encode("utf-16-le")
+        return "".join(f"\\u{int.from_bytes(units[i : i + 2], 'little'):04x}" for i in (0, 2))
+
+    return _ASTRAL.sub(escape, code)
 
 
 class FakeHost(STPyV8.JSClass):  # type: ignore[misc]
@@ -46,12 +64,19 @@ class JSFailed(Exception):
         self.message = message
 
 
+# Every context stays alive until the process ends. STPyV8 13.1.201.22 segfaults later, in an
+# unrelated eval, when a JSContext whose global object held a Python object is freed after it ran
+# enough code to be garbage-collected (seen here after ~90 contexts with the bundle loaded).
+_KEEP: list[object] = []
+
+
 class WebApi:
     """One V8 context with the bundle evaluated. Use as a context manager."""
 
     def __init__(self) -> None:
         self.host = FakeHost()
         self.ctx = STPyV8.JSContext()
+        _KEEP.append((self.ctx, self.host))
 
     def __enter__(self) -> WebApi:
         self.ctx.__enter__()
@@ -66,7 +91,7 @@ class WebApi:
     def eval(self, expr: str) -> Any:
         """Evaluates the expression ``expr`` synchronously and returns its value through JSON."""
         out = self.ctx.eval(
-            "(() => { try { const v = (" + expr + ");"
+            "(() => { try { const v = (" + js_source(expr) + ");"
             " return JSON.stringify({ ok: true, value: v === undefined ? null : v }); }"
             " catch (e) { return JSON.stringify({ ok: false, name: e && e.name,"
             " message: e && e.message, stack: String(e && e.stack) }); } })()"
@@ -80,7 +105,7 @@ class WebApi:
         """
         self.ctx.eval(
             "globalThis.__test_result = undefined;"
-            "(async () => { " + body + " })().then("
+            "(async () => { " + js_source(body) + " })().then("
             "v => { globalThis.__test_result = JSON.stringify({ ok: true, value: v === undefined ? null : v }); },"
             "e => { globalThis.__test_result = JSON.stringify({ ok: false, name: e && e.name,"
             " message: e && e.message, stack: String(e && e.stack) }); });"

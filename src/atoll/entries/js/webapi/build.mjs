@@ -117,7 +117,9 @@ const result = await esbuild.build({
   platform: "neutral",
   mainFields: ["module", "main"],
   conditions: ["import", "default"],
-  charset: "utf8",
+  // ASCII only: STPyV8 passes a Python str to V8 with every code point above U+FFFF cut to 16
+  // bits, so the bundle must not contain one literally (esbuild writes escapes instead).
+  charset: "ascii",
   legalComments: "inline",
   // Whitespace and syntax minified: V8 parses the whole bundle in every new isolate, and a
   // smaller text parses faster. Identifiers are kept, so class names and stack traces read as in
