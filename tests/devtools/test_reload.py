@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -234,3 +235,20 @@ def test_one_edit_is_one_build_and_one_reload(
         assert (reloader.builds, reloader.reloads) == (1, 1), messages
     finally:
         reloader.stop()
+
+
+async def test_command_line_overrides_survive_a_reload(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    """`atoll dev --var V:cli` applies to every load, not just the first."""
+    root, router, _, messages = setup(make_worker, runtime)
+    reloader = DevReloader(
+        root,
+        router,
+        runtime,
+        adjust=lambda m: dataclasses.replace(m, vars={**m.vars, "V": "cli"}),
+        report=messages.append,
+    )
+    (root / "src" / "helper.py").write_text('WORD = "two"\n')
+    assert reloader.apply([root / "src" / "helper.py"])
+    assert await body(router) == "two 1 cli"
