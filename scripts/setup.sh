@@ -23,7 +23,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 
 # System packages: the ones listed, plus venv support and headers for Debian's python3
-# (atoll compiles one C extension, src/atoll/runtime/_native.c, at install).
+# (atoll compiles one C extension, src/atoll/runtime/native/*.c, at install).
 missing=()
 if [ "${ATOLL_SKIP_APT:-0}" != 1 ] && command -v dpkg-query >/dev/null; then
   wanted=$(grep -v '^\s*#' scripts/apt-packages.txt | tr -s ' \n' ' ')
@@ -48,7 +48,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.atoll-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ src/atoll/runtime/_native.c -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+  || [ -n "$(find src/atoll/runtime/native -newer "$stamp" -print -quit)" ] \
   || ! ls src/atoll/runtime/_native*.so >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -1,4 +1,4 @@
-"""Tests for the compiled paths of atoll.runtime.capi (``_native.c``): the native epoch
+"""Tests for the compiled paths of atoll.runtime.capi (``native/*.c``): the native epoch
 Ticker, Bound calls charged to a request's CPU budget, ``instantiate_metered`` +
 ``export_raw``, and host functions behind the C trampoline.
 
@@ -1150,3 +1150,55 @@ def test_new_metered_store_dropped_without_close(engine: wasmtime.Engine) -> Non
     del store
     gc.collect()
     assert sys.getrefcount(meter) == 2
+
+
+# --- the module's tables (native/module.h, native/wasi.c) ---------------------------------
+
+
+def test_init_asks_for_each_wasmtime_function_once() -> None:
+    from atoll.runtime import _native
+
+    names = _native.needed()
+    assert len(names) == len(set(names))
+    assert all(name.startswith("wasmtime_") for name in names)
+    for name in names:  # each one is in wasmtime-py's own libwasmtime
+        assert getattr(wasmtime._ffi.dll, name) is not None
+    with pytest.raises(KeyError, match=f"no address for {names[0]}"):
+        _native.init({})  # refused before the table is touched: the module keeps working
+
+
+def test_wasi_names_are_preview1_functions_and_define_host_checks_the_index() -> None:
+    from atoll.runtime import _native
+    from atoll.runtime.hostfuncs import PROVIDED
+    from atoll.runtime.wasi.preview1 import MODULE
+
+    names = _native.wasi_names()
+    assert len(names) == len(set(names))
+    assert all((MODULE, name) in PROVIDED for name in names)
+    assert {name: i + 1 for i, name in enumerate(names)} == capi.NATIVE_WASI
+    linker = wasmtime.Linker(wasmtime.Engine())
+    ty = wasmtime.FuncType([], [])
+    with pytest.raises(ValueError, match="no such native function"):
+        capi.define_host_func(linker, "env", "f", ty, lambda caller: None, len(names) + 1)
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_caller_cpu_left_is_the_outer_calls_allowance(
+    quiet_engine: wasmtime.Engine, kind: str
+) -> None:
+    seen: list[int | None] = []
+
+    def host(caller: Any) -> None:
+        seen.append(caller.cpu_left_ns())
+
+    guest = _nested_guest(quiet_engine, kind, host)
+    try:
+        guest.bound("once")(Invocation(cpu_budget_ns=20 * MS))
+    finally:
+        guest.store.close()
+    (left,) = seen
+    if kind == "new_metered_store":  # the store's data is its meter: found from the caller
+        assert left is not None
+        assert 0 < left <= 20 * MS
+    else:  # a store whose data is wasmtime-py's: no meter to ask
+        assert left is None

@@ -1,4 +1,4 @@
-"""Types of atoll.runtime._native (src/atoll/runtime/_native.c); see capi.py."""
+"""Types of atoll.runtime._native (src/atoll/runtime/native/); see capi.py."""
 
 from collections.abc import Callable
 from typing import Any

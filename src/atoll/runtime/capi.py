@@ -3,7 +3,7 @@
 wasmtime-py's public API costs ~18 µs per export call and ~42-55 µs for a
 fresh store + instance + call, mostly Python-side wrapping; even ctypes costs
 about a microsecond per crossing. This module reaches the same C functions
-two ways: a compiled extension, ``atoll.runtime._native`` (``_native.c``),
+two ways: a compiled extension, ``atoll.runtime._native`` (``native/*.c``),
 for everything on a request's path, and wasmtime-py's private ctypes
 bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
 
@@ -179,7 +179,7 @@ _STORE_PTR = ctypes.POINTER(ffi.wasmtime_store_t)
 _EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 
-# _native.c declares these layouts itself (it includes no wasmtime header):
+# native/module.h declares these layouts itself (it includes no wasmtime header):
 # refuse to run if wasmtime-py's definitions disagree.
 _LAYOUTS = {
     "wasmtime_func_t": 16,
@@ -191,10 +191,10 @@ _LAYOUTS = {
 for _name, _size in _LAYOUTS.items():
     if ctypes.sizeof(getattr(ffi, _name)) != _size:
         raise ImportError(
-            f"{_name} is not {_size} bytes in this wasmtime; _native.c needs updating"
+            f"{_name} is not {_size} bytes in this wasmtime; native/module.h needs updating"
         )
 if (_EXTERN_FUNC, _EXTERN_MEMORY, ffi.wasmtime_extern_t.of.offset) != (0, 3, 8):
-    raise ImportError("wasmtime_extern_t changed in this wasmtime; _native.c needs updating")
+    raise ImportError("wasmtime_extern_t changed in this wasmtime; native/module.h needs updating")
 
 
 def _address(fn: Any) -> int:

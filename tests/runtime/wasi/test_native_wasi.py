@@ -1,4 +1,4 @@
-"""WASI preview 1 served in C (``_native.c``, a CGI run's ``Stdio``) answers as ``preview1.py`` does.
+"""WASI preview 1 served in C (``native/wasi.c``, a CGI run's ``Stdio``) answers as ``preview1.py`` does.
 
 Each test runs one guest twice, the way ``cgi.py`` does (an :class:`Invocation`
 with ``CURRENT`` set, ``fresh_store()``, ``Instance.create``, ``instance.run``):
@@ -60,7 +60,7 @@ DATA = 8192  # data segments: iovec arrays and the bytes to write
 OUT = 16384  # output buffers the WASI functions fill (sentinel-filled first)
 OUT_END = MEM - 4096  # the last page's top is kept for the edge-of-memory cases
 SENTINEL = 0xAA
-#: The WASI functions _native.c can serve (also the names of their preview1.py versions).
+#: The WASI functions native/wasi.c can serve (also the names of their preview1.py versions).
 NATIVE = frozenset(capi.NATIVE_WASI) if capi is not None else frozenset()
 
 

@@ -14,140 +14,34 @@
  *   export_get       wasmtime_instance_export_get of one export
  *   define_host      a Python host function behind a C trampoline
  *   caller_memory    (address, length) of the calling instance's memory
+ *   caller_cpu_left  the CPU a host function's caller may still use (long host loops)
  *   Ticker           the engine's epoch ticker as a native thread (no GIL)
  *
- * It links against nothing: atoll.runtime.capi passes the addresses of the C
- * functions it needs (from wasmtime-py's own libwasmtime) to init(). The
- * struct layouts below are those of wasmtime 50.0.1 (capi.WASMTIME_VERSION),
- * checked against wasmtime-py's ctypes definitions at import (capi.py).
+ * The WASI calls served in C are in wasi.c; what the files share (wasmtime's
+ * layouts, the table W of its functions, the Meter's state) is in module.h.
  *
  * The GIL is released while wasm runs; host functions and finalizers take it
  * back with PyGILState_Ensure.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
+#include "module.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/random.h>
-#include <time.h>
-
-/* ---- wasmtime 50.0.1 layouts ------------------------------------------- */
-
-typedef struct { uint64_t store_id; void *priv; } wt_func_t;                 /* 16 */
-typedef struct { uint64_t store_id; size_t priv; } wt_instance_t;           /* 16 */
-typedef struct {
-    struct { uint64_t store_id; uint32_t priv1; } a; /* 16 with padding */
-    uint32_t priv2;                                   /* at offset 16 */
-} wt_memory_t;                                                               /* 24 */
-typedef union {
-    int32_t i32; int64_t i64; float f32; double f64; uint8_t v128[16];
-} wt_val_raw_t;                                                              /* 16 */
-typedef struct {
-    uint8_t kind;
-    union { wt_func_t func; wt_memory_t memory; uint8_t pad[24]; } of;
-} wt_extern_t;                                                               /* 32 */
-
-_Static_assert(sizeof(wt_memory_t) == 24, "wasmtime_memory_t is 24 bytes in wasmtime 50");
-_Static_assert(sizeof(wt_extern_t) == 32, "wasmtime_extern_t is 32 bytes in wasmtime 50");
-_Static_assert(sizeof(wt_val_raw_t) == 16, "wasmtime_val_raw_t is 16 bytes");
-
-#define WT_EXTERN_FUNC 0
-#define WT_EXTERN_MEMORY 3
-#define WT_UPDATE_DEADLINE_CONTINUE 0
-
-typedef void wt_context_t;
-typedef void wt_error_t;
-typedef void wt_trap_t;
-
-typedef wt_error_t *(*fn_func_call_unchecked)(wt_context_t *, const wt_func_t *, wt_val_raw_t *,
-                                               size_t, wt_trap_t **);
-typedef void (*fn_set_epoch_deadline)(wt_context_t *, uint64_t);
-typedef wt_error_t *(*deadline_cb)(wt_context_t *, void *, uint64_t *, uint8_t *);
-typedef void (*fn_store_epoch_deadline_callback)(void *store, deadline_cb, void *data,
-                                                  void (*finalizer)(void *));
-typedef wt_error_t *(*fn_error_new)(const char *);
-typedef wt_error_t *(*fn_instance_pre_instantiate)(const void *pre, wt_context_t *,
-                                                    wt_instance_t *, wt_trap_t **);
-typedef int (*fn_instance_export_get)(wt_context_t *, const wt_instance_t *, const char *, size_t,
-                                      wt_extern_t *);
-typedef void (*fn_engine_increment_epoch)(void *engine);
-typedef int (*fn_caller_export_get)(void *caller, const char *, size_t, wt_extern_t *);
-typedef wt_context_t *(*fn_caller_context)(void *caller);
-typedef uint8_t *(*fn_memory_data)(wt_context_t *, const wt_memory_t *);
-typedef size_t (*fn_memory_data_size)(wt_context_t *, const wt_memory_t *);
-typedef wt_trap_t *(*fn_trap_new)(const char *, size_t);
-typedef wt_trap_t *(*host_cb)(void *env, void *caller, wt_val_raw_t *, size_t);
-typedef void *(*fn_store_new)(void *engine, void *data, void (*finalizer)(void *));
-typedef wt_context_t *(*fn_store_context)(void *store);
-typedef void (*fn_store_delete)(void *store);
-typedef void *(*fn_context_get_data)(wt_context_t *);
-typedef void (*fn_store_limiter)(void *store, int64_t memory_size, int64_t table_elements,
-                                 int64_t instances, int64_t tables, int64_t memories);
-typedef wt_error_t *(*fn_linker_define_func_unchecked)(void *linker, const char *, size_t,
-                                                        const char *, size_t, const void *functype,
-                                                        host_cb, void *env, void (*)(void *));
-
-static struct {
-    fn_func_call_unchecked func_call_unchecked;
-    fn_set_epoch_deadline set_epoch_deadline;
-    fn_store_epoch_deadline_callback store_epoch_deadline_callback;
-    fn_error_new error_new;
-    fn_instance_pre_instantiate instance_pre_instantiate;
-    fn_instance_export_get instance_export_get;
-    fn_engine_increment_epoch engine_increment_epoch;
-    fn_caller_export_get caller_export_get;
-    fn_caller_context caller_context;
-    fn_memory_data memory_data;
-    fn_memory_data_size memory_data_size;
-    fn_trap_new trap_new;
-    fn_linker_define_func_unchecked linker_define_func_unchecked;
-    fn_store_new store_new;
-    fn_store_context store_context;
-    fn_store_limiter store_limiter;
-    fn_store_delete store_delete;
-    fn_context_get_data context_get_data;
-} W;
+wasmtime_functions W;
 
 static int initialized = 0;
 
+/* init() wants an address for each of these, in the order of W's fields */
 static const char *const W_NAMES[] = {
-    "wasmtime_func_call_unchecked",
-    "wasmtime_context_set_epoch_deadline",
-    "wasmtime_store_epoch_deadline_callback",
-    "wasmtime_error_new",
-    "wasmtime_instance_pre_instantiate",
-    "wasmtime_instance_export_get",
-    "wasmtime_engine_increment_epoch",
-    "wasmtime_caller_export_get",
-    "wasmtime_caller_context",
-    "wasmtime_memory_data",
-    "wasmtime_memory_data_size",
-    "wasmtime_trap_new",
-    "wasmtime_linker_define_func_unchecked",
-    "wasmtime_store_new",
-    "wasmtime_store_context",
-    "wasmtime_store_limiter",
-    "wasmtime_store_delete",
-    "wasmtime_context_get_data",
+#define WT_NAME(type, name) "wasmtime_" #name,
+    WASMTIME_FUNCTIONS(WT_NAME)
+#undef WT_NAME
 };
 #define W_COUNT (sizeof(W_NAMES) / sizeof(W_NAMES[0]))
-
-#define INTERRUPT_MARKER "atoll: interrupted by epoch deadline callback"
+_Static_assert(sizeof(W) == W_COUNT * sizeof(void *), "W has one function pointer per name");
 
 static PyObject *CallFailed;   /* args: (error address, trap address) */
 static PyObject *BudgetSpent;  /* the request's CPU budget is used up */
 static PyObject *str_budget;   /* "cpu_budget_ns" */
 static PyObject *str_used;     /* "cpu_used_ns" */
-
-static inline int64_t thread_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static inline int64_t monotonic_ns(void) {
     struct timespec ts;
@@ -186,71 +80,12 @@ static PyObject *native_init(PyObject *self, PyObject *addresses) {
             return NULL;
         }
     }
-    memcpy(&W, table, sizeof(W));
+    size_t i = 0;
+#define WT_SET(type, name) W.name = (type)table[i++];
+    WASMTIME_FUNCTIONS(WT_SET)
+#undef WT_SET
     initialized = 1;
     Py_RETURN_NONE;
-}
-
-/* ---- the meter's state (its Python type is further down) --------------------- */
-
-typedef struct StdioObject StdioObject;
-
-typedef struct {
-    PyObject_HEAD
-    /* The thread CPU of the current outermost call into this store: wasm, and the
-     * host functions it calls (their work is done for the guest, so a guest that
-     * loops over a host call is bounded too). Calls made into the store from inside
-     * a host function are nested: they count within the outermost call, which
-     * alone is charged to the request. */
-    long long allow_ns;   /* CPU the outermost call may use */
-    long long used_ns;    /* CPU the last outermost call used */
-    long long seg_ns;     /* thread CPU clock when the outermost call began */
-    long long tick_ns;    /* epoch tick period */
-    int depth;            /* calls into the store in flight (0: none) */
-    PyThreadState *released; /* the thread state given up with the GIL at a deadline */
-    int releases;            /* GIL give-ups not yet taken back (one per call at most) */
-    int installed;
-    StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
-} MeterObject;
-
-/* A call into the store begins: the outermost one starts the clock. */
-static inline void meter_enter(MeterObject *m, long long allow) {
-    if (m->depth++ == 0) {
-        m->allow_ns = allow;
-        m->used_ns = 0;
-        m->seg_ns = thread_ns();
-    }
-}
-
-/* It ended: the outermost one returns the CPU it used (a nested one 0). */
-static inline long long meter_exit(MeterObject *m) {
-    if (--m->depth > 0)
-        return 0;
-    m->depth = 0;
-    m->used_ns = thread_ns() - m->seg_ns;
-    return m->used_ns;
-}
-
-static inline long long meter_used(MeterObject *m) { return thread_ns() - m->seg_ns; }
-
-/* Host work for a guest stops where the outermost call's allowance ends (m may be NULL:
- * no meter, nothing to stop). */
-static inline int meter_spent(MeterObject *m) {
-    return m != NULL && m->depth > 0 && m->allow_ns - meter_used(m) <= 0;
-}
-
-static PyTypeObject MeterType;
-
-/* The Meter of a store (its data, set by new_store), or NULL. */
-static MeterObject *meter_of_context(wt_context_t *ctx) {
-    void *data = W.context_get_data(ctx);
-    /* only stores made by new_store carry a Meter; wasmtime-py keeps small slab
-     * indices there, never real pointers */
-    if ((uintptr_t)data < 65536 || ((uintptr_t)data & 7) != 0)
-        return NULL;
-    if (Py_TYPE((PyObject *)data) != &MeterType)
-        return NULL;
-    return (MeterObject *)data;
 }
 
 /* ---- argument packing ---------------------------------------------------- */
@@ -626,7 +461,6 @@ static PyObject *Meter_get_stdio(MeterObject *self, void *closure) {
     return (PyObject *)self->stdio;
 }
 
-static PyTypeObject StdioType;
 
 static int Meter_set_stdio(MeterObject *self, PyObject *value, void *closure) {
     if (value != NULL && value != Py_None && !PyObject_TypeCheck(value, &StdioType)) {
@@ -650,7 +484,7 @@ static PyGetSetDef Meter_getset[] = {
     {NULL},
 };
 
-static PyTypeObject MeterType = {
+PyTypeObject MeterType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Meter",
     .tp_basicsize = sizeof(MeterObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -763,7 +597,7 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
     if (outermost) { /* a nested call runs under the outermost call's deadline */
         if (budget_left(inv, &left) < 0)
             return NULL;
-        W.set_epoch_deadline(self->ctx, YIELD_TICKS);
+        W.context_set_epoch_deadline(self->ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
     wt_trap_t *trap = NULL;
@@ -905,7 +739,7 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
     if (outermost) { /* a nested call runs under the outermost call's deadline */
         if (budget_left(inv, &left) < 0)
             return NULL;
-        W.set_epoch_deadline(ctx, YIELD_TICKS);
+        W.context_set_epoch_deadline(ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
     wt_instance_t inst = {0, 0};
@@ -955,7 +789,7 @@ static PyObject *native_run_export(PyObject *mod, PyObject *const *args, Py_ssiz
     if (outermost) { /* a nested call runs under the outermost call's deadline */
         if (budget_left(inv, &left) < 0)
             return NULL;
-        W.set_epoch_deadline(ctx, YIELD_TICKS);
+        W.context_set_epoch_deadline(ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
     wt_val_raw_t vals[1];
@@ -1052,476 +886,6 @@ static PyObject *native_caller_cpu_left(PyObject *mod, PyObject *arg) {
     return PyLong_FromLongLong(m->allow_ns - meter_used(m));
 }
 
-/* ---- Stdio: a CGI guest's stdin, stdout, argv and environment, served in C ---- */
-/*
- * A whole-wasm (CGI) request makes a handful of WASI calls before it has
- * written its answer (wasi-libc's start-up reads argv and environ, checks fds,
- * writes stdout). Served in Python each costs a GIL round trip and a few µs;
- * served here none takes the GIL. The Stdio is attached to the request's
- * store through its Meter (Meter.stdio); a call this code does not serve
- * (stderr, files, a write past the stdout limit...) goes to the Python
- * implementation, which reads and writes the same state through this object.
- */
-
-struct StdioObject {
-    PyObject_HEAD
-    PyObject *args;       /* bytes: each argument NUL-terminated */
-    PyObject *env;        /* bytes: each KEY=value NUL-terminated */
-    PyObject *stdin_data; /* bytes */
-    Py_ssize_t argc, envc;
-    Py_ssize_t stdin_pos;
-    char *out;
-    size_t out_len, out_cap, out_limit;
-    int has_dirs;         /* folders granted: fd_prestat_get goes to Python */
-    int exited;
-    unsigned int exit_code;
-};
-
-static Py_ssize_t count_nuls(PyObject *b) {
-    Py_ssize_t n = 0, len = PyBytes_GET_SIZE(b);
-    const char *p = PyBytes_AS_STRING(b);
-    for (Py_ssize_t i = 0; i < len; i++)
-        n += p[i] == 0;
-    return n;
-}
-
-static int Stdio_init(StdioObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"args", "env", "stdin", "stdout_limit", "has_dirs", NULL};
-    PyObject *a, *e, *in;
-    Py_ssize_t limit;
-    int has_dirs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "SSSn|p:Stdio", kwlist, &a, &e, &in, &limit,
-                                     &has_dirs))
-        return -1;
-    if (limit < 0) {
-        PyErr_SetString(PyExc_ValueError, "Stdio: stdout_limit must be >= 0");
-        return -1;
-    }
-    Py_INCREF(a);
-    Py_XSETREF(self->args, a);
-    Py_INCREF(e);
-    Py_XSETREF(self->env, e);
-    Py_INCREF(in);
-    Py_XSETREF(self->stdin_data, in);
-    self->argc = count_nuls(a);
-    self->envc = count_nuls(e);
-    self->out_limit = (size_t)limit;
-    self->has_dirs = has_dirs;
-    return 0;
-}
-
-static void Stdio_dealloc(StdioObject *self) {
-    Py_XDECREF(self->args);
-    Py_XDECREF(self->env);
-    Py_XDECREF(self->stdin_data);
-    PyMem_RawFree(self->out);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* append to stdout; no GIL needed. 0 ok, -1 out of memory */
-static int out_append(StdioObject *o, const char *data, size_t n) {
-    if (o->out_len + n > o->out_cap) {
-        size_t cap = o->out_cap ? o->out_cap : 4096;
-        while (cap < o->out_len + n)
-            cap *= 2;
-        char *grown = PyMem_RawRealloc(o->out, cap);
-        if (grown == NULL)
-            return -1;
-        o->out = grown;
-        o->out_cap = cap;
-    }
-    memcpy(o->out + o->out_len, data, n);
-    o->out_len += n;
-    return 0;
-}
-
-static PyObject *Stdio_stdout(StdioObject *self, PyObject *unused) {
-    return PyBytes_FromStringAndSize(self->out ? self->out : "", (Py_ssize_t)self->out_len);
-}
-
-static PyObject *Stdio_write_stdout(StdioObject *self, PyObject *data) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    int rc = out_append(self, view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    if (rc < 0)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-static PyObject *Stdio_read_stdin(StdioObject *self, PyObject *arg) {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t left = PyBytes_GET_SIZE(self->stdin_data) - self->stdin_pos;
-    if (n < 0 || n > left)
-        n = left < 0 ? 0 : left;
-    PyObject *chunk =
-        PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->stdin_data) + self->stdin_pos, n);
-    if (chunk != NULL)
-        self->stdin_pos += n;
-    return chunk;
-}
-
-static PyMethodDef Stdio_methods[] = {
-    {"stdout", (PyCFunction)Stdio_stdout, METH_NOARGS, "the bytes written to stdout so far"},
-    {"write_stdout", (PyCFunction)Stdio_write_stdout, METH_O, "append bytes to stdout"},
-    {"read_stdin", (PyCFunction)Stdio_read_stdin, METH_O, "read up to n bytes of stdin"},
-    {NULL},
-};
-
-static PyMemberDef Stdio_members[] = {
-    {"stdin_pos", T_PYSSIZET, offsetof(StdioObject, stdin_pos), 0, "bytes of stdin read"},
-    {"stdout_size", T_PYSSIZET, offsetof(StdioObject, out_len), READONLY, "bytes of stdout"},
-    {"exited", T_INT, offsetof(StdioObject, exited), 0,
-     "proc_exit was called (cleared by whoever reports it)"},
-    {"exit_code", T_UINT, offsetof(StdioObject, exit_code), READONLY, "proc_exit's code"},
-    {NULL},
-};
-
-static PyTypeObject StdioType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Stdio",
-    .tp_basicsize = sizeof(StdioObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Stdio(args, env, stdin, stdout_limit, has_dirs=False): WASI stdio served in C",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Stdio_init,
-    .tp_dealloc = (destructor)Stdio_dealloc,
-    .tp_methods = Stdio_methods,
-    .tp_members = Stdio_members,
-};
-
-/* ---- WASI preview 1 functions served in C (no GIL) -------------------------- */
-
-enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28, E_SPIPE = 70 };
-#define FALLBACK ((wt_trap_t *)1) /* not served here: run the Python implementation */
-
-/* What one call may ask of the host, as in preview1.py (docs/limits.md). */
-#define WASI_IOV_MAX 1024          /* iovecs per fd_read/fd_write: more is EINVAL */
-#define WASI_RANDOM_CHUNK 65536    /* random_get checks the CPU budget between chunks */
-
-typedef struct {
-    uint8_t *base;
-    size_t size;
-} guest_mem;
-
-static int guest_memory(void *caller, guest_mem *m) {
-    wt_extern_t item;
-    memset(&item, 0, sizeof(item));
-    if (!W.caller_export_get(caller, "memory", 6, &item) || item.kind != WT_EXTERN_MEMORY)
-        return -1;
-    wt_context_t *ctx = W.caller_context(caller);
-    m->base = W.memory_data(ctx, &item.of.memory);
-    m->size = W.memory_data_size(ctx, &item.of.memory);
-    return 0;
-}
-
-static inline int in_bounds(const guest_mem *m, uint64_t ptr, uint64_t len) {
-    return ptr <= m->size && len <= m->size - ptr;
-}
-
-static inline void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); } /* little-endian host */
-static inline void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline uint32_t get_u32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-/* The Meter of the caller's store, or NULL (a store not made by new_store). */
-static MeterObject *meter_of(void *caller) { return meter_of_context(W.caller_context(caller)); }
-
-static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
-    memset(&vals[0], 0, sizeof(vals[0]));
-    vals[0].i32 = v;
-}
-
-static wt_trap_t *sizes(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObject *blob) {
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t count_ptr = (uint32_t)vals[0].i32, size_ptr = (uint32_t)vals[1].i32;
-    if (!in_bounds(&m, count_ptr, 4) || !in_bounds(&m, size_ptr, 4)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    put_u32(m.base + count_ptr, (uint32_t)count);
-    put_u32(m.base + size_ptr, (uint32_t)PyBytes_GET_SIZE(blob));
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-static wt_trap_t *fill(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObject *blob) {
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t ptrs = (uint32_t)vals[0].i32, buf = (uint32_t)vals[1].i32;
-    size_t len = (size_t)PyBytes_GET_SIZE(blob);
-    if (!in_bounds(&m, ptrs, 4 * (uint64_t)count) || !in_bounds(&m, buf, len)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    const char *p = PyBytes_AS_STRING(blob);
-    uint32_t at = buf; /* the pointers, then the strings (as the Python version) */
-    for (Py_ssize_t i = 0; i < count; i++) {
-        put_u32(m.base + ptrs + 4 * i, at);
-        at += (uint32_t)strlen(p + (at - buf)) + 1;
-    }
-    memcpy(m.base + buf, p, len);
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-static wt_trap_t *w_args_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
-    return sizes(c, v, o->argc, o->args);
-}
-static wt_trap_t *w_args_get(StdioObject *o, void *c, wt_val_raw_t *v) {
-    return fill(c, v, o->argc, o->args);
-}
-static wt_trap_t *w_environ_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
-    return sizes(c, v, o->envc, o->env);
-}
-static wt_trap_t *w_environ_get(StdioObject *o, void *c, wt_val_raw_t *v) {
-    return fill(c, v, o->envc, o->env);
-}
-
-/* fd_write(fd, iovs, count, nwritten): stdout within its limit; else Python */
-static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 != 1)
-        return FALLBACK;
-    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
-        ret_i32(vals, E_INVAL);
-        return NULL;
-    }
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t iovs = (uint32_t)vals[1].i32, count = (uint32_t)vals[2].i32;
-    uint32_t nwritten = (uint32_t)vals[3].i32;
-    if (!in_bounds(&m, iovs, 8 * (uint64_t)count) || !in_bounds(&m, nwritten, 4)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
-        if (!in_bounds(&m, ptr, len)) {
-            ret_i32(vals, E_FAULT);
-            return NULL;
-        }
-        total += len;
-    }
-    if (o->out_len + total > o->out_limit)
-        return FALLBACK; /* Python fails the request with the limit's message */
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
-        if (out_append(o, (const char *)m.base + ptr, len) < 0)
-            return FALLBACK;
-    }
-    put_u32(m.base + nwritten, (uint32_t)total);
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-/* fd_read(0, iovs, count, nread): stdin */
-static wt_trap_t *w_fd_read(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 != 0)
-        return FALLBACK;
-    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
-        ret_i32(vals, E_INVAL);
-        return NULL;
-    }
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t iovs = (uint32_t)vals[1].i32, count = (uint32_t)vals[2].i32;
-    uint32_t nread = (uint32_t)vals[3].i32;
-    if (!in_bounds(&m, iovs, 8 * (uint64_t)count) || !in_bounds(&m, nread, 4)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    const char *src = PyBytes_AS_STRING(o->stdin_data);
-    Py_ssize_t avail = PyBytes_GET_SIZE(o->stdin_data) - o->stdin_pos;
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
-        if (!in_bounds(&m, ptr, len)) {
-            ret_i32(vals, E_FAULT);
-            return NULL;
-        }
-        size_t n = avail < 0 ? 0 : ((size_t)avail < len ? (size_t)avail : len);
-        memcpy(m.base + ptr, src + o->stdin_pos, n);
-        o->stdin_pos += (Py_ssize_t)n;
-        avail -= (Py_ssize_t)n;
-        total += n;
-        if (n < len)
-            break;
-    }
-    put_u32(m.base + nread, (uint32_t)total);
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-#define ALL_RIGHTS ((1ULL << 30) - 1)
-#define READ_RIGHTS                                                                              \
-    (ALL_RIGHTS & ~((1ULL << 6) | (1ULL << 8) | (1ULL << 9) | (1ULL << 10) | (1ULL << 19) |      \
-                    (1ULL << 22) | (1ULL << 26) | (1ULL << 25)))
-
-/* fd_fdstat_get(fd, out) for stdio: character devices, as the Python version */
-static wt_trap_t *w_fd_fdstat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    int32_t fd = vals[0].i32;
-    if (fd < 0 || fd > 2)
-        return FALLBACK;
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t out = (uint32_t)vals[1].i32;
-    if (!in_bounds(&m, out, 24)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    uint8_t *p = m.base + out;
-    memset(p, 0, 24);
-    p[0] = 2; /* FT_CHAR */
-    uint16_t flags = fd ? 1 : 0; /* FD_APPEND for stdout/stderr */
-    memcpy(p + 2, &flags, 2);
-    put_u64(p + 8, fd ? ALL_RIGHTS : READ_RIGHTS);
-    put_u64(p + 16, READ_RIGHTS);
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-/* fd_prestat_get(fd, out): no folders granted -> no preopens */
-static wt_trap_t *w_fd_prestat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (o->has_dirs)
-        return FALLBACK;
-    ret_i32(vals, E_BADF);
-    return NULL;
-}
-
-/* clock_time_get(id, precision: i64, out) */
-static wt_trap_t *w_clock_time_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    static const clockid_t ids[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID,
-                                    CLOCK_THREAD_CPUTIME_ID};
-    int32_t id = vals[0].i32;
-    if (id < 0 || id > 3) {
-        ret_i32(vals, E_INVAL);
-        return NULL;
-    }
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t out = (uint32_t)vals[2].i32;
-    if (!in_bounds(&m, out, 8)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    struct timespec ts;
-    clock_gettime(ids[id], &ts);
-    put_u64(m.base + out, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-/* random_get(buf, len) */
-static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    guest_mem m;
-    if (guest_memory(caller, &m) < 0)
-        return FALLBACK;
-    uint32_t buf = (uint32_t)vals[0].i32, len = (uint32_t)vals[1].i32;
-    if (!in_bounds(&m, buf, len)) {
-        ret_i32(vals, E_FAULT);
-        return NULL;
-    }
-    MeterObject *meter = meter_of(caller);
-    size_t done = 0;
-    while (done < len) {
-        if (done % WASI_RANDOM_CHUNK == 0 && done != 0 && meter_spent(meter))
-            return W.trap_new(INTERRUPT_MARKER, sizeof(INTERRUPT_MARKER) - 1);
-        size_t want = len - done;
-        size_t step = WASI_RANDOM_CHUNK - done % WASI_RANDOM_CHUNK;
-        ssize_t n = getrandom(m.base + buf + done, want < step ? want : step, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return FALLBACK;
-        }
-        done += (size_t)n;
-    }
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-/* proc_exit(code): the run is over; the caller turns the trap into ProcExit */
-static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    char msg[48];
-    o->exited = 1;
-    o->exit_code = (uint32_t)vals[0].i32; /* WASI's exitcode is a u32 */
-    int n = snprintf(msg, sizeof msg, "proc_exit(%u)", o->exit_code);
-    return W.trap_new(msg, (size_t)n);
-}
-
-/* fd_close(fd) on stdio: nothing to do (as the Python version) */
-static wt_trap_t *w_fd_close(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 < 0 || vals[0].i32 > 2)
-        return FALLBACK;
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-/* fd_seek(fd, offset, whence, out) on stdio: not seekable */
-static wt_trap_t *w_fd_seek(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 < 0 || vals[0].i32 > 2)
-        return FALLBACK;
-    ret_i32(vals, E_SPIPE);
-    return NULL;
-}
-
-static wt_trap_t *w_sched_yield(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    ret_i32(vals, E_SUCCESS);
-    return NULL;
-}
-
-typedef wt_trap_t *(*native_wasi_fn)(StdioObject *, void *caller, wt_val_raw_t *);
-
-static const struct {
-    const char *name;
-    native_wasi_fn fn;
-} NATIVE_WASI[] = {
-    {NULL, NULL}, /* 0: none */
-    {"args_sizes_get", w_args_sizes_get},
-    {"args_get", w_args_get},
-    {"environ_sizes_get", w_environ_sizes_get},
-    {"environ_get", w_environ_get},
-    {"fd_write", w_fd_write},
-    {"fd_read", w_fd_read},
-    {"fd_fdstat_get", w_fd_fdstat_get},
-    {"fd_prestat_get", w_fd_prestat_get},
-    {"clock_time_get", w_clock_time_get},
-    {"random_get", w_random_get},
-    {"proc_exit", w_proc_exit},
-    {"sched_yield", w_sched_yield},
-    {"fd_close", w_fd_close},
-    {"fd_seek", w_fd_seek},
-};
-#define NATIVE_WASI_COUNT ((int)(sizeof(NATIVE_WASI) / sizeof(NATIVE_WASI[0])))
-
-static PyObject *native_wasi_names(PyObject *mod, PyObject *unused) {
-    PyObject *t = PyTuple_New(NATIVE_WASI_COUNT - 1);
-    if (t == NULL)
-        return NULL;
-    for (int i = 1; i < NATIVE_WASI_COUNT; i++) {
-        PyObject *n = PyUnicode_FromString(NATIVE_WASI[i].name);
-        if (n == NULL) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i - 1, n);
-    }
-    return t;
-}
-
 /* ---- host functions ------------------------------------------------------ */
 
 typedef struct {
@@ -1560,7 +924,8 @@ static wt_trap_t *host_trap_from_exception(HostSpec *spec) {
 
 static wt_trap_t *host_trampoline(void *env, void *caller, wt_val_raw_t *vals, size_t nvals) {
     HostSpec *spec = (HostSpec *)env;
-    MeterObject *meter = spec->native != NULL ? meter_of(caller) : NULL;
+    MeterObject *meter =
+        spec->native != NULL ? meter_of_context(W.caller_context(caller)) : NULL;
     if (meter != NULL && meter->stdio != NULL) {
         wt_trap_t *r = spec->native(meter->stdio, caller, vals);
         if (r != FALLBACK)
@@ -1663,7 +1028,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
         native = PyLong_AsLong(args[9]);
         if (native == -1 && PyErr_Occurred())
             return NULL;
-        if (native < 0 || native >= NATIVE_WASI_COUNT) {
+        if (native < 0 || native > atoll_wasi_count()) {
             PyErr_SetString(PyExc_ValueError, "define_host: no such native function");
             return NULL;
         }
@@ -1691,7 +1056,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
             return NULL;
         }
     }
-    spec->native = native ? NATIVE_WASI[native].fn : NULL;
+    spec->native = native ? atoll_wasi_fn((int)native) : NULL;
     Py_INCREF(args[4]);
     spec->impl = args[4];
     Py_INCREF(args[7]);
@@ -1885,7 +1250,7 @@ static PyMethodDef module_methods[] = {
     {"define_host", (PyCFunction)(void (*)(void))native_define_host, METH_FASTCALL,
      "define_host(linker, module, name, functype, impl, params, result, make_caller, on_error)"},
     {"thread_ns", native_thread_ns, METH_NOARGS, "this thread's CPU time in ns"},
-    {"wasi_names", native_wasi_names, METH_NOARGS,
+    {"wasi_names", atoll_wasi_names, METH_NOARGS,
      "the WASI preview 1 functions served in C (index + 1 is define_host's native)"},
     {NULL},
 };
