@@ -122,7 +122,7 @@ static inline int64_t thread_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* ---- the meter's state (its Python type is further down) --------------------- */
+/* ---- the meter's state (its Python type, Meter, is in native.c) --------------- */
 
 typedef struct StdioObject StdioObject; /* defined in wasi.c */
 
