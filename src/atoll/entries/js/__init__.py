@@ -77,7 +77,14 @@ class JsWorker:
                 env_wasm[name] = key
             else:
                 env_vars[name] = value
-        self.env_json = json.dumps({"vars": env_vars, "wasm": env_wasm, "kv": env_kv})
+        self.env_json = json.dumps(
+            {
+                "vars": env_vars,
+                "wasm": env_wasm,
+                "kv": env_kv,
+                "maxBytes": manifest.limits.memory_mb * 1024 * 1024,
+            }
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: set[Any] = set()

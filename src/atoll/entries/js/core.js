@@ -138,6 +138,52 @@
   }
   Object.defineProperty(OriginalInstance.prototype, "constructor", { value: Instance, writable: true, configurable: true });
 
+  // -- one allocation may not exceed the isolate's memory budget ------------------------------
+  // The watchdog sees ArrayBuffers and wasm memories only between bytecodes: a single
+  // `new Uint8Array(1 << 30).fill(1)` would commit a GiB inside one builtin first. So the
+  // constructors that take a size refuse one past the budget up front, with the RangeError
+  // V8 throws when an allocation fails.
+  let maxBytes = Infinity;
+  function refuse(bytes) {
+    if (bytes > maxBytes) throw new RangeError("Array buffer allocation failed");
+  }
+  function guard(name, sizeOf) {
+    const Original = globalThis[name];
+    if (typeof Original !== "function") return;
+    const proxy = new Proxy(Original, {
+      construct(target, args, newTarget) {
+        refuse(sizeOf(args));
+        return Reflect.construct(target, args, newTarget === proxy ? target : newTarget);
+      },
+    });
+    Object.defineProperty(Original.prototype, "constructor", { value: proxy, writable: true, configurable: true });
+    Object.defineProperty(globalThis, name, { value: proxy, writable: true, configurable: true, enumerable: false });
+  }
+  const lengthOf = (args) => (typeof args[0] === "number" ? args[0] : 0);
+  guard("ArrayBuffer", (args) => Math.max(lengthOf(args), Number(args[1] && args[1].maxByteLength) || 0));
+  guard("SharedArrayBuffer", (args) => Math.max(lengthOf(args), Number(args[1] && args[1].maxByteLength) || 0));
+  for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
+      "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"]) {
+    const size = globalThis[name] && globalThis[name].BYTES_PER_ELEMENT;
+    guard(name, (args) => lengthOf(args) * size);
+  }
+  const OriginalMemory = WA.Memory;
+  WA.Memory = new Proxy(OriginalMemory, {
+    construct(target, args, newTarget) {
+      refuse((Number(args[0] && args[0].initial) || 0) * 65536);
+      return Reflect.construct(target, args, newTarget === WA.Memory ? target : newTarget);
+    },
+  });
+  Object.defineProperty(OriginalMemory.prototype, "constructor", { value: WA.Memory, writable: true, configurable: true });
+  const originalGrow = OriginalMemory.prototype.grow;
+  Object.defineProperty(OriginalMemory.prototype, "grow", {
+    value: function grow(delta) {
+      refuse(this.buffer.byteLength + (Number(delta) || 0) * 65536);
+      return Reflect_apply(originalGrow, this, [delta]);
+    },
+    writable: true, configurable: true,
+  });
+
   // -- modules imported by the worker (wasm, text, data) --------------------------------------
   const imported = new Map();
   function addModule(path, kind, bytes) {
@@ -223,6 +269,7 @@
   let env = {};
   function setEnv(json) {
     const spec = JSON_parse(json);
+    maxBytes = spec.maxBytes;
     env = {};
     for (const [name, value] of Object.entries(spec.vars)) env[name] = value;
     for (const [name, path] of Object.entries(spec.wasm)) env[name] = importModule(path);
