@@ -206,7 +206,6 @@ def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
             f"--outdir={out}",
             f"--outbase={root}",
             "--asset-names=[dir]/[name]",
-            "--charset=utf8",
             f"--metafile={meta_file}",
             "--log-level=error",
             *(f"--loader:{ext}=copy" for ext in sorted(_extensions(rules))),
