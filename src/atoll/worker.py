@@ -28,7 +28,7 @@ from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
-from atoll.errors import AtollError, GuestError, RequestError, ScriptError
+from atoll.errors import AtollError, ConfigError, GuestError, RequestError, ScriptError
 from atoll.manifest import Manifest, load_manifest
 from atoll.runtime import wasi as _wasi  # noqa: F401 - registers the WASI host functions
 from atoll.runtime.cache import ModuleCache, default_cache_dir
@@ -228,6 +228,12 @@ def load_worker(
     bindings.update(manifest.vars)
     assets = Assets.from_manifest(manifest)
     if assets is not None and manifest.assets is not None and manifest.assets.binding:
+        if js:  # the files are served before the worker; env.ASSETS needs a JS wrapper of Assets
+            raise ConfigError(
+                "key 'assets.binding': env.ASSETS is not available to JavaScript entries yet",
+                path=str(manifest.path),
+                hint="remove `binding` (the files are still served before the worker)",
+            )
         bindings[manifest.assets.binding] = AssetsBinding(assets)
     fetch = load_entry(
         manifest,

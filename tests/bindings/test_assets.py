@@ -223,3 +223,36 @@ def test_binding_is_in_env_and_the_folder_must_exist(
     site(both)
     with pytest.raises(ConfigError, match=r"\[assets\] and \[site\] are both set"):
         Assets.from_manifest(load_manifest(both))
+
+
+JS_WORKER = """
+export default {
+  async fetch(request) {
+    return new Response("js " + new URL(request.url).pathname);
+  },
+};
+"""
+
+
+def js_folder(tmp_path: Path, table: str) -> Path:
+    root = tmp_path / "js"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "index.js").write_text(JS_WORKER)
+    (root / "atoll.toml").write_text(f'name = "js"\nmain = "src/index.js"\n{table}')
+    site(root)
+    return root
+
+
+def test_a_js_worker_gets_its_files_served_first(dev_server: StartDev, tmp_path: Path) -> None:
+    server = dev_server(js_folder(tmp_path, '[assets]\ndirectory = "public"\n'))
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/about").text == "about page"
+        assert client.get("/api").text == "js /api"
+
+
+def test_a_js_worker_is_told_the_binding_is_not_there_yet(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    root = js_folder(tmp_path, '[assets]\ndirectory = "public"\nbinding = "ASSETS"\n')
+    with pytest.raises(ConfigError, match="not available to JavaScript entries yet"):
+        load_worker(root, runtime=runtime)
