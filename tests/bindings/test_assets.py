@@ -250,9 +250,7 @@ def test_a_js_worker_gets_its_files_served_first(dev_server: StartDev, tmp_path:
         assert client.get("/api").text == "js /api"
 
 
-def test_a_js_worker_is_told_the_binding_is_not_there_yet(
-    tmp_path: Path, runtime: Runtime
-) -> None:
+def test_a_js_worker_is_told_the_binding_is_not_there_yet(tmp_path: Path, runtime: Runtime) -> None:
     root = js_folder(tmp_path, '[assets]\ndirectory = "public"\nbinding = "ASSETS"\n')
     with pytest.raises(ConfigError, match="not available to JavaScript entries yet"):
         load_worker(root, runtime=runtime)
