@@ -371,3 +371,32 @@ def test_a_long_random_get_is_stopped_by_the_cpu_budget(
     assert ran.outcome == "exceeded_cpu"
     assert ran.instance_memory == bytes(MIB)  # the last MiB was never filled
     assert u32s(ran, 0, 1) == [0]  # and the call never returned
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_guest_looping_over_big_writes_is_stopped_by_its_budget_with_a_bounded_log(
+    runtime: Runtime, tmp_path: Path, path: str
+) -> None:
+    # each call asks for 1024 iovecs x 64 KiB (64 MiB) of one endless line on stderr;
+    # each takes LOG_WRITE_MAX of it, and the loop ends at the CPU limit
+    body = f"""
+      (func (export "_start") (local $i i32)
+        (memory.fill (i32.const 65536) (i32.const 122) (i32.const 65536))
+        (loop $fill
+          (i32.store (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 8)))
+                     (i32.const 65536))
+          (i32.store (i32.add (i32.const 1028) (i32.mul (local.get $i) (i32.const 8)))
+                     (i32.const 65536))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $fill (i32.lt_u (local.get $i) (i32.const {IOV_MAX}))))
+        (loop $forever
+          (drop (call $fd_write (i32.const 2) (i32.const 1024) (i32.const {IOV_MAX})
+                                (i32.const 64)))
+          (br $forever)))"""
+    ran = run(runtime, tmp_path, body, path, pages=3, limits=Limits(cpu_ms=50))
+    assert isinstance(ran.error, CpuLimitError), ran.error
+    assert ran.outcome == "exceeded_cpu"
+    assert u32s(ran, 64, 1) == [LOG_WRITE_MAX]  # every call was a short write
+    line, summary = ran.logs  # the unfinished line, logged when the request ended
+    assert line.startswith("z" * MAX_LOG_LINE + f"… (cut at {MAX_LOG_LINE} bytes; ")
+    assert summary.startswith("… 0 lines / ")
