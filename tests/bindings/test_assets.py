@@ -14,6 +14,7 @@ from atoll.bindings.assets import Assets
 from atoll.errors import ConfigError
 from atoll.manifest import load_manifest
 from atoll.worker import Runtime, load_worker
+from tests.control.serving import deploy, start_serve, write_worker
 from tests.support import StartDev, WorkerFactory
 
 WORKER = """
@@ -254,3 +255,18 @@ def test_a_js_worker_is_told_the_binding_is_not_there_yet(tmp_path: Path, runtim
     root = js_folder(tmp_path, '[assets]\ndirectory = "public"\nbinding = "ASSETS"\n')
     with pytest.raises(ConfigError, match="not available to JavaScript entries yet"):
         load_worker(root, runtime=runtime)
+
+
+def test_a_deployed_worker_serves_its_assets(tmp_path: Path) -> None:
+    node = start_serve(tmp_path / "state")
+    try:
+        folder = write_worker(tmp_path / "w", "w", 1)
+        site(folder)
+        with (folder / "atoll.toml").open("a") as manifest:
+            manifest.write('[assets]\ndirectory = "public"\n')
+        deploy(node, folder)
+        assert node.get("w.localhost", "/about").text == "about page"
+        assert node.get("w.localhost", "/").text.startswith("<h1>home")
+        assert node.get("w.localhost", "/nothing").text.startswith("v1")
+    finally:
+        node.stop()
