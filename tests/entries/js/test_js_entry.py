@@ -389,3 +389,24 @@ def _wait_for(server: DevServer, text: str) -> None:
             return
         time.sleep(0.02)
     pytest.fail(f"{text!r} never appeared in the log:\n{server.log()}")
+
+
+def test_atoll_dev_reloads_a_changed_js_file(tmp_path: Path) -> None:
+    import time
+
+    files: dict[str, str | bytes] = {
+        "atoll.toml": 'name = "reload"\nmain = "src/index.js"\n',
+        "src/index.js": 'import { v } from "./v.js";\nexport default { fetch() { return new Response(v); } };\n',
+        "src/v.js": 'export const v = "one";\n',
+    }
+    for server in _serve(tmp_path, files):
+        assert httpx.get(server.url + "/").text == "one"
+        (tmp_path / "src" / "v.js").write_text('export const v = "two";\n')  # an imported file
+        for _ in range(100):
+            if httpx.get(server.url + "/").text == "two":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"never reloaded:\n{server.log()}")
+        for _ in range(6):  # every loop serves the new version
+            assert httpx.get(server.url + "/").text == "two"

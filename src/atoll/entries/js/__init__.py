@@ -18,6 +18,7 @@ import ipaddress
 import json
 import socket
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from atoll.runtime.module import check_wasm
 if TYPE_CHECKING:
     from atoll.entries.js.isolate import JsIsolate
 
-__all__ = ["JsWorker", "load_js_entry"]
+__all__ = ["JsEntry", "JsWorker", "load_js_entry"]
 
 _HERE = Path(__file__).parent
 CORE_JS = _HERE / "core.js"
@@ -85,27 +86,8 @@ class JsWorker:
                 "maxBytes": manifest.limits.memory_mb * 1024 * 1024,
             }
         )
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: set[Any] = set()
 
     # -- isolates -------------------------------------------------------------------------------
-
-    def isolate(self) -> JsIsolate:
-        """This thread's isolate of the worker (created on first use)."""
-        from atoll.entries.js.isolate import JsIsolate
-
-        current: JsIsolate | None = getattr(self._local, "isolate", None)
-        if current is None or current.broken:
-            current = JsIsolate(self)
-            self._local.isolate = current
-        return current
-
-    def isolate_broken(self, isolate: JsIsolate, error: GuestError) -> None:
-        """A limit stopped a call in ``isolate``: fail its other requests; a new one serves next."""
-        if getattr(self._local, "isolate", None) is isolate:
-            self._local.isolate = None
-        isolate.fail_all(error)
 
     def release(self, isolate: JsIsolate) -> None:
         """A request left ``isolate``: free it if it was replaced and is now idle."""
@@ -116,20 +98,6 @@ class JsWorker:
                 asyncio.get_running_loop().call_soon(isolate.dispose)
             except RuntimeError:
                 isolate.dispose()
-
-    async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Response:
-        """The entry's ``fetch``: run the request in this thread's isolate."""
-        invocation = CURRENT.get()
-        if invocation is None:  # pragma: no cover - Worker.handle always sets it
-            raise RuntimeError("a JS worker's fetch() runs only inside Worker.handle")
-        isolate = self.isolate()
-        try:
-            return await isolate.serve(request, ctx, invocation)
-        except GuestError as exc:
-            if isolate.broken:
-                self.isolate_broken(isolate, exc)
-                self.release(isolate)
-            raise
 
     # -- host operations (fetch, KV), awaited on the serving loop ------------------------------------
 
@@ -192,6 +160,74 @@ class JsWorker:
         raise TypeError(f"unknown KV method {method!r}")
 
 
+#: Per serving thread: the isolate of each loaded JS entry on it (keyed by a weak reference to
+#: the entry, so an entry dropped by a reload or deploy leaves its isolates to be swept).
+_THREAD = threading.local()
+
+
+class JsEntry:
+    """What ``load_entry`` returns for a JS worker: ``fetch`` on this thread's isolate.
+
+    Owned by the :class:`~atoll.worker.Worker` (one per load). Isolates refer to the
+    :class:`JsWorker` (the loaded program), never to this object: when a reload or deploy
+    drops it, the next JS request on each thread disposes of its idle isolates there.
+    """
+
+    def __init__(self, worker: JsWorker) -> None:
+        self.worker = worker
+        self._ref = weakref.ref(self)
+        hash(self._ref)  # a dead weak reference keeps the hash it had alive: the key stays usable
+
+    def isolate(self) -> JsIsolate:
+        """This thread's isolate of the worker (created on first use)."""
+        from atoll.entries.js.isolate import JsIsolate
+
+        table: dict[weakref.ref[JsEntry], JsIsolate] = _isolates()
+        current = table.get(self._ref)
+        if current is None or current.broken:
+            _sweep(table)
+            current = JsIsolate(self.worker)
+            table[self._ref] = current
+        return current
+
+    def isolate_broken(self, isolate: JsIsolate, error: GuestError) -> None:
+        """A limit stopped a call in ``isolate``: fail its other requests; a new one serves next."""
+        table = _isolates()
+        if table.get(self._ref) is isolate:
+            del table[self._ref]
+        isolate.fail_all(error)
+
+    async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Response:
+        """The entry's ``fetch``: run the request in this thread's isolate."""
+        invocation = CURRENT.get()
+        if invocation is None:  # pragma: no cover - Worker.handle always sets it
+            raise RuntimeError("a JS worker's fetch() runs only inside Worker.handle")
+        isolate = self.isolate()
+        try:
+            response: Response = await isolate.serve(request, ctx, invocation)
+            return response
+        except GuestError as exc:
+            if isolate.broken:
+                self.isolate_broken(isolate, exc)
+                self.worker.release(isolate)
+            raise
+
+
+def _isolates() -> dict[weakref.ref[JsEntry], JsIsolate]:
+    table: dict[weakref.ref[JsEntry], JsIsolate] | None = getattr(_THREAD, "isolates", None)
+    if table is None:
+        table = _THREAD.isolates = {}
+    return table
+
+
+def _sweep(table: dict[weakref.ref[JsEntry], JsIsolate]) -> None:
+    """Dispose of this thread's idle isolates whose entry was dropped (reload, deploy)."""
+    for ref, isolate in list(table.items()):
+        if ref() is None and not isolate.records:
+            del table[ref]
+            isolate.dispose()
+
+
 class JsWasmModule:
     """What a ``[wasm_modules]`` binding is for a JS worker: the file, compiled by V8."""
 
@@ -231,7 +267,7 @@ def load_js_entry(
     *,
     rules: tuple[ModuleRule, ...] = DEFAULT_RULES,
     cache_dir: Path | None = None,
-) -> JsWorker:
+) -> JsEntry:
     """Load a JS worker once: bundle, read modules, and start one isolate to check it.
 
     ``rules`` are the module rules (Wrangler ``[[rules]]`` before the defaults).
@@ -244,7 +280,7 @@ def load_js_entry(
 
     probe = JsIsolate(worker)
     probe.dispose()
-    return worker
+    return JsEntry(worker)
 
 
 # -- fetch() subrequests ---------------------------------------------------------------------------

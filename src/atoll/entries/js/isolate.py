@@ -380,7 +380,8 @@ class JsIsolate:
                     future.set_exception(exc)
                     break
             if self.broken:
-                self.worker.isolate_broken(self, exc)
+                self.fail_all(exc)
+                self.worker.release(self)
             return
         self._check_stuck(record)
 
