@@ -9,6 +9,7 @@ boundary of ``runtime/`` and never reach a user raw.
 
     AtollError
     ├── ConfigError              atoll.toml (or a runtime option) is wrong: file, key, line
+    │   └── ConfigProblems       several of them in one file, each a ConfigError
     ├── BuildError               the [build] command failed or its toolchain is missing
     ├── WorkerLoadError          a worker cannot be loaded (entry missing, no fetch, import failed)
     │   └── ModuleLoadError      a wasm module is not valid, too large, or imports what atoll lacks
@@ -41,6 +42,7 @@ __all__ = [
     "BuildError",
     "CapacityError",
     "ConfigError",
+    "ConfigProblems",
     "ControlError",
     "CpuLimitError",
     "GuestError",
@@ -100,6 +102,17 @@ class ConfigError(AtollError):
         self.path = path
         self.key = key
         self.line = line
+
+
+class ConfigProblems(ConfigError):
+    """Every problem found in one config file, reported together (``problems``, in file order)."""
+
+    def __init__(self, path: str, problems: Sequence[ConfigError]) -> None:
+        lines = [f"{len(problems)} problems"]
+        for problem in problems:
+            lines += ["  " + line for line in str(problem).splitlines()]
+        super().__init__("\n".join(lines), path=path, hint="fix them all, then run again")
+        self.problems = tuple(problems)
 
 
 class BuildError(AtollError):

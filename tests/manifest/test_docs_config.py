@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 
 from atoll.manifest import parse_manifest
-from atoll.manifest.docs import DEFAULT_OUT, REGENERATE, full_example, main, render, schema_fields
-from atoll.manifest.schema import UNSUPPORTED_WRANGLER_KEYS
+from atoll.manifest.docs import (
+    DEFAULT_OUT,
+    REGENERATE,
+    full_example,
+    key_classes,
+    main,
+    render,
+    schema_fields,
+)
+from atoll.manifest.schema import WRANGLER_KEYS, KeyClass
 
 REPO = Path(__file__).resolve().parents[2]
 FIELDS = list(schema_fields())
@@ -64,6 +72,9 @@ def test_every_field_has_doc_and_example(key: str, fld: dataclasses.Field[Any], 
 @pytest.mark.parametrize(("key", "fld", "tp"), FIELDS, ids=[key for key, _, _ in FIELDS])
 def test_every_key_is_on_the_page(key: str, fld: dataclasses.Field[Any], tp: Any) -> None:
     page = render()
+    if fld.metadata.get("shorthand"):  # a list of strings or tables: documented as a key
+        assert f"### `{key}`" in page, f"'{key}' has no section"
+        return
     if _is_table_field(tp) or _is_array_of_tables(tp):
         header = f"[[{key}]]" if _is_array_of_tables(tp) else f"[{key}]"
         assert f"## `{header}`" in page, f"'{header}' has no section"
@@ -72,10 +83,38 @@ def test_every_key_is_on_the_page(key: str, fld: dataclasses.Field[Any], tp: Any
     assert fld.metadata["doc"] in page, f"the doc of '{key}' is missing"
 
 
-def test_unsupported_wrangler_keys_are_listed() -> None:
+def test_every_wrangler_key_is_listed_with_its_class() -> None:
     page = render()
-    for key, advice in UNSUPPORTED_WRANGLER_KEYS.items():
-        assert f"| `{key}` | {advice} |" in page
+    for key, known in WRANGLER_KEYS.items():
+        assert f"| `{key}` | {known.cls.value} | {known.scope.value} | {known.text}" in page
+        if known.cls is KeyClass.REFUSED:
+            assert known.todo, f"refused key '{key}' says nothing of what to do"
+
+
+#: Keys wrangler documents today (top level and the tables atoll reads), each of which
+#: must have a class in docs/config.md. Written out here so that dropping one fails.
+WRANGLER_DOCUMENTED = """
+name main compatibility_date compatibility_flags account_id workers_dev preview_urls route routes
+tsconfig jsx_factory jsx_fragment triggers usage_model rules build no_bundle minify keep_names
+node_compat first_party_worker zone_id logfwdr logpush placement limits observability
+upload_source_maps find_additional_modules base_dir preserve_file_names migrations assets site
+alias define vars durable_objects kv_namespaces send_email queues r2_buckets d1_databases
+vectorize hyperdrive services analytics_engine_datasets browser ai images version_metadata unsafe
+mtls_certificates tail_consumers dispatch_namespaces pipelines secrets_store_secrets workflows
+containers wasm_modules text_blobs data_blobs keep_vars send_metrics dev legacy_env type
+webpack_config env compliance_region python_modules
+limits.cpu_ms build.command build.cwd build.watch_dir dev.ip dev.port dev.local_protocol
+dev.upstream_protocol dev.host dev.inspector_port kv_namespaces[].binding kv_namespaces[].id
+kv_namespaces[].preview_id routes[].pattern routes[].zone_name routes[].zone_id
+routes[].custom_domain rules[].type rules[].globs rules[].fallthrough
+""".split()
+
+
+@pytest.mark.parametrize("key", WRANGLER_DOCUMENTED)
+def test_every_documented_wrangler_key_has_a_class(key: str) -> None:
+    listed = {k for k, _, _, _ in key_classes()}
+    tables = {"limits", "build", "dev", "kv_namespaces", "rules", "assets", "site"}
+    assert key in listed or key in tables, f"wrangler key '{key}' has no class in docs/config.md"
 
 
 def test_full_example_loads_and_sets_every_key(tmp_path: Path) -> None:
@@ -94,6 +133,7 @@ def test_full_example_loads_and_sets_every_key(tmp_path: Path) -> None:
 def test_sample_error_on_the_page_is_the_loaders() -> None:
     page = render()
     assert "atoll.toml:5: key 'limits.cpu': unknown key" in page
+    assert "atoll.toml:7: key 'r2_buckets': not supported by atoll" in page
     assert "did you mean 'cpu_ms'?" in page
 
 

@@ -2,8 +2,13 @@
 
 Spin-style golden files live in ``golden/``: ``<case>.toml`` is a manifest and
 ``<case>.err`` is ``str(ConfigError)`` for it, with the worker folder shown as
-``<dir>``. A case with an ``.err`` but no ``.toml`` runs on a folder with no
+``<dir>``. A case with an ``.err`` but no config runs on a folder with no
 manifest. Cases named ``ok_*`` have no ``.err``: they must load.
+
+The config is written as ``atoll.toml``, except ``wrangler_*.toml`` (written as
+``wrangler.toml``) and ``*.jsonc`` (``wrangler.jsonc``); ``*_beside_wrangler``
+cases also get a valid ``wrangler.toml``. A first line ``# atoll-test: env=NAME``
+(``//`` in JSON) loads the case with ``env=NAME``.
 
 Every case runs in a fresh worker folder holding ``src/worker.py`` and
 ``pkg/heavy_compute.wasm``, with ``x.wasm`` just outside it. To (re)write the
@@ -33,11 +38,13 @@ GOLDEN = Path(__file__).parent / "golden"
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed"
 REGEN = os.environ.get("ATOLL_REGEN_GOLDEN") == "1"
 
-OK_CASES = sorted(p.stem for p in GOLDEN.glob("ok_*.toml"))
-ERROR_CASES = sorted(
-    {p.stem for p in [*GOLDEN.glob("*.toml"), *GOLDEN.glob("*.err")]} - set(OK_CASES)
+OK_CASES = sorted(p.stem for p in [*GOLDEN.glob("ok_*.toml"), *GOLDEN.glob("ok_*.jsonc")])
+CONFIGS = {p.stem: p for p in [*GOLDEN.glob("*.toml"), *GOLDEN.glob("*.jsonc")]}
+ERROR_CASES = sorted({*CONFIGS, *(p.stem for p in GOLDEN.glob("*.err"))} - set(OK_CASES))
+_WHERE = re.compile(
+    r"^\s*<dir>/(?:atoll\.toml|wrangler\.toml|wrangler\.jsonc):(\d+): (?:key '([^']+)': )?"
 )
-_WHERE = re.compile(r"^<dir>/atoll\.toml:(\d+): (?:key '([^']+)': )?")
+_ENV = re.compile(r"^(?:#|//) atoll-test: env=(\S+)")
 
 
 @pytest.fixture
@@ -52,9 +59,26 @@ def worker(tmp_path: Path) -> Path:
     return folder
 
 
+def _place(case: str, worker: Path) -> str | None:
+    """Write the case's config into ``worker`` under its file name; the env it asks for."""
+    source = CONFIGS[case]
+    if source.suffix == ".jsonc":
+        target = "wrangler.jsonc"
+    elif case.startswith(("wrangler_", "ok_wrangler_")):
+        target = "wrangler.toml"
+    else:
+        target = "atoll.toml"
+    shutil.copy(source, worker / target)
+    if case.endswith("_beside_wrangler"):
+        shutil.copy(GOLDEN / "ok_minimal.toml", worker / "wrangler.toml")
+    first = source.read_text(encoding="utf-8").splitlines()[0]
+    env = _ENV.match(first)
+    return env.group(1) if env else None
+
+
 def _load_case(case: str, worker: Path, *, check_files: bool = True) -> Manifest:
-    shutil.copy(GOLDEN / f"{case}.toml", worker / "atoll.toml")
-    return load_manifest(worker, check_files=check_files)
+    env = _place(case, worker)
+    return load_manifest(worker, check_files=check_files, env=env)
 
 
 def _message(exc: ConfigError, worker: Path) -> str:
@@ -66,11 +90,9 @@ def _message(exc: ConfigError, worker: Path) -> str:
 
 @pytest.mark.parametrize("case", ERROR_CASES)
 def test_error_message(case: str, worker: Path) -> None:
-    source = GOLDEN / f"{case}.toml"
-    if source.exists():
-        shutil.copy(source, worker / "atoll.toml")
+    env = _place(case, worker) if case in CONFIGS else None
     with pytest.raises(ConfigError) as info:
-        load_manifest(worker)
+        load_manifest(worker, env=env)
     got = _message(info.value, worker)
     golden = GOLDEN / f"{case}.err"
     if REGEN:
@@ -81,30 +103,33 @@ def test_error_message(case: str, worker: Path) -> None:
     assert got == golden.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("case", [c for c in ERROR_CASES if (GOLDEN / f"{c}.toml").exists()])
+@pytest.mark.parametrize("case", [c for c in ERROR_CASES if c in CONFIGS])
 def test_error_line_points_at_the_key(case: str) -> None:
-    """The line in a golden message is the line of the key it names (or of its table)."""
+    """Each line in a golden message is the line of the key it names (or of its table)."""
     if not (GOLDEN / f"{case}.err").exists():
         pytest.skip("no golden message yet")
-    message = (GOLDEN / f"{case}.err").read_text(encoding="utf-8")
-    where = _WHERE.match(message)
-    if where is None or where.group(2) is None:
-        return  # no line (key not in the file), or a syntax error: checked in the golden text
-    lineno, key = int(where.group(1)), where.group(2)
-    line = (GOLDEN / f"{case}.toml").read_text(encoding="utf-8").splitlines()[lineno - 1]
-    names = [part for part in re.split(r"[.\[\]]", key) if part and not part.isdigit()]
-    assert any(name in line for name in names), f"line {lineno} ({line!r}) does not show {key}"
+    lines = CONFIGS[case].read_text(encoding="utf-8").splitlines()
+    for message in (GOLDEN / f"{case}.err").read_text(encoding="utf-8").splitlines():
+        where = _WHERE.match(message)
+        if where is None or where.group(2) is None:
+            continue  # no line (key not in the file), or a syntax error: in the golden text
+        lineno, key = int(where.group(1)), where.group(2)
+        line = lines[lineno - 1]
+        names = [part for part in re.split(r"[.\[\]]", key) if part and not part.isdigit()]
+        assert any(name in line for name in names), f"line {lineno} ({line!r}) does not show {key}"
 
 
 def test_every_error_case_has_a_line_where_the_key_is_in_the_file() -> None:
     """Only errors about a key that is absent (or a missing file) may lack a line number."""
-    lineless = {
-        c
-        for c in ERROR_CASES
-        if (GOLDEN / f"{c}.err").exists()
-        and not re.match(r"<dir>/atoll\.toml:\d+: ", (GOLDEN / f"{c}.err").read_text())
-    }
-    assert lineless == {"missing_name", "missing_main", "no_manifest"}
+    lineless = set()
+    for case in ERROR_CASES:
+        golden = GOLDEN / f"{case}.err"
+        if not golden.exists():
+            continue
+        for message in golden.read_text(encoding="utf-8").splitlines():
+            if re.match(r"\s*<dir>/[\w.]+: (?!\d+ problems)", message):
+                lineless.add(case)
+    assert lineless == {"missing_name", "missing_main", "no_manifest", "unknown_top_level_key"}
 
 
 # -- valid manifests --------------------------------------------------------------
@@ -125,7 +150,7 @@ def test_minimal_gets_the_defaults(worker: Path) -> None:
     assert manifest.compatibility_date is None
     assert manifest.routes == ()
     assert manifest.binding_names == ()
-    assert (manifest.limits.cpu_ms, manifest.limits.memory_mb) == (50, 128)
+    assert (manifest.limits.cpu_ms, manifest.limits.memory_mb) == (30_000, 128)
     assert manifest.limits.request_body_mb == 100
     assert manifest.build.command is None
 
@@ -147,14 +172,14 @@ def test_full_sets_every_key(worker: Path) -> None:
         ("SESSIONS", "sessions:v1"),
     ]
     assert full.binding_names == ("RUST_MODULE", "CACHE", "SESSIONS", "GREETING", "ASSETS")
-    assert full.routes == ("example.com/*", "*.example.com/api/*")
+    assert full.route_patterns == ("example.com/*", "*.example.com/api/*")
     assert full.build.watch_dir == ("src", "pkg")
 
 
 def test_seed_example_loads() -> None:
     manifest = load_manifest(SEED)
     assert manifest.name == "seed"
-    assert manifest.limits.cpu_ms == 50
+    assert manifest.limits.cpu_ms == 50  # stated in the example's atoll.toml
     assert manifest.wasm_modules == {"RUST_MODULE": "pkg/heavy_compute.wasm"}
     assert manifest.resolve(manifest.wasm_modules["RUST_MODULE"]).is_file()
 

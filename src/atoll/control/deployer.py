@@ -103,7 +103,7 @@ class Deployer:
                         uploaded_at=time.time(),
                         size=sum(p.stat().st_size for p in staged.rglob("*") if p.is_file()),
                         files=sum(1 for p in staged.rglob("*") if p.is_file()),
-                        routes=manifest.routes,
+                        routes=manifest.route_patterns,
                     )
                     self.state.store(name, staged, info)
                 else:

@@ -62,7 +62,7 @@ def routes_of(manifest: Manifest) -> tuple[Route, ...]:
     if not manifest.routes:
         return default_routes(manifest.name)
     try:
-        return tuple(parse_route(pattern) for pattern in manifest.routes)
+        return tuple(parse_route(pattern) for pattern in manifest.route_patterns)
     except ConfigError as exc:
         reason = exc.message.split("key 'routes': ", 1)[-1]
         raise ConfigError(

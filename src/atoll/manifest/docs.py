@@ -26,9 +26,25 @@ from typing import Any, Union
 
 from atoll.errors import ConfigError
 from atoll.manifest.loader import parse_manifest
-from atoll.manifest.schema import MANIFEST_FILE, UNSUPPORTED_WRANGLER_KEYS, Manifest
+from atoll.manifest.schema import (
+    DEFAULT_RULES,
+    MANIFEST_FILE,
+    WRANGLER_KEYS,
+    KeyClass,
+    Manifest,
+    Scope,
+)
+from atoll.manifest.sources import CONFIG_FILES, WRANGLER_FILES
 
-__all__ = ["DEFAULT_OUT", "REGENERATE", "full_example", "main", "render", "schema_fields"]
+__all__ = [
+    "DEFAULT_OUT",
+    "REGENERATE",
+    "full_example",
+    "key_classes",
+    "main",
+    "render",
+    "schema_fields",
+]
 
 #: Where the page lives, relative to the repository root.
 DEFAULT_OUT = Path("docs") / "config.md"
@@ -37,7 +53,10 @@ DEFAULT_OUT = Path("docs") / "config.md"
 REGENERATE = "python -m atoll.manifest.docs --write"
 
 #: A manifest with one mistake, loaded at render time to show a real error message.
-_SAMPLE_BAD = 'name = "seed"\nmain = "src/worker.py"\n\n[limits]\ncpu = 50\n'
+_SAMPLE_BAD = (
+    'name = "seed"\nmain = "src/worker.py"\n\n[limits]\ncpu = 50\n\n'
+    '[[r2_buckets]]\nbinding = "FILES"\nbucket_name = "files"\n'
+)
 
 _REQUIRED = "**required**"
 
@@ -75,8 +94,8 @@ def render() -> str:
     """The whole of ``docs/config.md`` as Markdown (ends with one newline)."""
     hints = typing.get_type_hints(Manifest)
     fields = [f for f in dataclasses.fields(Manifest) if not f.metadata.get("internal")]
-    top = [f for f in fields if not _is_table(hints[f.name])]
-    tables = [f for f in fields if _is_table(hints[f.name])]
+    top = [f for f in fields if not _is_table(hints[f.name]) or f.metadata.get("shorthand")]
+    tables = [f for f in fields if f not in top]
 
     out: list[str] = [
         f"<!-- Generated from src/atoll/manifest/schema.py by `{REGENERATE}`. "
@@ -105,9 +124,15 @@ def render() -> str:
     out += ["Keys written before any `[table]` header.", ""]
     for fld in top:
         out += _key_section(fld, hints[fld.name], "###")
+        inner = _table_class(hints[fld.name])
+        if inner is not None:  # a table that may also be written as a string (a route)
+            sub_hints = typing.get_type_hints(inner)
+            for sub in dataclasses.fields(inner):
+                out += _key_section(sub, sub_hints[sub.name], "####", prefix=f"{fld.name}[].")
     for fld in tables:
         out += _table_section(fld, hints[fld.name])
-    out += _unsupported()
+    out += _environments()
+    out += _key_class_table()
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -121,7 +146,9 @@ def full_example() -> str:
             continue
         tp = hints[fld.name]
         inner = _table_class(tp)
-        if inner is not None:
+        if inner is not None and fld.metadata.get("shorthand"):
+            lines.append(_example(fld))
+        elif inner is not None:
             array = typing.get_origin(_unoptional(tp)) is tuple
             header = f"[[{fld.name}]]" if array else f"[{fld.name}]"
             body = [_example(sub) for sub in dataclasses.fields(inner)]
@@ -138,21 +165,39 @@ def full_example() -> str:
 
 def _intro() -> list[str]:
     sample = _sample_error()
+    names = ", ".join(f"`{n}`" for n in WRANGLER_FILES)
     return [
         f"`{MANIFEST_FILE}` sits at the root of a worker folder and says what the worker "
-        "is: its name, its Python entry, the WebAssembly modules, KV namespaces and "
+        "is: its name, its entry, the WebAssembly modules, KV namespaces and "
         "plain values it may use, its per-request limits and how to build it. "
-        "`atoll dev`, `atoll build` and `atoll serve` read it; relative paths in it "
-        "are relative to the folder, and a file it names must stay inside the folder.",
+        "Every command that reads a worker (`atoll dev`, `build`, `deploy`, `kv`, "
+        "`secret`, `tail`, `versions`, `rollback`, `delete`) reads it; relative paths in "
+        "it are relative to its folder, and a file it names must stay inside the folder.",
         "",
-        "Keys follow Cloudflare's `wrangler.toml` wherever Workers has the same concept "
-        "(`main` names a Python module rather than a JavaScript one). Keys of "
-        "`wrangler.toml` that atoll does not support are listed "
-        "[at the end](#wranglertoml-keys-atoll-does-not-support), each with what to do.",
+        "## Which file is read",
+        "",
+        "A Workers project's own config is read as it is. In a worker folder, the first "
+        "of these files found is the config: "
+        + ", ".join(f"`{n}`" for n in CONFIG_FILES)
+        + f". **`{MANIFEST_FILE}` wins** when there are several: a project can keep its "
+        f"wrangler file for Cloudflare and give atoll its own, and a notice at load "
+        f"names the wrangler file that is not read. Between wrangler's files ({names}) "
+        "wrangler's own order applies. `-c FILE` / `--config FILE` reads that file "
+        "instead, whatever its name (`.json` and `.jsonc` are JSON, anything else TOML); "
+        "paths in it are relative to its folder. JSON files may hold `//` and `/* */` "
+        "comments and trailing commas, as wrangler allows. A folder with no config "
+        "but one in the folder above is told so.",
+        "",
+        "Keys follow Cloudflare's wrangler configuration wherever Workers has the same "
+        "concept (`main` names a Python module or a wasm program). Every key wrangler "
+        "documents has a class, listed [at the end](#every-wrangler-key-and-what-atoll-does-with-it): "
+        "honoured, accepted with a one-line notice (it means nothing on a self-hosted "
+        "node), or refused with the reason and what to do.",
         "",
         "**Unknown keys are errors**, not warnings: a misspelt key would otherwise be "
-        "ignored silently. Every error names the file, the line, the key and what "
-        "would be valid, for example:",
+        "ignored silently. **Every problem of a file is reported in one run**, each "
+        "naming the file, the line, the key and what would be valid; then the command "
+        "exits with status 1. For example:",
         "",
         "```toml",
         _SAMPLE_BAD.rstrip("\n"),
@@ -170,11 +215,12 @@ def _intro() -> list[str]:
     ]
 
 
-def _key_section(fld: dataclasses.Field[Any], tp: Any, level: str) -> list[str]:
+def _key_section(fld: dataclasses.Field[Any], tp: Any, level: str, prefix: str = "") -> list[str]:
     meta = fld.metadata
-    out = [f"{level} `{fld.name}`", "", meta["doc"], ""]
+    out = [f"{level} `{prefix}{fld.name}`", "", meta["doc"], ""]
     out.append(f"- Type: {_type_name(tp, fld)}")
     out.append(f"- Default: {_default(fld)}")
+    out.append(f"- Class: {_class_of(fld)}; in `[env.NAME]`: {meta['scope'].value}")
     out += [f"- {line}" for line in _allowed(tp, fld)]
     out += _example_lines(fld)
     out.append("")
@@ -205,19 +251,126 @@ def _table_section(fld: dataclasses.Field[Any], tp: Any) -> list[str]:
     return out
 
 
-def _unsupported() -> list[str]:
-    out = [
-        "## `wrangler.toml` keys atoll does not support",
+def _environments() -> list[str]:
+    inherited, bindings, top_only = (_top_keys(scope) for scope in Scope)
+    return [
+        "## Environments: `[env.NAME]`",
         "",
-        "A manifest that sets one of these is refused with the advice below "
-        "(any other unknown key is refused too, naming the nearest valid key).",
+        "`--env NAME` (`atoll dev`, `build`, `deploy`, `kv`, `secret`, `tail`, `versions`, "
+        "`rollback`, `delete`) reads the `[env.NAME]` table over the top level, with "
+        "wrangler's rules:",
         "",
-        "| Key | What to do |",
+        "- the worker is named `NAME-ENV` (`name` of the top level, a dash, the "
+        "environment) unless `[env.NAME]` sets `name`;",
+        "- **inherited** keys come from the top level unless the environment sets "
+        "them: " + ", ".join(f"`{k}`" for k in inherited) + ";",
+        "- **bindings are not inherited**: the environment has only those it declares "
+        "itself (a notice says so when the top level has some and the environment none): "
+        + ", ".join(f"`{k}`" for k in bindings)
+        + ";",
+        "- **top-level-only** keys may not appear in an environment: "
+        + ", ".join(f"`{k}`" for k in top_only)
+        + ".",
+        "",
+        "An unknown `--env` is an error that lists the environments of the file.",
+        "",
+        "```toml",
+        'name = "shop"',
+        'main = "src/worker.py"',
+        "",
+        "[vars]",
+        'STAGE = "dev"',
+        "",
+        "[env.production]",
+        'routes = [{ pattern = "shop.example.com", custom_domain = true }]',
+        'vars = { STAGE = "production" }   # atoll deploy --env production: worker shop-production',
+        "```",
+        "",
+        "## Module rules",
+        "",
+        "After the `[[rules]]` of the file come wrangler's default rules, in this order "
+        "(a rule without `fallthrough = true` ends its type: later rules of the same type, "
+        "defaults included, do not apply):",
+        "",
+        "| Type | Globs |",
         "| --- | --- |",
+        *[f"| `{r.type}` | {', '.join(f'`{g}`' for g in r.globs)} |" for r in DEFAULT_RULES],
+        "",
     ]
-    for key, advice in UNSUPPORTED_WRANGLER_KEYS.items():
-        out.append(f"| `{key}` | {_cell(advice)} |")
+
+
+def _top_keys(scope: Scope) -> list[str]:
+    """Top-level wrangler keys (schema fields, then the registry) of one ``scope``."""
+    names = [
+        f.name
+        for f in dataclasses.fields(Manifest)
+        if f.metadata.get("wrangler", True) and f.metadata.get("scope") is scope
+    ]
+    names += [k for k, known in WRANGLER_KEYS.items() if "." not in k and known.scope is scope]
+    return list(dict.fromkeys(names))
+
+
+def key_classes() -> list[tuple[str, KeyClass, Scope, str]]:
+    """Every wrangler key atoll knows: ``(dotted key, class, scope, what atoll does)``.
+
+    The schema's own fields (those of wrangler, not atoll's additions) come
+    first, then :data:`WRANGLER_KEYS`; a registry key that is also a field is
+    the field.
+    """
+    out: list[tuple[str, KeyClass, Scope, str]] = []
+    fields = set()
+    for key, fld, tp in schema_fields():
+        fields.add(key)
+        meta = fld.metadata
+        if not meta.get("wrangler", True) or (
+            _table_class(tp) is not None and not meta.get("shorthand")
+        ):
+            continue
+        parent = key.rsplit(".", 1)[0].removesuffix("[]") if "." in key else None
+        scope = meta["scope"]
+        if parent is not None:
+            scope = next(f.metadata["scope"] for n, f, _ in schema_fields() if n == parent)
+        cls = KeyClass.NOTICE if meta.get("notice") else KeyClass.HONOURED
+        text = meta["notice"] if meta.get("notice") else _first_sentence(meta["doc"])
+        out.append((key, cls, scope, text))
+    for key, known in WRANGLER_KEYS.items():
+        if key in fields:
+            continue
+        text = known.text + (f". To do: {known.todo}" if known.todo else "")
+        out.append((key, known.cls, known.scope, text))
     return out
+
+
+def _key_class_table() -> list[str]:
+    out = [
+        "## Every wrangler key and what atoll does with it",
+        "",
+        "Each key wrangler documents falls in one of three classes: **honoured** (read "
+        "and acted on), **accepted, with a notice** (it means nothing on a self-hosted "
+        "node: the worker loads and one line says the key is ignored) or **refused** "
+        "(atoll cannot do what it asks: the load fails with the reason and what to do). "
+        "Any other key is refused as unknown, naming the nearest valid key. Keys "
+        "marked atoll's own in the sections above are not wrangler's and not listed.",
+        "",
+        "| Key | Class | In `[env.NAME]` | What atoll does |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, cls, scope, text in key_classes():
+        out.append(f"| `{key}` | {cls.value} | {scope.value} | {_cell(text)} |")
+    return out
+
+
+def _class_of(fld: dataclasses.Field[Any]) -> str:
+    if not fld.metadata.get("wrangler", True):
+        return "atoll's own"
+    if fld.metadata.get("notice"):
+        return f"{KeyClass.NOTICE.value} ({fld.metadata['notice']})"
+    return KeyClass.HONOURED.value
+
+
+def _first_sentence(doc: str) -> str:
+    end = doc.find(". ")
+    return doc if end < 0 else doc[: end + 1]
 
 
 # -- one key ------------------------------------------------------------------

@@ -12,17 +12,28 @@ denied by default: a worker's ``env`` holds exactly what this file declares.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_CPU_MS",
     "Assets",
+    "Site",
+    "DEFAULT_RULES",
+    "MAX_CPU_MS",
+    "WRANGLER_KEYS",
     "Build",
+    "Dev",
+    "KeyClass",
+    "Rule",
+    "RouteSpec",
+    "Scope",
+    "WranglerKey",
     "KVNamespaceBinding",
     "Limits",
     "Manifest",
-    "Site",
     "Wasi",
     "setting",
 ]
@@ -40,6 +51,41 @@ JS_SUFFIXES = (".js", ".mjs")
 BINDING_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
+class KeyClass(enum.Enum):
+    """What atoll does with a key of ``wrangler.toml`` (the three classes of ``docs/config.md``)."""
+
+    HONOURED = "honoured"
+    """Read and acted on, as Workers does (or as close as a single node can)."""
+    NOTICE = "accepted, with a notice"
+    """Means nothing on a self-hosted node: accepted, and one line says so at load."""
+    REFUSED = "refused"
+    """atoll cannot do what the key asks: the load fails, saying why and what to do."""
+
+
+class Scope(enum.Enum):
+    """How a key behaves in ``[env.NAME]`` (wrangler's rules)."""
+
+    INHERITED = "inherited"
+    """Set at the top level, it applies to every environment unless the environment sets it."""
+    NOT_INHERITED = "not inherited"
+    """A binding: an environment has only what its own table declares."""
+    TOP_LEVEL = "top level only"
+    """Applies to the worker as a whole; an environment may not set it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WranglerKey:
+    """A ``wrangler.toml`` key that is not a field of the schema below (or a pseudo-key)."""
+
+    cls: KeyClass
+    scope: Scope
+    text: str
+    """Honoured: what atoll does. Notice: the line printed (why it means nothing here).
+    Refused: why atoll cannot honour it."""
+    todo: str | None = None
+    """Refused: what to do instead."""
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     *,
@@ -52,6 +98,11 @@ def setting(
     folder: bool = False,
     pattern_hint: str | None = None,
     default_factory: Any = dataclasses.MISSING,
+    scope: Scope = Scope.INHERITED,
+    notice: str | None = None,
+    wrangler: bool = True,
+    one_or_many: bool = False,
+    shorthand: str | None = None,
 ) -> Any:
     """Declare one manifest key.
 
@@ -60,6 +111,12 @@ def setting(
     mapping key of a ``dict`` field); ``path`` marks a file path relative to
     the worker folder that must exist and stay inside it; ``folder`` a folder
     path that must stay inside it; ``pattern_hint`` says the pattern in words.
+
+    ``scope`` is how ``[env.NAME]`` treats the key; ``notice`` makes it a key
+    that is accepted with that one-line notice (it means nothing on a
+    self-hosted node); ``wrangler=False`` marks a key of atoll's own.
+    ``one_or_many`` lets a list be written as its one item; ``shorthand``
+    lets a table be written as the string value of that key (a route).
     """
     meta = {
         "doc": doc,
@@ -70,10 +127,20 @@ def setting(
         "path": path,
         "folder": folder,
         "pattern_hint": pattern_hint,
+        "scope": scope,
+        "notice": notice,
+        "wrangler": wrangler,
+        "one_or_many": one_or_many,
+        "shorthand": shorthand,
     }
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+#: Workers' paid plan: 30 s of CPU per request unless ``cpu_ms`` says otherwise, 5 min at most.
+DEFAULT_CPU_MS = 30_000
+MAX_CPU_MS = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +148,16 @@ class Limits:
     """``[limits]``: what one request may use. Enforced, not advised."""
 
     cpu_ms: int = setting(
-        50,
+        DEFAULT_CPU_MS,
         doc=(
-            "Wasm CPU time one request may use, in milliseconds, summed over every "
+            "CPU time one request may use, in milliseconds, summed over every "
             "wasm call it makes (fresh and warm instances). Past it the request ends "
-            "with 503 and outcome `exceeded_cpu`. Workers: 10 ms free, 30 s default paid."
+            "with 503 and outcome `exceeded_cpu`. Default and maximum are those of "
+            "Workers' paid plan (30 s, 5 min); `atoll dev` prints the limit in force."
         ),
         example="cpu_ms = 50",
         minimum=1,
-        maximum=30_000,
+        maximum=MAX_CPU_MS,
     )
     memory_mb: int = setting(
         128,
@@ -99,9 +167,10 @@ class Limits:
             "that then traps ends with 503 and outcome `exceeded_memory`. The warm "
             "`instance` of a module has a budget of its own of the same size."
         ),
-        example="memory_mb = 128",
+        example="memory_mb = 256",
         minimum=1,
         maximum=4096,
+        wrangler=False,
     )
     response_mb: int = setting(
         32,
@@ -109,9 +178,10 @@ class Limits:
             "Largest response a whole-wasm worker may write to stdout, in MiB. The "
             "write that crosses it ends the request with 502."
         ),
-        example="response_mb = 32",
+        example="response_mb = 64",
         minimum=1,
         maximum=1024,
+        wrangler=False,
     )
     request_body_mb: int = setting(
         100,
@@ -119,9 +189,10 @@ class Limits:
             "Largest request body accepted, in MiB. A larger body is refused with 413 "
             "before it is read whole (from `Content-Length`, or while streaming)."
         ),
-        example="request_body_mb = 100",
+        example="request_body_mb = 200",
         minimum=1,
         maximum=4096,
+        wrangler=False,
     )
 
 
@@ -132,8 +203,9 @@ class Build:
     command: str | None = setting(
         None,
         doc=(
-            "Shell command run in the worker folder (or `cwd`) by `atoll build` and "
-            "before `atoll dev` serves. A non-zero exit stops with its output."
+            "Shell command run in the worker folder (or `cwd`) by `atoll build`, "
+            "`atoll deploy` and before `atoll dev` serves. Its output is shown; a "
+            "non-zero exit stops with it."
         ),
         example='command = "./build.sh"',
     )
@@ -145,9 +217,34 @@ class Build:
     )
     watch_dir: tuple[str, ...] = setting(
         default_factory=tuple,
-        doc="Folders whose changes trigger a rebuild in `atoll dev` (relative to the worker folder).",
+        doc=(
+            "Folders `atoll dev` watches for changes that rebuild and reload the worker "
+            "(relative to the worker folder; a string or a list). Default: the whole "
+            "worker folder. The config file is always watched."
+        ),
         example='watch_dir = ["src"]',
         folder=True,
+        one_or_many=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Dev:
+    """``[dev]``: defaults of ``atoll dev`` (its command-line options win)."""
+
+    ip: str | None = setting(
+        None,
+        doc="Address `atoll dev` listens on when `--host`/`--ip` is not given (default 127.0.0.1).",
+        example='ip = "0.0.0.0"',
+        scope=Scope.TOP_LEVEL,
+    )
+    port: int | None = setting(
+        None,
+        doc="Port `atoll dev` listens on when `--port` is not given (default 8787).",
+        example="port = 8788",
+        minimum=0,
+        maximum=65535,
+        scope=Scope.TOP_LEVEL,
     )
 
 
@@ -162,6 +259,7 @@ class Wasi:
             "file name of `main`."
         ),
         example='argv = ["app.wasm", "--verbose"]',
+        wrangler=False,
     )
     dirs: dict[str, str] = setting(
         default_factory=dict,
@@ -174,6 +272,7 @@ class Wasi:
         pattern=r"/[^\0]*",
         pattern_hint="guest paths are absolute, such as /static",
         folder=True,
+        wrangler=False,
     )
 
 
@@ -193,6 +292,12 @@ class KVNamespaceBinding:
         ),
         example='id = "cache"',
         pattern=r"[A-Za-z0-9_.:-]{1,128}",
+    )
+    preview_id: str | None = setting(
+        None,
+        doc="Workers' namespace for `wrangler dev --remote`. atoll has one store: it uses `id`.",
+        example='preview_id = "cache-preview"',
+        notice="atoll dev and deploy both use `id`; preview_id is ignored",
     )
 
 
@@ -276,19 +381,108 @@ class Site:
     )
 
 
+#: Module rule types of wrangler (``[[rules]] type``).
+RULE_TYPES = (
+    "ESModule",
+    "CommonJS",
+    "CompiledWasm",
+    "Text",
+    "Data",
+    "PythonModule",
+    "PythonRequirement",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ``[[rules]]`` entry: files a JavaScript entry imports as modules of one type."""
+
+    type: str = setting(
+        doc=(
+            "How matching files are imported: `ESModule`, `CommonJS`, `CompiledWasm` "
+            "(a `WebAssembly.Module`), `Text` (a string), `Data` (an `ArrayBuffer`), "
+            "`PythonModule` or `PythonRequirement`."
+        ),
+        example='type = "Text"',
+        pattern="|".join(RULE_TYPES),
+        pattern_hint="one of " + ", ".join(RULE_TYPES),
+    )
+    globs: tuple[str, ...] = setting(
+        doc="Glob patterns of the files, relative to `base_dir` (`**/*.md`).",
+        example='globs = ["**/*.md"]',
+        one_or_many=True,
+    )
+    fallthrough: bool = setting(
+        False,
+        doc=(
+            "When false (the default), later rules of the same type, wrangler's "
+            "default rules included, no longer apply."
+        ),
+        example="fallthrough = true",
+    )
+
+
+#: wrangler's default module rules, applied after the ``[[rules]]`` of the file.
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("ESModule", ("**/*.mjs",)),
+    Rule("CommonJS", ("**/*.js", "**/*.cjs")),
+    Rule("Text", ("**/*.txt", "**/*.html", "**/*.sql")),
+    Rule("Data", ("**/*.bin",)),
+    Rule("CompiledWasm", ("**/*.wasm", "**/*.wasm?module")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One route: a string pattern, or a table with a pattern (``routes`` / ``route``)."""
+
+    pattern: str = setting(
+        doc="Workers' route pattern (`example.com/*`), or a host when `custom_domain` is true.",
+        example='pattern = "example.com/*"',
+    )
+    zone_name: str | None = setting(
+        None,
+        doc="Cloudflare zone of the pattern. Recorded; atoll matches the pattern alone.",
+        example='zone_name = "example.com"',
+    )
+    zone_id: str | None = setting(
+        None,
+        doc="Cloudflare zone id of the pattern. Recorded; atoll matches the pattern alone.",
+        example='zone_id = "0123456789abcdef"',
+    )
+    custom_domain: bool = setting(
+        False,
+        doc=(
+            "True: `pattern` is a whole host (`api.example.com`) and the worker gets "
+            "every path of it, as a Workers custom domain."
+        ),
+        example="custom_domain = true",
+    )
+
+    @property
+    def routing_pattern(self) -> str:
+        """The pattern :func:`atoll.http.routing.parse_route` reads (a custom domain: ``HOST/*``)."""
+        if self.custom_domain and "/" not in self.pattern:
+            return f"{self.pattern}/*"
+        return self.pattern
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The whole of ``atoll.toml``. ``root`` and ``path`` are filled in by the loader."""
+    """The whole of a worker's config. ``root``, ``path``, ``env_name`` and ``notices`` come from the loader."""
 
     name: str = setting(
-        doc="The worker's name: lowercase letters, digits and dashes, as in Workers.",
+        doc=(
+            "The worker's name: lowercase letters, digits and dashes, as in Workers. "
+            "With `--env NAME` it becomes `name-NAME` unless the environment sets its own."
+        ),
         example='name = "seed"',
         pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
         pattern_hint="use lowercase letters, digits and dashes (not first or last), at most 63 characters",
     )
     main: str = setting(
         doc=(
-            "The entry, relative to the worker folder: a Python module (`.py`) that "
+            "The entry, relative to the config file's folder: a Python module (`.py`) that "
             "defines `async def fetch(request, env, ctx)`, a JavaScript worker (`.js` or "
             "`.mjs`: an ES module with `export default { fetch }`, or a service-worker "
             "script; run in V8, see docs/js-workers.md), or a WebAssembly program "
@@ -304,13 +498,52 @@ class Manifest:
         example='compatibility_date = "2026-11-01"',
         pattern=r"\d{4}-\d{2}-\d{2}",
     )
-    routes: tuple[str, ...] = setting(
+    compatibility_flags: tuple[str, ...] = setting(
         default_factory=tuple,
         doc=(
-            "Route patterns this worker serves under `atoll serve` (Workers' syntax: "
-            "`example.com/*`, `*.example.com/api/*`). `atoll dev` serves every path."
+            "Workers' compatibility flags. Recorded on the worker; JavaScript entries "
+            "read those they implement (`nodejs_compat`), others change nothing yet."
         ),
-        example='routes = ["example.com/*"]',
+        example='compatibility_flags = ["nodejs_compat"]',
+    )
+    routes: tuple[RouteSpec, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Routes this worker serves under `atoll serve`: Workers' patterns "
+            "(`example.com/*`, `*.example.com/api/*`) or tables `{ pattern, zone_name }`, "
+            "`{ pattern, zone_id }`, `{ pattern, custom_domain = true }`. `route = ...` "
+            "(one route) is the same. `atoll dev` serves every path."
+        ),
+        example='routes = ["example.com/*", { pattern = "api.example.com", custom_domain = true }]',
+        shorthand="pattern",
+    )
+    find_additional_modules: bool | None = setting(
+        None,
+        doc=(
+            "JavaScript entries: also load the files under `base_dir` that `[[rules]]` "
+            "match, so the entry may import them by path at run time."
+        ),
+        example="find_additional_modules = true",
+    )
+    base_dir: str | None = setting(
+        None,
+        doc="JavaScript entries: folder the `[[rules]]` globs are relative to (default: the folder of `main`).",
+        example='base_dir = "src"',
+        folder=True,
+    )
+    preserve_file_names: bool = setting(
+        False,
+        doc="JavaScript entries: keep module file names as they are (wrangler hashes some).",
+        example="preserve_file_names = true",
+    )
+    rules: tuple[Rule, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Module rules (see `[[rules]]`); wrangler's defaults follow them "
+            "(`.mjs` ESModule, `.js`/`.cjs` CommonJS, `.txt`/`.html`/`.sql` Text, "
+            "`.bin` Data, `.wasm` CompiledWasm)."
+        ),
+        example='[[rules]]\ntype = "Text"\nglobs = ["**/*.md"]\nfallthrough = true',
     )
     wasm_modules: dict[str, str] = setting(
         default_factory=dict,
@@ -322,11 +555,35 @@ class Manifest:
         example='RUST_MODULE = "pkg/heavy_compute.wasm"',
         pattern=BINDING_PATTERN,
         path=True,
+        scope=Scope.TOP_LEVEL,
+    )
+    text_blobs: dict[str, str] = setting(
+        default_factory=dict,
+        doc=(
+            "Service-worker syntax: files a JavaScript entry sees as global strings, "
+            "name → path. Python and wasm entries do not use them."
+        ),
+        example='NOTICE = "notice.txt"',
+        pattern=BINDING_PATTERN,
+        path=True,
+        scope=Scope.TOP_LEVEL,
+    )
+    data_blobs: dict[str, str] = setting(
+        default_factory=dict,
+        doc=(
+            "Service-worker syntax: files a JavaScript entry sees as global "
+            "`ArrayBuffer`s, name → path. Python and wasm entries do not use them."
+        ),
+        example='LOGO = "logo.png"',
+        pattern=BINDING_PATTERN,
+        path=True,
+        scope=Scope.TOP_LEVEL,
     )
     kv_namespaces: tuple[KVNamespaceBinding, ...] = setting(
         default_factory=tuple,
         doc="KV namespaces bound into `env` (see `[[kv_namespaces]]`).",
         example='[[kv_namespaces]]\nbinding = "CACHE"\nid = "cache"',
+        scope=Scope.NOT_INHERITED,
     )
     vars: dict[str, Any] = setting(
         default_factory=dict,
@@ -335,10 +592,12 @@ class Manifest:
         ),
         example='GREETING = "hello"',
         pattern=BINDING_PATTERN,
+        scope=Scope.NOT_INHERITED,
     )
     wasi: Wasi = setting(
         default_factory=Wasi,
         doc="What a whole-wasm worker gets (see `[wasi]`).",
+        wrangler=False,
     )
     limits: Limits = setting(
         default_factory=Limits,
@@ -348,6 +607,11 @@ class Manifest:
         default_factory=Build,
         doc="How to build the worker (see `[build]`).",
     )
+    dev: Dev = setting(
+        default_factory=Dev,
+        doc="Defaults of `atoll dev` (see `[dev]`).",
+        scope=Scope.TOP_LEVEL,
+    )
     assets: Assets | None = setting(
         None,
         doc="Static files served before the worker (see `[assets]`).",
@@ -355,9 +619,14 @@ class Manifest:
     site: Site | None = setting(
         None,
         doc="Workers Sites' static files, served as `[assets]` (see `[site]`).",
+        scope=Scope.TOP_LEVEL,
     )
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path = field(default=Path(MANIFEST_FILE), metadata={"internal": True})
+    env_name: str | None = field(default=None, metadata={"internal": True})
+    """The ``[env.NAME]`` the manifest was resolved for (``--env``), if any."""
+    notices: tuple[str, ...] = field(default=(), metadata={"internal": True})
+    """One line per accepted key that means nothing here; the CLI prints them at load."""
 
     def resolve(self, relative: str) -> Path:
         """Absolute path of a file named in the manifest (already checked to exist)."""
@@ -376,6 +645,28 @@ class Manifest:
         return "wasi" if self.whole_wasm else "python"
 
     @property
+    def route_patterns(self) -> tuple[str, ...]:
+        """The routes as patterns :mod:`atoll.http.routing` parses (custom domains as ``HOST/*``)."""
+        return tuple(route.routing_pattern for route in self.routes)
+
+    @property
+    def module_rules(self) -> tuple[Rule, ...]:
+        """``[[rules]]`` then wrangler's defaults, as wrangler applies them.
+
+        A rule without ``fallthrough`` ends its type: later rules of that type,
+        defaults included, are dropped.
+        """
+        done: set[str] = set()
+        out: list[Rule] = []
+        for rule in (*self.rules, *DEFAULT_RULES):
+            if rule.type in done:
+                continue
+            out.append(rule)
+            if not rule.fallthrough:
+                done.add(rule.type)
+        return tuple(out)
+
+    @property
     def binding_names(self) -> tuple[str, ...]:
         """Every name this manifest puts into ``env``, in declaration order."""
         names = list(self.wasm_modules)
@@ -386,17 +677,146 @@ class Manifest:
         return tuple(names)
 
 
-#: Keys of wrangler.toml that atoll knows but does not support yet, with what to do.
-UNSUPPORTED_WRANGLER_KEYS: dict[str, str] = {
-    "triggers": "cron triggers are not supported yet; remove [triggers]",
-    "durable_objects": "Durable Objects are not supported; remove the binding",
-    "r2_buckets": "R2 buckets are not supported; remove the binding",
-    "d1_databases": "D1 databases are not supported; remove the binding",
-    "services": "service bindings are not supported yet; remove the binding",
-    "queues": "queues are not supported; remove the binding",
-    "account_id": "atoll has no accounts; remove account_id",
-    "workers_dev": "atoll has no workers.dev; use routes",
-    "route": 'use routes = ["..."] (a list)',
-    "compatibility_flags": "compatibility flags are not supported yet; remove them",
-    "node_compat": "atoll runs Python and wasm, not Node; remove node_compat",
+def _notice(scope: Scope, text: str) -> WranglerKey:
+    return WranglerKey(KeyClass.NOTICE, scope, text)
+
+
+def _refused(scope: Scope, text: str, todo: str) -> WranglerKey:
+    return WranglerKey(KeyClass.REFUSED, scope, text, todo)
+
+
+_I, _N, _T = Scope.INHERITED, Scope.NOT_INHERITED, Scope.TOP_LEVEL
+_NO_BUNDLER = "atoll does not bundle JavaScript (entries and modules load as written)"
+_BINDING_TODO = (
+    "remove the binding, or keep this config for wrangler and give atoll its own (-c FILE)"
+)
+
+#: Every key of wrangler's config that is not a field of :class:`Manifest` (or of its
+#: tables), with its class. Dotted; ``[]`` marks the entries of an array of tables.
+#: The loader reads it for keys it finds; ``docs/config.md`` lists it whole.
+WRANGLER_KEYS: dict[str, WranglerKey] = {
+    # -- honoured, but not a field of their own --------------------------------------
+    "env": WranglerKey(
+        KeyClass.HONOURED,
+        _T,
+        "environments `[env.NAME]`, chosen with `--env NAME` (see Environments)",
+    ),
+    "route": WranglerKey(
+        KeyClass.HONOURED, _I, "one route, string or table: the same as `routes = [...]`"
+    ),
+    "$schema": WranglerKey(
+        KeyClass.HONOURED, _T, "editor hint of wrangler.json(c): nothing to do, no notice"
+    ),
+    # -- accepted with a notice: they mean nothing on a self-hosted node ---------------
+    "account_id": _notice(_I, "atoll has no Cloudflare accounts"),
+    "zone_id": _notice(_I, "atoll has no Cloudflare zones; routes match by pattern"),
+    "workers_dev": _notice(_I, "atoll has no workers.dev; the worker is served on its routes"),
+    "preview_urls": _notice(_I, "atoll has no preview URLs; deploy a version with --no-activate"),
+    "send_metrics": _notice(_T, "atoll sends no usage metrics anywhere"),
+    "observability": _notice(_I, "logs and tail are atoll's own (`atoll tail`)"),
+    "logpush": _notice(_I, "atoll has no Logpush; use `atoll tail` or the node's logs"),
+    "logfwdr": _notice(_N, "atoll has no log forwarding; use `atoll tail`"),
+    "tail_consumers": _notice(_N, "tail workers do not run; use `atoll tail`"),
+    "streaming_tail_consumers": _notice(_N, "tail workers do not run; use `atoll tail`"),
+    "placement": _notice(_I, "one node: there is no placement to choose"),
+    "upload_source_maps": _notice(_I, "nothing is uploaded to Cloudflare"),
+    "minify": _notice(_I, _NO_BUNDLER),
+    "keep_names": _notice(_I, _NO_BUNDLER),
+    "no_bundle": _notice(_I, _NO_BUNDLER),
+    "alias": _notice(_T, _NO_BUNDLER + "; aliases are not applied"),
+    "define": _notice(_N, _NO_BUNDLER + "; defines are not substituted, use [vars]"),
+    "tsconfig": _notice(_I, _NO_BUNDLER + "; compile TypeScript in [build] command"),
+    "jsx_factory": _notice(_I, _NO_BUNDLER + "; compile JSX in [build] command"),
+    "jsx_fragment": _notice(_I, _NO_BUNDLER + "; compile JSX in [build] command"),
+    "node_compat": _notice(
+        _I, 'wrangler 2 polyfills: use compatibility_flags = ["nodejs_compat"] instead'
+    ),
+    "usage_model": _notice(_I, "atoll has no billing; [limits] cpu_ms sets the CPU limit"),
+    "first_party_worker": _notice(_I, "Cloudflare-internal setting"),
+    "compliance_region": _notice(_I, "the worker runs where the node runs"),
+    "keep_vars": _notice(_T, "atoll has no dashboard: vars always come from this file"),
+    "legacy_env": _notice(_T, "environments always deploy as NAME-ENV workers"),
+    "type": _notice(_T, "wrangler 1 project type; atoll reads main"),
+    "triggers": _notice(
+        _I,
+        "cron triggers do not run yet (issue 15): fetch is served, scheduled() is not called",
+    ),
+    "migrations": _notice(_I, "Durable Object migrations: atoll has no Durable Objects"),
+    "python_modules": _notice(_I, "Python entries import what is in the folder"),
+    "miniflare": _notice(_T, "miniflare 2 settings; use [dev] and atoll dev options"),
+    "limits.subrequests": _notice(_I, "atoll does not count subrequests"),
+    "dev.local_protocol": _notice(_T, "atoll dev serves HTTP; put a TLS proxy in front for HTTPS"),
+    "dev.upstream_protocol": _notice(_T, "atoll dev has no upstream"),
+    "dev.host": _notice(_T, "atoll dev has no upstream host"),
+    "dev.inspector_port": _notice(_T, "no V8 inspector: Python and wasm debug with their tools"),
+    "dev.enable_containers": _notice(_T, "atoll runs no containers"),
+    "dev.container_engine": _notice(_T, "atoll runs no containers"),
+    "site.entry-point": _notice(_T, "wrangler 1 Workers Sites entry; atoll reads main"),
+    # -- refused: atoll cannot honour them ---------------------------------------------
+    "services": _refused(
+        _N,
+        "service bindings are not supported yet (issue 15): env.BINDING would be missing",
+        "remove [[services]] until they land, or call the other worker over HTTP",
+    ),
+    "durable_objects": _refused(
+        _N, "atoll has no Durable Objects", "keep state in KV, or run this worker on Workers"
+    ),
+    "r2_buckets": _refused(_N, "atoll has no R2 buckets", _BINDING_TODO),
+    "d1_databases": _refused(_N, "atoll has no D1 databases", _BINDING_TODO),
+    "queues": _refused(_N, "atoll has no Queues (producers or consumers)", _BINDING_TODO),
+    "vectorize": _refused(_N, "atoll has no Vectorize indexes", _BINDING_TODO),
+    "hyperdrive": _refused(
+        _N, "atoll has no Hyperdrive", "connect to the database directly from the worker"
+    ),
+    "ai": _refused(_N, "atoll has no Workers AI binding", _BINDING_TODO),
+    "browser": _refused(_N, "atoll has no Browser Rendering binding", _BINDING_TODO),
+    "images": _refused(_N, "atoll has no Images binding", _BINDING_TODO),
+    "media": _refused(_N, "atoll has no Media Transformations binding", _BINDING_TODO),
+    "analytics_engine_datasets": _refused(
+        _N, "atoll has no Analytics Engine", "log the data points, or use a KV namespace"
+    ),
+    "mtls_certificates": _refused(_N, "atoll has no mTLS certificate bindings", _BINDING_TODO),
+    "send_email": _refused(_N, "atoll sends no email", _BINDING_TODO),
+    "dispatch_namespaces": _refused(
+        _N, "atoll has no Workers for Platforms dispatch namespaces", _BINDING_TODO
+    ),
+    "workflows": _refused(_N, "atoll has no Workflows", _BINDING_TODO),
+    "pipelines": _refused(_N, "atoll has no Pipelines", _BINDING_TODO),
+    "secrets_store_secrets": _refused(
+        _N,
+        "atoll has no Secrets Store",
+        "set each value with `atoll secret put` and read it as env.KEY",
+    ),
+    "version_metadata": _refused(
+        _N, "the version metadata binding is not provided yet", _BINDING_TODO
+    ),
+    "containers": _refused(_N, "atoll runs no containers", _BINDING_TODO),
+    "cloudchamber": _refused(_N, "atoll runs no containers", _BINDING_TODO),
+    "ratelimits": _refused(_N, "atoll has no rate-limiting binding", _BINDING_TODO),
+    "worker_loaders": _refused(_N, "atoll has no Worker Loader binding", _BINDING_TODO),
+    "vpc_services": _refused(_N, "atoll has no VPC service bindings", _BINDING_TODO),
+    "constellation": _refused(_N, "atoll has no Constellation binding", _BINDING_TODO),
+    "unsafe": _refused(
+        _N, "unsafe bindings and metadata are passed to Cloudflare's API as is", _BINDING_TODO
+    ),
+    "unsafe_hello_world": _refused(_N, "a test binding of wrangler", _BINDING_TODO),
+    "pages_build_output_dir": _refused(
+        _T,
+        "this is a Pages project, not a Worker",
+        "serve the output folder with [assets] directory and a worker main",
+    ),
+    "webpack_config": _refused(
+        _T,
+        "wrangler 1's webpack build is not run",
+        'run webpack yourself: [build] command = "npx webpack", main = its output',
+    ),
+    "kv-namespaces": _refused(
+        _N, "wrangler 1's spelling", "rename it kv_namespaces (binding, id), as wrangler 2+ does"
+    ),
+    "build.upload": _refused(
+        _I,
+        "wrangler 1's [build.upload] is not read",
+        "move main (and rules) to the top level, as wrangler 2+ does",
+    ),
 }
+"""Keys of wrangler's config, by dotted name. Fields of :class:`Manifest` are not in it."""
