@@ -108,7 +108,7 @@ def test_errors_name_the_key_and_limit_and_exit_1(worker: Path) -> None:
 
     result = run("get", "k", str(worker / "missing"), "--binding", "CACHE")
     assert result.exit_code == 1
-    assert "no manifest found" in result.stderr
+    assert "no config file found" in result.stderr
 
 
 def test_bulk_put(worker: Path) -> None:

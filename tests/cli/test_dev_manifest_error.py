@@ -42,8 +42,17 @@ CASES = {
         ["atoll.toml:5:", "key 'limits.cpu'", "unknown key", "did you mean 'cpu_ms'?"],
     ),
     "wrangler_key": (
-        GOOD + 'account_id = "abc"\n',
-        ["atoll.toml:3:", "key 'account_id'", "not supported by atoll", "remove account_id"],
+        GOOD + '\n[[r2_buckets]]\nbinding = "FILES"\nbucket_name = "files"\n',
+        ["atoll.toml:4:", "key 'r2_buckets'", "not supported by atoll", "remove the binding"],
+    ),
+    "several_problems": (
+        GOOD + 'account_id = "abc"\n\n[limits]\ncpu = 50\n\n[[services]]\nbinding = "AUTH"\n',
+        [
+            "atoll.toml: 2 problems",
+            "atoll.toml:6: key 'limits.cpu': unknown key",
+            "atoll.toml:8: key 'services': not supported by atoll",
+            "fix them all, then run again",
+        ],
     ),
     "out_of_range": (
         GOOD + "\n[limits]\ncpu_ms = 0\n",
@@ -78,7 +87,8 @@ def test_folder_without_manifest(tmp_path: Path) -> None:
     result = run_dev(tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert f"{tmp_path / 'atoll.toml'}: no manifest found" in result.stderr
+    assert f"{tmp_path / 'atoll.toml'}: no config file found" in result.stderr
+    assert "wrangler.toml" in result.stderr
 
 
 def test_bracketed_table_names_survive(folder: Path) -> None:

@@ -93,21 +93,99 @@ def test_every_wrangler_key_is_listed_with_its_class() -> None:
 
 #: Keys wrangler documents today (top level and the tables atoll reads), each of which
 #: must have a class in docs/config.md. Written out here so that dropping one fails.
-WRANGLER_DOCUMENTED = """
-name main compatibility_date compatibility_flags account_id workers_dev preview_urls route routes
-tsconfig jsx_factory jsx_fragment triggers usage_model rules build no_bundle minify keep_names
-node_compat first_party_worker zone_id logfwdr logpush placement limits observability
-upload_source_maps find_additional_modules base_dir preserve_file_names migrations assets site
-alias define vars durable_objects kv_namespaces send_email queues r2_buckets d1_databases
-vectorize hyperdrive services analytics_engine_datasets browser ai images version_metadata unsafe
-mtls_certificates tail_consumers dispatch_namespaces pipelines secrets_store_secrets workflows
-containers wasm_modules text_blobs data_blobs keep_vars send_metrics dev legacy_env type
-webpack_config env compliance_region python_modules
-limits.cpu_ms build.command build.cwd build.watch_dir dev.ip dev.port dev.local_protocol
-dev.upstream_protocol dev.host dev.inspector_port kv_namespaces[].binding kv_namespaces[].id
-kv_namespaces[].preview_id routes[].pattern routes[].zone_name routes[].zone_id
-routes[].custom_domain rules[].type rules[].globs rules[].fallthrough
-""".split()
+WRANGLER_DOCUMENTED = [
+    "name",
+    "main",
+    "compatibility_date",
+    "compatibility_flags",
+    "account_id",
+    "workers_dev",
+    "preview_urls",
+    "route",
+    "routes",
+    "tsconfig",
+    "jsx_factory",
+    "jsx_fragment",
+    "triggers",
+    "usage_model",
+    "rules",
+    "build",
+    "no_bundle",
+    "minify",
+    "keep_names",
+    "node_compat",
+    "first_party_worker",
+    "zone_id",
+    "logfwdr",
+    "logpush",
+    "placement",
+    "limits",
+    "observability",
+    "upload_source_maps",
+    "find_additional_modules",
+    "base_dir",
+    "preserve_file_names",
+    "migrations",
+    "assets",
+    "site",
+    "alias",
+    "define",
+    "vars",
+    "durable_objects",
+    "kv_namespaces",
+    "send_email",
+    "queues",
+    "r2_buckets",
+    "d1_databases",
+    "vectorize",
+    "hyperdrive",
+    "services",
+    "analytics_engine_datasets",
+    "browser",
+    "ai",
+    "images",
+    "version_metadata",
+    "unsafe",
+    "mtls_certificates",
+    "tail_consumers",
+    "dispatch_namespaces",
+    "pipelines",
+    "secrets_store_secrets",
+    "workflows",
+    "containers",
+    "wasm_modules",
+    "text_blobs",
+    "data_blobs",
+    "keep_vars",
+    "send_metrics",
+    "dev",
+    "legacy_env",
+    "type",
+    "webpack_config",
+    "env",
+    "compliance_region",
+    "python_modules",
+    "limits.cpu_ms",
+    "build.command",
+    "build.cwd",
+    "build.watch_dir",
+    "dev.ip",
+    "dev.port",
+    "dev.local_protocol",
+    "dev.upstream_protocol",
+    "dev.host",
+    "dev.inspector_port",
+    "kv_namespaces[].binding",
+    "kv_namespaces[].id",
+    "kv_namespaces[].preview_id",
+    "routes[].pattern",
+    "routes[].zone_name",
+    "routes[].zone_id",
+    "routes[].custom_domain",
+    "rules[].type",
+    "rules[].globs",
+    "rules[].fallthrough",
+]
 
 
 @pytest.mark.parametrize("key", WRANGLER_DOCUMENTED)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from atoll.cli.common import fail_on_errors
+from atoll.cli.common import config_options, fail_on_errors, selected_config
 from atoll.control.client import DEFAULT_ADMIN_URL, AdminClient
 from atoll.errors import ConfigError, ControlError
 from atoll.manifest import load_manifest
@@ -65,7 +65,10 @@ def admin_token(token: str | None, state: Path | None) -> str:
 
 
 def admin_options(command: F) -> F:
-    """``--url``, ``--token`` and ``--state``; the command gets ``url`` and ``token`` (resolved)."""
+    """``--url``, ``--token``, ``--state``, and ``-c``/``--env`` for the worker's config.
+
+    The command gets ``url`` and ``token`` (resolved); the config is read by :func:`worker_name`.
+    """
 
     @functools.wraps(command)
     def resolved(*args: Any, state: Path | None, token: str | None, **kwargs: Any) -> Any:
@@ -94,6 +97,7 @@ def admin_options(command: F) -> F:
         show_default=True,
         help="Admin API of the node ($ATOLL_ADMIN_URL).",
     )(wrapped)
+    wrapped = config_options(wrapped)
     return wrapped  # type: ignore[no-any-return]
 
 
@@ -111,15 +115,18 @@ def name_option(command: F) -> F:
 def worker_name(*given: str | None, folder: Path = Path(".")) -> str:
     """The first name given, else the ``name`` of the worker config in ``folder``.
 
+    The config is the one ``-c``/``--env`` select (:func:`config_options`):
+    with ``--env staging`` the name is ``NAME-staging``, as wrangler's.
     Raises :class:`ConfigError` when no name is given and ``folder`` has no config.
     """
     for name in given:
         if name:
             return name
+    config, env = selected_config()
     try:
-        return load_manifest(folder, check_files=False).name
+        return load_manifest(folder, check_files=False, config=config, env=env).name
     except ConfigError as exc:
-        if "no manifest found" not in exc.message:
+        if "no config file found" not in exc.message:
             raise
         raise ConfigError(
             "no worker NAME given, and no worker config in the current folder to take it from",

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 
-from atoll.cli.common import fail_on_errors, stderr
+from atoll.cli.common import config_options, fail_on_errors, load_config, stderr
 from atoll.devtools.build import BuildOutput, run_build
 from atoll.devtools.toolchains import require_toolchains
 from atoll.errors import BuildError
-from atoll.manifest import load_manifest
 
 __all__ = ["build"]
 
@@ -26,6 +25,7 @@ __all__ = ["build"]
     help="Seconds the build command may run.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the command's output (only errors).")
+@config_options
 def build(directory: Path, timeout: float, quiet: bool) -> None:
     """Build the worker in DIRECTORY (default: .) with its [build] command.
 
@@ -35,7 +35,7 @@ def build(directory: Path, timeout: float, quiet: bool) -> None:
     and checks that every .wasm file atoll.toml names exists and is valid.
     """
     with fail_on_errors():
-        manifest = load_manifest(directory, check_files=False)
+        manifest = load_config(directory)
         if not manifest.build.command:
             stderr.print(f"nothing to build: {manifest.path} has no \\[build] command")
             return

@@ -1,4 +1,10 @@
-"""What every command shares: error reporting and logging setup."""
+"""What every command shares: error reporting, logging setup, and how a worker's config is chosen.
+
+:func:`config_options` adds ``-c/--config FILE`` and ``-e/--env NAME`` to a
+command that reads a worker; :func:`load_config` then loads the manifest the
+user chose (the folder's own file, or ``FILE``; ``[env.NAME]`` applied) and
+prints its notices once.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,26 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from atoll.errors import AtollError
+from atoll.manifest import Manifest, load_manifest
 
-__all__ = ["fail_on_errors", "setup_logging"]
+__all__ = [
+    "config_options",
+    "fail_on_errors",
+    "load_config",
+    "selected_config",
+    "setup_logging",
+]
+
+_CONFIG = "atoll.config"
+_ENV = "atoll.env"
 
 F = TypeVar("F", bound=Callable[..., object])
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,3 +57,56 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[_CONFIG if param.name == "config" else _ENV] = value
+    return value
+
+
+def config_options(command: F) -> F:
+    """``-c/--config FILE`` and ``-e/--env NAME``, as wrangler spells them.
+
+    Their values are kept on the click context (not passed to the command):
+    :func:`load_config` and :func:`selected_config` read them.
+    """
+    command = click.option(
+        "-e",
+        "--env",
+        "env",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember,
+        help="Use [env.NAME] of the config (the worker is then NAME-ENV unless it sets name).",
+    )(command)
+    command = click.option(
+        "-c",
+        "--config",
+        "config",
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="Config file to read instead of DIR/atoll.toml (or wrangler.json[c]/.toml).",
+    )(command)
+    return command
+
+
+def selected_config() -> tuple[Path | None, str | None]:
+    """``(--config, --env)`` of the running command (``(None, None)`` outside one)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None, None
+    return ctx.meta.get(_CONFIG), ctx.meta.get(_ENV)
+
+
+def load_config(directory: Path, *, check_files: bool = False, notices: bool = True) -> Manifest:
+    """The manifest the command's ``-c``/``--env`` select in ``directory``; notices printed once."""
+    config, env = selected_config()
+    manifest = load_manifest(directory, check_files=check_files, config=config, env=env)
+    ctx = click.get_current_context(silent=True)
+    if notices and manifest.notices and ctx is not None and not ctx.meta.get("atoll.noticed"):
+        ctx.meta["atoll.noticed"] = True
+        for line in manifest.notices:
+            stderr.print(f"[yellow]notice:[/] {escape(line)}", markup=True)
+    return manifest

@@ -5,18 +5,19 @@ The admin API's options and client are in :mod:`atoll.cli.admin`.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
 
 from atoll.cli.admin import admin_client, admin_options
-from atoll.cli.common import stderr
+from atoll.cli.common import load_config, selected_config, stderr
 from atoll.control.bundle import pack
 from atoll.control.deployer import BUNDLE
 from atoll.devtools.build import run_build
 from atoll.errors import ControlError
-from atoll.manifest import load_manifest
+from atoll.manifest.sources import SELECTION_FILE
 
 __all__ = ["deploy"]
 
@@ -34,14 +35,21 @@ def deploy(directory: Path, url: str, token: str, no_build: bool, no_activate: b
     whole bundle as `atoll dev` would (manifest, modules, the Python entry)
     and refuses it with the same message if it is broken; the version it
     served keeps serving. Returns once every serving process has the new
-    version.
+    version. With -c FILE the folder is FILE's; with --env NAME the worker
+    is NAME-ENV (unless [env.NAME] sets name), and the bundle records both
+    so that the node reads the same config.
     """
     with admin_client(url, token) as client:
-        manifest = load_manifest(directory, check_files=False)
+        manifest = load_config(directory)
         if manifest.build.command and not no_build:
             stderr.print(f"building: {manifest.build.command}", markup=False)
             run_build(manifest, on_output=lambda line: click.echo(f"  {line}", err=True))
-        bundle = pack(directory)
+        config, env = selected_config()
+        extra = {}
+        if config is not None or env is not None:  # the node has no flags: the bundle says
+            choice = {"config": manifest.path.name, "env": env}
+            extra[SELECTION_FILE] = json.dumps(choice).encode()
+        bundle = pack(manifest.root if config is not None else directory, extra=extra)
         started = time.perf_counter()
         try:
             answer = client.deploy(manifest.name, bundle, activate=not no_activate)

@@ -11,14 +11,21 @@ from pathlib import Path
 import click
 
 from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
-from atoll.cli.common import fail_on_errors, setup_logging, stderr
+from atoll.cli.common import (
+    config_options,
+    fail_on_errors,
+    load_config,
+    selected_config,
+    setup_logging,
+    stderr,
+)
 from atoll.cli.kv import STATE_DIR
 from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
 from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.server import DEFAULT_LOOPS, serve
-from atoll.manifest import Manifest, load_manifest
+from atoll.manifest import Manifest
 from atoll.worker import Runtime, load_worker
 
 __all__ = ["dev"]
@@ -27,9 +34,18 @@ __all__ = ["dev"]
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "--host", "--ip", "host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    "--host",
+    "--ip",
+    "host",
+    default=None,
+    help="Address to listen on (default: [dev] ip of the config, else 127.0.0.1).",
 )
-@click.option("--port", default=8787, show_default=True, type=int, help="Port (0: any free port).")
+@click.option(
+    "--port",
+    default=None,
+    type=int,
+    help="Port, 0 for any free one (default: [dev] port of the config, else 8787).",
+)
 @click.option(
     "--loops",
     default=DEFAULT_LOOPS,
@@ -84,10 +100,11 @@ __all__ = ["dev"]
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@config_options
 def dev(
     directory: Path,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     loops: int,
     kv_spec: str,
     persist_to: Path | None,
@@ -111,11 +128,14 @@ def dev(
     setup_logging(log_level)
     with fail_on_errors():
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
-        if not no_build:
-            raw = load_manifest(directory, check_files=False)
-            if raw.build.command:
-                stderr.print(f"building: {raw.build.command}", markup=False)
-                run_build(raw, on_output=lambda line: stderr.print(f"  {line}", markup=False))
+        raw = load_config(directory)  # prints the config's notices, once
+        if not no_build and raw.build.command:
+            stderr.print(f"building: {raw.build.command}", markup=False)
+            run_build(raw, on_output=lambda line: stderr.print(f"  {line}", markup=False))
+        host = host or raw.dev.ip or "127.0.0.1"
+        port = port if port is not None else (raw.dev.port if raw.dev.port is not None else 8787)
+        if selected_config()[0] is not None:  # -c FILE: the worker folder is the file's
+            directory = raw.root
         # Once per process. The default store creates its folder (DIR/.atoll/ or
         # --persist-to) for its file; a store elsewhere (--kv) leaves the folder alone.
         state_dir = persist_to if persist_to is not None else directory / STATE_DIR
@@ -192,7 +212,7 @@ def _serve(
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
-    manifest = load_manifest(directory)
+    manifest = load_config(directory, check_files=True, notices=False)
     if adjust is not None:
         manifest = adjust(manifest)
     worker = load_worker(manifest, runtime=runtime, dev=True, extra_bindings=bindings)
@@ -206,6 +226,8 @@ def _serve(
         adjust=adjust,
         build=build,
         report=lambda message: stderr.print(message, markup=False),
+        config=manifest.path if selected_config()[0] is not None else None,
+        env=selected_config()[1],
     )
     app = AtollApp(
         router,
@@ -219,6 +241,12 @@ def _serve(
         if namespaces:
             names = ", ".join(entry.binding for entry in namespaces)
             stderr.print(f"KV namespaces {names} in {_where(backend)}", markup=False)
+        limits = worker.manifest.limits
+        stderr.print(
+            f"CPU limit {limits.cpu_ms:,} ms, memory {limits.memory_mb} MiB per request "
+            f"([limits] of {worker.manifest.path.name})",
+            markup=False,
+        )
         stderr.print(
             f"[bold]atoll dev[/]: worker [cyan]{worker.name}[/] ready on "
             f"http://{bound_host}:{bound_port}/  ({loops} loops; Ctrl-C to stop)",

@@ -44,9 +44,8 @@ import click
 
 from atoll.bindings.kv import DEFAULT_SPEC, KVNamespace, open_backend
 from atoll.bindings.kv.namespace import check_key
-from atoll.cli.common import fail_on_errors
+from atoll.cli.common import config_options, fail_on_errors, load_config, selected_config
 from atoll.errors import ConfigError, KVError
-from atoll.manifest import load_manifest
 
 __all__ = ["kv"]
 
@@ -68,7 +67,7 @@ def _namespace_id(directory: Path, binding: str | None, namespace_id: str | None
             hint="pass --binding NAME (a [[kv_namespaces]] binding of atoll.toml)"
             " or --namespace-id ID",
         )
-    manifest = load_manifest(directory, check_files=False)
+    manifest = load_config(directory)
     for entry in manifest.kv_namespaces:
         if entry.binding == binding:
             return entry.id
@@ -93,7 +92,9 @@ def _run(
     ns = _namespace_id(directory, binding, namespace_id)
     context = click.get_current_context(silent=True)
     persist_to = context.params.get("persist_to") if context is not None else None
-    state_dir = Path(persist_to) if persist_to else directory / STATE_DIR
+    config, _ = selected_config()
+    base = config.parent if config is not None else directory  # where `atoll dev -c` keeps it
+    state_dir = Path(persist_to) if persist_to else base / STATE_DIR
 
     async def main() -> T:
         async with open_backend(spec, state_dir=state_dir) as backend:
@@ -133,6 +134,7 @@ def _local_options(command: F) -> F:
 
 def _namespace_options(fn: F) -> F:
     fn = _local_options(fn)
+    fn = config_options(fn)
     fn = click.option(
         "--kv",
         "spec",
@@ -427,10 +429,11 @@ def namespace() -> None:
 
 @namespace.command(name="list")
 @click.argument("directory", default=".", type=_DIR)
+@config_options
 def namespace_list(directory: Path) -> None:
     """Print the namespaces DIR's config binds, as JSON: [{"id", "title"}] (wrangler's shape)."""
     with fail_on_errors():
-        manifest = load_manifest(directory, check_files=False)
+        manifest = load_config(directory)
     listed = [{"id": entry.id, "title": entry.binding} for entry in manifest.kv_namespaces]
     click.echo(json.dumps(listed, indent=2))
 

@@ -27,7 +27,7 @@ import os
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -60,9 +60,13 @@ class Limits:
     """Entries (files and folders)."""
 
 
-def pack(folder: Path, *, limits: Limits = Limits()) -> bytes:
+def pack(
+    folder: Path, *, limits: Limits = Limits(), extra: Mapping[str, bytes] | None = None
+) -> bytes:
     """The worker in ``folder`` as a deterministic ``.tar.gz``.
 
+    ``extra`` adds files at the bundle's root, in place of any of the same
+    name in the folder (``atoll deploy --env`` records its choice of config).
     Raises :class:`~atoll.errors.ControlError` for a symlink or special file
     in the folder (named), or a folder over ``limits``.
     """
@@ -73,7 +77,10 @@ def pack(folder: Path, *, limits: Limits = Limits()) -> bytes:
         gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
+        extra = dict(extra or {})
         for path, relative in _walk(folder):
+            if relative in extra:
+                continue
             count += 1
             info = tarfile.TarInfo(relative)
             info.mtime = 0
@@ -93,6 +100,12 @@ def pack(folder: Path, *, limits: Limits = Limits()) -> bytes:
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
+        for name, content in sorted(extra.items()):
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
     data = buffer.getvalue()
     if len(data) > limits.upload:
         raise ControlError(

@@ -119,8 +119,13 @@ class DevReloader:
         build: bool = True,
         report: Callable[[str], None] | None = None,
         debounce_ms: int = 150,
+        config: Path | None = None,
+        env: str | None = None,
     ) -> None:
+        """``config``/``env``: the file and ``[env.NAME]`` the worker was loaded with (``-c``, ``--env``)."""
         self.folder = folder.resolve()
+        self.config = config
+        self.env = env
         self.router = router
         self.runtime = runtime
         self.extra_bindings = extra_bindings
@@ -212,7 +217,7 @@ class DevReloader:
         changed = {p.resolve() for p in changed}
         started = time.perf_counter()
         try:
-            manifest = load_manifest(self.folder, check_files=False)
+            manifest = self._load(check_files=False)
             changed = self._relevant(changed, manifest)
             if not changed:
                 return False
@@ -220,7 +225,7 @@ class DevReloader:
                 self.report(f"reload: building ({manifest.build.command})")
                 self.builds += 1
                 run_build(manifest, on_output=lambda line: self.report(f"  {line}"))
-            loaded = load_manifest(self.folder)
+            loaded = self._load(check_files=True)
             if self.adjust is not None:
                 loaded = self.adjust(loaded)
             worker = load_worker(
@@ -234,7 +239,7 @@ class DevReloader:
             return False
         finally:
             with contextlib.suppress(AtollError):  # a broken manifest was reported above
-                self._remember_outputs(load_manifest(self.folder, check_files=False))
+                self._remember_outputs(self._load(check_files=False))
         self._swap(worker)
         ms = (time.perf_counter() - started) * 1000
         names = ", ".join(
@@ -244,6 +249,10 @@ class DevReloader:
         )
         self.report(f"reloaded {worker.name} in {ms:.0f} ms ({names or 'changes'})")
         return True
+
+    def _load(self, *, check_files: bool) -> Manifest:
+        """The manifest as the command chose it (its ``-c`` file and ``--env``)."""
+        return load_manifest(self.folder, check_files=check_files, config=self.config, env=self.env)
 
     def _swap(self, worker: Worker) -> None:
         self.router.worker = worker  # one assignment: atomic for requests that read it after

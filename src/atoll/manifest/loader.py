@@ -85,9 +85,8 @@ def config_path(location: Path | str, config: Path | str | None = None) -> Path:
             )
         return path
     location = Path(location)
-    if not location.is_dir():
-        if location.is_file() or location.name in CONFIG_FILES:
-            return location
+    if not location.is_dir() and (location.is_file() or location.name in CONFIG_FILES):
+        return location
     found = find_config(location)
     if found is not None:
         return found

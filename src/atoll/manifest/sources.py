@@ -18,6 +18,7 @@ deploy, a node loading a version), never per request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tomllib
@@ -178,10 +179,8 @@ class _JsonLines:
         self.text = text
         self.pos = 0
         self.lines: dict[KeyPath, int] = {}
-        try:
+        with contextlib.suppress(IndexError, ValueError):  # json.loads accepted it
             self._value(())
-        except (IndexError, ValueError):  # pragma: no cover - json.loads accepted it
-            pass
 
     def _line(self) -> int:
         return self.text.count("\n", 0, self.pos) + 1
@@ -259,10 +258,8 @@ class _TomlLines:
         self.line = 1
         self.lines: dict[KeyPath, int] = {}
         self.counts: dict[KeyPath, int] = {}
-        try:
+        with contextlib.suppress(IndexError, ValueError):  # tomllib accepted it
             self._document()
-        except (IndexError, ValueError):  # pragma: no cover - tomllib accepted it
-            pass
 
     # -- characters --------------------------------------------------------
 
