@@ -252,3 +252,25 @@ async def test_command_line_overrides_survive_a_reload(
     (root / "src" / "helper.py").write_text('WORD = "two"\n')
     assert reloader.apply([root / "src" / "helper.py"])
     assert await body(router) == "two 1 cli"
+
+
+async def test_reload_keeps_the_config_and_env_it_started_with(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    """``atoll dev -c FILE --env NAME``: each reload reads that file and environment again."""
+    root = make_worker(WORKER, modules={"M": module(1)})
+    (root / "src" / "helper.py").write_text('WORD = "one"\n')
+    config = root / "wrangler.toml"
+    config.write_text(
+        'name = "reload"\nmain = "src/worker.py"\n[wasm_modules]\nM = "pkg/M.wasm"\n'
+        '[vars]\nV = "top"\n[env.staging.vars]\nV = "staging"\n'
+    )
+    (root / "atoll.toml").write_text('name = "other"\nmain = "src/worker.py"\n')
+    manifest = load_manifest(root, config=config, env="staging")
+    router = SingleWorker(load_worker(manifest, runtime=runtime, dev=True))
+    reloader = DevReloader(root, router, runtime, config=config, env="staging")
+    assert await body(router) == "one 1 staging"
+    config.write_text(config.read_text().replace('"staging"\n', '"staging-2"\n'))
+    assert reloader.apply([config])
+    assert router.worker.name == "reload-staging"
+    assert await body(router) == "one 1 staging-2"
