@@ -2,7 +2,9 @@
 // event-target-shim's EventTarget. Hand-written: the npm `abort-controller` package predates
 // `reason`, `throwIfAborted`, `AbortSignal.abort/timeout/any`.
 import { Event, EventTarget, getEventAttributeValue, setEventAttributeValue } from "event-target-shim";
-import { DOMException } from "./dom-exception.js";
+import { loader } from "./lazy.js";
+
+const domException = loader(() => require("./dom-exception.js").DOMException);
 
 const INTERNAL = Symbol("internal");
 let abortSignal;
@@ -46,7 +48,7 @@ export class AbortSignal extends EventTarget {
   static abort(reason = undefined) {
     const signal = createSignal();
     signal.#aborted = true;
-    signal.#reason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
+    signal.#reason = reason === undefined ? new (domException())("This operation was aborted", "AbortError") : reason;
     return signal;
   }
 
@@ -61,7 +63,7 @@ export class AbortSignal extends EventTarget {
       throw new TypeError("AbortSignal.timeout() needs setTimeout, which this context does not have.");
     }
     const signal = createSignal();
-    setTimeout(() => abortSignal(signal, new DOMException("The operation was aborted due to timeout", "TimeoutError")), Math.trunc(ms));
+    setTimeout(() => abortSignal(signal, new (domException())("The operation was aborted due to timeout", "TimeoutError")), Math.trunc(ms));
     return signal;
   }
 
@@ -86,7 +88,7 @@ export class AbortSignal extends EventTarget {
     abortSignal = (signal, reason) => {
       if (signal.#aborted) return;
       signal.#aborted = true;
-      signal.#reason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
+      signal.#reason = reason === undefined ? new (domException())("This operation was aborted", "AbortError") : reason;
       const algorithms = [...signal.#algorithms];
       signal.#algorithms.clear();
       for (const run of algorithms) run();

@@ -6,10 +6,30 @@ import { log, now } from "./host.js";
 
 import { inspectModule } from "./modules.js";
 
+// util.format of primitives, without loading util.inspect: most log lines are strings and
+// numbers. Node prints -0 as "-0" and a bigint with its "n".
+function formatPrimitive(value) {
+  switch (typeof value) {
+    case "string":
+      return value;
+    case "number":
+      return Object.is(value, -0) ? "-0" : String(value);
+    case "bigint":
+      return `${value}n`;
+    default:
+      return String(value);
+  }
+}
+
 /** __atoll_rt.formatLog: how console.* renders its arguments. */
 export function formatLog(args) {
   args = Array.from(args);
-  if (args.length === 1 && typeof args[0] === "string") return args[0];
+  let simple = !(typeof args[0] === "string" && args[0].includes("%"));
+  for (let i = 0; simple && i < args.length; i++) {
+    const t = typeof args[i];
+    simple = t !== "object" && t !== "function";
+  }
+  if (simple) return args.map(formatPrimitive).join(" ");
   return inspectModule().format(...args);
 }
 

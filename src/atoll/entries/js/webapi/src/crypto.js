@@ -1,20 +1,26 @@
 // Web Crypto (https://w3c.github.io/webcrypto/) for what Workers code uses most: random values,
 // UUIDs, SHA digests and HMAC keys. Hashes come from @noble/hashes (audited, pure JS); randomness
 // from the host's CSPRNG. Other algorithms reject with NotSupportedError, as an unknown name does.
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha1 } from "@noble/hashes/legacy.js";
-import { sha256, sha384, sha512 } from "@noble/hashes/sha2.js";
 import { binaryToBytes, describe, viewOf } from "./bytes.js";
-import { DOMException } from "./dom-exception.js";
 import { randomBytes } from "./host.js";
-import { atob, btoa } from "./base64.js";
+import { loader } from "./lazy.js";
 
-const HASHES = {
-  "SHA-1": sha1,
-  "SHA-256": sha256,
-  "SHA-384": sha384,
-  "SHA-512": sha512,
-};
+// Loaded on first digest/HMAC (sha2 precomputes its round constants when it loads), so that
+// getRandomValues and randomUUID cost a worker nothing more.
+const noble = loader(() => ({
+  hmac: require("@noble/hashes/hmac.js").hmac,
+  "SHA-1": require("@noble/hashes/legacy.js").sha1,
+  "SHA-256": require("@noble/hashes/sha2.js").sha256,
+  "SHA-384": require("@noble/hashes/sha2.js").sha384,
+  "SHA-512": require("@noble/hashes/sha2.js").sha512,
+}));
+const HASHES = { "SHA-1": true, "SHA-256": true, "SHA-384": true, "SHA-512": true };
+const domException = loader(() => require("./dom-exception.js").DOMException);
+const base64 = loader(() => require("./base64.js"));
+
+function domError(message, name) {
+  return new (domException())(message, name);
+}
 const INTEGER_ARRAYS = new Set([
   "Int8Array",
   "Uint8Array",
@@ -36,10 +42,10 @@ function typedArrayName(value) {
 export function getRandomValues(array) {
   const name = typedArrayName(array);
   if (name === null || !INTEGER_ARRAYS.has(name)) {
-    throw new DOMException(`Failed to execute 'getRandomValues' on 'Crypto': The provided ArrayBufferView is of type '${name ?? describe(array)}', which is not an integer array type.`, "TypeMismatchError");
+    throw domError(`Failed to execute 'getRandomValues' on 'Crypto': The provided ArrayBufferView is of type '${name ?? describe(array)}', which is not an integer array type.`, "TypeMismatchError");
   }
   if (array.byteLength > 65536) {
-    throw new DOMException(`Failed to execute 'getRandomValues' on 'Crypto': The ArrayBufferView's byte length (${array.byteLength}) exceeds the number of bytes of entropy available via this API (65536).`, "QuotaExceededError");
+    throw domError(`Failed to execute 'getRandomValues' on 'Crypto': The ArrayBufferView's byte length (${array.byteLength}) exceeds the number of bytes of entropy available via this API (65536).`, "QuotaExceededError");
   }
   const bytes = binaryToBytes(randomBytes(array.byteLength));
   new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(bytes);
@@ -55,7 +61,7 @@ export function randomUUID() {
 }
 
 function notSupported(what) {
-  return new DOMException(`${what} is not supported by atoll's crypto.subtle (it has SHA-1/256/384/512 digests and HMAC).`, "NotSupportedError");
+  return domError(`${what} is not supported by atoll's crypto.subtle (it has SHA-1/256/384/512 digests and HMAC).`, "NotSupportedError");
 }
 
 // WebCrypto "normalize an algorithm": a string or an object with a name, matched case-insensitively.
@@ -141,34 +147,34 @@ function hmacUsages(usages) {
   const list = [...usages].map(String);
   for (const u of list) {
     if (!USAGES.has(u)) throw new TypeError(`'${u}' is not a valid KeyUsage.`);
-    if (u !== "sign" && u !== "verify") throw new DOMException(`An HMAC key cannot be used to ${u}.`, "SyntaxError");
+    if (u !== "sign" && u !== "verify") throw domError(`An HMAC key cannot be used to ${u}.`, "SyntaxError");
   }
-  if (list.length === 0) throw new DOMException("A secret key needs at least one usage.", "SyntaxError");
+  if (list.length === 0) throw domError("A secret key needs at least one usage.", "SyntaxError");
   return [...new Set(list)];
 }
 
 function hmacKey(key, usage) {
   const bytes = keyBytes(key);
-  if (key.algorithm.name !== "HMAC") throw new DOMException(`The key is for ${key.algorithm.name}, not HMAC.`, "InvalidAccessError");
-  if (!key.usages.includes(usage)) throw new DOMException(`The key's usages do not include '${usage}'.`, "InvalidAccessError");
+  if (key.algorithm.name !== "HMAC") throw domError(`The key is for ${key.algorithm.name}, not HMAC.`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw domError(`The key's usages do not include '${usage}'.`, "InvalidAccessError");
   return bytes;
 }
 
 function base64url(bytes) {
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return base64().btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 function fromBase64url(s) {
-  return binaryToBytes(atob(String(s).replace(/-/g, "+").replace(/_/g, "/")));
+  return binaryToBytes(base64().atob(String(s).replace(/-/g, "+").replace(/_/g, "/")));
 }
 
 const subtleMethods = {
   async digest(algorithm, data) {
     const name = algorithmName(algorithm);
     if (!(name in HASHES)) throw notSupported(`Digest algorithm ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
-    return toArrayBuffer(HASHES[name](bufferSource(data, "digest data")));
+    return toArrayBuffer(noble()[name](bufferSource(data, "digest data")));
   },
 
   async importKey(format, keyData, algorithm, extractable, usages) {
@@ -182,20 +188,20 @@ const subtleMethods = {
       bytes = bufferSource(keyData, "keyData");
     } else if (format === "jwk") {
       if (keyData === null || typeof keyData !== "object" || keyData.kty !== "oct" || typeof keyData.k !== "string") {
-        throw new DOMException("An HMAC JWK needs kty 'oct' and a 'k'.", "DataError");
+        throw domError("An HMAC JWK needs kty 'oct' and a 'k'.", "DataError");
       }
       bytes = fromBase64url(keyData.k);
       if (keyData.alg !== undefined && keyData.alg !== `HS${hash.slice(4)}`) {
-        throw new DOMException(`The JWK's alg ${keyData.alg} does not match hash ${hash}.`, "DataError");
+        throw domError(`The JWK's alg ${keyData.alg} does not match hash ${hash}.`, "DataError");
       }
     } else {
       throw notSupported(`Key format ${JSON.stringify(format)} for HMAC`);
     }
-    if (bytes.length === 0) throw new DOMException("An HMAC key cannot be empty.", "DataError");
+    if (bytes.length === 0) throw domError("An HMAC key cannot be empty.", "DataError");
     if (algorithm.length !== undefined) {
       const length = Number(algorithm.length);
       if (length > bytes.length * 8 || length <= (bytes.length - 1) * 8) {
-        throw new DOMException(`The key data is ${bytes.length * 8} bits, not ${length}.`, "DataError");
+        throw domError(`The key data is ${bytes.length * 8} bits, not ${length}.`, "DataError");
       }
     }
     return newKey(bytes, hash, extractable, list);
@@ -206,13 +212,13 @@ const subtleMethods = {
     if (name !== "HMAC") throw notSupported(`generateKey for ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
     const hash = hashName(algorithm.hash);
     const bits = algorithm.length === undefined ? BLOCK_BITS[hash] : Number(algorithm.length);
-    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 !== 0) throw new DOMException(`HMAC key length ${algorithm.length} is not a positive multiple of 8.`, "OperationError");
+    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 !== 0) throw domError(`HMAC key length ${algorithm.length} is not a positive multiple of 8.`, "OperationError");
     return newKey(binaryToBytes(randomBytes(bits / 8)), hash, extractable, hmacUsages(usages));
   },
 
   async exportKey(format, key) {
     const bytes = keyBytes(key);
-    if (!key.extractable) throw new DOMException("The key is not extractable.", "InvalidAccessError");
+    if (!key.extractable) throw domError("The key is not extractable.", "InvalidAccessError");
     if (format === "raw") return toArrayBuffer(bytes.slice());
     if (format === "jwk") {
       const hash = key.algorithm.hash.name;
@@ -225,14 +231,14 @@ const subtleMethods = {
     const name = algorithmName(algorithm);
     if (name !== "HMAC") throw notSupported(`sign with ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
     const secret = hmacKey(key, "sign");
-    return toArrayBuffer(hmac(HASHES[key.algorithm.hash.name], secret, bufferSource(data, "sign data")));
+    return toArrayBuffer(noble().hmac(noble()[key.algorithm.hash.name], secret, bufferSource(data, "sign data")));
   },
 
   async verify(algorithm, key, signature, data) {
     const name = algorithmName(algorithm);
     if (name !== "HMAC") throw notSupported(`verify with ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
     const secret = hmacKey(key, "verify");
-    const expected = hmac(HASHES[key.algorithm.hash.name], secret, bufferSource(data, "verify data"));
+    const expected = noble().hmac(noble()[key.algorithm.hash.name], secret, bufferSource(data, "verify data"));
     return equalBytes(expected, bufferSource(signature, "signature"));
   },
 
