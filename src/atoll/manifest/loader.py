@@ -372,7 +372,8 @@ class _Validator:
         if origin is tuple:
             item_tp = typing.get_args(tp)[0]
             if meta.get("one_or_many") and not isinstance(raw, list):
-                raw = [raw]
+                one = self.value(item_tp, raw, keypath, meta)  # a problem names the key itself
+                return _BAD if one is _BAD else (one,)
             if not isinstance(raw, list):
                 self.error(
                     keypath,
