@@ -11,6 +11,13 @@ echo "== Web API bundle (src/atoll/entries/js/webapi.js) matches its pinned sour
 scripts/build-webapi.sh --check
 # npm is there now (install-toolchains): esbuild for the JavaScript worker tests.
 scripts/install-esbuild.sh
+# npm packages the JavaScript worker tests load from node_modules (pinned by their locks).
+for fixture in tests/entries/js/fixtures/*/; do
+  if [ -f "$fixture/package-lock.json" ] && { [ ! -f "$fixture/node_modules/.package-lock.json" ] \
+      || [ "$fixture/package-lock.json" -nt "$fixture/node_modules/.package-lock.json" ]; }; then
+    (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
