@@ -41,6 +41,8 @@ WASM = {
     "c-wasi": "build/app.wasm",
     "zig-wasi": "build/app.wasm",
     "assemblyscript-wasi": "build/app.wasm",
+    "js": None,
+    "js-rust": "build/greeter.wasm",
 }
 LANGUAGE = {
     "python-rust": "Rust",
@@ -50,6 +52,7 @@ LANGUAGE = {
     "c-wasi": "C",
     "zig-wasi": "Zig",
     "assemblyscript-wasi": "AssemblyScript",
+    "js-rust": "Rust",
 }
 
 
@@ -225,8 +228,8 @@ def runtime() -> Runtime:
     return Runtime(cache_dir=False)
 
 
-@pytest.mark.parametrize("template", [t for t in TEMPLATES if t.startswith("python")])
-async def test_python_templates_serve_a_request(
+@pytest.mark.parametrize("template", [t for t in TEMPLATES if t.startswith(("python", "js"))])
+async def test_python_and_js_templates_serve_a_request(
     template: str, built: Callable[[str], tuple[Path, Result]], runtime: Runtime
 ) -> None:
     folder, _ = built(template)
@@ -234,7 +237,7 @@ async def test_python_templates_serve_a_request(
     outcome = await worker.handle(Request("http://t/hello?name=Ada"), "rid")
     body = outcome.response.body.decode()
     assert outcome.response.status == 200, body
-    if template == "python":
+    if template in ("python", "js"):
         assert body.startswith("Hello, Ada!\n")
         assert "path:   /hello" in body
         assert "body:   0 bytes" in body

@@ -39,6 +39,8 @@ TEMPLATES: dict[str, str] = {
     "c-wasi": "the whole worker is a C WASI program (CGI over WASI)",
     "zig-wasi": "the whole worker is a Zig WASI program (CGI over WASI)",
     "assemblyscript-wasi": "the whole worker is an AssemblyScript WASI program",
+    "js": "a JavaScript worker (ES module, as on Cloudflare Workers), no wasm",
+    "js-rust": "JavaScript entry importing a Rust wasm module (the seed article's shape)",
 }
 
 #: The name each template uses for its worker; replaced by the new name.

@@ -339,3 +339,34 @@ def _rewrite_exports(code: str, manifest: Manifest) -> str:
         fields.append(f"{json.dumps((exported or local).strip())}: {local.strip()}")
     body = code[: last.start()] + f"return {{ {', '.join(fields)} }};\n" + code[last.end() :]
     return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m atoll.entries.js.bundle [DIR]``: bundle a JS worker, say what went in.
+
+    The ``[build] command`` of the ``js`` templates: it checks that the worker bundles
+    (syntax, imports, module rules) without starting V8.
+    """
+    import sys
+
+    from atoll.errors import AtollError
+    from atoll.manifest import load_manifest
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        manifest = load_manifest(args[0] if args else ".")
+        result = bundle_worker(manifest)
+    except AtollError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    kind = "ES module" if result.is_module else "service worker"
+    print(
+        f"bundled {manifest.main} ({kind}): {len(result.code)} bytes of JS, {len(result.inputs)} files"
+    )
+    for relative, (rule, _) in sorted(result.modules.items()):
+        print(f"  {relative}: {rule}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
