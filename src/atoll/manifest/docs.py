@@ -118,7 +118,7 @@ def render() -> str:
         "| --- | --- | --- |",
     ]
     for key, fld, tp in schema_fields():
-        if _table_class(tp) is None:
+        if _table_class(tp) is None or fld.metadata.get("shorthand"):
             out.append(f"| `{key}` | {_type_name(tp, fld)} | {_default(fld)} |")
     out += ["", "## Top level", ""]
     out += ["Keys written before any `[table]` header.", ""]
@@ -387,7 +387,15 @@ def _type_name(tp: Any, fld: dataclasses.Field[Any]) -> str:
     if origin is tuple:
         item = typing.get_args(tp)[0]
         if dataclasses.is_dataclass(item):
-            return "array of tables"
+            return (
+                "list of strings or tables" if fld.metadata.get("shorthand") else "array of tables"
+            )
+        if fld.metadata.get("one_or_many"):
+            return (
+                "path or list of paths"
+                if path and item is str
+                else f"{_SCALARS[item][0]} or list of {_SCALARS[item][1]}"
+            )
         return "list of paths" if path and item is str else f"list of {_SCALARS[item][1]}"
     if origin is dict:
         _, value = typing.get_args(tp)
