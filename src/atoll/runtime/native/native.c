@@ -1,10 +1,10 @@
 /*
  * atoll.runtime._native: the hot paths into wasmtime's C API, compiled.
  *
- * ctypes costs about a microsecond per foreign call and several per callback;
- * a request that instantiates a module, calls an export and serves a WASI
- * program crosses that line dozens of times. This module makes those
- * crossings C-to-C:
+ * Each ctypes crossing converts its arguments and builds Python objects, a
+ * callback more; a request that instantiates a module, calls an export and
+ * serves a WASI program crosses that line dozens of times. This module makes
+ * those crossings C-to-C (docs/benchmarks.md has what it saves):
  *
  *   Sig / Bound      call an export (wasmtime_func_call_unchecked) with Python
  *                    numbers; Bound also charges the request's CPU budget

@@ -10,7 +10,7 @@
 /*
  * A whole-wasm (CGI) request makes a handful of WASI calls before it has
  * written its answer (wasi-libc's start-up reads argv and environ, checks fds,
- * writes stdout). Served in Python each costs a GIL round trip and a few µs;
+ * writes stdout). Served in Python each takes the GIL and builds Python objects;
  * served here none takes the GIL. The Stdio is attached to the request's
  * store through its Meter (Meter.stdio); a call this code does not serve
  * (stderr, files, a write past the stdout limit...) goes to the Python
