@@ -26,6 +26,14 @@ def ppm(width: int, height: int) -> bytes:
     [
         ("seed", "GET", "/?n=1000", b"", lambda r: r.text == "Result: 332833500"),
         ("seed-assemblyscript", "GET", "/?n=1000", b"", lambda r: r.text == "Result: 332833500"),
+        ("seed-js", "GET", "/", b"", lambda r: r.text == "Result: 23821"),
+        (
+            "emscripten-c",
+            "GET",
+            "/?name=Ada",
+            b"",
+            lambda r: r.text.startswith("Hello, Ada! (from C, built by Emscripten)"),
+        ),
         (
             "sha256-assemblyscript",
             "POST",

@@ -67,6 +67,9 @@ DEFAULT_RULES: tuple[ModuleRule, ...] = (
 
 _KINDS = ("CompiledWasm", "Text", "Data")
 
+#: This module's own source: a cached bundle made by another version of it is not reused.
+_BUNDLER_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
 
 @dataclass
 class Bundle:
@@ -208,6 +211,11 @@ def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
             "--asset-names=[dir]/[name]",
             f"--metafile={meta_file}",
             "--log-level=error",
+            # The bundle runs as a function body, where `import.meta` is a syntax error:
+            # esbuild makes it an empty object, and `import.meta.url` a file: URL of the
+            # entry (Emscripten's glue builds a URL from it).
+            "--supported:import-meta=false",
+            f"--define:import.meta.url={json.dumps('file:///' + manifest.main)}",
             *(f"--loader:{ext}=copy" for ext in sorted(_extensions(rules))),
         ]
         try:
