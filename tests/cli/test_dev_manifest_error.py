@@ -45,6 +45,10 @@ CASES = {
         GOOD + '\n[[r2_buckets]]\nbinding = "FILES"\nbucket_name = "files"\n',
         ["atoll.toml:4:", "key 'r2_buckets'", "not supported by atoll", "remove the binding"],
     ),
+    "bad_route": (
+        GOOD + 'routes = ["example.com"]\n',
+        ["atoll.toml:3:", "key 'routes[0]'", "a route needs a path", "example.com/*"],
+    ),
     "several_problems": (
         GOOD + 'account_id = "abc"\n\n[limits]\ncpu = 50\n\n[[services]]\nbinding = "AUTH"\n',
         [

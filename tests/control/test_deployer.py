@@ -145,7 +145,7 @@ def test_a_bad_route_names_the_manifest_line(deployer: Deployer, tmp_path: Path)
     with pytest.raises(ControlError) as info:
         deployer.upload("w", pack(folder))
     assert info.value.message == (
-        f"{BUNDLE}/atoll.toml:3: key 'routes': route 'example.com': a route needs a path"
+        f"{BUNDLE}/atoll.toml:3: key 'routes[0]': route 'example.com': a route needs a path"
     )
     assert info.value.hint == "write example.com/* for every path of example.com"
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from atoll.errors import ConfigError
+from atoll.errors import ConfigError, ConfigProblems
 from atoll.http.routing import (
     RouteTable,
     conflicts,
     default_routes,
+    manifest_routes,
     parse_route,
     request_host,
 )
+from atoll.manifest import parse_manifest
 
 
 def table(*pairs: tuple[str, str]) -> RouteTable[str]:
@@ -144,3 +148,57 @@ def test_equal_patterns_resolve_by_owner_name_whatever_the_order() -> None:
     one = table(("example.com/*", "b"), ("example.com/*", "a"))
     two = table(("example.com/*", "a"), ("example.com/*", "b"))
     assert one.match("example.com", "/") == two.match("example.com", "/") == "a"
+
+
+# -- a config's routes (strings, tables, custom domains, environments) -----------------
+
+
+def test_manifest_routes_strings_tables_and_custom_domains(tmp_path: Path) -> None:
+    text = (
+        'name = "w"\nmain = "w.py"\n'
+        'routes = ["a.example.com/*", { pattern = "b.example.com/api/*", zone_name = "example.com" },'
+        ' { pattern = "c.example.com", custom_domain = true }]\n'
+    )
+    manifest = parse_manifest(text, path=tmp_path / "wrangler.toml", check_files=False)
+    routes = manifest_routes(manifest)
+    assert [r.pattern for r in routes] == [
+        "a.example.com/*",
+        "b.example.com/api/*",
+        "c.example.com/*",
+    ]
+    assert routes[2].matches("c.example.com", "/any/path")
+    bare = parse_manifest(
+        'name = "w"\nmain = "w.py"\n', path=tmp_path / "a.toml", check_files=False
+    )
+    assert manifest_routes(bare) == default_routes("w")
+
+
+def test_manifest_routes_name_every_bad_pattern_where_it_is_written(tmp_path: Path) -> None:
+    text = (
+        'name = "w"\n'  # 1
+        'main = "w.py"\n'  # 2
+        "[env.staging]\n"  # 3
+        "routes = [\n"  # 4
+        '  "ok.example.com/*",\n'  # 5
+        '  "example.com",\n'  # 6
+        '  { pattern = "x.example.com/a*b" },\n'  # 7
+        "]\n"
+    )
+    manifest = parse_manifest(
+        text, path=tmp_path / "wrangler.toml", env="staging", check_files=False
+    )
+    with pytest.raises(ConfigProblems) as info:
+        manifest_routes(manifest)
+    assert [(p.key, p.line) for p in info.value.problems] == [
+        ("env.staging.routes[1]", 6),
+        ("env.staging.routes[2]", 7),
+    ]
+    single = parse_manifest(
+        'name = "w"\nmain = "w.py"\nroute = { pattern = "example.com", zone_name = "x" }\n',
+        path=tmp_path / "wrangler.toml",
+        check_files=False,
+    )
+    with pytest.raises(ConfigError) as one:
+        manifest_routes(single)
+    assert (one.value.key, one.value.line) == ("route", 3)
+    assert "a route needs a path" in one.value.message

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from atoll.errors import AtollError
+from atoll.http.routing import manifest_routes
 from atoll.manifest import Manifest, load_manifest
 
 __all__ = [
@@ -104,6 +105,7 @@ def load_config(directory: Path, *, check_files: bool = False, notices: bool = T
     """The manifest the command's ``-c``/``--env`` select in ``directory``; notices printed once."""
     config, env = selected_config()
     manifest = load_manifest(directory, check_files=check_files, config=config, env=env)
+    manifest_routes(manifest)  # a bad route is a problem here too, not only on the node
     ctx = click.get_current_context(silent=True)
     if notices and manifest.notices and ctx is not None and not ctx.meta.get("atoll.noticed"):
         ctx.meta["atoll.noticed"] = True

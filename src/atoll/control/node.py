@@ -31,9 +31,9 @@ from atoll.control.metrics import Metrics
 from atoll.control.secret_store import SecretStore, secret_bindings
 from atoll.control.state import State
 from atoll.control.tail import TailSource, event
-from atoll.errors import AtollError, ConfigError
+from atoll.errors import AtollError
 from atoll.http.app import AtollApp, Hook
-from atoll.http.routing import Route, RouteTable, default_routes, parse_route
+from atoll.http.routing import Route, RouteTable, manifest_routes
 from atoll.manifest import Manifest
 from atoll.worker import BindingFactory, Result, Runtime, Worker, load_worker
 
@@ -59,24 +59,7 @@ def routes_of(manifest: Manifest) -> tuple[Route, ...]:
 
     Raises :class:`~atoll.errors.ConfigError` for a bad pattern.
     """
-    if not manifest.routes:
-        return default_routes(manifest.name)
-    try:
-        return tuple(parse_route(pattern) for pattern in manifest.route_patterns)
-    except ConfigError as exc:
-        reason = exc.message.split("key 'routes': ", 1)[-1]
-        raise ConfigError(
-            reason, path=str(manifest.path), key="routes", line=_line_of(manifest, "routes"),
-            hint=exc.hint,
-        ) from None  # fmt: skip
-
-
-def _line_of(manifest: Manifest, key: str) -> int | None:
-    try:
-        lines = manifest.path.read_text().splitlines()
-    except OSError:
-        return None
-    return next((i for i, line in enumerate(lines, 1) if line.lstrip().startswith(key)), None)
+    return manifest_routes(manifest)
 
 
 def bindings_for(

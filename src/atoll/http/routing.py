@@ -34,7 +34,11 @@ so that a deploy can be refused; a table built with one anyway resolves it by
 worker name, so that every process picks the same winner.
 
 A worker that declares no routes is served at ``NAME.localhost`` (every path):
-:func:`default_routes`. ``*.localhost`` resolves to the loopback address in
+:func:`default_routes`. A config's routes may be strings or tables
+(``{ pattern, zone_name }``, ``{ pattern, zone_id }``); a custom domain
+(``{ pattern = "api.example.com", custom_domain = true }``) is the route
+``api.example.com/*``. :func:`manifest_routes` parses them all, naming the
+file, line and key of every bad one. ``*.localhost`` resolves to the loopback address in
 curl and browsers, so ``curl http://seed.localhost:8787/`` reaches it.
 
 A :class:`RouteTable` is immutable: a deploy builds a new one and the server
@@ -49,13 +53,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from atoll.errors import ConfigError
+from atoll.errors import ConfigError, ConfigProblems
+from atoll.manifest import Manifest
 
 __all__ = [
     "Route",
     "RouteTable",
     "conflicts",
     "default_routes",
+    "manifest_routes",
     "parse_route",
     "request_host",
 ]
@@ -157,6 +163,39 @@ def parse_route(pattern: str) -> Route:
 def default_routes(name: str) -> tuple[Route, ...]:
     """The implicit route of a worker that declares none: ``NAME.localhost/*``."""
     return (parse_route(f"{name}{DEFAULT_HOST_SUFFIX}/*"),)
+
+
+def manifest_routes(manifest: Manifest) -> tuple[Route, ...]:
+    """A worker's parsed routes, or ``NAME.localhost/*`` when it declares none.
+
+    Runs once per load of a config (a deploy, a node loading a version, a
+    CLI command). Raises :class:`~atoll.errors.ConfigError` for one bad
+    pattern, :class:`~atoll.errors.ConfigProblems` for several, each naming
+    the file, the line and the key as written (``env.staging.routes[1]``,
+    ``route.pattern``).
+    """
+    if not manifest.routes:
+        return default_routes(manifest.name)
+    routes: list[Route] = []
+    problems: list[ConfigError] = []
+    for index, pattern in enumerate(manifest.route_patterns):
+        try:
+            routes.append(parse_route(pattern))
+        except ConfigError as exc:
+            key, line = (
+                manifest.route_places[index]
+                if index < len(manifest.route_places)
+                else (f"routes[{index}]", None)
+            )
+            reason = exc.message.split("key 'routes': ", 1)[-1]
+            problems.append(
+                ConfigError(reason, path=str(manifest.path), key=key, line=line, hint=exc.hint)
+            )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigProblems(str(manifest.path), problems)
+    return tuple(routes)
 
 
 def request_host(host: str) -> str:

@@ -157,12 +157,17 @@ def _load(source: Source, *, env: str | None, check_files: bool) -> Manifest:
                 f"(atoll.toml wins; pass -c {source.path.parent / others[0]} to use it)"
             )
     validator.raise_problems()
+    places = tuple(
+        (_dotted(where), source.line(where))
+        for where in (validator.where(("routes", i)) for i in range(len(values.get("routes", ()))))
+    )
     return Manifest(
         **values,
         root=source.path.parent.resolve(),
         path=source.path,
         env_name=env,
         notices=tuple(validator.notices),
+        route_places=places,
     )
 
 

@@ -627,6 +627,10 @@ class Manifest:
     """The ``[env.NAME]`` the manifest was resolved for (``--env``), if any."""
     notices: tuple[str, ...] = field(default=(), metadata={"internal": True})
     """One line per accepted key that means nothing here; the CLI prints them at load."""
+    route_places: tuple[tuple[str, int | None], ...] = field(
+        default=(), metadata={"internal": True}
+    )
+    """Where each of ``routes`` is written: (key as in the file, line), for messages."""
 
     def resolve(self, relative: str) -> Path:
         """Absolute path of a file named in the manifest (already checked to exist)."""
