@@ -99,6 +99,7 @@ async def test_cgi_environment(make_cgi: MakeCgi) -> None:
         "X_FULL_URL": "http://example.test:8080/some/pa%20th?env",
         "X_MATCHED_ROUTE": "/...",
         "X_RAW_PATH_INFO": "/some/pa%20th",
+        "X_RELATIVE_PATH": "some/pa th",
     }
     assert env["SERVER_SOFTWARE"].startswith("atoll/")
 
@@ -163,7 +164,7 @@ async def test_host_environment_is_not_visible(
     monkeypatch.setenv("ATOLL_SECRET_FROM_HOST", "leak")
     result = await call(make_cgi(), "env")
     assert b"ATOLL_SECRET_FROM_HOST" not in result.response.body
-    assert b"PATH=" not in result.response.body.replace(b"PATH_", b"")
+    assert not any(line.startswith(b"PATH=") for line in result.response.body.splitlines())
 
 
 @pytest.mark.parametrize("body", [b"", b"\x00\x01\xff binary \x00", os.urandom(3 * 1024 * 1024)])
@@ -248,8 +249,8 @@ async def test_stderr_goes_to_the_request_log(make_cgi: MakeCgi) -> None:
     assert result.logs == ["first line", "second line"]
 
 
-async def test_argv_defaults_to_the_program_name(make_cgi: MakeCgi) -> None:
-    assert (await call(make_cgi(), "argv")).response.body == b"app.wasm\n"
+async def test_argv_defaults_to_the_program_name_and_the_query(make_cgi: MakeCgi) -> None:
+    assert (await call(make_cgi(), "argv")).response.body == b"app.wasm\nargv\n"
     custom = make_cgi('[wasi]\nargv = ["prog", "--flag"]')
     assert (await call(custom, "argv")).response.body == b"prog\n--flag\n"
 
@@ -390,3 +391,195 @@ def test_tabs_and_latin_1_in_header_values_pass() -> None:
     response = parse_cgi_output(b"X-A: a\tb\nX-B: caf\xe9 \n\n", "p")
     assert response.headers.get("x-a") == "a\tb"
     assert response.headers.get("x-b") == "café"
+
+
+# --- WAGI compatibility, with tests/entries/guests/wagi_probe.c ---------------------------
+
+WAGI_PROBE = Path(__file__).parent / "guests" / "wagi_probe.wasm"
+
+
+def probe_worker(make_cgi: MakeCgi, extra: str = "", **kw: object) -> Worker:
+    return make_cgi(extra, wasm=WAGI_PROBE.read_bytes(), **kw)  # type: ignore[arg-type]
+
+
+async def probe_env(worker: Worker, url: str, **kw: object) -> dict[str, str]:
+    result = await worker.handle(Request(url, **kw), "rid")  # type: ignore[arg-type]
+    assert result.response.status == 200, result.response.body
+    pairs = [line.split("=", 1) for line in result.response.body.decode().splitlines()]
+    env = {k: v for k, v in pairs if k != "ARG"}
+    env["ARGV"] = " ".join(v for k, v in pairs if k == "ARG")
+    return env
+
+
+async def test_content_length_is_0_without_a_body(make_cgi: MakeCgi) -> None:
+    worker = probe_worker(make_cgi)
+    assert (await probe_env(worker, "http://h/?env"))["CONTENT_LENGTH"] == "0"
+    get = await worker.handle(Request("http://h/?post"), "rid")
+    assert (get.response.status, get.response.body) == (200, b"read 0 of 0 bytes\n")
+    post = await worker.handle(Request("http://h/?post", method="POST", body=b"hello"), "rid")
+    assert post.response.body == b"read 5 of 5 bytes\n"
+
+
+async def test_the_query_items_are_the_arguments_as_in_wagi(make_cgi: MakeCgi) -> None:
+    env = await probe_env(probe_worker(make_cgi), "http://h/x?env&a=1&b%20c&&d")
+    assert env["ARGV"] == "app.wasm env a=1 b%20c  d"  # as sent, one per & (an empty one too)
+    fixed = probe_worker(make_cgi, '[wasi]\nargv = ["prog", "--flag"]')
+    assert (await probe_env(fixed, "http://h/?env&a=1"))["ARGV"] == "prog --flag"
+
+
+async def test_script_name_and_path_info_under_a_route(make_cgi: MakeCgi) -> None:
+    worker = probe_worker(make_cgi, 'routes = ["site.test/assets/*", "site.test/hello"]')
+    env = await probe_env(worker, "http://site.test/assets/css/a%20b.css?env")
+    assert env["SCRIPT_NAME"] == "/assets"
+    assert env["PATH_INFO"] == env["PATH_TRANSLATED"] == "/css/a b.css"
+    assert env["X_RAW_PATH_INFO"] == "/css/a%20b.css"
+    assert env["X_RELATIVE_PATH"] == "css/a b.css"
+    assert env["X_MATCHED_ROUTE"] == "/assets/..."
+    assert env["X_FULL_URL"] == "http://site.test/assets/css/a%20b.css?env"
+    exact = await probe_env(worker, "http://site.test/hello?env")
+    assert (exact["SCRIPT_NAME"], exact["PATH_INFO"], exact["X_MATCHED_ROUTE"]) == (
+        "/hello",
+        "",
+        "/hello",
+    )
+    other_host = await probe_env(worker, "http://elsewhere.test/assets/x?env")  # atoll dev
+    assert (other_host["SCRIPT_NAME"], other_host["PATH_INFO"]) == ("", "/assets/x")
+    assert other_host["X_MATCHED_ROUTE"] == "/..."
+
+
+async def test_a_static_file_program_serves_relative_to_its_route(make_cgi: MakeCgi) -> None:
+    worker = probe_worker(
+        make_cgi,
+        'routes = ["site.test/assets/*"]\n[wasi]\ndirs = { "/static" = "files" }',
+        files={"files/css/site.css": "body{}", "secret.txt": "no"},
+    )
+    served = await worker.handle(Request("http://site.test/assets/css/site.css?file"), "rid")
+    assert (served.response.status, served.response.body) == (200, b"body{}")
+    escape = await worker.handle(Request("http://site.test/assets/../../secret.txt?file"), "rid")
+    assert escape.response.status == 404
+    assert escape.response.body == b"no file /static/secret.txt\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "script", "info"),
+    [
+        ("/assets/a/./b/../c", "/assets", "/a/c"),
+        ("/assets/%2e%2e/x", "", "/x"),
+        ("/assets/a/%2E/b", "/assets", "/a/b"),
+        ("/../../etc/passwd", "", "/etc/passwd"),
+        ("/assets/a/..", "/assets", "/"),
+        ("/a/b/", "", "/a/b/"),
+    ],
+)
+async def test_dot_segments_are_removed(
+    make_cgi: MakeCgi, path: str, script: str, info: str
+) -> None:
+    worker = probe_worker(make_cgi, 'routes = ["site.test/assets/*"]')
+    env = await probe_env(worker, f"http://site.test{path}?env")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (script, info)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "2"])
+async def test_server_protocol_is_the_requests(make_cgi: MakeCgi, version: str) -> None:
+    env = await probe_env(probe_worker(make_cgi), "http://h/?env", http_version=version)
+    assert env["SERVER_PROTOCOL"] == f"HTTP/{version}"
+
+
+async def test_server_protocol_comes_from_the_asgi_scope(make_cgi: MakeCgi) -> None:
+    from atoll.http.app import AtollApp, SingleWorker
+
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(dict(message))
+
+    scope = {
+        "type": "http",
+        "http_version": "1.0",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "headers": [(b"host", b"h")],
+        "query_string": b"env",
+    }
+    await AtollApp(SingleWorker(probe_worker(make_cgi)))(scope, receive, send)  # type: ignore[arg-type]
+    assert b"SERVER_PROTOCOL=HTTP/1.0\n" in sent[1]["body"]  # type: ignore[operator]
+
+
+async def test_headers_withheld_as_the_table_says(make_cgi: MakeCgi) -> None:
+    headers = [
+        ("Authorization", "Bearer s"),
+        ("Content-Type", "text/plain"),
+        ("Proxy", "http://evil"),
+        ("X-Ok", "1"),
+    ]
+    env = await probe_env(
+        probe_worker(make_cgi), "http://h/?env", method="POST", headers=headers, body=b"ab"
+    )
+    assert "HTTP_AUTHORIZATION" not in env
+    assert "HTTP_PROXY" not in env
+    assert "HTTP_CONTENT_TYPE" not in env
+    assert "HTTP_CONTENT_LENGTH" not in env
+    assert (env["CONTENT_TYPE"], env["CONTENT_LENGTH"], env["HTTP_X_OK"]) == (
+        "text/plain",
+        "2",
+        "1",
+    )
+    assert "REMOTE_USER" not in env
+
+
+@pytest.mark.parametrize("name", ["lf-then-crlf", "crlf-then-lf", "crlf-blank-after-lf"])
+async def test_mixed_line_endings_are_accepted(make_cgi: MakeCgi, name: str) -> None:
+    result = await probe_worker(make_cgi).handle(Request(f"http://h/?out={name}"), "rid")
+    assert (result.response.status, result.response.body) == (200, b"body")
+    assert result.response.headers.get("x-a") == "1"
+    assert result.response.headers.get("content-type") == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "body"),
+    [("nph", 201, b"nph body"), ("nph-10", 404, b"gone"), ("nph-status", 503, b"busy")],
+)
+async def test_a_status_line_first_sets_the_status(
+    make_cgi: MakeCgi, name: str, status: int, body: bytes
+) -> None:
+    result = await probe_worker(make_cgi).handle(Request(f"http://h/?out={name}"), "rid")
+    assert (result.response.status, result.response.body) == (status, body)
+    assert result.response.headers.get("content-type") == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nph-2", "line 1 is not a status line"),
+        ("nph-bad", "line 1 is not a status line"),
+        ("nph-late", "line 2 is not `Name: value`: 'HTTP/1.1 200 OK'"),
+        ("plain", 'wants [wasi] mode = \\"stdout\\"'),
+    ],
+)
+async def test_output_that_is_not_cgi_is_a_502(make_cgi: MakeCgi, name: str, message: str) -> None:
+    result = await probe_worker(make_cgi).handle(Request(f"http://h/?out={name}"), "rid")
+    assert result.response.status == 502
+    assert message.replace("\\", "") in result.response.body.decode()
+
+
+async def test_plain_stdout_mode_is_the_workers_wasi_contract(make_cgi: MakeCgi) -> None:
+    worker = probe_worker(make_cgi, '[wasi]\nmode = "stdout"\nargv = ["probe"]')
+    result = await worker.handle(Request("http://h/", method="POST", body=b"the body"), "rid")
+    assert result.response.status == 200
+    assert result.response.body == b"hello from stdout: the body"
+    assert result.response.headers.get("content-type") is None
+    failing = probe_worker(make_cgi, '[wasi]\nmode = "stdout"\nargv = ["probe", "exit", "4"]')
+    failed = await failing.handle(Request("http://h/"), "rid")
+    assert failed.response.status == 500
+    assert "exited with code 4" in failed.response.body.decode()
+
+
+def test_an_unknown_mode_is_refused(make_cgi: MakeCgi) -> None:
+    from atoll.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"wasi\.mode"):
+        probe_worker(make_cgi, '[wasi]\nmode = "fastcgi"')

@@ -67,7 +67,17 @@ class Request:
     ``text()`` / ``json()`` and kept, so each may be called more than once.
     """
 
-    __slots__ = ("_body", "_reader", "_split", "headers", "method", "query", "remote_addr", "url")
+    __slots__ = (
+        "_body",
+        "_reader",
+        "_split",
+        "headers",
+        "http_version",
+        "method",
+        "query",
+        "remote_addr",
+        "url",
+    )
 
     def __init__(
         self,
@@ -78,8 +88,11 @@ class Request:
         body: bytes | str | None = None,
         reader: BodyReader | None = None,
         remote_addr: str | None = None,
+        http_version: str = "1.1",
     ) -> None:
         self.url = url
+        #: The HTTP version the client spoke (``"1.0"``, ``"1.1"``, ``"2"``), as ASGI gives it.
+        self.http_version = http_version
         #: The client's address, when the server knows it.
         self.remote_addr = remote_addr
         self.method = method.upper()

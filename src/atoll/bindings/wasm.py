@@ -1,4 +1,5 @@
-"""``[wasm_modules]`` bindings: ``env.NAME.instantiate()`` and ``env.NAME.instance``.
+"""``[wasm_modules]`` bindings: ``env.NAME.instantiate()``, ``env.NAME.instance`` and
+``env.NAME.run()`` (the module as a WASI program).
 
 Configured once per deploy (the module is compiled and pre-linked then);
 each ``instantiate()`` costs one instantiation in the current request.
@@ -7,7 +8,9 @@ each ``instantiate()`` costs one instantiation in the current request.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 
+from atoll.entries.program import ProgramResult, run_in_request
 from atoll.errors import AtollError
 from atoll.runtime.engine import Engine
 from atoll.runtime.hostfuncs import CURRENT
@@ -68,6 +71,25 @@ class WasmModuleBinding:
         warm = Instance.create(self.module, store, invocation, owner=None)
         self._warm.instance = warm
         return warm
+
+    def run(
+        self,
+        argv: Sequence[str] | None = None,
+        *,
+        stdin: bytes | str = b"",
+        env: Mapping[str, str] | None = None,
+        dirs: Iterable[str] | None = None,
+        entrypoint: str = "_start",
+    ) -> ProgramResult:
+        """Run the module as a WASI program, in a fresh instance of the current request,
+        and return its ``stdout``, ``stderr`` and ``exit_code`` (workers-wasi's
+        ``wasi.start``). ``argv`` defaults to ``[NAME]``; ``env`` is the program's whole
+        environment; ``dirs`` the guest paths of ``[wasi] dirs`` it may read (default:
+        all). CPU, memory and output count toward the request's limits; see
+        :func:`atoll.entries.program.run_in_request` for what it raises."""
+        return run_in_request(
+            self.module, argv=argv, stdin=stdin, env=env, dirs=dirs, entrypoint=entrypoint
+        )
 
     def __repr__(self) -> str:
         return f"<wasm module {self.module.binding} ({self.module.source})>"

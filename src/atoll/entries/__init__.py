@@ -2,7 +2,8 @@
 
 * Python (``main = "*.py"``): the operator's own module, imported (:mod:`.python`);
 * whole-wasm (``main = "*.wasm"``): a WASI program served as CGI/WAGI (:mod:`.cgi`);
-* JavaScript (``main = "*.js"``/``"*.mjs"``): run in V8 isolates (:mod:`.js`).
+* JavaScript (``main = "*.js"``/``"*.mjs"``): run in V8 isolates (:mod:`.js`);
+* a WAGI app (``main = "modules.toml"``): WAGI's module map, read as it is (:mod:`.wagi`).
 
 :func:`load_entry` runs once per worker load and picks the kind from the manifest.
 """
@@ -46,6 +47,11 @@ def load_entry(
         worker = load_js_entry(manifest, bindings or {}, cache_dir=cache_dir)
         js_handler: FetchHandler = worker.fetch
         return js_handler
+    if manifest.main.endswith(".toml"):
+        from atoll.entries.wagi import load_wagi_app
+
+        app: FetchHandler = load_wagi_app(manifest, cache, linker)
+        return app
     if manifest.whole_wasm:
         from atoll.entries.cgi import load_wasi_entry
 

@@ -2,14 +2,19 @@
 
 When ``main`` names a ``.wasm`` file, :func:`load_wasi_entry` turns the
 program into the worker's ``fetch``. Per request, a fresh instance runs
-``_start`` with:
+``_start`` (through :func:`atoll.entries.program.run_program`) with:
 
 * the CGI/1.1 meta-variables as its environment (``REQUEST_METHOD``,
-  ``PATH_INFO``, ``QUERY_STRING``, ``HTTP_*`` but :data:`NOT_PASSED`…, plus WAGI's ``X_FULL_URL``,
-  ``X_MATCHED_ROUTE``, ``X_RAW_PATH_INFO``) and the worker's ``[vars]``; none
-  of the host's environment;
-* the request body on stdin and ``[wasi] argv`` (default: the file name);
-* its stdout parsed as a CGI response: header lines, a blank line, the body.
+  ``SCRIPT_NAME`` and ``PATH_INFO`` from the route that matched (:mod:`.mounts`),
+  ``QUERY_STRING``, ``CONTENT_LENGTH`` (``0`` without a body, as WAGI sets it),
+  ``HTTP_*`` but :data:`NOT_PASSED`…, plus WAGI's ``X_FULL_URL``,
+  ``X_MATCHED_ROUTE``, ``X_RAW_PATH_INFO``, ``X_RELATIVE_PATH``) and the worker's
+  ``[vars]``; none of the host's environment;
+* the request body on stdin; as arguments the program name and the query's
+  ``&``-separated items, as WAGI gives them (or ``[wasi] argv``, fixed);
+* its stdout parsed as a CGI response (:func:`parse_cgi_output`): header lines, a
+  blank line, the body; or, with ``[wasi] mode = "stdout"``, the body as it is
+  (Cloudflare's workers-wasi contract).
 
 Exit code 0 is success; another code or a trap is a 500; output that is not
 CGI is a 502 naming the first bad line (and a response that is CGI but that
@@ -22,25 +27,25 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote
 
 from atoll import __version__
 from atoll.api import ExecutionContext, Request, Response
 from atoll.api.headers import BAD_VALUE
+from atoll.entries.mounts import Located, Mount, locate, worker_mounts
+from atoll.entries.program import run_program
 from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
+from atoll.http.routing import Route
 from atoll.manifest import Manifest
-from atoll.runtime import calls
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.hostfuncs import CURRENT
-from atoll.runtime.instance import Instance
 from atoll.runtime.module import WasmModule
-from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
+from atoll.runtime.wasi import DirGrant, WasiContext
 
 __all__ = [
     "NOT_PASSED",
     "CgiOutputError",
+    "cgi_arguments",
     "cgi_environment",
     "header_variable",
     "load_wasi_entry",
@@ -51,6 +56,8 @@ __all__ = [
 
 MIB = 1024 * 1024
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([2-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 #: Header names seen valid → their lowercase (names repeat from request to request).
 _CHECKED_NAMES: dict[str, str] = {}
 
@@ -60,6 +67,10 @@ class CgiOutputError(GuestError):
 
     outcome = "exception"
     status = 502
+
+
+#: The variables of :func:`worker_environment` that are CGI's, not the worker's ``[vars]``.
+_CONSTANTS = frozenset({"GATEWAY_INTERFACE", "SERVER_SOFTWARE", "AUTH_TYPE"})
 
 
 def worker_environment(manifest: Manifest) -> dict[str, str]:
@@ -72,10 +83,7 @@ def worker_environment(manifest: Manifest) -> dict[str, str]:
         {
             "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": f"atoll/{__version__}",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "SCRIPT_NAME": "",
             "AUTH_TYPE": "",
-            "X_MATCHED_ROUTE": "/...",
         }
     )
     return env
@@ -124,17 +132,17 @@ def cgi_environment(
     manifest: Manifest,
     body_length: int,
     base: dict[str, str] | None = None,
+    located: Located | None = None,
 ) -> dict[str, str]:
     """The CGI/1.1 meta-variables for ``request`` (RFC 3875 §4.1, and WAGI's extras).
 
-    ``base`` is :func:`worker_environment` of ``manifest``, if the caller keeps it.
-    Each request header becomes ``HTTP_<NAME>`` but those :func:`header_variable`
-    drops; a header never replaces a meta-variable nor a ``[vars]`` entry. Linear in
-    the number of headers.
+    ``base`` is :func:`worker_environment` of ``manifest``, if the caller keeps it;
+    ``located`` says where the program is mounted (:func:`atoll.entries.mounts.locate`;
+    default: at the root, ``SCRIPT_NAME`` empty). Each request header becomes
+    ``HTTP_<NAME>`` but those :func:`header_variable` drops; a header never replaces
+    a meta-variable nor a ``[vars]`` entry. Linear in the number of headers.
     """
     split = request.url_parts
-    raw_path = split.path or "/"
-    path = unquote(raw_path) if "%" in raw_path else raw_path
     remote = request.remote_addr or ""
     env: dict[str, str] = {}
     for field, value in request.headers.combined():
@@ -152,38 +160,52 @@ def cgi_environment(
     else:  # the common case, without urllib's two parses of the netloc
         name, _, number = netloc.partition(":")
         host, port = name.lower() or "localhost", int(number) if number.isdigit() else None
+    if located is None:
+        located = locate(split.path or "/", host, ())
+        assert located is not None  # no inner routes: always located
     env["SERVER_NAME"] = host
     env["SERVER_PORT"] = str(port or (443 if split.scheme == "https" else 80))
+    env["SERVER_PROTOCOL"] = f"HTTP/{request.http_version}"
     env["REQUEST_METHOD"] = request.method
-    env["PATH_INFO"] = path
-    env["PATH_TRANSLATED"] = path
+    env["SCRIPT_NAME"] = located.script_name
+    env["PATH_INFO"] = located.path_info
+    env["PATH_TRANSLATED"] = located.path_info
     env["QUERY_STRING"] = split.query
     env["REMOTE_ADDR"] = remote
     env["REMOTE_HOST"] = remote
-    env["CONTENT_LENGTH"] = str(body_length) if body_length else ""
+    env["CONTENT_LENGTH"] = str(body_length)
     env["CONTENT_TYPE"] = request.headers.get("content-type") or ""
     env["X_FULL_URL"] = request.url
-    env["X_RAW_PATH_INFO"] = raw_path
+    env["X_MATCHED_ROUTE"] = located.mount.text
+    env["X_RAW_PATH_INFO"] = located.raw_path_info
+    env["X_RELATIVE_PATH"] = located.path_info[1:] if located.path_info else ""
     return env
 
 
+def cgi_arguments(program: str, query: str) -> list[str]:
+    """WAGI's arguments: the program, then each ``&``-separated item of the query as sent
+    (``a=1&b`` → ``[program, "a=1", "b"]``). RFC 3875 §4.4 passes arguments only for a
+    query without ``=``; WAGI passes them always, and so does atoll."""
+    return [program, *query.split("&")] if query else [program]
+
+
 def parse_cgi_output(output: bytes, program: str) -> Response:
-    """Turn a program's stdout into a :class:`Response`, or raise :class:`CgiOutputError`."""
+    """Turn a program's stdout into a :class:`Response`, or raise :class:`CgiOutputError`.
+
+    Lines may end in ``\\n`` or ``\\r\\n``, mixed (the headers end at the first empty
+    line either way, as WAGI reads them). A first line ``HTTP/1.0 NNN reason`` or
+    ``HTTP/1.1 NNN reason`` (RFC 3875 §5's non-parsed-header output) sets the status;
+    a ``Status:`` header after it wins, as in WAGI, which reads only ``Status``.
+    """
     if not output:
         raise CgiOutputError(
             f"{program} wrote nothing to stdout",
             hint="a CGI program prints headers (at least Content-Type), a blank line, then the body",
         )
-    # The first blank line, LF or CRLF: neither search reads past it (a body of
-    # megabytes is not scanned twice).
-    end = body_start = len(output)
-    lf = output.find(b"\n\n")
-    if lf >= 0:
-        end, body_start = lf, lf + 2
-    crlf = output.find(b"\r\n\r\n", 0, end + 3)
-    if 0 <= crlf < end:
-        end, body_start = crlf, crlf + 4
-    if end == len(output):
+    # The first empty line: LF, then an optional CR, then LF (LF LF, CRLF CRLF, and the
+    # mixes). The search stops there: a body of megabytes is not scanned.
+    blank = _BLANK_LINE.search(output)
+    if blank is None or output.startswith((b"\r\n", b"\n")):
         if output.startswith((b"\r\n", b"\n")):  # no headers at all
             raise CgiOutputError(
                 f"{program}: output starts with a blank line: no CGI headers",
@@ -191,12 +213,26 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
             )
         raise CgiOutputError(
             f"{program}: no blank line after the CGI headers",
-            hint="end the headers with an empty line (\\n\\n)",
+            hint="end the headers with an empty line (\\n\\n); a program that prints only a "
+            'body wants [wasi] mode = "stdout"',
         )
+    end, body_start = blank.start(), blank.end()
     status = 200
     headers: list[tuple[str, str]] = []
     has_location = has_status = False
-    for number, raw in enumerate(output[:end].split(b"\n"), start=1):
+    lines = output[:end].split(b"\n")
+    first = 0
+    if lines[0].startswith(b"HTTP/"):  # NPH: a status line first
+        nph = _STATUS_LINE.fullmatch(lines[0].rstrip(b"\r"))
+        if nph is None:
+            raise CgiOutputError(
+                f"{program}: CGI header line 1 is not a status line `HTTP/1.1 NNN reason`: "
+                f"{lines[0][:200].decode('latin-1')!r}",
+                hint="write `HTTP/1.1 404 Not Found` (HTTP/1.0 or 1.1, a code from 200 to 599) "
+                "or `Status: 404 Not Found`",
+            )
+        status, has_status, first = int(nph.group(1)), True, 1
+    for number, raw in enumerate(lines[first:], start=first + 1):
         line = raw.rstrip(b"\r").decode("latin-1")
         name, colon, value = line.partition(":")
         lower = _CHECKED_NAMES.get(name) if colon else None
@@ -245,7 +281,7 @@ def wasi_grants(manifest: Manifest) -> tuple[DirGrant, ...]:
 
 
 def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
-    """Compile ``main`` and return the ``fetch`` that serves it as CGI (once per deploy)."""
+    """Compile ``main`` and return the ``fetch`` that serves it (once per deploy)."""
     module = WasmModule.load(
         "main", manifest.resolve(manifest.main), cache=cache, linker=linker, display=manifest.main
     )
@@ -255,42 +291,105 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
             hint="build it as a WASI command (the default for wasm32-wasi), "
             "or bind it under [wasm_modules] and call it from a Python entry",
         )
-    program = PurePosixPath(manifest.main).name
-    argv = list(manifest.wasi.argv) or [program]
-    grants = wasi_grants(manifest)
+    return program_fetch(
+        module,
+        manifest,
+        mounts=worker_mounts(manifest.routes),
+        argv=manifest.wasi.argv,
+        grants=wasi_grants(manifest),
+        plain=manifest.wasi.mode == "stdout",
+    )
+
+
+def program_fetch(
+    module: WasmModule,
+    manifest: Manifest,
+    *,
+    mounts: tuple[tuple[Route, Mount], ...],
+    inner: Mount | None = None,
+    entrypoint: str = "_start",
+    argv: tuple[str, ...] = (),
+    argv_template: str | None = None,
+    grants: tuple[DirGrant, ...] = (),
+    environment: dict[str, str] | None = None,
+    plain: bool = False,
+) -> Any:
+    """The ``fetch`` that runs ``entrypoint`` of ``module`` per request (made once per deploy).
+
+    ``mounts``: the worker's routes; ``inner``: the route of a ``modules.toml`` module
+    below them; ``argv``: fixed arguments (default: WAGI's, :func:`cgi_arguments`);
+    ``argv_template``: WAGI's ``argv`` key (``${SCRIPT_NAME}``, ``${ARGS}`` replaced);
+    ``environment``: variables added to the worker's (a module's ``environment``);
+    ``plain``: stdout is the body as it is, not CGI output.
+    """
+    program = module.source.rsplit("/", 1)[-1]
     stdout_limit = manifest.limits.response_mb * MIB
     base = worker_environment(manifest)
+    if environment:
+        base = {**environment, **base}  # the meta-variables win, as over [vars]
+    inner_routes = (inner,) if inner is not None else ()
+    plain_env = {k: v for k, v in base.items() if k not in _CONSTANTS}  # [vars] only
 
     async def fetch(request: Request, env: Any, ctx: ExecutionContext) -> Response:
         body = await request.bytes()
         invocation = CURRENT.get()
         if invocation is None:  # pragma: no cover - Worker.handle sets it
             raise AtollError("a whole-wasm worker runs only inside a request")
+        if plain:  # workers-wasi: the body in, the body out; argv and env as configured
+            context = WasiContext(
+                args=list(argv or (program,)),
+                env=plain_env,
+                stdin=body,
+                stdout_limit=stdout_limit,
+                dirs=grants,
+            )
+            check_exit(run_program(module, invocation, context, store=invocation.fresh_store()))
+            return Response(context.stdout_bytes())
+        split = request.url_parts
+        located = locate(split.path or "/", request_server_name(request), mounts, inner_routes)
+        if located is None:  # pragma: no cover - the modules.toml app matched it already
+            return Response("404 Not Found\n", status=404)
         context = WasiContext(
-            args=argv,
-            env=cgi_environment(request, manifest, len(body), base),
+            args=(
+                list(argv)
+                if argv
+                else cgi_arguments(program, split.query)
+                if argv_template is None
+                else templated_arguments(argv_template, split.path or "/", split.query)
+            ),
+            env=cgi_environment(request, manifest, len(body), base, located),
             stdin=body,
             stdout_limit=stdout_limit,
             dirs=grants,
         )
-        invocation.wasi = context
-        store = invocation.fresh_store()
-        if calls.capi is not None:  # argv, environ, stdin, stdout… served in C
-            store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)
-        instance = Instance.create(module, store, invocation, owner=invocation)
-        code = 0
-        try:
-            instance.run("_start")
-        except ProcExit as exit_:
-            code = exit_.code
-        finally:
-            if context.stderr or context.stderr_cut:  # its last line, without a newline
-                context.flush_log(invocation.log_book)
+        check_exit(
+            run_program(
+                module, invocation, context, store=invocation.fresh_store(), entrypoint=entrypoint
+            )
+        )
+        return parse_cgi_output(context.stdout_bytes(), module.source)
+
+    def check_exit(code: int) -> None:
         if code != 0:
             raise GuestTrapError(
-                f"{manifest.main} exited with code {code}",
+                f"{module.source} exited with code {code}",
                 hint="see its stderr lines in the request log",
             )
-        return parse_cgi_output(context.stdout_bytes(), manifest.main)
 
     return fetch
+
+
+def templated_arguments(template: str, path: str, query: str) -> list[str]:
+    """WAGI's ``argv`` template: ``${SCRIPT_NAME}`` is the request path, ``${ARGS}`` the
+    query's ``&``-separated items; the result is split at whitespace (as WAGI does)."""
+    text = template.replace("${SCRIPT_NAME}", path).replace("${ARGS}", query.replace("&", " "))
+    return text.split()
+
+
+def request_server_name(request: Request) -> str:
+    """The request's host as routes see it: lowercase, without port."""
+    split = request.url_parts
+    netloc = split.netloc
+    if "@" in netloc or "[" in netloc:
+        return split.hostname or "localhost"
+    return netloc.partition(":")[0].lower() or "localhost"

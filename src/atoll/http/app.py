@@ -163,6 +163,7 @@ class AtollApp:
                     headers=headers,
                     reader=_body_reader(receive, limit),
                     remote_addr=client[0] if client else None,
+                    http_version=scope.get("http_version", "1.1"),
                 )
                 result = await worker.handle(request, rid)
         head = method == "HEAD"

@@ -487,14 +487,14 @@ class _Validator:
     def cross_checks(self, values: Mapping[str, Any]) -> None:
         """Rules that span keys, on whatever keys passed on their own."""
         main = values.get("main")
-        if main is not None and not main.endswith((".py", ".wasm", *JS_SUFFIXES)):
+        if main is not None and not main.endswith((".py", ".wasm", ".toml", *JS_SUFFIXES)):
             self.error(
                 ("main",),
                 f"'{main}' is neither a Python module (.py), a JavaScript worker "
-                "(.js, .mjs) nor a wasm program (.wasm)",
+                "(.js, .mjs), a wasm program (.wasm) nor a WAGI module map (modules.toml)",
                 hint="main names a .py file that defines `async def fetch(request, env, ctx)`, "
                 "a .js file with `export default { async fetch(request, env, ctx) { … } }`, "
-                "or a WASI program such as build/app.wasm"
+                "a WASI program such as build/app.wasm, or WAGI's modules.toml"
                 + (
                     "; TypeScript needs a [build] command that compiles it, main its output"
                     if main.endswith((".ts", ".tsx", ".mts"))

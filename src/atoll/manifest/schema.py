@@ -274,6 +274,18 @@ class Wasi:
         folder=True,
         wrangler=False,
     )
+    mode: str = setting(
+        "cgi",
+        doc=(
+            "What a whole-wasm worker's stdout is: `cgi` (headers, a blank line, the body; "
+            "WAGI's contract) or `stdout` (the body as it is, status 200, no headers: the "
+            "contract of Cloudflare's workers-wasi, stdin = request body, stdout = response "
+            "body). See docs/wasi-workers.md."
+        ),
+        example='mode = "stdout"',
+        pattern=r"cgi|stdout",
+        pattern_hint="one of cgi, stdout",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,8 +650,9 @@ class Manifest:
 
     @property
     def whole_wasm(self) -> bool:
-        """True when ``main`` is a WebAssembly program rather than a Python module."""
-        return self.main.endswith(".wasm")
+        """True when ``main`` is a WebAssembly program (or a WAGI ``modules.toml`` of them)
+        rather than a Python module."""
+        return self.main.endswith((".wasm", ".toml"))
 
     @property
     def entry_kind(self) -> str:

@@ -234,6 +234,16 @@ def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: 
                 )
             )
         context.write_stdout(b"".join(mem.view[ptr : ptr + length] for ptr, length in vecs))
+    elif fd == 2 and context.stderr_capture is not None:
+        written = sum(length for _, length in vecs)
+        if len(context.stderr_capture) + written > context.stdout_limit:  # before copying
+            fail(
+                OutputLimitError(
+                    f"the guest wrote more than {context.stdout_limit} bytes to stderr",
+                    hint="raise [limits] response_mb, or write less",
+                )
+            )
+        context.stderr_capture += b"".join(mem.view[ptr : ptr + length] for ptr, length in vecs)
     elif fd in (1, 2):
         written = _to_log(context, mem, vecs)
     elif fd in context.files:
