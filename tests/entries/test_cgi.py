@@ -399,7 +399,7 @@ WAGI_PROBE = Path(__file__).parent / "guests" / "wagi_probe.wasm"
 
 
 def probe_worker(make_cgi: MakeCgi, extra: str = "", **kw: object) -> Worker:
-    return make_cgi(extra, wasm=WAGI_PROBE.read_bytes(), **kw)  # type: ignore[arg-type]
+    return make_cgi(extra, wasm=WAGI_PROBE.read_bytes(), **kw)
 
 
 async def probe_env(worker: Worker, url: str, **kw: object) -> dict[str, str]:
