@@ -294,7 +294,7 @@ def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
     return program_fetch(
         module,
         manifest,
-        mounts=worker_mounts(manifest.routes),
+        mounts=worker_mounts(manifest.route_patterns),
         argv=manifest.wasi.argv,
         grants=wasi_grants(manifest),
         plain=manifest.wasi.mode == "stdout",

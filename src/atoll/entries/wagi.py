@@ -240,7 +240,7 @@ def _dynamic_routes(module: WasmModule, manifest: Manifest, cache: ModuleCache) 
 def load_wagi_app(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
     """Load every module of the map and return the app's ``fetch`` (once per deploy)."""
     entries = read_module_map(manifest)
-    mounts = worker_mounts(manifest.routes)
+    mounts = worker_mounts(manifest.route_patterns)
     compiled: dict[Path, WasmModule] = {}
     table: list[tuple[Mount, Any]] = []
     for entry in entries:
