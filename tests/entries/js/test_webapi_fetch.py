@@ -454,3 +454,12 @@ def test_make_response_for_subrequests(js: WebApi) -> None:
         "const r = __atoll_rt.makeResponse(304, 'Not Modified', '[[\"etag\",\"x\"]]', undefined, 'https://a/', true);"
         "return [r.status, r.statusText, r.headers.get('etag'), r.url, r.redirected, r.body];"
     ) == [304, "Not Modified", "x", "https://a/", True, None]
+
+
+def test_request_signal_follows_input_and_clone(js: WebApi) -> None:
+    # Fetch: new Request(input) and input.clone() get signals that follow input's signal.
+    assert js.run(
+        "const ac = new AbortController(); const a = new Request('http://a/', {signal: ac.signal});"
+        "const b = new Request(a); const c = a.clone(); const d = new Request('http://a/');"
+        "ac.abort('stop'); return [b.signal.aborted, b.signal.reason, c.signal.aborted, d.signal.aborted, b.signal !== a.signal];"
+    ) == [True, "stop", True, False, True]

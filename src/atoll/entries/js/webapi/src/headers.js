@@ -170,14 +170,14 @@ export class Headers {
   // Set-Cookie whose values stay separate.
   #pairs() {
     if (this.#sorted !== null) return this.#sorted;
-    const names = [...new Set(this.#list.map((pair) => pair[0]))].sort();
+    // A stable sort by name keeps each name's values in insertion order; then adjacent values of
+    // one name are joined.
+    const sorted = this.#list.slice().sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const out = [];
-    for (const name of names) {
-      if (name === "set-cookie") {
-        for (const pair of this.#list) if (pair[0] === name) out.push([name, pair[1]]);
-      } else {
-        out.push([name, this.get(name)]);
-      }
+    for (const [name, value] of sorted) {
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] === name && name !== "set-cookie") last[1] = `${last[1]}, ${value}`;
+      else out.push([name, value]);
     }
     this.#sorted = out;
     return out;

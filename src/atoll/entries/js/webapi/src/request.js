@@ -2,7 +2,7 @@
 // (https://developers.cloudflare.com/workers/runtime-apis/request/): `cf` carries Cloudflare's
 // request properties; mode/credentials/referrer have no effect in a worker and are not exposed,
 // and a relative URL is an error (a worker has no base URL).
-import { followingSignal } from "./abort.js";
+import { loader } from "./lazy.js";
 import { BodyState, extractBody, installBodyMixin, USED_MESSAGE } from "./body.js";
 import { streams, whatwgURL } from "./modules.js";
 import { Headers, headerList, headersGuard, IMMUTABLE, trustedHeaders } from "./headers.js";
@@ -12,6 +12,9 @@ const NORMALIZED_METHODS = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", 
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const REDIRECTS = new Set(["follow", "error", "manual"]);
 const INTERNAL = Symbol("internal");
+// AbortSignal (event-target-shim) loads with the first signal a request needs.
+const abortModule = loader(() => require("./abort.js"));
+const followingSignal = (parent) => abortModule().followingSignal(parent);
 
 function parseURL(input) {
   const { URL } = whatwgURL();
@@ -54,7 +57,9 @@ export class Request {
   #headers;
   #body = null;
   #redirect = "follow";
-  #signal;
+  // Made on first access: most requests never look at their signal.
+  #signal = null;
+  #parentSignal = null;
   #cf = undefined;
   #integrity = "";
   #keepalive = false;
@@ -89,14 +94,14 @@ export class Request {
     if (init.integrity !== undefined) this.#integrity = String(init.integrity);
     if (init.keepalive !== undefined) this.#keepalive = Boolean(init.keepalive);
     if (init.cf !== undefined) this.#cf = init.cf;
-    let parentSignal = source === null ? null : source.#signal;
+    let parentSignal = source === null ? null : source.signal;
     if (init.signal !== undefined) {
       if (init.signal !== null && (typeof init.signal !== "object" || typeof init.signal.aborted !== "boolean")) {
         throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
       }
       parentSignal = init.signal;
     }
-    this.#signal = followingSignal(parentSignal);
+    if (parentSignal !== null) this.#signal = followingSignal(parentSignal);
     this.#headers = new Headers(init.headers !== undefined ? init.headers : source === null ? undefined : source.#headers);
 
     const hasInitBody = init.body !== undefined && init.body !== null;
@@ -137,6 +142,7 @@ export class Request {
   }
 
   get signal() {
+    if (this.#signal === null) this.#signal = followingSignal(this.#parentSignal);
     return this.#signal;
   }
 
@@ -163,7 +169,7 @@ export class Request {
     headersGuard(copy.#headers, headersGuard(this.#headers));
     copy.#body = this.#body === null ? null : this.#body.clone();
     copy.#redirect = this.#redirect;
-    copy.#signal = followingSignal(this.#signal);
+    copy.#parentSignal = this.#signal ?? this.#parentSignal;
     copy.#cf = this.#cf;
     copy.#integrity = this.#integrity;
     copy.#keepalive = this.#keepalive;
@@ -192,7 +198,6 @@ export class Request {
       r.#url = trustedURL(url);
       r.#headers = trustedHeaders(pairs, IMMUTABLE);
       r.#body = body === undefined || body === null ? null : new BodyState("binary", body);
-      r.#signal = followingSignal(null);
       r.#cf = cf;
       return r;
     };
