@@ -126,3 +126,11 @@ def test_multipart_without_boundary_is_a_type_error(js: WebApi) -> None:
         "await new Response('garbage', {headers: {'content-type': 'multipart/form-data; boundary=b'}}).formData();"
     )
     assert err.name == "TypeError"
+
+
+def test_blob_bytes(js: WebApi) -> None:
+    # File API: Blob.bytes() resolves to a Uint8Array of the contents (also on a body's blob()).
+    assert js.run(
+        "const b = await new Response('ab').blob(); const u = await b.bytes();"
+        "return [u instanceof Uint8Array, Array.from(u), Array.from(await new File(['c'], 'f').bytes())];"
+    ) == [True, [97, 98], [99]]

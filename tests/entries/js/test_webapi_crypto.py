@@ -191,3 +191,60 @@ def test_crypto_objects_are_not_constructible(js: WebApi) -> None:
         True,
         True,
     ]
+
+
+def test_pbkdf2_derive_bits(js: WebApi) -> None:
+    # WebCrypto PBKDF2: importKey('raw', password, 'PBKDF2', false, ['deriveBits']) then deriveBits
+    # gives PBKDF2-HMAC(hash, password, salt, iterations) of length bits.
+    out = js.run(
+        f"{HEX} const enc = new TextEncoder();"
+        "const key = await crypto.subtle.importKey('raw', enc.encode('password'), 'PBKDF2', false, ['deriveBits']);"
+        "const bits = await crypto.subtle.deriveBits({name: 'PBKDF2', hash: 'SHA-256', salt: enc.encode('salt'), iterations: 1000}, key, 256);"
+        "return [hex(bits), key.algorithm, key.extractable];"
+    )
+    assert out == [
+        hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 1000, 32).hex(),
+        {"name": "PBKDF2"},
+        False,
+    ]
+
+
+def test_pbkdf2_limits(js: WebApi) -> None:
+    # WebCrypto: a PBKDF2 key cannot be extractable (SyntaxError). Workers: more than 100,000
+    # iterations is NotSupportedError.
+    err = js.fails(
+        "await crypto.subtle.importKey('raw', new Uint8Array(4), 'PBKDF2', true, ['deriveBits']);"
+    )
+    assert err.name == "SyntaxError"
+    err = js.fails(
+        "const key = await crypto.subtle.importKey('raw', new Uint8Array(4), 'PBKDF2', false, ['deriveBits']);"
+        "await crypto.subtle.deriveBits({name: 'PBKDF2', hash: 'SHA-256', salt: new Uint8Array(4), iterations: 100001}, key, 256);"
+    )
+    assert err.name == "NotSupportedError"
+
+
+def test_hkdf_derive_bits(js: WebApi) -> None:
+    # WebCrypto HKDF (RFC 5869): extract with salt, expand with info, to length bits.
+    ikm, salt, info = b"input key", b"salty", b"context"
+    prk = hmac.new(salt, ikm, "sha256").digest()
+    okm = hmac.new(prk, info + b"\x01", "sha256").digest()[:20]
+    out = js.run(
+        f"{HEX} const enc = new TextEncoder();"
+        "const key = await crypto.subtle.importKey('raw', enc.encode('input key'), 'HKDF', false, ['deriveBits']);"
+        "return hex(await crypto.subtle.deriveBits({name: 'HKDF', hash: 'SHA-256', salt: enc.encode('salty'), info: enc.encode('context')}, key, 160));"
+    )
+    assert out == okm.hex()
+
+
+def test_derive_key_to_hmac(js: WebApi) -> None:
+    # WebCrypto deriveKey: PBKDF2 bits become an HMAC key of the requested hash and length.
+    out = js.run(
+        f"{HEX} const enc = new TextEncoder();"
+        "const base = await crypto.subtle.importKey('raw', enc.encode('pw'), 'PBKDF2', false, ['deriveKey']);"
+        "const key = await crypto.subtle.deriveKey({name: 'PBKDF2', hash: 'SHA-256', salt: enc.encode('s'), iterations: 10}, base, {name: 'HMAC', hash: 'SHA-256', length: 256}, true, ['sign']);"
+        "return [key.algorithm, hex(await crypto.subtle.exportKey('raw', key))];"
+    )
+    assert out == [
+        {"name": "HMAC", "hash": {"name": "SHA-256"}, "length": 256},
+        hashlib.pbkdf2_hmac("sha256", b"pw", b"s", 10, 32).hex(),
+    ]

@@ -109,3 +109,12 @@ def test_abort_signal_timeout_without_timers_says_so(js: WebApi) -> None:
 def test_abort_signal_is_not_constructible(js: WebApi) -> None:
     # DOM: new AbortSignal() throws TypeError (Illegal constructor).
     assert js.fails("new AbortSignal()").name == "TypeError"
+
+
+def test_custom_event_detail(js: WebApi) -> None:
+    # DOM CustomEvent: an Event whose detail is init.detail (null by default).
+    assert js.run(
+        "const t = new EventTarget(); let got; t.addEventListener('x', (e) => { got = e.detail; });"
+        "t.dispatchEvent(new CustomEvent('x', {detail: {a: 1}}));"
+        "return [got, new CustomEvent('y') instanceof Event, new CustomEvent('y').detail];"
+    ) == [{"a": 1}, True, None]

@@ -1,5 +1,5 @@
 // AbortController and AbortSignal (https://dom.spec.whatwg.org/#aborting-ongoing-activities), on
-// event-target-shim's EventTarget. Hand-written: the npm `abort-controller` package predates
+// event-target-shim's EventTarget, and CustomEvent on its Event. Hand-written: the npm `abort-controller` package predates
 // `reason`, `throwIfAborted`, `AbortSignal.abort/timeout/any`.
 import { Event, EventTarget, getEventAttributeValue, setEventAttributeValue } from "event-target-shim";
 import { loader } from "./lazy.js";
@@ -126,7 +126,26 @@ export function followingSignal(parent) {
   return signal;
 }
 
-for (const cls of [AbortSignal, AbortController]) {
+/** DOM CustomEvent: an Event with a `detail` (null unless given). */
+export class CustomEvent extends Event {
+  #detail;
+
+  constructor(type, init = undefined) {
+    if (arguments.length < 1) throw new TypeError("Failed to construct 'CustomEvent': 1 argument required, but only 0 present.");
+    super(type, init);
+    this.#detail = init?.detail ?? null;
+  }
+
+  get detail() {
+    return this.#detail;
+  }
+
+  get [Symbol.toStringTag]() {
+    return "CustomEvent";
+  }
+}
+
+for (const cls of [AbortSignal, AbortController, CustomEvent]) {
   for (const key of Object.getOwnPropertyNames(cls.prototype)) {
     if (key !== "constructor") Object.defineProperty(cls.prototype, key, { enumerable: true });
   }

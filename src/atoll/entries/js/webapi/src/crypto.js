@@ -61,7 +61,7 @@ export function randomUUID() {
 }
 
 function notSupported(what) {
-  return domError(`${what} is not supported by atoll's crypto.subtle (it has SHA-1/256/384/512 digests and HMAC).`, "NotSupportedError");
+  return domError(`${what} is not supported by atoll's crypto.subtle (it has SHA-1/256/384/512 digests, HMAC, PBKDF2 and HKDF).`, "NotSupportedError");
 }
 
 // WebCrypto "normalize an algorithm": a string or an object with a name, matched case-insensitively.
@@ -131,11 +131,11 @@ export class CryptoKey {
       }
       return key.#bytes;
     };
-    newKey = (bytes, hash, extractable, usages) => {
+    newKey = (bytes, hash, extractable, usages, algorithm = undefined) => {
       const key = new CryptoKey(INTERNAL);
       key.#type = "secret";
       key.#extractable = Boolean(extractable);
-      key.#algorithm = { name: "HMAC", hash: { name: hash }, length: bytes.length * 8 };
+      key.#algorithm = algorithm ?? { name: "HMAC", hash: { name: hash }, length: bytes.length * 8 };
       key.#usages = usages;
       key.#bytes = bytes;
       return key;
@@ -170,6 +170,43 @@ function fromBase64url(s) {
   return binaryToBytes(base64().atob(String(s).replace(/-/g, "+").replace(/_/g, "/")));
 }
 
+// PBKDF2 and HKDF base keys (WebCrypto sections 31 and 30): raw secrets, never extractable, usable
+// only to derive. Workers caps PBKDF2 at 100,000 iterations; so does atoll.
+const DERIVE = new Set(["PBKDF2", "HKDF"]);
+const MAX_PBKDF2_ITERATIONS = 100000;
+
+function deriveUsages(name, usages) {
+  const list = [...usages].map(String);
+  for (const u of list) {
+    if (!USAGES.has(u)) throw new TypeError(`'${u}' is not a valid KeyUsage.`);
+    if (u !== "deriveKey" && u !== "deriveBits") throw domError(`A ${name} key cannot be used to ${u}.`, "SyntaxError");
+  }
+  return [...new Set(list)];
+}
+
+function derive(algorithm, baseKey, length) {
+  const name = algorithmName(algorithm);
+  if (!DERIVE.has(name)) throw notSupported(`deriveBits with ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
+  const secret = keyBytes(baseKey);
+  if (baseKey.algorithm.name !== name) throw domError(`The key is for ${baseKey.algorithm.name}, not ${name}.`, "InvalidAccessError");
+  if (length === null || length === undefined || !Number.isInteger(Number(length)) || Number(length) % 8 !== 0 || Number(length) <= 0) {
+    throw domError(`${name} deriveBits needs a length that is a positive multiple of 8, got ${length}.`, "OperationError");
+  }
+  const bytes = Number(length) / 8;
+  const hash = noble()[hashName(algorithm.hash)];
+  const salt = bufferSource(algorithm.salt, `${name} salt`);
+  if (name === "PBKDF2") {
+    const iterations = Number(algorithm.iterations);
+    if (!Number.isInteger(iterations) || iterations <= 0) throw domError("PBKDF2 iterations must be a positive integer.", "OperationError");
+    if (iterations > MAX_PBKDF2_ITERATIONS) {
+      throw notSupported(`PBKDF2 with ${iterations} iterations (Workers and atoll allow at most ${MAX_PBKDF2_ITERATIONS})`);
+    }
+    return require("@noble/hashes/pbkdf2.js").pbkdf2(hash, secret, salt, { c: iterations, dkLen: bytes });
+  }
+  const info = bufferSource(algorithm.info, "HKDF info");
+  return require("@noble/hashes/hkdf.js").hkdf(hash, secret, salt, info, bytes);
+}
+
 const subtleMethods = {
   async digest(algorithm, data) {
     const name = algorithmName(algorithm);
@@ -179,6 +216,11 @@ const subtleMethods = {
 
   async importKey(format, keyData, algorithm, extractable, usages) {
     const name = algorithmName(algorithm);
+    if (DERIVE.has(name)) {
+      if (format !== "raw") throw notSupported(`Key format ${JSON.stringify(format)} for ${name}`);
+      if (extractable) throw domError(`A ${name} key cannot be extractable.`, "SyntaxError");
+      return newKey(bufferSource(keyData, "keyData"), null, false, deriveUsages(name, usages), { name });
+    }
     if (name !== "HMAC") throw notSupported(`importKey for ${JSON.stringify(typeof algorithm === "string" ? algorithm : algorithm.name)}`);
     if (typeof algorithm !== "object" || algorithm.hash === undefined) throw new TypeError("HMAC importKey needs algorithm.hash.");
     const hash = hashName(algorithm.hash);
@@ -251,7 +293,21 @@ const subtleMethods = {
   },
 };
 
-for (const name of ["encrypt", "decrypt", "deriveBits", "deriveKey", "wrapKey", "unwrapKey"]) {
+subtleMethods.deriveBits = async function deriveBits(algorithm, baseKey, length) {
+  if (!keyBytes(baseKey) || !baseKey.usages.includes("deriveBits")) throw domError("The key's usages do not include 'deriveBits'.", "InvalidAccessError");
+  return toArrayBuffer(derive(algorithm, baseKey, length));
+};
+
+/** deriveKey to an HMAC key (the only key type atoll's crypto.subtle can use). */
+subtleMethods.deriveKey = async function deriveKey(algorithm, baseKey, derivedKeyType, extractable, usages) {
+  if (!keyBytes(baseKey) || !baseKey.usages.includes("deriveKey")) throw domError("The key's usages do not include 'deriveKey'.", "InvalidAccessError");
+  if (algorithmName(derivedKeyType) !== "HMAC") throw notSupported(`deriveKey to ${JSON.stringify(typeof derivedKeyType === "string" ? derivedKeyType : derivedKeyType.name)}`);
+  const hash = hashName(derivedKeyType.hash);
+  const bits = derivedKeyType.length === undefined ? BLOCK_BITS[hash] : Number(derivedKeyType.length);
+  return newKey(derive(algorithm, baseKey, bits), hash, extractable, hmacUsages(usages));
+};
+
+for (const name of ["encrypt", "decrypt", "wrapKey", "unwrapKey"]) {
   subtleMethods[name] = {
     async [name]() {
       throw notSupported(`crypto.subtle.${name}`);

@@ -5,7 +5,7 @@ import { formatLog, console } from "./console.js";
 import { log } from "./host.js";
 import { defineLazy, defineValue } from "./lazy.js";
 import { binaryToBytes, toBinary } from "./bytes.js";
-import { requestModule, responseModule } from "./modules.js";
+import { blobModule, fileModule, formDataModule, requestModule, responseModule } from "./modules.js";
 
 const g = globalThis;
 
@@ -45,12 +45,13 @@ for (const name of [
 }
 
 // File API and XHR's FormData: fetch-blob and formdata-polyfill.
-lazy("Blob", () => require("fetch-blob").Blob);
-lazy("File", () => require("fetch-blob/file.js").File);
-lazy("FormData", () => require("formdata-polyfill/esm.min.js").FormData);
+lazy("Blob", () => blobModule().Blob);
+lazy("File", () => fileModule().File);
+lazy("FormData", () => formDataModule().FormData);
 
 // DOM: events (event-target-shim) and aborting (abort.js).
 lazy("Event", () => require("event-target-shim").Event);
+lazy("CustomEvent", () => require("./abort.js").CustomEvent);
 lazy("EventTarget", () => require("event-target-shim").EventTarget);
 lazy("AbortController", () => require("./abort.js").AbortController);
 lazy("AbortSignal", () => require("./abort.js").AbortSignal);
