@@ -113,3 +113,23 @@ def test_client_commands_take_the_name_from_the_config(
     result = CliRunner().invoke(main, ["tail", "--token", "t"])
     assert result.exit_code == 1
     assert "no worker NAME given" in result.output
+
+
+def test_dev_takes_host_and_port_from_dev_table_unless_given(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[dev] ip``/``port`` are the defaults of `atoll dev`; --ip/--port win."""
+    import atoll.cli.dev as dev_module
+
+    served: list[tuple[str, int]] = []
+
+    def fake_serve(app: object, *, host: str, port: int, **_: object) -> None:
+        served.append((host, port))
+
+    monkeypatch.setattr(dev_module, "serve", fake_serve)
+    config = project / "wrangler.toml"
+    config.write_text(config.read_text() + '\n[dev]\nip = "0.0.0.0"\nport = 9999\n')
+    args = ["dev", str(project), "--no-reload", "--no-build", "--kv", "memory"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--ip", "127.0.0.2", "--port", "0"]).exit_code == 0
+    assert served == [("0.0.0.0", 9999), ("127.0.0.2", 0)]
