@@ -463,3 +463,28 @@ def test_request_signal_follows_input_and_clone(js: WebApi) -> None:
         "const b = new Request(a); const c = a.clone(); const d = new Request('http://a/');"
         "ac.abort('stop'); return [b.signal.aborted, b.signal.reason, c.signal.aborted, d.signal.aborted, b.signal !== a.signal];"
     ) == [True, "stop", True, False, True]
+
+
+def test_request_from_request_with_null_init_body_keeps_input_body(js: WebApi) -> None:
+    # Fetch Request constructor: "inputOrInitBody" is the input's body when init.body is null, and
+    # a GET/HEAD method with an input body throws TypeError.
+    assert (
+        js.run(
+            "const a = new Request('http://a/', {method: 'POST', body: 'kept'});"
+            "return await new Request(a, {body: null}).text();"
+        )
+        == "kept"
+    )
+    err = js.fails(
+        "const a = new Request('http://a/', {method: 'POST', body: 'x'}); new Request(a, {method: 'GET', body: null});"
+    )
+    assert err.name == "TypeError"
+
+
+def test_headers_get_all_is_set_cookie_only(js: WebApi) -> None:
+    # Workers (non-standard, legacy): headers.getAll('Set-Cookie') lists the values; any other
+    # name throws TypeError.
+    assert js.eval(
+        "(() => { const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('Set-Cookie', 'b=2'); return h.getAll('Set-Cookie'); })()"
+    ) == ["a=1", "b=2"]
+    assert js.fails("new Headers().getAll('x')").name == "TypeError"

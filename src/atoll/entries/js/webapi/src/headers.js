@@ -140,6 +140,14 @@ export class Headers {
     return out;
   }
 
+  /** Workers' legacy getAll, for Set-Cookie only (workerd throws for any other name). */
+  getAll(name) {
+    if (String(name).toLowerCase() !== "set-cookie") {
+      throw new TypeError('getAll() can only be used with the header name "Set-Cookie".');
+    }
+    return this.getSetCookie();
+  }
+
   has(name) {
     if (arguments.length < 1) throw new TypeError("Failed to execute 'has' on 'Headers': 1 argument required, but only 0 present.");
     name = String(name);

@@ -104,15 +104,17 @@ export class Request {
     if (parentSignal !== null) this.#signal = followingSignal(parentSignal);
     this.#headers = new Headers(init.headers !== undefined ? init.headers : source === null ? undefined : source.#headers);
 
+    // Fetch Request constructor: a GET/HEAD request may have neither an init body nor an input
+    // body; an init body of null still lets the input's body through.
     const hasInitBody = init.body !== undefined && init.body !== null;
-    if ((hasInitBody || (inputBody !== null && init.body === undefined)) && (this.#method === "GET" || this.#method === "HEAD")) {
+    if ((hasInitBody || inputBody !== null) && (this.#method === "GET" || this.#method === "HEAD")) {
       throw new TypeError("Request with a GET or HEAD method cannot have a body.");
     }
     if (hasInitBody) {
       const [body, contentType] = extractBody(init.body);
       this.#body = body;
       if (contentType !== null && !this.#headers.has("content-type")) this.#headers.append("content-type", contentType);
-    } else if (inputBody !== null && init.body === undefined) {
+    } else if (inputBody !== null) {
       // Fetch: the new request takes the input's body, which becomes used.
       if (inputBody.unusable) throw new TypeError(USED_MESSAGE);
       if (inputBody.kind === "stream") {
