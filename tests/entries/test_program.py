@@ -126,3 +126,22 @@ async def test_an_entrypoint_that_is_not_exported_is_refused(tool: MakeTool) -> 
     assert "exports no function 'nope'" in result.response.body.decode()
     other = json.loads((await run(tool(), entrypoint="hello")).response.body)
     assert other["stdout"].startswith("Content-Type: text/plain\n\nhello from the hello export")
+
+
+@pytest.mark.parametrize("fd", [1, 2])
+async def test_stdout_and_stderr_are_bounded_by_response_mb(tool: MakeTool, fd: int) -> None:
+    # 32 writes of 64 KiB (2 MiB) to fd 1 or 2, with response_mb = 1.
+    flood = wat(
+        '(module (import "wasi_snapshot_preview1" "fd_write"'
+        " (func $w (param i32 i32 i32 i32) (result i32)))"
+        ' (memory (export "memory") 2)'
+        ' (func (export "_start") (local $i i32)'
+        " (i32.store (i32.const 0) (i32.const 1024)) (i32.store (i32.const 4) (i32.const 65536))"
+        " (loop (drop (call $w (i32.const FD) (i32.const 0) (i32.const 1) (i32.const 8)))"
+        " (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+        " (br_if 0 (i32.lt_u (local.get $i) (i32.const 32))))))".replace("FD", str(fd))
+    )
+    result = await run(tool("response_mb = 1", module=flood))
+    assert result.response.status == 502
+    stream = "stdout" if fd == 1 else "stderr"
+    assert f"more than 1048576 bytes to {stream}" in result.response.body.decode()

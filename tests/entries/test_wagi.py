@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from atoll.entries.mounts import Mount
 from atoll.entries.wagi import parse_dynamic_routes
 from atoll.errors import ConfigError, ModuleLoadError
 from atoll.worker import Runtime, Worker, load_worker
-from tests.support import wat
+from tests.support import StartDev, wat
 
 PROBE = Path(__file__).parent / "guests" / "wagi_probe.wasm"
 
@@ -188,3 +189,35 @@ def test_routes_output_that_is_not_routes_fails_the_load(make_app: MakeApp) -> N
 def test_a_module_map_without_modules_is_refused(make_app: MakeApp) -> None:
     with pytest.raises(ConfigError, match="no \\[\\[module\\]\\] entries"):
         make_app("")
+
+
+def test_a_wagi_app_over_a_real_socket(tmp_path: Path, dev_server: StartDev) -> None:
+    root = tmp_path / "site"
+    (root / "modules").mkdir(parents=True)
+    (root / "files").mkdir()
+    (root / "files" / "a.txt").write_text("file a")
+    shutil.copy(PROBE, root / "modules" / "probe.wasm")
+    (root / "modules.toml").write_text(textwrap.dedent(MODULES))
+    (root / "atoll.toml").write_text('name = "site"\nmain = "modules.toml"\n')
+    server = dev_server(root)
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+
+    def ask(target: str) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(f"GET {target} HTTP/1.0\r\nHost: site.test\r\n\r\n".encode())
+            chunks = []
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    env = ask("/x/../example?env")
+    assert env.startswith(b"HTTP/1.1 200"), env
+    assert b"\r\n\r\n" in env
+    body = env.split(b"\r\n\r\n", 1)[1].decode()
+    assert "SERVER_PROTOCOL=HTTP/1.0\n" in body
+    assert "SCRIPT_NAME=/example\n" in body
+    assert "CONTENT_LENGTH=0\n" in body
+    assert "ARG=env\n" in body
+    assert ask("/static/a.txt?file").endswith(b"\r\n\r\nfile a")
+    assert ask("/example/hello").split(b"\r\n\r\n", 1)[1].startswith(b"hello from the hello")
+    assert ask("/nowhere").startswith(b"HTTP/1.1 404")
