@@ -29,6 +29,7 @@ __all__ = [
     "KeyClass",
     "Limits",
     "Manifest",
+    "Outbound",
     "RouteSpec",
     "Rule",
     "Scope",
@@ -192,6 +193,73 @@ class Limits:
         example="request_body_mb = 200",
         minimum=1,
         maximum=4096,
+        wrangler=False,
+    )
+    subrequests: int = setting(
+        1000,
+        doc=(
+            "Subrequests (`fetch()` calls, redirects followed included) one request or "
+            "scheduled run may make. The one past it fails in the worker. Default: "
+            "Workers' paid plan (1,000; the free plan allows 50). See docs/outbound.md."
+        ),
+        example="subrequests = 50",
+        minimum=0,
+        maximum=100_000,
+    )
+    subrequest_timeout_s: int = setting(
+        30,
+        doc=(
+            "Seconds a subrequest may take to connect, send and read its response "
+            "(each step). Network waits are not CPU time: they do not count towards `cpu_ms`."
+        ),
+        example="subrequest_timeout_s = 10",
+        minimum=1,
+        maximum=600,
+        wrangler=False,
+    )
+    subrequest_response_mb: int = setting(
+        32,
+        doc=(
+            "Largest subrequest response body read into memory, in MiB. A larger body "
+            "fails the `fetch()` that reads it (a streamed read stops there too)."
+        ),
+        example="subrequest_response_mb = 64",
+        minimum=1,
+        maximum=1024,
+        wrangler=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """``[outbound]``: where the worker's subrequests (`fetch()`) may go. Secure by default.
+
+    A host pattern is ``[scheme://]host[:port]``, as Spin's ``allowed_outbound_hosts``:
+    scheme ``http``, ``https`` or ``*`` (default: both); host a name (``api.example.com``),
+    ``*.example.com`` (any subdomain), ``*`` (any host), an IP address or a CIDR
+    (``10.0.0.0/8``); port a number or ``*`` (default: the scheme's, 80 or 443).
+    """
+
+    allowed_hosts: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Where subrequests may go. Default (empty): any host, http or https, any port, "
+            "on a public address only. Set, only the hosts listed. Loopback, private, "
+            "link-local, CGNAT and other non-public addresses are refused after DNS "
+            "resolution unless an entry names them: their IP, a CIDR holding them, or "
+            "the exact host name (no wildcard). Cloud metadata addresses and the node's "
+            "admin API are always refused."
+        ),
+        example='allowed_hosts = ["https://api.example.com", "http://127.0.0.1:8080"]',
+        wrangler=False,
+    )
+    denied_hosts: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Hosts subrequests may not reach, even when `allowed_hosts` lets them "
+            "(same patterns; a denial wins)."
+        ),
+        example='denied_hosts = ["*.internal.example.com", "10.0.0.0/8"]',
         wrangler=False,
     )
 
@@ -615,6 +683,11 @@ class Manifest:
         default_factory=Limits,
         doc="Per-request limits (see `[limits]`).",
     )
+    outbound: Outbound = setting(
+        default_factory=Outbound,
+        doc="Where subrequests may go (see `[outbound]`).",
+        wrangler=False,
+    )
     build: Build = setting(
         default_factory=Build,
         doc="How to build the worker (see `[build]`).",
@@ -761,7 +834,6 @@ WRANGLER_KEYS: dict[str, WranglerKey] = {
     "migrations": _notice(_I, "Durable Object migrations: atoll has no Durable Objects"),
     "python_modules": _notice(_I, "Python entries import what is in the folder"),
     "miniflare": _notice(_T, "miniflare 2 settings; use [dev] and atoll dev options"),
-    "limits.subrequests": _notice(_I, "atoll does not count subrequests"),
     "kv_namespaces[].remote": _notice(_N, "atoll dev has one local store; there is no remote one"),
     "dev.local_protocol": _notice(_T, "atoll dev serves HTTP; put a TLS proxy in front for HTTPS"),
     "dev.upstream_protocol": _notice(_T, "atoll dev has no upstream"),
