@@ -223,6 +223,10 @@ def load_worker(
         )
         modules[binding] = module
         bindings[binding] = WasmModuleBinding(module, runtime.engine, manifest.limits.memory_mb)
+    if js:
+        from atoll.entries.js import blob_bindings
+
+        bindings.update(blob_bindings(manifest))
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
     bindings.update(manifest.vars)

@@ -410,3 +410,73 @@ def test_atoll_dev_reloads_a_changed_js_file(tmp_path: Path) -> None:
             pytest.fail(f"never reloaded:\n{server.log()}")
         for _ in range(6):  # every loop serves the new version
             assert httpx.get(server.url + "/").text == "two"
+
+
+def test_module_rules_from_the_config(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": """
+                name = "rules"
+                main = "src/index.js"
+                [[rules]]
+                type = "Text"
+                globs = ["**/*.md"]
+                [[rules]]
+                type = "Data"
+                globs = ["**/*.txt"]
+            """,
+            "src/index.js": (
+                'import doc from "./doc.md";\nimport raw from "./raw.txt";\n'
+                "export default { fetch() { return new Response(`${doc.trim()} "
+                "${raw instanceof ArrayBuffer} ${raw.byteLength}`); } };\n"
+            ),
+            "src/doc.md": "# doc\n",
+            "src/raw.txt": "abc",
+        },
+    )
+    worker = load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+    async def run() -> str:
+        from atoll.api import Request
+
+        result = await worker.handle(Request("http://r/"), "r")
+        return result.response.body.decode()
+
+    import asyncio
+
+    # .md is Text by the config's rule; .txt is Data: the config's Data rule comes first
+    assert asyncio.run(run()) == "# doc true 3"
+
+
+def test_text_and_data_blobs_are_globals_of_a_service_worker(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": """
+                name = "blobs"
+                main = "worker.js"
+                [text_blobs]
+                NOTICE = "notice.txt"
+                [data_blobs]
+                LOGO = "logo.bin"
+            """,
+            "worker.js": (
+                'addEventListener("fetch", (e) => e.respondWith(new Response('
+                "`${NOTICE.trim()} ${LOGO instanceof ArrayBuffer} ${new Uint8Array(LOGO)[1]}`)));\n"
+            ),
+            "notice.txt": "hello blob\n",
+            "logo.bin": b"\x00\x07\x09",
+        },
+    )
+    worker = load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+    async def run() -> str:
+        from atoll.api import Request
+
+        result = await worker.handle(Request("http://b/"), "b")
+        return result.response.body.decode()
+
+    import asyncio
+
+    assert asyncio.run(run()) == "hello blob true 7"

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings.kv.namespace import KVNamespace
-from atoll.entries.js.bundle import DEFAULT_RULES, Bundle, ModuleRule, bundle_worker
+from atoll.entries.js.bundle import Bundle, ModuleRule, bundle_worker, rules_for
 from atoll.errors import GuestError, KVError, WorkerLoadError
 from atoll.manifest import Manifest
 from atoll.runtime.hostfuncs import CURRENT
@@ -73,8 +73,9 @@ class JsWorker:
                 self.kv[name] = value
             elif isinstance(value, JsWasmModule):
                 key = value.relative
-                if key not in self.modules:
-                    self.modules[key] = ("CompiledWasm", value.data)
+                if key not in self.modules or value.kind != "CompiledWasm":
+                    key = key if value.kind == "CompiledWasm" else f"{value.kind}:{key}"
+                    self.modules.setdefault(key, (value.kind, value.data))
                 env_wasm[name] = key
             else:
                 env_vars[name] = value
@@ -229,11 +230,13 @@ def _sweep(table: dict[weakref.ref[JsEntry], JsIsolate]) -> None:
 
 
 class JsWasmModule:
-    """What a ``[wasm_modules]`` binding is for a JS worker: the file, compiled by V8."""
+    """A file bound into a JS worker's env: ``[wasm_modules]`` (a ``WebAssembly.Module``,
+    compiled by V8), ``[text_blobs]`` (a string) or ``[data_blobs]`` (an ``ArrayBuffer``)."""
 
-    def __init__(self, relative: str, data: str) -> None:
+    def __init__(self, relative: str, data: str, kind: str = "CompiledWasm") -> None:
         self.relative = relative
         self.data = data
+        self.kind = kind
 
     def __repr__(self) -> str:
         return f"<JsWasmModule {self.relative}>"
@@ -246,6 +249,17 @@ def wasm_binding(manifest: Manifest, binding: str, relative: str) -> JsWasmModul
     check_wasm(data, binding=binding, shown=relative)
     key = path.relative_to(manifest.root).as_posix()
     return JsWasmModule(key, data.decode("latin-1"))
+
+
+def blob_bindings(manifest: Manifest) -> dict[str, JsWasmModule]:
+    """``[text_blobs]`` and ``[data_blobs]`` of a JS worker, read once per load."""
+    out: dict[str, JsWasmModule] = {}
+    for table, kind in ((manifest.text_blobs, "Text"), (manifest.data_blobs, "Data")):
+        for name, relative in table.items():
+            path = manifest.resolve(relative)
+            data = path.read_bytes().decode("latin-1")
+            out[name] = JsWasmModule(path.relative_to(manifest.root).as_posix(), data, kind)
+    return out
 
 
 def _read_module(manifest: Manifest, relative: str, kind: str, shown: str) -> str:
@@ -265,16 +279,17 @@ def load_js_entry(
     manifest: Manifest,
     bindings: Mapping[str, Any],
     *,
-    rules: tuple[ModuleRule, ...] = DEFAULT_RULES,
+    rules: tuple[ModuleRule, ...] | None = None,
     cache_dir: Path | None = None,
 ) -> JsEntry:
     """Load a JS worker once: bundle, read modules, and start one isolate to check it.
 
-    ``rules`` are the module rules (Wrangler ``[[rules]]`` before the defaults).
+    ``rules`` are the module rules (default: the manifest's ``[[rules]]``, then wrangler's
+    defaults; see :func:`~atoll.entries.js.bundle.rules_for`).
     Raises :class:`WorkerLoadError` when it does not bundle, throws while
     loading, or has no fetch handler.
     """
-    bundle = bundle_worker(manifest, rules, cache_dir)
+    bundle = bundle_worker(manifest, rules_for(manifest) if rules is None else rules, cache_dir)
     worker = JsWorker(manifest, bundle, bindings)
     from atoll.entries.js.isolate import JsIsolate
 

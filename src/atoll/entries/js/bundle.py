@@ -38,7 +38,7 @@ from pathlib import Path
 from atoll.errors import WorkerLoadError
 from atoll.manifest import Manifest
 
-__all__ = ["DEFAULT_RULES", "Bundle", "ModuleRule", "bundle_worker", "esbuild_path"]
+__all__ = ["DEFAULT_RULES", "Bundle", "ModuleRule", "bundle_worker", "esbuild_path", "rules_for"]
 
 BUNDLER_DIR = Path(__file__).parent / "bundler"
 
@@ -61,7 +61,7 @@ class ModuleRule:
 #: Wrangler's default module rules.
 DEFAULT_RULES: tuple[ModuleRule, ...] = (
     ModuleRule("CompiledWasm", ("**/*.wasm", "**/*.wasm?module")),
-    ModuleRule("Text", ("**/*.txt", "**/*.html")),
+    ModuleRule("Text", ("**/*.txt", "**/*.html", "**/*.sql")),
     ModuleRule("Data", ("**/*.bin",)),
 )
 
@@ -83,6 +83,25 @@ class Bundle:
     modules: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Every input file (relative) → sha256, to tell whether a cached bundle is stale.
     inputs: dict[str, str] = field(default_factory=dict)
+
+
+def rules_for(manifest: Manifest) -> tuple[ModuleRule, ...]:
+    """The module rules of a manifest: its ``[[rules]]``, then the defaults (wrangler's order).
+
+    A rule without ``fallthrough`` hides the later rules of its type (defaults included).
+    ``ESModule``/``CommonJS`` rules need nothing here (esbuild bundles JS itself);
+    ``PythonModule``/``PythonRequirement`` do not apply to JS.
+    """
+    out: list[ModuleRule] = []
+    closed: set[str] = set()
+    declared = getattr(manifest, "rules", ())
+    for rule in declared:
+        if rule.type in _KINDS and rule.type not in closed:
+            out.append(ModuleRule(rule.type, tuple(rule.globs)))
+        if not rule.fallthrough:
+            closed.add(rule.type)
+    out += [rule for rule in DEFAULT_RULES if rule.type not in closed]
+    return tuple(out)
 
 
 def esbuild_path() -> str | None:
