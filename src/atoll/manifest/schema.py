@@ -323,8 +323,9 @@ class Wasi:
     argv: tuple[str, ...] = setting(
         default_factory=tuple,
         doc=(
-            "Arguments the program gets (`argv`, program name first). Default: the "
-            "file name of `main`."
+            "Arguments the program gets (`argv`, program name first), the same for every "
+            "request. Default: the file name of `main`, then (in `cgi` mode) each "
+            "`&`-separated item of the request's query, as WAGI passes them."
         ),
         example='argv = ["app.wasm", "--verbose"]',
         wrangler=False,
