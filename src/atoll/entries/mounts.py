@@ -22,6 +22,8 @@ climbing above ``/``. Built once per deploy; :func:`locate` runs per request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from atoll.http.routing import Route, parse_route
@@ -100,9 +102,8 @@ class Mount:
 ROOT = Mount("/...", "", True)
 
 
-@dataclass(frozen=True, slots=True)
-class Located:
-    """A request's path as the program sees it (decoded, normalized)."""
+class Located(NamedTuple):
+    """A request's path as the program sees it (decoded, normalized); one per request."""
 
     mount: Mount
     script_name: str
@@ -158,7 +159,7 @@ def locate(
     index = -1
     if inner:
         for index, candidate in enumerate(inner):  # noqa: B007 - the index is the result
-            full = outer.below(candidate)
+            full = _below(outer, candidate)
             if full.match(path) is not None:
                 chosen = full
                 break
@@ -170,6 +171,12 @@ def locate(
     script = chosen.prefix
     raw_info = _raw_tail(raw, script, info)
     return Located(chosen, script, info, raw_info, index)
+
+
+@lru_cache(maxsize=4096)
+def _below(outer: Mount, inner: Mount) -> Mount:
+    """``outer.below(inner)``, made once per pair (the pairs are the routes of a deploy)."""
+    return outer.below(inner)
 
 
 def _raw_tail(raw: str, script: str, info: str) -> str:
