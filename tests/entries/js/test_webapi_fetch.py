@@ -488,3 +488,19 @@ def test_headers_get_all_is_set_cookie_only(js: WebApi) -> None:
         "(() => { const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('Set-Cookie', 'b=2'); return h.getAll('Set-Cookie'); })()"
     ) == ["a=1", "b=2"]
     assert js.fails("new Headers().getAll('x')").name == "TypeError"
+
+
+def test_blob_type_is_the_serialized_mime_type(js: WebApi) -> None:
+    # Fetch blob(): the Blob's type is the body's MIME type, serialized (MIME Sniffing: no spaces,
+    # names lower-cased) and lower-cased by the Blob constructor.
+    assert (
+        js.run(
+            "return (await new Response('x', {headers: {'content-type': 'Text/Plain; Charset=UTF-8'}}).blob()).type;"
+        )
+        == "text/plain;charset=utf-8"
+    )
+
+
+def test_request_url_with_credentials_is_a_type_error(js: WebApi) -> None:
+    # Fetch Request constructor: a URL that includes credentials throws TypeError.
+    assert js.fails("new Request('http://user:pw@a/')").name == "TypeError"

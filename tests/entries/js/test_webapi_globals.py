@@ -198,3 +198,17 @@ def test_bundle_is_an_ascii_classic_script() -> None:
     assert code.startswith("(()=>{")
     assert "\nexport " not in code
     assert "\nimport " not in code
+
+
+def test_dom_exceptions_thrown_by_the_packages_are_the_global_class(js: WebApi) -> None:
+    # Web IDL: DataCloneError (structuredClone) and InvalidCharacterError (atob) are instances of
+    # the global DOMException, whose name is "DOMException".
+    assert js.run(
+        "const errs = [];"
+        "try { structuredClone(() => 1); } catch (e) { errs.push(e); }"
+        "try { atob('*'); } catch (e) { errs.push(e); }"
+        "return errs.map((e) => [e.name, e instanceof DOMException, e.constructor === DOMException, e.constructor.name]);"
+    ) == [
+        ["DataCloneError", True, True, "DOMException"],
+        ["InvalidCharacterError", True, True, "DOMException"],
+    ]

@@ -143,5 +143,7 @@ const result = await esbuild.build({
 if (result.metafile) {
   const inputs = Object.entries(result.metafile.outputs[path.relative(process.cwd(), outfile)]?.inputs ?? {});
   inputs.sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput);
-  for (const [name, info] of inputs.slice(0, 40)) console.log(String(info.bytesInOutput).padStart(8), name);
+  const groups = {};
+  for (const [name, info] of inputs) { const m = name.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/); const g = m ? m[1] : name.split("/")[0]; groups[g] = (groups[g] ?? 0) + info.bytesInOutput; }
+  for (const [g, b] of Object.entries(groups).sort((a, b) => b[1] - a[1])) console.log(String(b).padStart(8), g);
 }

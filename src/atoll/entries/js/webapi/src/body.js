@@ -218,6 +218,28 @@ function contentTypeOf(headers) {
   return value;
 }
 
+// MIME Sniffing "parse a MIME type" then "serialize", simplified: essence and parameter names
+// lower-cased, whitespace around ";" and "=" dropped, the first of a repeated parameter kept; an
+// unparsable type is "".
+function serializeMime(contentType) {
+  if (contentType === null) return "";
+  const [essence, ...params] = contentType.split(";");
+  const type = essence.trim().toLowerCase();
+  if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+\/[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(type)) return "";
+  const seen = new Set();
+  let out = type;
+  for (const param of params) {
+    const eq = param.indexOf("=");
+    if (eq === -1) continue;
+    const name = param.slice(0, eq).trim().toLowerCase();
+    const value = param.slice(eq + 1).trim();
+    if (name === "" || seen.has(name) || value === "") continue;
+    seen.add(name);
+    out += `;${name}=${value}`;
+  }
+  return out;
+}
+
 function mimeEssence(contentType) {
   return contentType === null ? "" : contentType.split(";")[0].trim().toLowerCase();
 }
@@ -274,7 +296,7 @@ export function installBodyMixin(proto, className, stateOf, headersOf) {
     },
     async blob() {
       const state = await consume(this, "blob");
-      const type = contentTypeOf(headersOf(this)) ?? "";
+      const type = serializeMime(contentTypeOf(headersOf(this)));
       const bytes = state === null ? new Uint8Array(0) : await state.readBytes();
       const { Blob } = blobModule();
       return new Blob(bytes.length ? [bytes] : [], { type: /^[\x20-\x7e]*$/.test(type) ? type : "" });

@@ -58,7 +58,8 @@ lazy("AbortSignal", () => require("./abort.js").AbortSignal);
 
 // Web IDL / HTML: core-js.
 lazy("DOMException", () => require("./dom-exception.js").DOMException);
-lazy("structuredClone", () => require("core-js-pure/actual/structured-clone.js"));
+// The DOMException glue first: structuredClone throws core-js's DOMException, renamed there.
+lazy("structuredClone", () => (require("./dom-exception.js"), require("core-js-pure/actual/structured-clone.js")));
 lazy("atob", () => require("./base64.js").atob);
 lazy("btoa", () => require("./base64.js").btoa);
 

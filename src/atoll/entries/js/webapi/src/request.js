@@ -18,11 +18,17 @@ const followingSignal = (parent) => abortModule().followingSignal(parent);
 
 function parseURL(input) {
   const { URL } = whatwgURL();
+  let url;
   try {
-    return new URL(input).href;
+    url = new URL(input);
   } catch {
     throw new TypeError(`Failed to construct 'Request': Invalid URL ${JSON.stringify(input)} (a worker's Request needs an absolute URL).`);
   }
+  // Fetch Request constructor: a URL with credentials is a TypeError (send an Authorization header).
+  if (url.username !== "" || url.password !== "") {
+    throw new TypeError(`Failed to construct 'Request': Request cannot be constructed from a URL that includes credentials: ${JSON.stringify(input)}`);
+  }
+  return url.href;
 }
 
 // A URL the host sends is usually already what the URL standard would serialize; checking that is
