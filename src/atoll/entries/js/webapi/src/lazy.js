@@ -15,7 +15,11 @@ let depth = 0;
 /** Runs `fn` with every still-lazy global removed from the global object. */
 export function hidden(fn) {
   if (depth > 0 || pending.size === 0) return fn();
-  for (const name of pending.keys()) delete target[name];
+  for (const [name, descriptor] of pending) {
+    // A worker may have redefined the global (Object.defineProperty): then it is no longer ours.
+    if (Object.getOwnPropertyDescriptor(target, name)?.get !== descriptor.get) pending.delete(name);
+    else delete target[name];
+  }
   depth++;
   try {
     return fn();
