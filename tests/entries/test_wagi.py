@@ -221,3 +221,18 @@ def test_a_wagi_app_over_a_real_socket(tmp_path: Path, dev_server: StartDev) -> 
     assert ask("/static/a.txt?file").endswith(b"\r\n\r\nfile a")
     assert ask("/example/hello").split(b"\r\n\r\n", 1)[1].startswith(b"hello from the hello")
     assert ask("/nowhere").startswith(b"HTTP/1.1 404")
+
+
+@pytest.mark.parametrize(
+    ("wasi", "key"),
+    [
+        ('dirs = { "/f" = "files" }', "wasi.dirs"),
+        ('argv = ["x"]', "wasi.argv"),
+        ('mode = "stdout"', "wasi.mode"),
+    ],
+)
+def test_wasi_keys_of_atoll_toml_are_per_module_in_an_app(
+    make_app: MakeApp, wasi: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"key '{key}'")):
+        make_app(atoll=f"[wasi]\n{wasi}")

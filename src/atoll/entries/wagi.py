@@ -19,7 +19,8 @@ Routes are tried in WAGI's order: modules as listed, each module's dynamic
 routes last-printed first, then its own route; the first that matches serves
 the request, and a path no route matches is a 404. ``allowed_hosts`` and
 ``http_max_concurrency`` (outbound HTTP), ``bindle_server``, ``repository`` and
-``oci:``/``bindle:`` module references are refused with the reason.
+``oci:``/``bindle:`` module references are refused with the reason, and so are
+``[wasi] dirs``, ``argv`` and ``mode`` in ``atoll.toml`` (each module has its own).
 """
 
 from __future__ import annotations
@@ -239,6 +240,21 @@ def _dynamic_routes(module: WasmModule, manifest: Manifest, cache: ModuleCache) 
 
 def load_wagi_app(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
     """Load every module of the map and return the app's ``fetch`` (once per deploy)."""
+    for key, value in (("dirs", manifest.wasi.dirs), ("argv", manifest.wasi.argv)):
+        if value:
+            raise ConfigError(
+                f"a WAGI app ({manifest.main}) takes its {key} from each [[module]]",
+                path=str(manifest.path.name),
+                key=f"wasi.{key}",
+                hint="remove it and write volumes / argv in modules.toml",
+            )
+    if manifest.wasi.mode != "cgi":
+        raise ConfigError(
+            f"a WAGI app ({manifest.main}) is CGI: its modules print headers",
+            path=str(manifest.path.name),
+            key="wasi.mode",
+            hint='remove mode, or serve a plain program with main = "its .wasm"',
+        )
     entries = read_module_map(manifest)
     mounts = worker_mounts(manifest.route_patterns)
     compiled: dict[Path, WasmModule] = {}
