@@ -6,11 +6,13 @@ epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
 lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``.
 
 Run: ``python _server_app.py LOOPS SHUTDOWN_TIMEOUT``; prints ``READY host port``
-on stdout once every loop listens.
+on stdout once every loop listens. ``$ATOLL_TEST_LIMITS``, if set, is a JSON
+object of :class:`~atoll.http.server.ServerLimits` fields.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -19,7 +21,7 @@ from urllib.parse import parse_qs
 
 import wasmtime
 
-from atoll.http.server import Receive, Scope, Send, serve
+from atoll.http.server import Receive, Scope, Send, ServerLimits, serve
 
 SPIN_WAT = """
 (module
@@ -94,7 +96,8 @@ def main() -> None:
     def ready(host: str, port: int) -> None:
         print(f"READY {host} {port}", flush=True)
 
-    serve(SpinApp(), port=0, loops=loops, ready=ready, shutdown_timeout=timeout)
+    limits = ServerLimits(**json.loads(os.environ.get("ATOLL_TEST_LIMITS", "{}")))
+    serve(SpinApp(), port=0, loops=loops, ready=ready, shutdown_timeout=timeout, limits=limits)
 
 
 if __name__ == "__main__":

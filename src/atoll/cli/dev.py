@@ -7,6 +7,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,11 +21,13 @@ from atoll.cli.common import (
     stderr,
 )
 from atoll.cli.kv import STATE_DIR
+from atoll.cli.server_options import server_limit_options, server_limits
 from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
 from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, SingleWorker
-from atoll.http.server import DEFAULT_LOOPS, serve
+from atoll.http.bodies import BodyBudget
+from atoll.http.server import DEFAULT_LOOPS, ServerLimits, serve
 from atoll.manifest import Manifest
 from atoll.worker import Runtime, load_worker
 
@@ -101,6 +104,7 @@ __all__ = ["dev"]
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @config_options
+@server_limit_options
 def dev(
     directory: Path,
     host: str | None,
@@ -115,6 +119,7 @@ def dev(
     no_build: bool,
     no_reload: bool,
     log_level: str,
+    **limit_options: Any,
 ) -> None:
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 
@@ -126,6 +131,7 @@ def dev(
     show as pages with tracebacks and wasm backtraces. Stop with Ctrl-C.
     """
     setup_logging(log_level)
+    limits, body_memory = server_limits(limit_options)
     with fail_on_errors():
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
         raw = load_config(directory)  # prints the config's notices, once
@@ -150,6 +156,8 @@ def dev(
                 adjust,
                 build=not no_build,
                 reload=not no_reload,
+                limits=limits,
+                body_memory=body_memory,
             )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
@@ -209,6 +217,8 @@ def _serve(
     *,
     build: bool,
     reload: bool,
+    limits: ServerLimits,
+    body_memory: int,
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
@@ -234,6 +244,7 @@ def _serve(
         dev=True,
         on_startup=[housekeeping.start],
         on_shutdown=[housekeeping.stop],
+        body_budget=BodyBudget(body_memory),
     )
 
     def ready(bound_host: str, bound_port: int) -> None:
@@ -256,7 +267,15 @@ def _serve(
     if reload:
         reloader.start()
     try:
-        serve(app, host=host, port=port, loops=loops, ready=ready, log_level="warning")
+        serve(
+            app,
+            host=host,
+            port=port,
+            loops=loops,
+            ready=ready,
+            log_level="warning",
+            limits=limits,
+        )
     finally:
         reloader.stop()
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from atoll.bindings.kv import DEFAULT_SPEC
 from atoll.cli.common import fail_on_errors, setup_logging, stderr
+from atoll.cli.server_options import server_limit_options, server_limits
 from atoll.control.supervisor import ServeOptions, Supervisor
 from atoll.http.server import DEFAULT_LOOPS
 
@@ -73,6 +75,7 @@ def _cores() -> int:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@server_limit_options
 def serve(
     state_dir: Path,
     host: str,
@@ -84,6 +87,7 @@ def serve(
     kv_spec: str,
     token: str | None,
     log_level: str,
+    **limit_options: Any,
 ) -> None:
     """Serve every worker deployed to the state folder DIR, routed by their `routes`.
 
@@ -93,6 +97,7 @@ def serve(
     Ctrl-C: requests in flight finish.
     """
     setup_logging(log_level)
+    limits, body_memory = server_limits(limit_options)
     count = processes or _cores()
     options = ServeOptions(
         state=state_dir,
@@ -105,6 +110,8 @@ def serve(
         token=token,
         log_level=log_level,
         kv=kv_spec,
+        server_limits=limits,
+        body_memory=body_memory,
     )
 
     def ready(

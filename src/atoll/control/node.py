@@ -33,6 +33,7 @@ from atoll.control.state import State
 from atoll.control.tail import TailSource, event
 from atoll.errors import AtollError
 from atoll.http.app import AtollApp, Hook
+from atoll.http.bodies import BodyBudget
 from atoll.http.routing import Route, RouteTable, manifest_routes
 from atoll.manifest import Manifest
 from atoll.worker import BindingFactory, Result, Runtime, Worker, load_worker
@@ -88,6 +89,7 @@ class Node:
         process: int = 0,
         on_startup: tuple[Hook, ...] = (),
         on_shutdown: tuple[Hook, ...] = (),
+        body_budget: BodyBudget | None = None,
     ) -> None:
         self.state = state
         self.secrets = SecretStore(state.secrets_dir)
@@ -105,6 +107,7 @@ class Node:
             on_startup=on_startup,
             on_shutdown=on_shutdown,
             on_result=[self.on_result],
+            body_budget=body_budget,
         )
         self._versions: weakref.WeakKeyDictionary[Worker, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()

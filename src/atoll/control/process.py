@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from atoll.control.channel import ProcessChannel
 from atoll.control.node import Node
 from atoll.control.state import State
 from atoll.control.tail import TailFilter
-from atoll.http.server import bind, serve
+from atoll.http.bodies import DEFAULT_BODY_MEMORY, BodyBudget
+from atoll.http.server import ServerLimits, bind, serve
 from atoll.worker import Runtime
 
 __all__ = ["ProcessOptions", "listen_socket", "main"]
@@ -49,6 +50,10 @@ class ProcessOptions:
     log_level: str
     kv: str = "sqlite"
     """KV store spec (``atoll.bindings.kv.open_backend``); ``sqlite`` is ``STATE/kv.sqlite3``."""
+    server_limits: dict[str, Any] = field(default_factory=dict)
+    """:class:`~atoll.http.server.ServerLimits` fields (defaults for those missing)."""
+    body_memory: int = DEFAULT_BODY_MEMORY
+    """Bytes of request bodies the process holds at once."""
 
     def to_argv(self) -> list[str]:
         return [sys.executable, "-m", "atoll.control.process", json.dumps(asdict(self))]
@@ -88,6 +93,7 @@ def run(options: ProcessOptions) -> None:
         process=options.index,
         on_startup=(housekeeping.start,),
         on_shutdown=(housekeeping.stop,),
+        body_budget=BodyBudget(options.body_memory),
     )
     node.sync()
     stopping = threading.Event()
@@ -120,6 +126,7 @@ def run(options: ProcessOptions) -> None:
             loops=options.loops,
             ready=lambda _h, _p: channel.send({"op": "ready", "pid": os.getpid()}),
             log_level="warning",
+            limits=ServerLimits(**options.server_limits),
         )
     finally:
         stopping.set()

@@ -35,7 +35,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +51,8 @@ from atoll.control.process import ProcessOptions, listen_socket
 from atoll.control.state import State
 from atoll.control.tail import Subscription, TailFilter, TailHub
 from atoll.errors import AtollError, ControlError
+from atoll.http.bodies import DEFAULT_BODY_MEMORY
+from atoll.http.server import ServerLimits
 from atoll.worker import Runtime
 
 __all__ = ["ServeOptions", "Supervisor"]
@@ -85,6 +87,10 @@ class ServeOptions:
     kv: str = "sqlite"
     shutdown_timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
+    """What a client connection may cost each serving process (``http/protocol.py``)."""
+    body_memory: int = DEFAULT_BODY_MEMORY
+    """Bytes of request bodies each serving process holds at once (``http/bodies.py``)."""
 
 
 class _Process:
@@ -308,6 +314,8 @@ class Supervisor:
             channel_fd=theirs.fileno(),
             log_level=self.options.log_level,
             kv=self.options.kv,
+            server_limits=asdict(self.options.server_limits),
+            body_memory=self.options.body_memory,
         )
         if process.ready is None or process.ready.done():
             process.ready = loop.create_future()

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from atoll.api import Headers, Request, Response
 from atoll.errors import BodyTooLargeError, ResponseError
+from atoll.http.bodies import BodyBudget, BodyReader
 from atoll.http.wire import wire_headers
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
@@ -70,7 +71,8 @@ class AtollApp:
     ``atoll dev``, the control loop, not a serving loop). A startup hook that
     raises fails the startup, so nothing is served; a shutdown hook that
     raises is logged and the next ones still run. ``on_result`` hooks: see
-    :data:`ResultHook`.
+    :data:`ResultHook`. ``body_budget`` bounds the request bodies the process
+    holds at once (``http/bodies.py``); one per process.
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class AtollApp:
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         on_result: Sequence[ResultHook] = (),
+        body_budget: BodyBudget | None = None,
     ) -> None:
         self.router = router
+        self.body_budget = body_budget or BodyBudget()
         self.dev = dev
         self.on_startup = tuple(on_startup)
         self.on_shutdown = tuple(on_shutdown)
@@ -138,6 +142,7 @@ class AtollApp:
                 )
                 return
         result: Result
+        body: BodyReader | None = None
         if worker is None:
             result = Result(
                 Response(f"404 Not Found\nno route matched {url}\n", status=404),
@@ -157,15 +162,21 @@ class AtollApp:
                 )
             else:
                 client = scope.get("client")
+                length = int(declared) if declared is not None and declared.isdigit() else None
+                body = BodyReader(receive, limit, self.body_budget, length)
                 request = Request(
                     url,
                     method=method,
                     headers=headers,
-                    reader=_body_reader(receive, limit),
+                    reader=body,
                     remote_addr=client[0] if client else None,
                     http_version=scope.get("http_version", "1.1"),
                 )
-                result = await worker.handle(request, rid)
+                try:
+                    result = await worker.handle(request, rid)
+                except BaseException:  # cancelled (client gone, forced shutdown)
+                    body.release()
+                    raise
         head = method == "HEAD"
         result, wire = self._checked(result, worker, head=head)
         try:
@@ -177,6 +188,9 @@ class AtollApp:
             )
         except Exception as exc:  # the client is gone, or the server refused: still logged
             result.logs.append(f"sending the response failed: {exc!r}")
+        finally:
+            if body is not None:
+                body.release()
         self._finish(worker, method, url, scope, result, started)
         await run_pending(result)
 
@@ -229,28 +243,6 @@ def _url(scope: Scope, headers: Headers) -> str:
     if query:
         url += "?" + query.decode("latin-1")
     return url
-
-
-def _body_reader(receive: Receive, limit: int) -> Callable[[], Awaitable[bytes]]:
-    async def read() -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLargeError(
-                    f"request body is over the limit of {limit // MIB} MiB (refused while reading)"
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-    return read
 
 
 def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> None:

@@ -59,6 +59,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.lifespan.on import LifespanOn
 
 from atoll.errors import AtollError, ConfigError
+from atoll.http.protocol import ConnectionPool, ServerLimits, protocol_class, raise_fd_limit
 
 __all__ = [
     "DEFAULT_LOOPS",
@@ -68,6 +69,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "ServerLimits",
     "bind",
     "serve",
 ]
@@ -106,6 +108,7 @@ def serve(
     shutdown_timeout: float = 10.0,
     sock: socket.socket | None = None,
     switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` from ``loops`` event loops until SIGINT/SIGTERM.
 
@@ -127,6 +130,10 @@ def serve(
     :func:`sys.setswitchinterval` for the whole process while serving and
     restored on return.
 
+    ``limits`` bound what each connection may cost (head size and time, open
+    connections, keep-alive; see ``http/protocol.py``). The soft file-descriptor
+    limit is raised to the hard one first, once per process.
+
     Raises :class:`~atoll.errors.ConfigError` if ``loops < 1`` or the address
     cannot be bound, and :class:`~atoll.errors.AtollError` if the lifespan
     startup fails or a loop crashes.
@@ -143,7 +150,11 @@ def serve(
         listener.listen(_BACKLOG)
         if switch_interval is not None:
             sys.setswitchinterval(switch_interval)
-        control = _Control(app, listener, loops, access_log, log_level, ready, shutdown_timeout)
+        limits = limits or ServerLimits()
+        cap = limits.per_loop_connections(loops, raise_fd_limit())
+        control = _Control(
+            app, listener, loops, access_log, log_level, ready, shutdown_timeout, limits, cap
+        )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(control.run())
     finally:
@@ -179,17 +190,27 @@ class _LoopServer(uvicorn.Server):
     """A uvicorn Server that takes the shared lifespan state and says when it listens."""
 
     def __init__(
-        self, config: uvicorn.Config, state: dict[str, Any], on_started: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        state: dict[str, Any],
+        on_started: Callable[[], None],
+        pool: ConnectionPool,
     ) -> None:
         super().__init__(config)
         self._state = state
         self._on_started = on_started
+        self.pool = pool
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.lifespan.state.update(self._state)
         await super().startup(sockets)
         if self.started:
             self._on_started()
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 5 == 0:  # every 0.5 s: late heads are closed within that of their timeout
+            self.pool.sweep()
+        return await super().on_tick(counter)
 
 
 class _Control:
@@ -204,8 +225,12 @@ class _Control:
         log_level: str,
         ready: Callable[[str, int], None] | None,
         shutdown_timeout: float,
+        limits: ServerLimits,
+        cap: int,
     ) -> None:
         self.app = app
+        self.limits = limits
+        self.cap = cap
         self.listener = listener
         self.loops = loops
         self.access_log = access_log
@@ -217,11 +242,12 @@ class _Control:
         self.stop = asyncio.Event()  # first signal
         self.forced = asyncio.Event()  # second signal
 
-    def _config(self, lifespan: str) -> uvicorn.Config:
+    def _config(self, lifespan: str, pool: ConnectionPool | None = None) -> uvicorn.Config:
         return uvicorn.Config(
             self.app,
             loop="uvloop",
-            http="httptools",
+            http=protocol_class(self.limits, pool) if pool is not None else "httptools",
+            timeout_keep_alive=self.limits.keep_alive_timeout,
             lifespan=lifespan,  # type: ignore[arg-type]
             # Configure logging once (the first Config), not once per loop.
             log_config=LOGGING_CONFIG if lifespan == "auto" else None,
@@ -271,7 +297,8 @@ class _Control:
             with contextlib.suppress(RuntimeError):
                 control.call_soon_threadsafe(_set_done, fut)
 
-        server = _LoopServer(self._config("off"), state, lambda: resolve(started))
+        pool = ConnectionPool(self.limits, self.cap)
+        server = _LoopServer(self._config("off", pool), state, lambda: resolve(started), pool)
 
         def run() -> None:
             try:

@@ -1,0 +1,309 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol with the limits a public node needs.
+
+uvicorn (with httptools) bounds neither a request's head nor how long a
+client may take to send it: one header of 8 MiB is buffered whole, 100,000
+headers are all parsed, a connection that never sends anything is kept
+forever, and enough of those exhaust the process's file descriptors so that
+healthy clients cannot connect. :class:`AtollHttpProtocol` adds, per
+connection:
+
+- **head size**: the request line and headers together may hold at most
+  :attr:`ServerLimits.max_head_bytes` bytes and :attr:`ServerLimits.max_headers`
+  header lines. Past either the client gets ``431 Request Header Fields Too
+  Large`` (``414 URI Too Long`` for the request line alone) and the connection
+  is closed: the bytes are counted as they arrive, so a huge head costs at
+  most one read buffer more than the limit.
+- **head timeout**: a request's head must be complete within
+  :attr:`ServerLimits.header_timeout` seconds of the connection being ready for
+  it (accepted, or the previous response sent); else ``408`` if some of it came,
+  a plain close if none did (slowloris).
+- **connection cap**: each event loop holds at most its share of
+  :attr:`ServerLimits.max_connections`. A new connection past the cap closes
+  the loop's connection that has waited longest for a request head (idle
+  keep-alive, or a slow head); if every connection is serving a request, the
+  new one gets ``503`` and is closed. Idle connections therefore never keep
+  out a client that sends a request.
+
+Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
+the loop's own tick (no timer per request). Everything here runs on the loop
+that owns the connection: a pool is never touched from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = [
+    "AtollHttpProtocol",
+    "ConnectionPool",
+    "ServerLimits",
+    "protocol_class",
+    "raise_fd_limit",
+]
+
+_log = logging.getLogger("atoll.http")
+
+#: Descriptors of a process kept out of the connection cap: KV files, compiled
+#: code, modules, a guest's WASI files, logs, pipes.
+FD_RESERVE = 256
+#: Seconds a refused connection keeps reading (and dropping) what the client still
+#: sends, so that the client reads the refusal instead of a connection reset.
+LINGER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one connection may cost a node. Each bound is per serving process."""
+
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's whole head (line and headers)."""
+    keep_alive_timeout: int = 5
+    """Seconds an idle keep-alive connection is kept between two requests."""
+    max_connections: int = 4096
+    """Open client connections per process (also bounded by the file-descriptor
+    limit less a reserve); past it the longest-idle connection is closed."""
+    max_head_bytes: int = 64 * 1024
+    """Bytes of a request's line and headers together (431 past it)."""
+    max_headers: int = 256
+    """Header lines in a request (431 past it)."""
+
+    def per_loop_connections(self, loops: int, fd_limit: int | None = None) -> int:
+        """Each event loop's share of :attr:`max_connections`, within ``fd_limit``
+        (default: the process's soft ``RLIMIT_NOFILE``) less :data:`FD_RESERVE`."""
+        if fd_limit is None:
+            fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        total = min(self.max_connections, max(fd_limit - FD_RESERVE, fd_limit // 2))
+        return max(1, total // loops)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard one; returns the soft limit now in force.
+
+    Called once per serving process at start: the soft default (often 1024) is
+    what a few hundred idle clients exhaust, and raising it up to the hard
+    limit needs no privilege.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # e.g. above fs.nr_open: keep what we have
+            pass
+    return soft
+
+
+class ConnectionPool:
+    """The connections of one event loop that wait for a request head, oldest first.
+
+    Created once per loop by ``http/server.py``; used only on that loop.
+    """
+
+    def __init__(self, limits: ServerLimits, cap: int) -> None:
+        self.limits = limits
+        self.cap = cap
+        self.waiting: dict[AtollHttpProtocol, float] = {}  # insertion order = wait start
+        self.evicted = 0
+        self.timed_out = 0
+
+    def wait(self, proto: AtollHttpProtocol) -> None:
+        """``proto`` now waits for a head (accepted, or its last response was sent)."""
+        self.waiting.pop(proto, None)
+        self.waiting[proto] = time.monotonic()
+
+    def done(self, proto: AtollHttpProtocol) -> None:
+        """``proto``'s head is complete, or it closed."""
+        self.waiting.pop(proto, None)
+
+    def make_room(self, connections: int) -> bool:
+        """Close the longest-waiting connection if ``connections`` reached the cap.
+
+        Returns False when at the cap and no connection waits (all are serving).
+        """
+        if connections <= self.cap:
+            return True
+        for proto in self.waiting:
+            self.waiting.pop(proto)
+            self.evicted += 1
+            proto.close_waiting(408)
+            return True
+        return False
+
+    def sweep(self) -> None:
+        """Close the connections whose head is late; run from the loop's tick."""
+        deadline = time.monotonic() - self.limits.header_timeout
+        late = []
+        for proto, since in self.waiting.items():
+            if since > deadline:
+                break
+            late.append(proto)
+        for proto in late:
+            self.waiting.pop(proto, None)
+            self.timed_out += 1
+            proto.close_waiting(408)
+
+
+class AtollHttpProtocol(HttpToolsProtocol):
+    """One client connection (see the module docstring). :func:`protocol_class`
+    makes one subclass per event loop, bound to that loop's pool."""
+
+    pool: ClassVar[ConnectionPool]
+    limits: ClassVar[ServerLimits]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = False  # a request head has begun and is not complete
+        self._head_started = False  # any byte of the current head came
+        self._head_raw = 0  # bytes of reads that came entirely while in a head
+        self._head_counted = 0  # bytes of the URL and headers the parser delivered
+        self._head_lines = 0
+        self._refusal: tuple[int, str] | None = None
+        self._lingering = False
+
+    # -- connection lifecycle -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        pool = self.pool
+        if pool.make_room(len(self.connections)):
+            pool.wait(self)
+        else:
+            self._refuse(503, "the server is at its connection limit; retry later")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.done(self)
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        idle = not self.pipeline  # else the next (pipelined) request starts now
+        super().on_response_complete()
+        if idle and not self.transport.is_closing():
+            self.pool.wait(self)
+
+    def close_waiting(self, status: int) -> None:
+        """Close this connection, which waits for a head: ``status`` if part of it came."""
+        if self.transport.is_closing():
+            return
+        if self._head_started:
+            self._refuse(status, "the request head did not come in time")
+        else:
+            self.transport.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # a refused connection: drop what the client still sends
+        self._unset_keepalive_if_required()
+        was_in_head = self._in_head
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if self._refusal is not None:
+                self._refuse(*self._refusal)
+            else:
+                self._refuse(400, "Invalid HTTP request received.")
+            return
+        if self._in_head and was_in_head:
+            self._head_raw += len(data)
+            if self._head_raw > self.limits.max_head_bytes:
+                self._refuse(431, self._too_large())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_started = True
+        self._head_raw = self._head_counted = self._head_lines = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_counted += len(url)
+        if self._head_counted > self.limits.max_head_bytes:
+            self._refusal = (414, f"the request line is over {self.limits.max_head_bytes} bytes")
+            raise _Refused
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_lines += 1
+        self._head_counted += len(name) + len(value) + 4
+        if self._head_lines > self.limits.max_headers:
+            self._refusal = (431, f"the request has over {self.limits.max_headers} headers")
+            raise _Refused
+        if self._head_counted > self.limits.max_head_bytes:
+            self._refusal = (431, self._too_large())
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_started = False
+        self.pool.done(self)
+        super().on_headers_complete()
+
+    def _too_large(self) -> str:
+        return f"the request's headers are over {self.limits.max_head_bytes} bytes"
+
+    # -- refusing -------------------------------------------------------------------------------
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with ``message``, stop parsing, and close once the client
+        has stopped sending (or after :data:`LINGER` seconds)."""
+        if self._lingering or self.transport.is_closing():
+            return
+        self._lingering = True
+        self._in_head = False
+        self.pool.done(self)
+        if status != 400:
+            _log.info("refused a request from %s: %d %s", _peer(self.client), status, message)
+        body = message.encode("ascii", "replace") + b"\n"
+        reason = _REASONS.get(status, b"Error")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            self.transport.close()
+            return
+        self.loop.call_later(LINGER, self.transport.close)
+
+    def eof_received(self) -> None:
+        if self._lingering:
+            self.transport.close()
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a head that is over a limit."""
+
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+def protocol_class(limits: ServerLimits, pool: ConnectionPool) -> type[AtollHttpProtocol]:
+    """The protocol class uvicorn instantiates per connection on one loop (bound to ``pool``)."""
+    return type("AtollHttpProtocol", (AtollHttpProtocol,), {"limits": limits, "pool": pool})

@@ -1,0 +1,156 @@
+"""Request bodies: the per-process memory budget (503) and the per-request limit (413).
+
+The budget is checked in-process on the reader, and end to end over real
+sockets: ``atoll dev --body-memory-mb 2`` holding one body while a second
+arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from atoll.errors import BodyTooLargeError, RequestError
+from atoll.http.bodies import MIB, BodyBudget, BodyReader
+from tests.support import StartDev, WorkerFactory
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+def chunks(*sizes: int) -> Receive:
+    messages = [
+        {"type": "http.request", "body": b"x" * size, "more_body": i < len(sizes) - 1}
+        for i, size in enumerate(sizes)
+    ]
+
+    async def receive() -> MutableMapping[str, Any]:
+        return messages.pop(0)
+
+    return receive
+
+
+def test_a_declared_body_over_the_budget_is_refused_before_it_is_read() -> None:
+    budget = BodyBudget(1000)
+    assert budget.take(600)
+    received: list[int] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 500, "more_body": False}
+
+    reader = BodyReader(receive, 10_000, budget, declared=500)
+    with pytest.raises(RequestError) as caught:
+        asyncio.run(reader())
+    assert caught.value.status == 503
+    assert received == []  # not one byte was read
+    assert budget.used == 600
+
+
+def test_a_streamed_body_is_refused_at_the_chunk_that_crosses_the_budget() -> None:
+    budget = BodyBudget(1000)
+    reader = BodyReader(chunks(400, 400, 400), 10_000, budget, declared=None)
+    with pytest.raises(RequestError) as caught:
+        asyncio.run(reader())
+    assert caught.value.status == 503
+    assert budget.used == 0  # what the refused body held is given back
+
+
+def test_bodies_within_the_budget_are_read_and_given_back_once() -> None:
+    budget = BodyBudget(1000)
+    first = BodyReader(chunks(300, 300), 10_000, budget, declared=600)
+    assert asyncio.run(first()) == b"x" * 600
+    assert budget.used == 600
+    second = BodyReader(chunks(300), 10_000, budget, declared=None)
+    assert asyncio.run(second()) == b"x" * 300
+    assert budget.used == 900
+    first.release()
+    first.release()
+    second.release()
+    assert budget.used == 0
+
+
+def test_a_body_over_the_request_limit_is_413_and_holds_nothing() -> None:
+    budget = BodyBudget(10_000)
+    reader = BodyReader(chunks(600, 600), 1000, budget, declared=None)
+    with pytest.raises(BodyTooLargeError):
+        asyncio.run(reader())
+    assert budget.used == 0
+
+
+WORKER = """
+import asyncio, os
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    body = await request.bytes()
+    marker = request.query.get("hold")
+    if marker:
+        open(marker + ".held", "w").close()
+        for _ in range(400):  # at most 20 s
+            if os.path.exists(marker + ".go"):
+                break
+            await asyncio.sleep(0.05)
+    return Response(f"read {len(body)}")
+"""
+
+
+def post(url: str, path: str, size: int) -> tuple[int, bytes]:
+    """POST ``size`` bytes on a keep-alive raw socket, as browsers and httpx do; (status, body).
+
+    The server may answer before it reads the body: it then reads and drops the
+    rest, so the whole body is sent before the answer is read.
+    """
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
+        sock.sendall(head.encode() + b"x" * size)
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer: {raw!r}"
+            raw += chunk
+        head_raw, _, body = raw.partition(b"\r\n\r\n")
+        length = int(head_raw.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "closed in the middle of the answer"
+            body += chunk
+    return int(head_raw.split(b" ", 2)[1]), body
+
+
+def test_concurrent_bodies_past_the_process_budget_get_503(
+    make_worker: WorkerFactory, dev_server: StartDev, tmp_path: Path
+) -> None:
+    folder = make_worker(WORKER, limits="request_body_mb = 8")
+    server = dev_server(folder, "--no-reload", "--body-memory-mb", "2")
+    marker = tmp_path / "first"
+    first: list[tuple[int, bytes]] = []
+    holder = threading.Thread(
+        target=lambda: first.append(post(server.url, f"/?hold={marker}", int(1.5 * MIB)))
+    )
+    holder.start()
+    try:
+        for _ in range(400):  # until the first body is held (20 s at most)
+            if Path(f"{marker}.held").exists():
+                break
+            time.sleep(0.05)
+        status, body = post(server.url, "/", MIB)
+        assert status == 503, body.decode()
+        assert b"request bodies" in body
+        assert post(server.url, "/", 256 * 1024) == (200, b"read 262144")  # fits beside it
+    finally:
+        Path(f"{marker}.go").touch()
+        holder.join(30)
+    assert first == [(200, b"read 1572864")]
+    assert post(server.url, "/", MIB) == (200, b"read 1048576")  # given back
+    status, _ = post(server.url, "/", 9 * MIB)  # one body over request_body_mb
+    assert status == 413

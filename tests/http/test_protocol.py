@@ -1,0 +1,250 @@
+"""The connection limits of atoll.http.protocol, over real sockets with raw clients.
+
+Each test starts ``_server_app.py`` in a subprocess with the limits it needs
+(``$ATOLL_TEST_LIMITS``) and attacks it the way a hostile client would: huge
+or endless heads, heads sent a byte at a time, more idle connections than the
+process has file descriptors. Loopback only; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from atoll.http.protocol import FD_RESERVE, ServerLimits, raise_fd_limit
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[str], host: str, port: int) -> None:
+        self.proc = proc
+        self.addr = (host, port)
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        return socket.create_connection(self.addr, timeout=timeout)
+
+    def get(self, path: str = "/hello") -> tuple[int, bytes]:
+        """One request on a new connection: (status, body)."""
+        with self.connect() as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            return parse(read_all(sock))
+
+
+def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    """Everything the server sends until it closes (bounded by the socket's timeout)."""
+    chunks = []
+    size = 0
+    with contextlib.suppress(ConnectionResetError):
+        while size < limit:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
+def parse(raw: bytes) -> tuple[int, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, body
+
+
+def start(limits: dict[str, object], preexec: Callable[[], None] | None = None) -> Server:
+    env = {**os.environ, "ATOLL_TEST_LIMITS": json.dumps(limits)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_server_app.py"), "2", "2"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        preexec_fn=preexec,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"server did not become ready: {line!r}")
+    _, host, port = line.split()
+    return Server(proc, host, int(port))
+
+
+@pytest.fixture
+def serving() -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def make(preexec: Callable[[], None] | None = None, **limits: object) -> Server:
+        server = start(limits, preexec)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.proc.kill()
+        server.proc.communicate()
+
+
+def send_head(server: Server, head: bytes) -> tuple[int, bytes]:
+    """Send ``head`` (as fast as the server reads it) and return the answer."""
+    with server.connect(timeout=20) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)
+        return parse(read_all(sock))
+
+
+# -- head size --------------------------------------------------------------------------------
+
+
+def test_an_8_mib_header_is_refused_with_431(serving: Callable[..., Server]) -> None:
+    server = serving()
+    head = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (8 << 20) + b"\r\n\r\n"
+    status, body = send_head(server, head)
+    assert status == 431
+    assert b"over 65536 bytes" in body
+    assert server.get() == (200, b"hello")
+
+
+def test_100000_headers_are_refused_with_431(serving: Callable[..., Server]) -> None:
+    server = serving()
+    head = b"GET /hello HTTP/1.1\r\nHost: t\r\n" + b"X-A: b\r\n" * 100_000 + b"\r\n"
+    status, body = send_head(server, head)
+    assert status == 431
+    assert b"over 256 headers" in body
+    assert server.get() == (200, b"hello")
+
+
+def test_a_huge_request_line_is_refused_with_414(serving: Callable[..., Server]) -> None:
+    server = serving()
+    status, _ = send_head(server, b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n")
+    assert status == 414
+
+
+def test_a_head_just_within_the_limits_is_served(serving: Callable[..., Server]) -> None:
+    server = serving(max_headers=50, max_head_bytes=8192)
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(48))
+    assert send_head(server, b"GET /hello HTTP/1.1\r\nHost: t\r\n" + lines + b"\r\n") == (
+        200,
+        b"hello",
+    )
+    too_many = lines + b"X-Last: v\r\nX-More: v\r\n"
+    status, _ = send_head(server, b"GET /hello HTTP/1.1\r\nHost: t\r\n" + too_many + b"\r\n")
+    assert status == 431
+
+
+def test_a_head_over_the_limit_sent_in_small_pieces_is_refused(
+    serving: Callable[..., Server],
+) -> None:
+    server = serving(max_head_bytes=4096)
+    with server.connect() as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ")
+        refused = b""
+        for _ in range(100):  # 100 KiB at most, a KiB at a time, as the parser buffers it
+            try:
+                sock.sendall(b"a" * 1024)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            ready, _, _ = select.select([sock], [], [], 0.02)
+            if ready:
+                refused = read_all(sock)
+                break
+        assert parse(refused or read_all(sock))[0] == 431
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_a_slowloris_head_is_cut_off_with_408(serving: Callable[..., Server]) -> None:
+    server = serving(header_timeout=1.0)
+    with server.connect(timeout=15) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n")
+        answer = b""
+        for i in range(40):  # a header line every 0.25 s: never complete, never idle
+            try:
+                sock.sendall(b"X-%d: v\r\n" % i)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            ready, _, _ = select.select([sock], [], [], 0.25)
+            if ready:
+                answer = read_all(sock)
+                break
+        assert parse(answer)[0] == 408
+    assert server.get() == (200, b"hello")
+
+
+def test_a_silent_connection_is_closed(serving: Callable[..., Server]) -> None:
+    server = serving(header_timeout=1.0)
+    with server.connect(timeout=15) as sock:
+        assert read_all(sock) == b""  # closed by the server, without an answer
+
+
+def test_an_idle_keep_alive_connection_is_closed(serving: Callable[..., Server]) -> None:
+    server = serving(keep_alive_timeout=1)
+    with server.connect(timeout=15) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        raw = read_all(sock)  # the answer, then the close once idle
+    assert parse(raw) == (200, b"hello")
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+def _nofile(soft: int, hard: int) -> Callable[[], None]:
+    def set_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return set_limit
+
+
+@pytest.mark.parametrize("hard", [1024, 4096])
+def test_1100_idle_connections_do_not_keep_out_healthy_requests(
+    serving: Callable[..., Server], hard: int
+) -> None:
+    own_soft, own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert own_hard >= 4096, "the test needs 4096 descriptors of its own"
+    if own_soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (own_hard, own_hard))
+    # The server starts with the common default soft limit: 1024 descriptors.
+    server = serving(preexec=_nofile(1024, hard))
+    idle = []
+    try:
+        for _ in range(1100):
+            idle.append(server.connect())
+        time.sleep(0.5)  # let the server accept them all
+        for _ in range(20):
+            assert server.get() == (200, b"hello")
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_raise_fd_limit_raises_the_soft_limit_to_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))
+    try:
+        assert raise_fd_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_connection_cap_leaves_descriptors_for_the_rest() -> None:
+    limits = ServerLimits(max_connections=4096)
+    assert limits.per_loop_connections(4, fd_limit=1024) == (1024 - FD_RESERVE) // 4
+    assert limits.per_loop_connections(4, fd_limit=1 << 20) == 1024
+    assert limits.per_loop_connections(64, fd_limit=100) == 1
