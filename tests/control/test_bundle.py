@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
+import tracemalloc
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from atoll.control.bundle import Limits, digest, pack, unpack
+from atoll.control.bundle import MIB, Limits, digest, pack, unpack
 from atoll.errors import ControlError
 
 
@@ -139,3 +143,96 @@ def test_unpack_refuses_what_is_not_an_archive(tmp_path: Path) -> None:
         unpack(b"hello", tmp_path)
     with pytest.raises(ControlError, match=r"not a readable \.tar\.gz"):
         unpack(b"\x1f\x8b" + b"garbage" * 10, tmp_path)
+
+
+# -- archive metadata: bounded before it is read --------------------------------------------
+
+
+def _gz_stream(*parts: bytes | tuple[bytes, int]) -> bytes:
+    """A gzip stream of ``parts``; ``(byte, n)`` is ``n`` copies of ``byte``, compressed
+    a MiB at a time so the test never holds them whole."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = []
+    for part in parts:
+        if isinstance(part, tuple):
+            byte, count = part
+            block = byte * MIB
+            for _ in range(count // MIB):
+                out.append(squeeze.compress(block))
+            out.append(squeeze.compress(byte * (count % MIB)))
+        else:
+            out.append(squeeze.compress(part))
+    out.append(squeeze.flush())
+    return b"".join(out)
+
+
+def _header(name: str, kind: bytes, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _peak_while(action: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(ControlError):
+            action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_huge_metadata_header_is_refused_before_it_is_read(tmp_path: Path, kind: bytes) -> None:
+    declared = 64 * MIB  # the report's was 200 MiB in a 199 KiB upload
+    padded = declared + (-declared % tarfile.BLOCKSIZE)
+    upload = _gz_stream(_header("././@Meta", kind, declared), (b"\0", padded), b"\0" * 1024)
+    assert len(upload) < 256 * 1024
+    with pytest.raises(ControlError, match="metadata is refused"):
+        unpack(upload, tmp_path / "out")
+    peak = _peak_while(lambda: unpack(upload, tmp_path / "again"))
+    assert peak < 8 * MIB  # what the upload costs, not what it declares
+
+
+def test_headers_in_a_row_and_metadata_in_total_are_bounded(tmp_path: Path) -> None:
+    pax = _header("././@PaxHeader", tarfile.XHDTYPE, 0)
+    upload = _gz_stream(pax * 20, _header("a.txt", tarfile.REGTYPE, 0), b"\0" * 1024)
+    with pytest.raises(ControlError, match="in a row"):
+        unpack(upload, tmp_path / "row")
+    entries = [pax + _header(f"f{i}", tarfile.REGTYPE, 0) for i in range(40)]
+    upload = _gz_stream(*entries, b"\0" * 1024)
+    with pytest.raises(ControlError, match="MiB of headers"):
+        unpack(upload, tmp_path / "total", limits=Limits(metadata=16 * 1024))
+
+
+def test_a_sparse_member_is_refused(tmp_path: Path) -> None:
+    upload = _gz_stream(_header("hole", tarfile.GNUTYPE_SPARSE, 0), b"\0" * 1024)
+    with pytest.raises(ControlError, match="sparse"):
+        unpack(upload, tmp_path / "out")
+
+
+def test_long_names_still_unpack(tmp_path: Path) -> None:
+    name = "/".join(["folder-with-a-long-name"] * 8) + "/file.txt"
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=fmt) as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+        unpack(buffer.getvalue(), tmp_path / str(fmt))
+        assert (tmp_path / str(fmt) / name).read_bytes() == b"hi"
+
+
+def test_a_zip_directory_over_the_limits_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(30):
+            archive.writestr(f"f{i}", b"")
+    data = buffer.getvalue()
+    with pytest.raises(ControlError, match="more than 20 entries"):
+        unpack(data, tmp_path / "many", limits=Limits(files=20))
+    with pytest.raises(ControlError, match="zip directory"):
+        unpack(data, tmp_path / "big", limits=Limits(metadata=1024))
+    unpack(data, tmp_path / "fine")
+    assert len(list((tmp_path / "fine").iterdir())) == 30

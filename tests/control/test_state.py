@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
+from atoll.control.secret_store import SecretStore
 from atoll.control.state import State, VersionInfo, write_atomic
 from atoll.errors import ControlError
 
@@ -129,3 +131,48 @@ def test_a_version_being_stored_is_not_listed(state: State) -> None:
     stored(state, "w", "f" * 64)
     (state.workers_dir / "w" / "versions" / ".incoming-x").mkdir()
     assert [v.id for v in state.versions("w")] == ["f" * 64]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_state_folder_is_created_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        state = State(tmp_path / "new" / "state")
+        state.lock()
+        state.prepare()
+        token = state.admin_token()
+        stored(state, "w", "a" * 64)
+        state.activate("w", "a" * 64)
+        SecretStore(state.secrets_dir).put("w", "KEY", "value")
+        state.unlock()
+    finally:
+        os.umask(old)
+    assert token
+    root = tmp_path / "new" / "state"
+    folders = [tmp_path / "new", root, state.workers_dir, state.cache_dir, state.secrets_dir]
+    folders += [state.tmp_dir, state.trash_dir]
+    assert {str(f): _mode(f) for f in folders} == {str(f): 0o700 for f in folders}
+    files = [root / "admin-token", root / "atoll.lock", state.secrets_dir / "w.json"]
+    files += [state.workers_dir / "w" / "active.json"]
+    files += [state.workers_dir / "w" / "versions" / ("a" * 64) / "version.json"]
+    assert {str(f): _mode(f) for f in files} == {str(f): 0o600 for f in files}
+
+
+def test_a_state_folder_left_open_is_made_private_at_start(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    for folder in (root, root / "workers", root / "cache", root / "secrets"):
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+    (root / "admin-token").write_text("old-token\n")
+    (root / "admin-token").chmod(0o644)
+    state = State(root)
+    state.lock()
+    state.prepare()
+    assert state.admin_token() == "old-token"
+    state.unlock()
+    for folder in (root, root / "workers", root / "cache", root / "secrets"):
+        assert _mode(folder) == 0o700
+    assert _mode(root / "admin-token") == 0o600

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import ClassVar
 
@@ -109,3 +111,16 @@ def test_unwritable_cache_dir_costs_a_compile_not_an_error(engine: Engine, tmp_p
     blocker.write_text("a file where the cache folder should be")
     cache = ModuleCache(engine, blocker / "sub")
     assert answer(engine, cache.load(WASM)) == 42
+
+
+def test_cache_folder_and_files_are_private_to_the_user(engine: Engine, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "cache" / "modules"
+        ModuleCache(engine, folder).load(WASM)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    (compiled,) = folder.glob("*.cwasm")
+    assert stat.S_IMODE(compiled.stat().st_mode) == 0o600

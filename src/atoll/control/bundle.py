@@ -11,7 +11,13 @@ refuses, naming the entry:
 - symlinks, hard links, devices and FIFOs;
 - more than :attr:`Limits.files` entries, more than :attr:`Limits.unpacked`
   bytes once unpacked (counted while decompressing, so a lying header or a
-  zip bomb stops at the limit), and uploads over :attr:`Limits.upload` bytes.
+  zip bomb stops at the limit), and uploads over :attr:`Limits.upload` bytes;
+- archive metadata over :attr:`Limits.metadata` bytes (tar: PAX and GNU
+  long-name headers, each also at most :data:`MAX_HEADER` bytes; zip: the
+  central directory), checked on the sizes the archive declares *before*
+  anything is read into memory, and sparse tar members. A tar's metadata
+  would otherwise be read whole: a 200 KiB upload declaring a 200 MiB PAX
+  header cost the node that much memory several times over.
 
 :func:`digest` is a version's name: the sha256 of the sorted list of
 ``path, sha256(content)`` pairs, so the same files give the same version
@@ -25,6 +31,7 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import tarfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -34,7 +41,7 @@ from typing import IO
 
 from atoll.errors import ControlError
 
-__all__ = ["EXCLUDED", "MIB", "Limits", "digest", "pack", "unpack"]
+__all__ = ["EXCLUDED", "MAX_HEADER", "MIB", "Limits", "digest", "pack", "unpack"]
 
 MIB = 1024 * 1024
 
@@ -46,6 +53,13 @@ EXCLUDED = frozenset(
 )  # fmt: skip
 
 _CHUNK = 1 << 16
+#: Bytes of one tar metadata header (PAX, GNU long name/link): names are at most
+#: a few KiB, and `pack` writes nothing else there.
+MAX_HEADER = 64 * 1024
+_META_TYPES = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+     tarfile.GNUTYPE_LONGLINK}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,9 @@ class Limits:
     """Bytes of every file together, once unpacked."""
     files: int = 10_000
     """Entries (files and folders)."""
+    metadata: int = 16 * MIB
+    """Bytes of archive metadata: a tar's PAX and GNU long-name headers (each
+    counted as at least one 512-byte block), or a zip's central directory."""
 
 
 def pack(
@@ -228,9 +245,48 @@ class _Writer:
         )
 
 
+def _bounded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
+    """A TarInfo class that checks each metadata header's declared size before
+    :mod:`tarfile` reads it (one class per upload: it counts that upload's bytes)."""
+    seen = {"bytes": 0, "chain": 0}
+
+    def refuse(what: str) -> ControlError:
+        return ControlError(
+            f"the bundle's tar metadata is refused: {what}",
+            hint="upload the worker folder packed by `atoll deploy`, or a plain .tar.gz",
+        )
+
+    class Bounded(tarfile.TarInfo):
+        def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.type == tarfile.GNUTYPE_SPARSE:
+                raise refuse(f"{self.name!r} is a sparse file")
+            if self.type in _META_TYPES:
+                if self.size > MAX_HEADER:
+                    raise refuse(f"a header of {self.size} bytes (at most {MAX_HEADER})")
+                seen["bytes"] += max(self.size, tarfile.BLOCKSIZE)
+                seen["chain"] += 1
+                if seen["bytes"] > limits.metadata:
+                    raise refuse(f"over {limits.metadata // MIB} MiB of headers")
+                if seen["chain"] > 8:  # PAX + GNU name + GNU link is 3 for one entry
+                    raise refuse("more than 8 headers in a row for one entry")
+            else:
+                seen["chain"] = 0
+            member: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]
+            return member
+
+        def _sparse(self, *_: object) -> None:
+            raise refuse(f"{self.name!r} is a sparse file")
+
+        _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse
+
+    return Bounded
+
+
 def _untar(data: bytes, writer: _Writer) -> None:
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        with tarfile.open(
+            fileobj=io.BytesIO(data), mode="r:gz", tarinfo=_bounded_tarinfo(writer.limits)
+        ) as tar:
             for member in tar:
                 if member.isdir():
                     writer.folder(member.name)
@@ -244,11 +300,35 @@ def _untar(data: bytes, writer: _Writer) -> None:
                         f"bundle entry {member.name!r} is a {kind}; only files and folders "
                         "are accepted"
                     )
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, RecursionError) as exc:
         raise ControlError(f"the bundle is not a readable .tar.gz: {exc}") from None
 
 
+def _zip_directory(data: bytes) -> tuple[int, int]:
+    """(entries, bytes) of a zip's central directory, from its end record (zip64 too).
+
+    Raises :class:`ControlError` if there is no end record.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
+    if end < 0 or len(data) < end + 22:
+        raise ControlError("the bundle is not a readable .zip: no end of central directory")
+    entries, size = struct.unpack_from("<HI", data, end + 10)
+    locator = end - 20
+    if (entries == 0xFFFF or size == 0xFFFFFFFF) and data[locator : locator + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack_from("<Q", data, locator + 8)
+        if data[offset : offset + 4] == b"PK\x06\x06" and len(data) >= offset + 56:
+            entries, size = struct.unpack_from("<QQ", data, offset + 32)
+    return entries, size
+
+
 def _unzip(data: bytes, writer: _Writer) -> None:
+    entries, size = _zip_directory(data)
+    if entries > writer.limits.files:
+        raise ControlError(f"the bundle has more than {writer.limits.files} entries")
+    if size > writer.limits.metadata:
+        raise ControlError(
+            f"the bundle's zip directory is over {writer.limits.metadata // MIB} MiB"
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():

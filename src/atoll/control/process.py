@@ -81,6 +81,7 @@ def _setup_logging(level: str, index: int) -> None:
 def run(options: ProcessOptions) -> None:
     """Serve until SIGTERM or until the supervisor goes away."""
     _setup_logging(options.log_level, options.index)
+    os.umask(0o077)  # the state folder's files (KV, compiled code) are the node's user's alone
     sys.dont_write_bytecode = True  # versions are never written to, not even __pycache__/
     state = State(Path(options.state))
     channel_sock = socket.socket(fileno=options.channel_fd)

@@ -25,6 +25,7 @@ from atoll.control.state import write_atomic
 from atoll.errors import ConfigError, ControlError
 from atoll.manifest import Manifest
 from atoll.manifest.schema import BINDING_PATTERN
+from atoll.runtime.private import private_dir
 
 __all__ = ["MAX_SECRET_BYTES", "SecretStore", "secret_bindings"]
 
@@ -86,7 +87,7 @@ class SecretStore:
         self._path(worker).unlink(missing_ok=True)
 
     def _write(self, worker: str, values: Mapping[str, str]) -> None:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.folder)
         data = json.dumps(dict(sorted(values.items()))).encode()
         write_atomic(self._path(worker), data, mode=0o600)
 

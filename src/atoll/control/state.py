@@ -14,6 +14,12 @@ Layout (``STATE`` is ``--state DIR``)::
       tmp/                           uploads being checked (emptied at start)
       trash/                         deleted workers, removed once no request can use them
 
+The folder holds KV data, secrets and the admin token: it and everything in
+it are private to the node's user. Folders are created 0700 and files 0600
+(``runtime/private.py``; the node's processes also run with umask 077), and the
+folder, its own subfolders and the admin token are made private again when a
+node starts on a folder an older release left open.
+
 A version's ``id`` is the sha256 of its files (:func:`atoll.control.bundle.digest`):
 uploading the same files twice gives the same version. ``versions/<id>/``
 appears by one ``rename`` once the bundle has been checked whole, and
@@ -40,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.errors import ControlError
+from atoll.runtime.private import private_dir, tighten
 
 __all__ = ["Pointer", "State", "VersionInfo", "write_atomic"]
 
@@ -73,7 +80,7 @@ class Pointer:
     activated_at: float
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` by ``data`` in one rename: a reader sees the old file or the new one."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -115,13 +122,11 @@ class State:
     def prepare(self) -> None:
         """Create the folder tree and empty ``tmp/`` and ``trash/``; once per `atoll serve` start."""
         try:
-            for folder in (self.root, self.workers_dir, self.cache_dir):
-                folder.mkdir(parents=True, exist_ok=True)
-            self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(self.secrets_dir, 0o700)
+            for folder in (self.root, self.workers_dir, self.cache_dir, self.secrets_dir):
+                private_dir(folder)
             for folder in (self.tmp_dir, self.trash_dir):
                 shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir()
+                private_dir(folder)
         except OSError as exc:
             raise ControlError(
                 f"{self.root}: cannot use as the state folder: {exc.strerror}",
@@ -130,7 +135,13 @@ class State:
 
     def lock(self) -> None:
         """Take the folder for this process; raises :class:`ControlError` if another holds it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            private_dir(self.root)
+        except OSError as exc:
+            raise ControlError(
+                f"{self.root}: cannot use as the state folder: {exc.strerror}",
+                hint="give --state a folder this user can write",
+            ) from exc
         fd = os.open(self.root / "atoll.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,6 +161,7 @@ class State:
     def admin_token(self) -> str:
         """The token in ``admin-token``, created (random, mode 0600) if missing."""
         path = self.root / "admin-token"
+        tighten(path)
         with contextlib.suppress(FileNotFoundError):
             token = path.read_text().strip()
             if token:

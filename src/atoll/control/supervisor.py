@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -52,6 +53,7 @@ from atoll.control.state import State
 from atoll.control.tail import Subscription, TailFilter, TailHub
 from atoll.errors import AtollError, ControlError
 from atoll.http.bodies import DEFAULT_BODY_MEMORY
+from atoll.http.protocol import ConnectionPool, protocol_class
 from atoll.http.server import ServerLimits
 from atoll.worker import Runtime
 
@@ -69,6 +71,8 @@ SYNC_TIMEOUT = 60.0
 RESTART_DELAY = 1.0
 #: Seconds deleted files stay in trash/ (requests in flight may still read them).
 TRASH_DELAY = 60.0
+#: The admin API's connections: few, from operators' tools.
+ADMIN_LIMITS = ServerLimits(max_connections=64, max_head_bytes=16 * 1024, max_headers=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +140,21 @@ class _Process:
 
 
 class _AdminServer(uvicorn.Server):
-    """uvicorn on the supervisor's loop; the supervisor handles signals, not uvicorn."""
+    """uvicorn on the supervisor's loop; the supervisor handles signals, not uvicorn.
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    Its connections have the serving port's head limits (``http/protocol.py``): a
+    client without a token must not cost the supervisor more than a small head.
+    """
+
+    def __init__(self, config: uvicorn.Config, pool: ConnectionPool) -> None:
         super().__init__(config)
         self.listening = asyncio.Event()
+        self.pool = pool
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 5 == 0:
+            self.pool.sweep()
+        return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -183,6 +197,7 @@ class Supervisor:
         Raises :class:`~atoll.errors.AtollError` when the state folder is in use, a
         port cannot be bound, or a serving process fails to start.
         """
+        os.umask(0o077)  # whatever the node writes (state, KV, cache) is its user's alone
         self.state.lock()
         sys.dont_write_bytecode = True  # checking an upload must not write into it
         try:
@@ -228,14 +243,16 @@ class Supervisor:
             stop.cancel()
             started.result()  # raises if a process failed to start
             app = AdminApp(self, token, limits=options.limits)
+            pool = ConnectionPool(ADMIN_LIMITS, ADMIN_LIMITS.max_connections)
             config = uvicorn.Config(
                 app,
+                http=protocol_class(ADMIN_LIMITS, pool),
                 lifespan="off",
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=5,
             )
-            server = _AdminServer(config)
+            server = _AdminServer(config, pool)
             admin = asyncio.create_task(server.serve(sockets=[admin_sock]))
             listening = asyncio.ensure_future(server.listening.wait())
             await asyncio.wait([listening, admin], return_when=asyncio.FIRST_COMPLETED)

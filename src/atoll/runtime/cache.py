@@ -26,6 +26,7 @@ from pathlib import Path
 import wasmtime
 
 from atoll.runtime.engine import Engine
+from atoll.runtime.private import private_dir
 
 __all__ = ["CacheStats", "ModuleCache", "default_cache_dir"]
 
@@ -133,7 +134,7 @@ class ModuleCache:
     def _write(self, path: Path, serialized: bytes | bytearray) -> None:
         payload = bytes(serialized)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)  # compiled code is the node's own: 0700 (mkstemp: 0600)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as out:

@@ -77,6 +77,7 @@ from atoll.bindings.kv.base import (
     is_live,
 )
 from atoll.errors import KVError
+from atoll.runtime.private import private_dir, private_file, tighten
 
 __all__ = ["INLINE_VALUE_BYTES", "SQLiteBackend"]
 
@@ -179,7 +180,12 @@ class SQLiteBackend(KVBackend):
         self._inline_count = itertools.count(1)  # next() is atomic: no lock needed
         self._closed = False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # KV data is private to the node's user: a missing folder is made 0700,
+            # the file 0600, and SQLite gives its -wal and -shm files the file's mode.
+            private_dir(path.parent, tighten_existing=False)
+            private_file(path)
+            for companion in ("-wal", "-shm"):
+                tighten(path.with_name(path.name + companion))
             # The writer thread's connection: waits for locks up to busy_timeout.
             self._slow = self._connect(busy_timeout)
             self._slow.execute("PRAGMA journal_mode = WAL")
