@@ -343,7 +343,8 @@ def program_fetch(
                 stdout_limit=stdout_limit,
                 dirs=grants,
             )
-            check_exit(run_program(module, invocation, context, store=invocation.fresh_store()))
+            store = invocation.fresh_store()
+            check_exit(run_program(module, invocation, context, store=store, entrypoint=entrypoint))
             return Response(context.stdout_bytes())
         split = request.url_parts
         located = locate(split.path or "/", request_server_name(request), mounts, inner_routes)
