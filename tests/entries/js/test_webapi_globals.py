@@ -224,3 +224,12 @@ def test_a_worker_redefining_a_lazy_global_keeps_its_definition(js: WebApi) -> N
         )
         == "mine"
     )
+
+
+def test_self_and_performance(js: WebApi) -> None:
+    # Workers: self is the global object; performance.now() is milliseconds since timeOrigin
+    # (HR Time), non-decreasing.
+    assert js.eval(
+        "(() => { const a = performance.now(); const b = performance.now();"
+        " return [self === globalThis, typeof performance.timeOrigin, a >= 0, b >= a, Math.abs(performance.timeOrigin + b - Date.now()) < 1000]; })()"
+    ) == [True, "number", True, True, True]

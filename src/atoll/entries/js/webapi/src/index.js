@@ -2,7 +2,7 @@
 // globalThis.__atoll_host and deletes it. Then every Web API global is defined, most of them
 // lazily (lazy.js): a package is initialised when a worker first touches one of its globals.
 import { formatLog, console } from "./console.js";
-import { log } from "./host.js";
+import { log, now } from "./host.js";
 import { defineLazy, defineValue } from "./lazy.js";
 import { binaryToBytes, toBinary } from "./bytes.js";
 import { blobModule, fileModule, formDataModule, requestModule, responseModule } from "./modules.js";
@@ -102,6 +102,30 @@ class Navigator {
   }
 }
 defineValue(g, "navigator", new Navigator());
+
+// Workers: `self` is the global object, and `performance` has now() and timeOrigin
+// (https://developers.cloudflare.com/workers/runtime-apis/performance/). Workers advances the clock
+// only across I/O; here it is the host's clock, read when asked.
+defineValue(g, "self", g);
+const timeOrigin = now();
+class Performance {
+  get timeOrigin() {
+    return timeOrigin;
+  }
+
+  now() {
+    return now() - timeOrigin;
+  }
+
+  toJSON() {
+    return { timeOrigin };
+  }
+
+  get [Symbol.toStringTag]() {
+    return "Performance";
+  }
+}
+defineValue(g, "performance", new Performance());
 
 // For Python (through js-core) only: see HOST.md.
 const rt = Object.freeze({
