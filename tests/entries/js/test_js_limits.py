@@ -57,6 +57,11 @@ export default {
       return new Promise(() => { for (let i = 0; i < 100; i++) setInterval(() => { for (let j = 0; j < 1e4; j++); }, 0); });
     }
     if (path === "/microtask-loop") { const f = () => Promise.resolve().then(f); f(); return new Promise(() => {}); }
+    if (path === "/hoard") {
+      globalThis.hoard = globalThis.hoard || [];
+      globalThis.hoard.push(new Uint8Array(16 << 20).fill(1));
+      return new Response(String(globalThis.hoard.length));
+    }
     return new Response("ok");
   },
 };
@@ -130,6 +135,19 @@ def test_one_allocation_past_memory_mb_fails_as_in_v8(hostile: DevServer) -> Non
 
 def test_a_promise_that_never_settles_says_so(hostile: DevServer) -> None:
     assert "will never generate a response" in httpx.get(hostile.url + "/never").text
+
+
+def test_memory_kept_across_requests_retires_the_isolate(hostile: DevServer) -> None:
+    # 16 MiB kept per request in a global. Once the isolate holds more than memory_mb (64),
+    # it is replaced (checked after each request, or by the watchdog during the one that
+    # crosses it, which then gets 503), and the hoard starts again in a new isolate.
+    with httpx.Client() as client:  # one connection: one loop, one isolate
+        answers = [client.get(hostile.url + "/hoard") for _ in range(10)]
+    assert {r.status_code for r in answers} <= {200, 503}
+    counts = [int(r.text) for r in answers if r.status_code == 200]
+    assert max(counts) <= 4, counts
+    assert counts.count(1) >= 2, counts
+    _still_serving(hostile)
 
 
 def _wait_line(server: DevServer, request_id: str) -> str:

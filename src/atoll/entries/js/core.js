@@ -410,6 +410,23 @@
     requests.delete(slot);
     dropTimers(slot);
   }
+  // One call for what the host needs once the response settled: "E" + the error's JSON, or
+  // "R"/"W" + the response's [status, statusText, headers] JSON + "\n" + its body (binary
+  // string). "W": waitUntil work is pending (settles "waited" later); "R": the request is
+  // finished here.
+  function collect(slot) {
+    const record = requests.get(slot);
+    if (record.error !== null) {
+      const error = record.error;
+      finish(slot);
+      return "E" + error;
+    }
+    const text = record.meta + "\n" + record.body;
+    record.body = null;
+    if (waits(slot)) return "W" + text;
+    finish(slot);
+    return "R" + text;
+  }
 
   // -- globals Workers defines that the Web API bundle leaves to the core ------------------------
   const define = (name, value) =>
@@ -431,7 +448,7 @@
   // __atoll_run from the worker does nothing (the mailbox is empty outside Python's calls).
   const api = {
     addModule, setEnv, installGlobals, hasHandler, startModule, moduleResult,
-    dispatch, take, takeBody, waits, finish, complete, fire,
+    dispatch, collect, finish, complete, fire,
   };
   let mailbox = null;
   function post(name, a, b, c, d, e) {

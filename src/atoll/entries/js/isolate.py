@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from atoll.api import ExecutionContext, Request, Response
-from atoll.entries.js.v8 import Guarded, STPyV8, api, cap_wasm_memory, set_flags, watchdog
+from atoll.entries.js.v8 import (
+    Guarded,
+    STPyV8,
+    api,
+    cap_wasm_memory,
+    over_budget,
+    set_flags,
+    watchdog,
+)
 from atoll.errors import (
     AtollError,
     CpuLimitError,
@@ -97,6 +105,8 @@ class _Record:
     timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
     waited: asyncio.Future[str] | None = None
     finished: bool = False
+    #: The core already dropped the request (collect() without waitUntil work).
+    collected: bool = False
 
     def busy(self) -> bool:
         return self.ops > 0 or bool(self.timers)
@@ -295,24 +305,33 @@ class JsIsolate:
                 body.decode("latin-1") if body else None,
             )
             self._check_stuck(record)
-            try:
-                kind = await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
-            except TimeoutError:
+            if not done.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
+                except TimeoutError:
+                    raise ScriptError(
+                        f"worker {self.worker.name}: no response after {REQUEST_WALL_S:.0f} s",
+                        hint="a timer or subrequest kept the request waiting",
+                    ) from None
+            done.result()  # raises what ended the request meanwhile (a limit, a reset)
+            text: str = self.call(record, "collect", slot)
+            if text[0] == "E":
+                record.collected = True
+                raise _thrown(text[1:])
+            meta, _, out = text[1:].partition("\n")
+            status, _status_text, headers_json = json.loads(meta)
+            if status == 0:
                 raise ScriptError(
-                    f"worker {self.worker.name}: no response after {REQUEST_WALL_S:.0f} s",
-                    hint="a timer or subrequest kept the request waiting",
-                ) from None
-            text = self.call(record, "take", slot)
-            if kind == "error":
-                raise _thrown(text)
-            status, _status_text, headers_json = json.loads(text)
-            out = self.call(record, "takeBody", slot)
+                    f"worker {self.worker.name}: fetch() answered with Response.error()",
+                    hint="a network error response cannot be sent; return a Response with a status",
+                )
             response = Response(
                 out.encode("latin-1") if out else b"",
                 status=status,
                 headers=json.loads(headers_json),
             )
-            if self.call(record, "waits", slot):
+            record.collected = True
+            if text[0] == "W":
                 record.waited = loop.create_future()
                 ctx.wait_until(self._after(record))
                 keep = True
@@ -338,9 +357,20 @@ class JsIsolate:
             handle.cancel()
         record.timers.clear()
         self.records.pop(record.slot, None)
-        if not self.broken:
+        if not self.broken and not (record.collected and record.waited is None):
             with contextlib.suppress(AtollError):
                 self.call(record, "finish", record.slot)
+        if not self.broken and over_budget(self.guard):
+            # What short calls kept (globals holding ArrayBuffers, wasm memories) past memory_mb:
+            # this isolate serves no more requests.
+            log.warning(
+                "worker %s: an isolate holds more than memory_mb (%d MiB) after request %s; "
+                "replaced",
+                self.worker.name,
+                self.worker.manifest.limits.memory_mb,
+                record.invocation.request_id,
+            )
+            self.broken = "memory"
         self.worker.release(self)
 
     def _check_stuck(self, record: _Record) -> None:

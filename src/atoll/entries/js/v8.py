@@ -36,7 +36,16 @@ from typing import Any
 
 log = logging.getLogger("atoll.js")
 
-__all__ = ["FLAGS_MUTABLE", "STPyV8", "V8Api", "Watchdog", "api", "cap_wasm_memory", "set_flags"]
+__all__ = [
+    "FLAGS_MUTABLE",
+    "STPyV8",
+    "V8Api",
+    "Watchdog",
+    "api",
+    "cap_wasm_memory",
+    "over_budget",
+    "set_flags",
+]
 
 #: Flags set once, before V8 starts. ``--stack-size`` stays V8's default (984 KiB) which
 #: fits the 8 MiB threads atoll serves from; a deep recursion is a RangeError the worker sees.
@@ -166,6 +175,7 @@ class Guarded:
         "killed",
         "memory_budget",
         "running",
+        "started_ns",
     )
 
     def __init__(self, isolate: int, memory_budget: int) -> None:
@@ -173,6 +183,7 @@ class Guarded:
         self.memory_budget = memory_budget
         self.clock = time.pthread_getcpuclockid(threading.get_ident())
         self.deadline_ns = 0
+        self.started_ns = 0
         self.running = False
         #: "cpu" or "memory" once the watchdog (or the heap callback) stopped a call.
         self.killed: str | None = None
@@ -200,6 +211,7 @@ class Watchdog:
     """
 
     TICK_S = 0.002
+    TICK_NS = 2_000_000
 
     def __init__(self) -> None:
         self._active: dict[int, Guarded] = {}
@@ -209,7 +221,8 @@ class Watchdog:
 
     def begin(self, guarded: Guarded, cpu_left_ns: int) -> None:
         """Arm the watch for one call on ``guarded``'s isolate (on its thread)."""
-        guarded.deadline_ns = time.clock_gettime_ns(guarded.clock) + max(cpu_left_ns, 0)
+        guarded.started_ns = time.clock_gettime_ns(guarded.clock)
+        guarded.deadline_ns = guarded.started_ns + max(cpu_left_ns, 0)
         guarded.running = True
         with self._lock:
             self._active[guarded.isolate] = guarded
@@ -240,7 +253,9 @@ class Watchdog:
                     if now >= guarded.deadline_ns:
                         guarded.killed = "cpu"
                         api.terminate(guarded.isolate)
-                    else:
+                    elif now - guarded.started_ns >= self.TICK_NS:
+                        # A call past a tick: have it report its memory. (Shorter calls are
+                        # checked by JsIsolate after each request, without an interrupt.)
                         api.request_interrupt(guarded.isolate, self._interrupt, None)
 
     def _check_memory(self, isolate: int | None, _data: int | None) -> None:
@@ -248,14 +263,23 @@ class Watchdog:
         guarded = self._active.get(isolate or 0)
         if guarded is None or guarded.killed:
             return
-        heap, external = api.memory(guarded.isolate)
-        if heap + external > guarded.memory_budget:
-            # Garbage counts until collected: collect once before blaming the request.
-            api.low_memory(guarded.isolate)
-            heap, external = api.memory(guarded.isolate)
-            if heap + external > guarded.memory_budget:
-                guarded.killed = "memory"
-                api.terminate(guarded.isolate)
+        if over_budget(guarded):
+            guarded.killed = "memory"
+            api.terminate(guarded.isolate)
+
+
+def over_budget(guarded: Guarded) -> bool:
+    """True when the isolate holds more than its budget (JS heap + ArrayBuffers + wasm).
+
+    On the isolate's thread only. Garbage counts until collected: collected once
+    before the isolate is blamed.
+    """
+    heap, external = api.memory(guarded.isolate)
+    if heap + external <= guarded.memory_budget:
+        return False
+    api.low_memory(guarded.isolate)
+    heap, external = api.memory(guarded.isolate)
+    return heap + external > guarded.memory_budget
 
 
 watchdog = Watchdog()
