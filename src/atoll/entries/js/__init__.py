@@ -41,9 +41,6 @@ _HERE = Path(__file__).parent
 CORE_JS = _HERE / "core.js"
 WEBAPI_JS = _HERE / "webapi.js"
 
-#: Bytes of a subrequest's response body read at most (a larger one fails the fetch()).
-MAX_SUBREQUEST_BODY = 32 * 1024 * 1024
-
 
 class JsWorker:
     """A loaded JavaScript worker: its bundle, modules and env, and its isolates per thread."""
@@ -109,7 +106,10 @@ class JsWorker:
         if kind == "kv":
             return await self._kv(args, body)
         if kind == "fetch":
-            return await _subrequest(args, body)
+            limits = self.manifest.limits
+            return await _subrequest(
+                args, body, limits.subrequest_timeout_s, limits.subrequest_response_mb << 20
+            )
         raise TypeError(f"unknown host operation {kind!r}")
 
     async def _kv(self, args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
@@ -327,7 +327,9 @@ def _refuse_private(url: str) -> None:
             )
 
 
-async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
+async def _subrequest(
+    args: dict[str, Any], body: str | None, timeout_s: float, max_body: int
+) -> tuple[str, str | None]:
     import os
 
     import httpx
@@ -338,7 +340,7 @@ async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str 
     headers = [(str(k), str(v)) for k, v in args.get("headers", [])]
     async with (
         httpx.AsyncClient(
-            follow_redirects=args.get("redirect", "follow") == "follow", timeout=60.0
+            follow_redirects=args.get("redirect", "follow") == "follow", timeout=timeout_s
         ) as client,
         client.stream(
             str(args["method"]),
@@ -351,9 +353,10 @@ async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str 
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > MAX_SUBREQUEST_BODY:
+            if size > max_body:
                 raise TypeError(
-                    f"fetch: the response of {url} is over {MAX_SUBREQUEST_BODY >> 20} MiB"
+                    f"fetch: the response of {url} is over {max_body >> 20} MiB "
+                    "([limits] subrequest_response_mb)"
                 )
             chunks.append(chunk)
         meta = {
@@ -365,5 +368,6 @@ async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str 
                 if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
             ],
             "url": str(response.url),
+            "redirected": bool(response.history),
         }
     return json.dumps(meta), b"".join(chunks).decode("latin-1")
