@@ -6,19 +6,60 @@ The public API a worker imports::
 
     async def fetch(request, env, ctx):
         return Response("hello")
+
+And atoll as a library (``docs/embedding.md``): ``atoll.asgi(folder)`` is an
+ASGI app serving a worker, ``atoll.asgi_many([...])`` several routed by their
+``routes``, ``await atoll.load(folder)`` a worker to call from Python. They
+are imported on first use, so that ``import atoll`` (every worker does it)
+stays cheap.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from atoll.api import ExecutionContext, Headers, QueryParams, Request, Response
 from atoll.errors import AtollError
+
+if TYPE_CHECKING:
+    from atoll.embed import (
+        EmbeddedApp,
+        EmbeddedWorker,
+        FetchResult,
+        ManualClock,
+        asgi,
+        asgi_many,
+        load,
+    )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AtollError",
+    "EmbeddedApp",
+    "EmbeddedWorker",
     "ExecutionContext",
+    "FetchResult",
     "Headers",
+    "ManualClock",
     "QueryParams",
     "Request",
     "Response",
     "__version__",
+    "asgi",
+    "asgi_many",
+    "load",
 ]
+
+_EMBED = frozenset(
+    {"EmbeddedApp", "EmbeddedWorker", "FetchResult", "ManualClock", "asgi", "asgi_many", "load"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The library API (:mod:`atoll.embed`), imported when first named."""
+    if name in _EMBED:
+        from atoll import embed
+
+        return getattr(embed, name)
+    raise AttributeError(f"module 'atoll' has no attribute {name!r}")

@@ -8,7 +8,10 @@ cannot be sent as the worker wrote it becomes a 502 or 500, see
 the result hooks (metrics, tail) and runs the request's ``wait_until`` work,
 whatever the worker returned.
 
-It can be mounted inside another ASGI app. Served by ``atoll dev`` / ``serve``
+It can be mounted inside another ASGI app (``atoll.asgi``): the mount's
+``root_path`` is taken off the path, so routes and the worker see the URL
+below the mount. :meth:`AtollApp.fetch` serves a request in process, without
+ASGI (``atoll.load``). Served by ``atoll dev`` / ``serve``
 through several event loops (``http/server.py``), it is called from several
 threads at once: it keeps no per-request state outside the call.
 """
@@ -20,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from atoll.api import Headers, Request, Response
 from atoll.errors import BodyTooLargeError, ResponseError
@@ -128,6 +132,10 @@ class AtollApp:
         url = _url(scope, headers)
         method = scope["method"]
         path = scope.get("path", "/")
+        if scope.get("root_path"):  # mounted under a prefix: routes and workers see what is below
+            scope = _below_root(scope)
+            path = scope["path"]
+            url = _url(scope, headers)
         worker = self.router.match(headers.get("host") or "", path)
         if worker is not None and worker.assets is not None:
             status = await worker.assets.serve(scope, receive, send, has_worker=True)
@@ -194,6 +202,23 @@ class AtollApp:
         self._finish(worker, method, url, scope, result, started)
         await run_pending(result)
 
+    async def fetch(self, worker: Worker, request: Request) -> Result:
+        """One request served in process, without ASGI (``atoll.load(...).fetch``).
+
+        Runs once per call, on the caller's loop: ``worker`` serves ``request``,
+        and its result is checked, logged and handed to the ``on_result`` hooks
+        as a request over HTTP is (static assets and the 413 check aside: the
+        request is already in memory). Its ``wait_until`` work is left in
+        ``result.pending`` for the caller. Never raises (but for cancellation).
+        """
+        started = time.perf_counter()
+        result = await worker.handle(request, request_id())
+        result, _wire = self._checked(result, worker, head=request.method == "HEAD")
+        query = urlsplit(request.url).query
+        scope = {"path": request.path, "query_string": query.encode("latin-1")}
+        self._finish(worker, request.method, request.url, scope, result, started)
+        return result
+
     def _finish(
         self,
         worker: Worker | None,
@@ -243,6 +268,23 @@ def _url(scope: Scope, headers: Headers) -> str:
     if query:
         url += "?" + query.decode("latin-1")
     return url
+
+
+def _below_root(scope: Scope) -> Scope:
+    """``scope`` with its ``root_path`` taken off ``path`` and ``raw_path`` (ASGI puts the
+    mount prefix in both: Starlette's ``Mount``, uvicorn's ``--root-path``)."""
+    root: str = scope["root_path"]
+    path: str = scope.get("path", "/")
+    if not path.startswith(root):
+        return scope
+    below = {**scope, "path": path[len(root) :] or "/"}
+    raw = scope.get("raw_path")
+    prefix = root.encode("latin-1")
+    if isinstance(raw, bytes) and raw.startswith(prefix):
+        below["raw_path"] = raw[len(prefix) :] or b"/"
+    else:
+        below.pop("raw_path", None)
+    return below
 
 
 def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> None:
