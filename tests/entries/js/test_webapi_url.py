@@ -105,3 +105,17 @@ def test_to_json_and_string(js: WebApi) -> None:
     assert js.eval(
         "JSON.stringify({u: new URL('http://a/b')}) + String(new URL('http://a/c'))"
     ) == ('{"u":"http://a/b"}http://a/c')
+
+
+def test_url_pattern(js: WebApi) -> None:
+    # URL Pattern Standard: named groups, wildcards, test() and exec() over URLs and components.
+    assert js.eval(
+        "(() => { const p = new URLPattern({pathname: '/books/:id'}); const m = p.exec('https://example.com/books/42?x=1');"
+        " return [p.test('https://example.com/books/42'), p.test('https://example.com/films/1'), m.pathname.groups.id, m.search.input,"
+        " new URLPattern('https://*.example.com/*').test('https://api.example.com/v1/x'), new URLPattern({pathname: '/a/:rest*'}).exec({pathname: '/a/b/c'}).pathname.groups.rest]; })()"
+    ) == [True, False, "42", "x=1", True, "b/c"]
+
+
+def test_url_pattern_rejects_bad_patterns(js: WebApi) -> None:
+    # URL Pattern Standard: an invalid pattern throws TypeError.
+    assert js.fails("new URLPattern({pathname: '/(unclosed'})").name == "TypeError"

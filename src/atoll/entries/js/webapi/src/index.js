@@ -44,6 +44,13 @@ for (const name of [
   lazy(name, () => require("web-streams-polyfill")[name]);
 }
 
+// Compression Standard: fflate (streaming gzip/zlib/raw deflate) under compression.js.
+lazy("CompressionStream", () => require("./compression.js").CompressionStream);
+lazy("DecompressionStream", () => require("./compression.js").DecompressionStream);
+
+// URLPattern: urlpattern-polyfill (canonicalizes through the global URL).
+lazy("URLPattern", () => require("urlpattern-polyfill/urlpattern").URLPattern);
+
 // File API and XHR's FormData: fetch-blob and formdata-polyfill.
 lazy("Blob", () => blobModule().Blob);
 lazy("File", () => fileModule().File);
