@@ -32,7 +32,11 @@ def _raw_deflate(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
-PY_COMPRESS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress, "deflate-raw": _raw_deflate}
+PY_COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "deflate-raw": _raw_deflate,
+}
 
 
 @pytest.mark.parametrize("fmt", ["gzip", "deflate", "deflate-raw"])
