@@ -113,6 +113,14 @@ export class BodyState {
     return new BodyState("stream", b);
   }
 
+  /** readBinary for a body held as text, a binary string or bytes (no stream, no Blob). */
+  readBinarySync() {
+    this.used = true;
+    if (this.kind === "text") return stringToUtf8Binary(this.value);
+    if (this.kind === "binary") return this.value;
+    return bytesToBinary(this.value);
+  }
+
   /** Marks the body used and returns its content as a binary string. */
   async readBinary() {
     switch (this.kind) {

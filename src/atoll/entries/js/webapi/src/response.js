@@ -191,15 +191,33 @@ export function makeResponse(status, statusText, headersJson, body, url, redirec
  * [status, statusText, headersJson, binary body]. Rejects with a TypeError naming the value when it
  * is not a Response, and when its body was already used.
  */
-export async function readResponse(value) {
-  if (value !== null && typeof value === "object" && typeof value.then === "function" && readParts(value) === null) {
-    value = await value;
+export function readResponse(value) {
+  const parts = readParts(value);
+  if (parts === null) return readAwaited(value);
+  const [status, statusText, headers, body] = parts;
+  // Bodies held as a string or bytes are read without a promise per step: the common case.
+  if (body === null || (!body.unusable && (body.kind === "text" || body.kind === "binary" || body.kind === "bytes"))) {
+    let binary = "";
+    try {
+      if (body !== null) binary = body.readBinarySync();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve([status, statusText, JSON.stringify(headerPairs(headers)), binary]);
   }
+  return readWhole(parts);
+}
+
+async function readAwaited(value) {
+  if (value !== null && typeof value === "object" && typeof value.then === "function") value = await value;
   const parts = readParts(value);
   if (parts === null) {
     throw new TypeError(`The worker's fetch handler must return a Response (or a Promise of one), but it returned ${describe(value)}.`);
   }
-  const [status, statusText, headers, body] = parts;
+  return readWhole(parts);
+}
+
+async function readWhole([status, statusText, headers, body]) {
   if (body !== null && body.unusable) throw new TypeError(`The Response the worker returned has a body that was already used. ${USED_MESSAGE}`);
   const binary = body === null ? "" : await body.readBinary();
   return [status, statusText, JSON.stringify(headerPairs(headers)), binary];
