@@ -504,3 +504,19 @@ def test_blob_type_is_the_serialized_mime_type(js: WebApi) -> None:
 def test_request_url_with_credentials_is_a_type_error(js: WebApi) -> None:
     # Fetch Request constructor: a URL that includes credentials throws TypeError.
     assert js.fails("new Request('http://user:pw@a/')").name == "TypeError"
+
+
+def test_second_read_started_before_the_first_settles_rejects(js: WebApi) -> None:
+    # Fetch "consume body": the body is marked used when the method is called, so two reads
+    # started together get one result and one TypeError, for every kind of body.
+    assert (
+        js.run(
+            "const kinds = [() => new Response('x'), () => new Response(new Uint8Array([1])), () => new Response(new Blob(['b'])),"
+            " () => new Response(ReadableStream.from([new Uint8Array([2])])), () => __atoll_rt.makeRequest('POST', 'http://a/', '[]', 'z')];"
+            "const out = [];"
+            "for (const make of kinds) { const r = make(); const results = await Promise.allSettled([r.arrayBuffer(), r.text()]);"
+            " out.push(results.map((x) => x.status === 'fulfilled' ? 'ok' : x.reason.name)); }"
+            "return out;"
+        )
+        == [["ok", "TypeError"]] * 5
+    )

@@ -270,11 +270,33 @@ function mimeParam(contentType, key) {
  * `obj` is not of the class: `headersOf(obj)` its Headers.
  */
 export function installBodyMixin(proto, className, stateOf, headersOf) {
-  function consume(self, method) {
-    const state = stateOf(self, method);
-    if (state !== null && state.unusable) return Promise.reject(new TypeError(USED_MESSAGE));
-    return state;
+  // Fetch "consume body": the checks and the start of the read happen when the method is called,
+  // so a second call made before the first settles finds the body used. `read` starts reading
+  // synchronously (a stream is locked, a source marked used) and returns a promise; null stands
+  // for no body.
+  function consume(self, method, read) {
+    let state;
+    try {
+      state = stateOf(self, method);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (state === null) return Promise.resolve(null);
+    if (state.unusable) return Promise.reject(new TypeError(USED_MESSAGE));
+    return read(state);
   }
+  // The Content-Type when the method is called (null if `self` is not of the class: consume
+  // rejects then).
+  function contentTypeAtCall(self, method) {
+    try {
+      stateOf(self, method);
+      return contentTypeOf(headersOf(self));
+    } catch {
+      return null;
+    }
+  }
+  const readBytes = (state) => state.readBytes();
+  const readText = (state) => state.readText();
   const methods = {
     get body() {
       const state = stateOf(this, "body");
@@ -284,56 +306,53 @@ export function installBodyMixin(proto, className, stateOf, headersOf) {
       const state = stateOf(this, "bodyUsed");
       return state !== null && state.disturbed;
     },
-    async arrayBuffer() {
-      const state = await consume(this, "arrayBuffer");
-      if (state === null) return new ArrayBuffer(0);
-      return (await state.readBytes()).buffer;
+    arrayBuffer() {
+      return consume(this, "arrayBuffer", readBytes).then((bytes) => (bytes === null ? new ArrayBuffer(0) : bytes.buffer));
     },
-    async bytes() {
-      const state = await consume(this, "bytes");
-      if (state === null) return new Uint8Array(0);
-      return state.readBytes();
+    bytes() {
+      return consume(this, "bytes", readBytes).then((bytes) => bytes ?? new Uint8Array(0));
     },
-    async text() {
-      const state = await consume(this, "text");
-      return state === null ? "" : state.readText();
+    text() {
+      return consume(this, "text", readText).then((text) => text ?? "");
     },
-    async json() {
-      const state = await consume(this, "json");
-      return JSON.parse(state === null ? "" : await state.readText());
+    json() {
+      return consume(this, "json", readText).then((text) => JSON.parse(text ?? ""));
     },
-    async blob() {
-      const state = await consume(this, "blob");
-      const type = serializeMime(contentTypeOf(headersOf(this)));
-      const bytes = state === null ? new Uint8Array(0) : await state.readBytes();
-      const { Blob } = blobModule();
-      return new Blob(bytes.length ? [bytes] : [], { type: /^[\x20-\x7e]*$/.test(type) ? type : "" });
+    blob() {
+      const type = serializeMime(contentTypeAtCall(this, "blob"));
+      return consume(this, "blob", readBytes).then((bytes) => {
+        const { Blob } = blobModule();
+        return new Blob(bytes === null || bytes.length === 0 ? [] : [bytes], { type: /^[\x20-\x7e]*$/.test(type) ? type : "" });
+      });
     },
-    async formData() {
-      const state = await consume(this, "formData");
-      const contentType = contentTypeOf(headersOf(this));
+    formData() {
+      const contentType = contentTypeAtCall(this, "formData");
       const essence = mimeEssence(contentType);
-      const { FormData } = formDataModule();
       if (essence === "multipart/form-data") {
-        const boundary = mimeParam(contentType, "boundary");
-        if (!boundary) throw new TypeError(`Failed to parse body as FormData: Content-Type ${JSON.stringify(contentType)} has no boundary.`);
-        const binary = state === null ? "" : await state.readBinary();
-        const form = new FormData();
-        const { File } = fileModule();
-        for (const part of parseMultipart(binary, boundary)) {
-          if (part.filename === null) form.append(part.name, utf8BinaryToString(part.data));
-          else form.append(part.name, new File([binaryToBytes(part.data)], part.filename, { type: part.type }));
-        }
-        return form;
+        return consume(this, "formData", (state) => state.readBinary()).then((binary) => {
+          const boundary = mimeParam(contentType, "boundary");
+          if (!boundary) throw new TypeError(`Failed to parse body as FormData: Content-Type ${JSON.stringify(contentType)} has no boundary.`);
+          const { FormData } = formDataModule();
+          const { File } = fileModule();
+          const form = new FormData();
+          for (const part of parseMultipart(binary ?? "", boundary)) {
+            if (part.filename === null) form.append(part.name, utf8BinaryToString(part.data));
+            else form.append(part.name, new File([binaryToBytes(part.data)], part.filename, { type: part.type }));
+          }
+          return form;
+        });
       }
       if (essence === "application/x-www-form-urlencoded") {
-        const text = state === null ? "" : await state.readText();
-        const form = new FormData();
-        for (const [name, value] of new (whatwgURL().URLSearchParams)(text)) form.append(name, value);
-        return form;
+        return consume(this, "formData", readText).then((text) => {
+          const { FormData } = formDataModule();
+          const form = new FormData();
+          for (const [name, value] of new (whatwgURL().URLSearchParams)(text ?? "")) form.append(name, value);
+          return form;
+        });
       }
-      if (state !== null) await state.readBinary();
-      throw new TypeError(`Failed to parse body as FormData: Content-Type must be multipart/form-data or application/x-www-form-urlencoded, got ${JSON.stringify(contentType)}.`);
+      return consume(this, "formData", (state) => state.readBinary()).then(() => {
+        throw new TypeError(`Failed to parse body as FormData: Content-Type must be multipart/form-data or application/x-www-form-urlencoded, got ${JSON.stringify(contentType)}.`);
+      });
     },
   };
   for (const key of Object.keys(methods)) {
