@@ -520,3 +520,11 @@ def test_second_read_started_before_the_first_settles_rejects(js: WebApi) -> Non
         )
         == [["ok", "TypeError"]] * 5
     )
+
+
+def test_interface_members_are_enumerable(js: WebApi) -> None:
+    # Web IDL: regular operations and attributes are enumerable on the prototype.
+    assert js.eval(
+        "(() => { const has = (o, k) => Object.getOwnPropertyDescriptor(o, k).enumerable;"
+        " return [has(Headers.prototype, 'append'), has(Request.prototype, 'url'), has(Response.prototype, 'text'), has(Response.prototype, 'status')]; })()"
+    ) == [True, True, True, True]

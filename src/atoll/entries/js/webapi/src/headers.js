@@ -261,3 +261,8 @@ export function trustedHeaders(pairs, guard = "none") {
 export function headerPairs(headers) {
   return HeadersIterator.pairsOf(headers);
 }
+
+// Web IDL: operations and attributes are enumerable properties of the prototype.
+for (const key of ["append", "delete", "get", "getAll", "getSetCookie", "has", "set", "forEach", "keys", "values", "entries"]) {
+  Object.defineProperty(Headers.prototype, key, { enumerable: true });
+}
