@@ -73,7 +73,7 @@ def test_templates_table_matches_the_folders() -> None:
 def test_template_is_complete(template: str) -> None:
     folder = template_dir(template)
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert {"atoll.toml", "README.md", "gitignore"} <= files
+    assert {"atoll.toml", "README.md", "gitignore", "tests/test_worker.py"} <= files
     assert not [f for f in files if f.endswith(".wasm") or f.startswith("build/")]
     assert not [f for f in files if "node_modules" in f or "__pycache__" in f]
     manifest = (folder / "atoll.toml").read_text()
@@ -283,6 +283,25 @@ async def test_wasi_templates_serve_a_request_through_atoll(
     assert outcome.logs  # the program's stderr line
     missing = await worker.handle(Request("http://t/missing"), "rid2")
     assert missing.response.status == 404
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_template_tests_pass_with_pytest(
+    template: str, built: Callable[[str], tuple[Path, Result]]
+) -> None:
+    """`pytest` in the built worker's folder runs its tests/ through atoll's pytest plugin."""
+    folder, _ = built(template)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+    assert " failed" not in proc.stdout
 
 
 # -- atoll build: errors ---------------------------------------------------------------------
