@@ -7,6 +7,8 @@ The public API a worker imports::
     async def fetch(request, env, ctx):
         return Response("hello")
 
+and ``from atoll import fetch`` for subrequests (docs/outbound.md).
+
 And atoll as a library (``docs/embedding.md``): ``atoll.asgi(folder)`` is an
 ASGI app serving a worker, ``atoll.asgi_many([...])`` several routed by their
 ``routes``, ``await atoll.load(folder)`` a worker to call from Python. They
@@ -22,6 +24,7 @@ from atoll.api import ExecutionContext, Headers, QueryParams, Request, Response
 from atoll.errors import AtollError
 
 if TYPE_CHECKING:
+    from atoll.bindings.outbound import fetch
     from atoll.embed import (
         EmbeddedApp,
         EmbeddedWorker,
@@ -48,6 +51,7 @@ __all__ = [
     "__version__",
     "asgi",
     "asgi_many",
+    "fetch",
     "load",
 ]
 
@@ -57,9 +61,14 @@ _EMBED = frozenset(
 
 
 def __getattr__(name: str) -> Any:
-    """The library API (:mod:`atoll.embed`), imported when first named."""
+    """The library API (:mod:`atoll.embed`) and ``fetch`` (httpx and the bindings),
+    imported when first named."""
     if name in _EMBED:
         from atoll import embed
 
         return getattr(embed, name)
+    if name == "fetch":
+        from atoll.bindings.outbound import fetch
+
+        return fetch
     raise AttributeError(f"module 'atoll' has no attribute {name!r}")

@@ -25,6 +25,9 @@ boundary of ``runtime/`` and never reach a user raw.
     │   └── CapacityError        the node holds as many live instances as it can (503)
     ├── KVError                  a KV operation failed
     │   └── KVLimitError         a key, value, metadata or option is outside Workers' limits
+    ├── SubrequestError          a worker's fetch() failed: network, timeout, size (reason attached)
+    │   ├── EgressRefusedError   [outbound] refused the URL or the address it resolves to
+    │   └── SubrequestLimitError the request used up its [limits] subrequests
     └── ControlError             a deployment / admin operation was refused
 
 Only ``cli/`` turns an error into a message and an exit code; a library never
@@ -45,6 +48,7 @@ __all__ = [
     "ConfigProblems",
     "ControlError",
     "CpuLimitError",
+    "EgressRefusedError",
     "GuestError",
     "GuestTrapError",
     "KVError",
@@ -54,6 +58,8 @@ __all__ = [
     "RequestError",
     "ResponseError",
     "ScriptError",
+    "SubrequestError",
+    "SubrequestLimitError",
     "WorkerLoadError",
 ]
 
@@ -238,6 +244,26 @@ class KVError(AtollError):
 
 class KVLimitError(KVError):
     """A key, value, metadata or option is outside Workers KV's limits (named in the message)."""
+
+
+class SubrequestError(AtollError):
+    """A subrequest (``fetch()`` from a worker) failed: network, timeout, size, limits.
+
+    ``reason`` is a short word for logs and metrics (``timeout``, ``too_large``,
+    ``limit``, ``network``, ``redirects``, or a refusal's reason).
+    """
+
+    def __init__(self, message: str, *, reason: str = "network", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class EgressRefusedError(SubrequestError):
+    """The worker's egress policy (``[outbound]``) refused the URL or the address it resolves to."""
+
+
+class SubrequestLimitError(SubrequestError):
+    """The request used up its ``[limits] subrequests``."""
 
 
 class ControlError(AtollError):

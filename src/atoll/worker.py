@@ -15,6 +15,8 @@ unsandboxed, like a WSGI app. Only wasm is sandboxed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import logging
 import os
 import traceback
@@ -26,6 +28,7 @@ from typing import Any
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.assets import Assets, AssetsBinding
+from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, begin, policy_of
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
 from atoll.errors import AtollError, ConfigError, GuestError, RequestError, ScriptError
@@ -70,6 +73,10 @@ class Result:
     logs: list[str] = field(default_factory=list)
     error: BaseException | None = None
     pending: list[Awaitable[Any]] = field(default_factory=list)
+    #: The request's subrequests (``fetch()``), for its log, tail event and metrics.
+    subrequests: list[SubrequestRecord] = field(default_factory=list)
+    #: The context ``wait_until`` work runs in (its subrequests still count and are checked).
+    context: contextvars.Context | None = None
 
 
 class Worker:
@@ -96,6 +103,8 @@ class Worker:
         self.wasi_dirs = wasi_grants(manifest)
         #: Static files served before the worker ([assets] / [site]); set by load_worker.
         self.assets: Assets | None = None
+        #: Where its subrequests may go ([outbound]); parsed once per load.
+        self.egress = policy_of(manifest)
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
@@ -106,13 +115,18 @@ class Worker:
         invocation.wasi_dirs = self.wasi_dirs
         ctx = ExecutionContext(request_id, invocation.log)
         token = CURRENT.set(invocation)
+        outbound_token = OUTBOUND.set(None)
+        book = begin(self.egress, self.manifest.limits, invocation.log)
         error: BaseException | None = None
+        context: contextvars.Context | None = None
         try:
             response = await self.fetch(request, self.env, ctx)
             if not isinstance(response, Response):
                 raise TypeError(
                     f"fetch() must return an atoll.Response, got {type(response).__name__}"
                 )
+            if isinstance(response, FetchResponse):  # a streamed subrequest passed through
+                await response.bytes()
         except RequestError as exc:
             invocation.outcome = Outcome.REFUSED
             error = exc
@@ -127,6 +141,9 @@ class Worker:
             response = self._error_response(500, exc, request_id)
         finally:
             CURRENT.reset(token)
+            await book.close()
+            context = contextvars.copy_context()
+            OUTBOUND.reset(outbound_token)
             invocation.close()
         return Result(
             response=response,
@@ -136,6 +153,8 @@ class Worker:
             logs=invocation.logs,
             error=error,
             pending=ctx.take_pending(),
+            subrequests=book.records,
+            context=context,
         )
 
     def _error_response(self, status: int, exc: BaseException, request_id: str) -> Response:
@@ -182,7 +201,14 @@ async def run_pending(result: Result) -> None:
     """Run a request's ``wait_until`` work (after its response was sent); log failures."""
     if not result.pending:
         return
-    outcomes = await asyncio.gather(*result.pending, return_exceptions=True)
+    context = result.context
+    work = [
+        asyncio.get_running_loop().create_task(item, context=context)
+        if context is not None and inspect.iscoroutine(item)
+        else item
+        for item in result.pending
+    ]
+    outcomes = await asyncio.gather(*work, return_exceptions=True)
     for item in outcomes:
         if isinstance(item, BaseException):
             log.error("wait_until task failed (request %s): %r", result.request_id, item)

@@ -12,6 +12,7 @@ Series::
     atoll_requests_total{worker,status,outcome}           counter
     atoll_request_duration_seconds{worker}                histogram (wall time)
     atoll_request_cpu_seconds{worker}                     histogram (wasm CPU time)
+    atoll_subrequests_total{worker,outcome}               counter (ok, refused, error)
     atoll_tail_events_dropped_total                       counter
     atoll_worker_version_info{worker,version}             gauge, 1 per active version
     atoll_processes                                       gauge
@@ -64,7 +65,15 @@ class Metrics:
         self._requests: dict[tuple[str, int, str], int] = {}
         self._latency: dict[str, _Histogram] = {}
         self._cpu: dict[str, _Histogram] = {}
+        self._subrequests: dict[tuple[str, str], int] = {}
         self.tail_dropped = 0
+
+    def observe_subrequests(self, worker: str, outcomes: Iterable[str]) -> None:
+        """Count a request's subrequests by outcome (once per request that made any)."""
+        with self._lock:
+            for outcome in outcomes:
+                key = (worker, outcome)
+                self._subrequests[key] = self._subrequests.get(key, 0) + 1
 
     def observe(self, worker: str, status: int, outcome: str, wall_s: float, cpu_s: float) -> None:
         key = (worker, status, outcome)
@@ -86,6 +95,7 @@ class Metrics:
                 "requests": [[w, s, o, n] for (w, s, o), n in sorted(self._requests.items())],
                 "latency": {w: h.to_json() for w, h in self._latency.items()},
                 "cpu": {w: h.to_json() for w, h in self._cpu.items()},
+                "subrequests": [[w, o, n] for (w, o), n in sorted(self._subrequests.items())],
                 "tail_dropped": self.tail_dropped,
             }
 
@@ -94,8 +104,11 @@ def merge(snapshots: Iterable[Snapshot]) -> Snapshot:
     """The sum of several processes' snapshots."""
     requests: dict[tuple[str, int, str], int] = {}
     histograms: dict[str, dict[str, dict[str, Any]]] = {"latency": {}, "cpu": {}}
+    subrequests: dict[tuple[str, str], int] = {}
     dropped = 0
     for snap in snapshots:
+        for worker, outcome, count in snap.get("subrequests", ()):
+            subrequests[(worker, outcome)] = subrequests.get((worker, outcome), 0) + count
         for worker, status, outcome, count in snap["requests"]:
             key = (worker, status, outcome)
             requests[key] = requests.get(key, 0) + count
@@ -113,6 +126,7 @@ def merge(snapshots: Iterable[Snapshot]) -> Snapshot:
     return {
         "requests": [[w, s, o, n] for (w, s, o), n in sorted(requests.items())],
         **histograms,
+        "subrequests": [[w, o, n] for (w, o), n in sorted(subrequests.items())],
         "tail_dropped": dropped,
     }
 
@@ -140,6 +154,12 @@ def render(snapshot: Snapshot, *, versions: Mapping[str, str], processes: int) -
             out.append(f"{name}_bucket{_labels(worker=worker, le='+Inf')} {hist['count']}")
             out.append(f"{name}_sum{_labels(worker=worker)} {_num(hist['sum'])}")
             out.append(f"{name}_count{_labels(worker=worker)} {hist['count']}")
+    out += [
+        "# HELP atoll_subrequests_total Subrequests (fetch()) made by workers, by outcome.",
+        "# TYPE atoll_subrequests_total counter",
+    ]
+    for worker, outcome, count in snapshot.get("subrequests", ()):
+        out.append(f"atoll_subrequests_total{_labels(worker=worker, outcome=outcome)} {count}")
     out += [
         "# HELP atoll_tail_events_dropped_total Tail events dropped because a stream was full.",
         "# TYPE atoll_tail_events_dropped_total counter",

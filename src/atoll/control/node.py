@@ -168,6 +168,8 @@ class Node:
         status = result.response.status
         outcome = result.outcome.value
         self.metrics.observe(name, status, outcome, wall_ms / 1000, result.cpu_ms / 1000)
+        if result.subrequests:
+            self.metrics.observe_subrequests(name, (r.outcome for r in result.subrequests))
         channel = self.channel
         if worker is None or channel is None:
             return

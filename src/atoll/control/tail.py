@@ -151,6 +151,7 @@ def event(
         "wall_ms": round(wall_ms, 3),
         "cpu_ms": round(result.cpu_ms, 3),
         "logs": logs,
+        "subrequests": [r.to_json() for r in result.subrequests[:MAX_LOG_LINES]],
         "exception": _exception(result.error),
         "process": process,
         "sampled": rate,
