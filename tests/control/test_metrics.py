@@ -61,3 +61,13 @@ def test_observe_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert metrics.snapshot()["requests"] == [["w", 200, "ok", 8000]]
+
+
+def test_subrequests_are_counted_by_outcome_and_merged() -> None:
+    one, two = Metrics(), Metrics()
+    one.observe_subrequests("w", ["ok", "ok", "refused"])
+    two.observe_subrequests("w", ["ok", "error"])
+    text = render(merge([one.snapshot(), two.snapshot()]), versions={}, processes=2)
+    assert 'atoll_subrequests_total{worker="w",outcome="ok"} 3' in text
+    assert 'atoll_subrequests_total{worker="w",outcome="refused"} 1' in text
+    assert 'atoll_subrequests_total{worker="w",outcome="error"} 1' in text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from atoll.api import Response
+from atoll.bindings.outbound import SubrequestRecord
 from atoll.control.channel import EVENT_QUEUE, ProcessChannel
 from atoll.control.tail import QUEUE_EVENTS, TailFilter, TailHub, TailSource, event
 from atoll.errors import ControlError, GuestTrapError
@@ -84,6 +85,24 @@ def test_event_carries_logs_exception_and_frames() -> None:
         wall_ms=1.0, process=0, rate=1.0,
     )["exception"]["traceback"]  # fmt: skip
     assert "KeyError: 'k'" in traceback
+
+
+def test_event_lists_subrequests_without_query() -> None:
+    records = [
+        SubrequestRecord("GET", "https://api.example/v1", 200, 12.3456, "ok"),
+        SubrequestRecord("POST", "http://127.0.0.1/x", None, 0.1, "refused", "loopback"),
+    ]
+    result = Result(Response("x"), Outcome.OK, "id3", subrequests=records)
+    data = event(
+        worker="w", version="v", method="GET", url="http://w/", result=result,
+        wall_ms=1.0, process=0, rate=1.0,
+    )  # fmt: skip
+    assert data["subrequests"] == [
+        {"method": "GET", "url": "https://api.example/v1", "status": 200, "ms": 12.346,
+         "outcome": "ok"},
+        {"method": "POST", "url": "http://127.0.0.1/x", "status": None, "ms": 0.1,
+         "outcome": "refused", "reason": "loopback"},
+    ]  # fmt: skip
 
 
 async def test_hub_routes_events_and_tells_processes_about_filters() -> None:

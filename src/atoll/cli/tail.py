@@ -89,6 +89,11 @@ def _pretty(event: dict[str, Any]) -> str:
     )
     lines = [head]
     lines += [f"  log: {line}" for line in event["logs"]]
+    for sub in event.get("subrequests", ()):
+        status = sub["status"] if sub["status"] is not None else sub.get("reason", "-")
+        lines.append(
+            f"  fetch: {sub['method']} {sub['url']} {status} {sub['outcome']} {sub['ms']:.1f}ms"
+        )
     error = event.get("exception")
     if error:
         lines.append(f"  {error['type']}: {error['message']}")

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from atoll.bindings.kv import backend_name
+from atoll.bindings.outbound.policy import ADMIN_ENV
 from atoll.control.admin import AdminApp
 from atoll.control.bundle import Limits
 from atoll.control.channel import encode
@@ -221,6 +222,8 @@ class Supervisor:
         self.port = reservation.getsockname()[1]
         admin_sock = _admin_socket(options.admin_host, options.admin_port)
         self.admin_port = admin_sock.getsockname()[1]
+        # Serving processes inherit it: their workers' subrequests never reach the admin API.
+        os.environ[ADMIN_ENV] = f"{admin_sock.getsockname()[0]}:{self.admin_port}"
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from atoll.api import Request
 from atoll.bindings.outbound import client
+from atoll.bindings.outbound.policy import IPAddress
+from atoll.errors import SubrequestError
 from atoll.worker import Result, Runtime, Worker, load_worker, run_pending
 from tests.bindings.outbound.upstream import Upstream
 from tests.support import WorkerFactory
@@ -49,21 +51,21 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 
 @pytest.fixture
-def names(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[str]]]:
+def names(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """A fake resolver: ``names["a.test"] = ["127.0.0.1"]``; other names fail."""
     table: dict[str, list[str]] = {}
 
-    async def resolve(host: str, port: int) -> list[client.IPAddress]:
+    async def resolve(host: str, port: int) -> list[IPAddress]:
         try:
             return [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:
             pass
         if host not in table:
-            raise client.SubrequestError(f"fetch: cannot resolve {host!r}", reason="dns")
+            raise SubrequestError(f"fetch: cannot resolve {host!r}", reason="dns")
         return [ipaddress.ip_address(a) for a in table[host]]
 
     monkeypatch.setattr(client, "resolver", resolve)
-    yield table
+    return table
 
 
 def _worker(
@@ -88,7 +90,8 @@ async def test_loopback_is_refused_by_default(
     result = await _get(worker, upstream.url + "/hello?secret=abc")
     body = result.response.body.decode()
     assert result.response.status == 502
-    assert "EgressRefusedError" in body and "loopback" in body
+    assert "EgressRefusedError" in body
+    assert "loopback" in body
     assert upstream.connections == 0
     [record] = result.subrequests
     assert (record.method, record.url, record.status, record.outcome, record.reason) == (
@@ -126,7 +129,8 @@ async def test_post_sends_method_headers_and_body(
     )
     result = await _get(worker, upstream.url + "/echo", method="POST", body="payload")
     echoed = json.loads(result.response.body)
-    assert echoed["method"] == "POST" and echoed["body"] == "payload"
+    assert echoed["method"] == "POST"
+    assert echoed["body"] == "payload"
     assert ["x-test", "1"] in echoed["headers"]
 
 
@@ -220,11 +224,14 @@ async def test_response_size_and_timeout_limits(
         limits="subrequest_response_mb = 1\nsubrequest_timeout_s = 1",
     )
     ok = await _get(worker, upstream.url + f"/big?n={1024 * 1024}")
-    assert ok.response.status == 200 and len(ok.response.body) == 1024 * 1024
+    assert ok.response.status == 200
+    assert len(ok.response.body) == 1024 * 1024
     big = await _get(worker, upstream.url + f"/big?n={1024 * 1024 + 1}")
-    assert big.response.status == 502 and "over 1 MiB" in big.response.body.decode()
+    assert big.response.status == 502
+    assert "over 1 MiB" in big.response.body.decode()
     slow = await _get(worker, upstream.url + "/slow?s=3")
-    assert slow.response.status == 502 and "timed out after 1 s" in slow.response.body.decode()
+    assert slow.response.status == 502
+    assert "timed out after 1 s" in slow.response.body.decode()
     assert slow.subrequests[0].reason == "timeout"
 
 

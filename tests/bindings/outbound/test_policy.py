@@ -145,7 +145,7 @@ def test_the_admin_api_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     "bad", ["ftp://example.com", "exa mple.com", "example.com:99999", "example.com:x", "://"]
 )
 def test_malformed_patterns_are_config_errors(bad: str) -> None:
-    with pytest.raises(ConfigError, match="outbound.allowed_hosts"):
+    with pytest.raises(ConfigError, match=r"outbound\.allowed_hosts"):
         EgressPolicy.from_config([bad], [])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -19,6 +20,7 @@ class Upstream:
         self.port = 0
         self.connections = 0
         self.requests: list[dict[str, object]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -32,10 +34,40 @@ class Upstream:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.server.wait_closed()
+
+    def start_in_thread(self) -> Upstream:
+        """Serve from a thread of its own (for callers that block their loop: wasm guests)."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self.start())
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        self._loop = loop
+        return self
+
+    def stop_thread(self) -> None:
+        loop = self._loop
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+        loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -1,7 +1,7 @@
 """``fetch()`` from a JS worker: subrequests through the host, under the request's limits.
 
 A loopback HTTP server stands in for the internet; loopback is refused by default,
-so this node runs with ``ATOLL_JS_FETCH_PRIVATE=1`` (the development switch).
+so the worker allows it by name in ``[outbound] allowed_hosts`` (docs/outbound.md).
 """
 
 from __future__ import annotations
@@ -91,9 +91,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     folder: Path = tmp_path_factory.mktemp("fetcher")
     (folder / "atoll.toml").write_text(
         'name = "fetcher"\nmain = "index.js"\n[limits]\nsubrequests = 2\n'
+        '[outbound]\nallowed_hosts = ["http://127.0.0.1:*"]\n'
     )
     (folder / "index.js").write_text(WORKER_JS)
-    server = start_dev(folder, "--loops", "1", env={"ATOLL_JS_FETCH_PRIVATE": "1"})
+    server = start_dev(folder, "--loops", "1")
     try:
         yield server
     finally:

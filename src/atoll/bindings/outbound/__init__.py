@@ -9,7 +9,6 @@ See docs/outbound.md.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 
@@ -47,7 +46,7 @@ _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encod
 class FetchResponse(Response):
     """The response of :func:`fetch`: an atoll :class:`Response` plus ``url`` and
     ``redirected``. With ``stream=True`` its body is read on demand (:meth:`iter_bytes`,
-    or ``await bytes()`` / ``text()`` / ``json()``); otherwise it is already in ``body``."""
+    or ``await bytes()`` / ``text()``); otherwise it is already in ``body``."""
 
     __slots__ = ("_book", "_upstream", "redirected", "url")
 
@@ -84,11 +83,6 @@ class FetchResponse(Response):
 
     async def text(self) -> str:
         return (await self.bytes()).decode("utf-8", errors="replace")
-
-    async def json(self) -> Any:
-        import json
-
-        return json.loads(await self.bytes())
 
 
 async def fetch(

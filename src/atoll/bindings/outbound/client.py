@@ -98,7 +98,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -125,7 +125,10 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         raise SubrequestError(f"fetch: {host!r} resolves to no address", reason="dns")
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise EgressRefusedError("fetch: unix sockets are never reachable", reason="scheme")
 
@@ -251,9 +254,12 @@ class Subrequests:
                 return response, redirected
             await response.aclose()
             if redirect == "error":
-                raise SubrequestError(
-                    f"fetch {_shown(url)}: redirected to {_shown(location)} with redirect: 'error'",
-                    reason="redirect",
+                raise self._logged(
+                    SubrequestError(
+                        f"fetch {_shown(url)}: redirected to {_shown(location)} with "
+                        "redirect: 'error'",
+                        reason="redirect",
+                    )
                 )
             target = str(response.url.join(location))
             if response.status_code == 303 or (
@@ -271,9 +277,15 @@ class Subrequests:
                 pairs = [(k, v) for k, v in pairs if k.lower() not in _CROSS_ORIGIN_DROP]
             url = target
             redirected = True
-        raise SubrequestError(
-            f"fetch {_shown(url)}: more than {MAX_REDIRECTS} redirects", reason="redirects"
+        raise self._logged(
+            SubrequestError(
+                f"fetch {_shown(url)}: more than {MAX_REDIRECTS} redirects", reason="redirects"
+            )
         )
+
+    def _logged(self, error: SubrequestError) -> SubrequestError:
+        self.log(f"subrequest error: {error.message}")
+        return error
 
     async def _one(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None
@@ -351,17 +363,21 @@ class Subrequests:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise SubrequestError(
-                        f"fetch {_shown(str(response.url))}: the response body is over "
-                        f"{self.limits.subrequest_response_mb} MiB",
-                        reason="too_large",
-                        hint="raise [limits] subrequest_response_mb",
+                    raise self._logged(
+                        SubrequestError(
+                            f"fetch {_shown(str(response.url))}: the response body is over "
+                            f"{self.limits.subrequest_response_mb} MiB",
+                            reason="too_large",
+                            hint="raise [limits] subrequest_response_mb",
+                        )
                     )
                 yield chunk
         except httpx.HTTPError as exc:
-            raise SubrequestError(
-                f"fetch {_shown(str(response.url))}: reading the body failed: {exc}",
-                reason="network",
+            raise self._logged(
+                SubrequestError(
+                    f"fetch {_shown(str(response.url))}: reading the body failed: {exc}",
+                    reason="timeout" if isinstance(exc, httpx.TimeoutException) else "network",
+                )
             ) from None
         finally:
             await response.aclose()

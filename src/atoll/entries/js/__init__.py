@@ -7,22 +7,19 @@ then gets its own isolate of the worker on its first request
 (:class:`~atoll.entries.js.isolate.JsIsolate`), reused by later requests.
 
 JavaScript is untrusted code, like a wasm guest: it reaches only its bindings
-(vars, secrets, wasm modules, KV), ``console``, and ``fetch`` to public
-addresses. See docs/js-workers.md.
+(vars, secrets, wasm modules, KV), ``console``, and ``fetch`` where its
+``[outbound]`` policy lets it (docs/outbound.md). See docs/js-workers.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
-import socket
 import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings.kv.namespace import KVNamespace
@@ -106,10 +103,7 @@ class JsWorker:
         if kind == "kv":
             return await self._kv(args, body)
         if kind == "fetch":
-            limits = self.manifest.limits
-            return await _subrequest(
-                args, body, limits.subrequest_timeout_s, limits.subrequest_response_mb << 20
-            )
+            return await _subrequest(args, body)  # the worker's [limits] apply there
         raise TypeError(f"unknown host operation {kind!r}")
 
     async def _kv(self, args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
@@ -301,73 +295,29 @@ def load_js_entry(
 # -- fetch() subrequests ---------------------------------------------------------------------------
 
 
-def _refuse_private(url: str) -> None:
-    """Refuse a subrequest to a loopback, private or link-local address (no egress policy yet)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise TypeError(f"fetch: only http and https URLs are supported, got {url!r}")
-    host = parts.hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except OSError as exc:
-        raise TypeError(f"fetch: cannot resolve {host!r}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_loopback
-            or address.is_private
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            raise TypeError(
-                f"fetch: {host} resolves to {address}, a loopback/private address; atoll refuses "
-                "subrequests to them (set ATOLL_JS_FETCH_PRIVATE=1 to allow, for development)"
-            )
+async def _subrequest(args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
+    """A JS ``fetch()``: through atoll's one outbound path (bindings/outbound), so under the
+    worker's ``[outbound]`` policy and ``[limits]``, and in its tail event."""
+    from atoll.bindings.outbound import current
 
-
-async def _subrequest(
-    args: dict[str, Any], body: str | None, timeout_s: float, max_body: int
-) -> tuple[str, str | None]:
-    import os
-
-    import httpx
-
-    url = str(args["url"])
-    if os.environ.get("ATOLL_JS_FETCH_PRIVATE") != "1":
-        _refuse_private(url)
-    headers = [(str(k), str(v)) for k, v in args.get("headers", [])]
-    async with (
-        httpx.AsyncClient(
-            follow_redirects=args.get("redirect", "follow") == "follow", timeout=timeout_s
-        ) as client,
-        client.stream(
-            str(args["method"]),
-            url,
-            headers=headers,
-            content=body.encode("latin-1") if body is not None else None,
-        ) as response,
-    ):
-        chunks = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_body:
-                raise TypeError(
-                    f"fetch: the response of {url} is over {max_body >> 20} MiB "
-                    "([limits] subrequest_response_mb)"
-                )
-            chunks.append(chunk)
-        meta = {
-            "status": response.status_code,
-            "statusText": response.reason_phrase,
-            "headers": [
-                [k, v]
-                for k, v in response.headers.multi_items()
-                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-            ],
-            "url": str(response.url),
-            "redirected": bool(response.history),
-        }
-    return json.dumps(meta), b"".join(chunks).decode("latin-1")
+    book = current()
+    response, redirected = await book.send(
+        str(args["method"]),
+        str(args["url"]),
+        [(str(k), str(v)) for k, v in args.get("headers", [])],
+        body.encode("latin-1") if body is not None else None,
+        redirect=str(args.get("redirect", "follow")),
+    )
+    data = await book.read(response)
+    meta = {
+        "status": response.status_code,
+        "statusText": response.reason_phrase,
+        "headers": [
+            [k, v]
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ],
+        "url": str(response.url),
+        "redirected": redirected,
+    }
+    return json.dumps(meta), data.decode("latin-1")
