@@ -101,3 +101,24 @@ def test_trace_and_dir(js: WebApi) -> None:
     js.eval("(console.trace('here'), console.dir({a: [1]}))")
     assert js.host.lines[0][1].startswith("Trace: here\n    at ")
     assert js.host.lines[1] == ("log", "{ a: [ 1 ] }")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "new Error('boom')",
+        "new Error('')",
+        "new RangeError('two\\nlines')",
+        "(() => { const e = new Error('x'); e.code = 'E1'; return e; })()",
+        "new Error('c', {cause: new Error('inner')})",
+        "(() => { class MyErr extends Error { constructor(m) { super(m); this.name = 'MyErr'; } } return new MyErr('q'); })()",
+    ],
+)
+def test_errors_print_as_util_inspect_does(js: WebApi, make: str) -> None:
+    # Node util.inspect: an Error prints as its stack, with own properties and cause appended.
+    # Plain errors skip util.inspect; a format string forces it: both must agree.
+    direct, through_inspect = js.eval(
+        f"(() => {{ const e = {make}; return [__atoll_rt.formatLog(['x', e]), __atoll_rt.formatLog(['x%s', '', e])]; }})()"
+    )
+    assert direct == through_inspect
+    assert direct.startswith("x ")

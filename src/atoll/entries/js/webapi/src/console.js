@@ -21,15 +21,25 @@ function formatPrimitive(value) {
   }
 }
 
+// util.inspect prints an Error as its stack when the stack starts with "Name: message" and the
+// error has no own enumerable properties and no cause (then it appends them): the usual
+// `console.error(err)` needs no util.inspect either.
+function isPlainError(value) {
+  if (!(value instanceof Error) || typeof value.stack !== "string" || "cause" in value) return false;
+  if (Object.keys(value).length > 0) return false;
+  const head = String(value);
+  return value.stack === head || value.stack.startsWith(`${head}\n`);
+}
+
 /** __atoll_rt.formatLog: how console.* renders its arguments. */
 export function formatLog(args) {
   args = Array.from(args);
   let simple = !(typeof args[0] === "string" && args[0].includes("%"));
   for (let i = 0; simple && i < args.length; i++) {
     const t = typeof args[i];
-    simple = t !== "object" && t !== "function";
+    simple = (t !== "object" && t !== "function") || isPlainError(args[i]);
   }
-  if (simple) return args.map(formatPrimitive).join(" ");
+  if (simple) return args.map((a) => (typeof a === "object" ? a.stack : formatPrimitive(a))).join(" ");
   return inspectModule().format(...args);
 }
 
