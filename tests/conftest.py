@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# First, before anything imports STPyV8: it sets the V8 flags JS isolates need (per-isolate
+# heap limits), which V8 freezes once it starts.
+import atoll.entries.js.v8  # noqa: F401  # isort: skip
 from atoll.runtime.engine import Engine
 from atoll.worker import Runtime
 from tests.support import DevServer, StartDev, WorkerFactory, start_dev, wat
