@@ -210,6 +210,11 @@ export default {
       return new Response("sent");
     }
     if (url.pathname === "/waited") return new Response(String(await env.CACHE.get("waited")));
+    if (url.pathname === "/wait-settled") {
+      ctx.waitUntil(Promise.resolve("already"));
+      ctx.waitUntil(new Promise(() => {}));  // never settles, nothing pending
+      return new Response("sent");
+    }
     if (url.pathname === "/post") {
       const body = await request.text();
       return new Response(`${request.method} ${body} ${request.headers.get("x-test")}`);
@@ -314,6 +319,11 @@ def test_wait_until_runs_after_the_response(module_worker: DevServer) -> None:
 
         time.sleep(0.02)
     pytest.fail("waitUntil work never ran")
+
+
+def test_wait_until_promises_already_settled_or_never_settling(module_worker: DevServer) -> None:
+    assert httpx.get(module_worker.url + "/wait-settled").text == "sent"
+    _wait_for(module_worker, "a ctx.waitUntil() promise will never settle")
 
 
 def test_request_method_body_and_headers(module_worker: DevServer) -> None:

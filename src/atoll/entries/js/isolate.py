@@ -316,9 +316,13 @@ class JsIsolate:
                         hint="a timer or subrequest kept the request waiting",
                     ) from None
             done.result()  # raises what ended the request meanwhile (a limit, a reset)
+            # Made first: waitUntil promises that already settled report during collect().
+            waited: asyncio.Future[str] = loop.create_future()
+            record.waited = waited
             text: str = self.call(record, "collect", slot)
             if text[0] == "E":
                 record.collected = True
+                record.waited = None
                 raise _thrown(text[1:])
             meta, _, out = text[1:].partition("\n")
             status, _status_text, headers_json = json.loads(meta)
@@ -334,9 +338,10 @@ class JsIsolate:
             )
             record.collected = True
             if text[0] == "W":
-                record.waited = loop.create_future()
                 ctx.wait_until(self._after(record))
                 keep = True
+            else:
+                record.waited = None
             return response
         finally:
             if not keep:
@@ -379,16 +384,21 @@ class JsIsolate:
         """End a request whose promise can no longer settle: nothing of it is pending."""
         if record.busy() or record.finished:
             return
-        for future in (record.done, record.waited):
-            if future is not None and not future.done():
-                future.set_exception(
-                    ScriptError(
-                        f"worker {self.worker.name}: {_NEVER}",
-                        hint="the fetch handler's promise never settled and nothing it waits for "
-                        "(timer, fetch, KV) is pending",
-                    )
+        if record.done is not None and not record.done.done():
+            record.done.set_exception(
+                ScriptError(
+                    f"worker {self.worker.name}: {_NEVER}",
+                    hint="the fetch handler's promise never settled and nothing it waits for "
+                    "(timer, fetch, KV) is pending",
                 )
-                return
+            )
+        elif record.waited is not None and not record.waited.done():
+            record.waited.set_exception(
+                ScriptError(
+                    f"worker {self.worker.name}: a ctx.waitUntil() promise will never settle",
+                    hint="nothing it waits for (timer, fetch, KV) is pending",
+                )
+            )
 
     def fail_all(self, error: BaseException) -> None:
         """End every request in flight here (the isolate is being replaced)."""
