@@ -523,8 +523,9 @@ class JsIsolate:
         Every Python wrapper of a JS value of this isolate must be gone first:
         one freed after the isolate is a use-after-free in STPyV8.
         """
-        # Cyclic garbage (an exception's frames) may still hold JS values: free them now.
-        gc.collect()
+        if self.broken:
+            # A limit's exception may have left frames (cyclic garbage) holding JS values.
+            gc.collect()
         self.__dict__.pop("_post", None)
         self.__dict__.pop("_run", None)
         self.__dict__.pop("_engine", None)
