@@ -107,8 +107,6 @@ class _Record:
     finished: bool = False
     #: The core already dropped the request (collect() without waitUntil work).
     collected: bool = False
-    #: fetch() calls made so far (bounded by [limits] subrequests).
-    subrequests: int = 0
 
     def busy(self) -> bool:
         return self.ops > 0 or bool(self.timers)
@@ -463,13 +461,6 @@ class JsIsolate:
         try:
             try:
                 ok = True
-                if kind == "fetch":
-                    record.subrequests += 1
-                    if record.subrequests > self.worker.manifest.limits.subrequests:
-                        raise TypeError(
-                            "Too many subrequests. (this request made more than [limits] "
-                            f"subrequests = {self.worker.manifest.limits.subrequests})"
-                        )
                 meta, data = await self.worker.host_op(kind, json.loads(args), body)
             except (KVError, ValueError, TypeError) as exc:
                 ok = False
