@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "main"]
 #: command name → "module:attribute"; imported on first use.
 COMMANDS: dict[str, str] = {
     "build": "atoll.cli.build:build",
+    "cluster": "atoll.cli.cluster:cluster",
     "delete": "atoll.cli.delete:delete",
     "deploy": "atoll.cli.deploy:deploy",
     "dev": "atoll.cli.dev:dev",

@@ -57,11 +57,32 @@ def _cores() -> int:
 @click.option(
     "--kv",
     "kv_spec",
-    default=DEFAULT_SPEC,
-    show_default=True,
+    default=None,
     envvar="ATOLL_KV",
     metavar="SPEC",
-    help="KV store: sqlite (DIR/kv.sqlite3), sqlite:PATH, redis://HOST:PORT/DB, memory (per process).",
+    help="KV store: sqlite (DIR/kv.sqlite3), sqlite:PATH, redis://HOST:PORT/DB, memory (per "
+    "process). Default: sqlite, or the --cluster Redis.",
+)
+@click.option(
+    "--cluster",
+    "cluster_url",
+    default=None,
+    envvar="ATOLL_CLUSTER",
+    metavar="URL",
+    help="Join the cluster whose store is this Redis (redis://HOST:6379/0, or "
+    "redis+sentinel://HOST:26379/SERVICE): deploys and secrets go to every node.",
+)
+@click.option(
+    "--cluster-keys",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of the keys that encrypt secrets in the cluster store, one per line, the "
+    "current first (default: $ATOLL_CLUSTER_KEYS, comma-separated).",
+)
+@click.option(
+    "--node-id",
+    default=None,
+    help="This node's name in the cluster (default: HOSTNAME:PORT).",
 )
 @click.option(
     "--token",
@@ -84,7 +105,10 @@ def serve(
     admin_port: int,
     processes: int | None,
     loops: int,
-    kv_spec: str,
+    kv_spec: str | None,
+    cluster_url: str | None,
+    cluster_keys: Path | None,
+    node_id: str | None,
     token: str | None,
     log_level: str,
     **limit_options: Any,
@@ -94,11 +118,15 @@ def serve(
     Deploy with `atoll deploy`; manage with `atoll versions`, `rollback`,
     `delete`, `secret` and `tail`, all through the admin API (bearer token).
     A worker without routes answers at http://NAME.localhost:PORT/. Stop with
-    Ctrl-C: requests in flight finish.
+    Ctrl-C: requests in flight finish. With --cluster, nodes sharing one Redis
+    serve the same workers (docs/cluster.md).
     """
     setup_logging(log_level)
     limits, body_memory = server_limits(limit_options)
     count = processes or _cores()
+    if kv_spec is None:
+        plain_redis = cluster_url is not None and cluster_url.startswith(("redis://", "rediss://"))
+        kv_spec = cluster_url if plain_redis and cluster_url else DEFAULT_SPEC
     options = ServeOptions(
         state=state_dir,
         host=host,
@@ -112,6 +140,9 @@ def serve(
         kv=kv_spec,
         server_limits=limits,
         body_memory=body_memory,
+        cluster=cluster_url,
+        cluster_keys=cluster_keys,
+        node_id=node_id,
     )
 
     def ready(
@@ -124,6 +155,13 @@ def serve(
         )
         if token_file is not None:
             stderr.print(f"admin token: in {token_file}", markup=False)
+        cluster = supervisor.cluster
+        if cluster is not None:
+            stderr.print(
+                f"cluster node {cluster.node_id}: serving rev {cluster.applied} of {cluster.url}",
+                markup=False,
+            )
 
     with fail_on_errors():
-        Supervisor(options).run(ready)
+        supervisor = Supervisor(options)
+        supervisor.run(ready)

@@ -78,6 +78,10 @@ class Control(Protocol):
 
     async def metrics(self) -> str: ...
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the node serves what it should (a cluster node: synced), and details."""
+        ...
+
     async def subscribe(self, tail_filter: TailFilter) -> Subscription: ...
 
     async def unsubscribe(self, sub: Subscription) -> None: ...
@@ -165,13 +169,14 @@ class AdminApp:
              self.delete_secret),
             ("GET", re.compile(rf"/workers/{_NAME}/tail"), self.tail),
             ("GET", re.compile(r"/metrics"), self.metrics),
+            ("GET", re.compile(r"/health"), self.health),
         ]  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         try:
-            if not self._authorized(scope):
+            if not self._authorized(scope) and scope.get("path") != "/health":
                 raise _HttpError(
                     401, "a valid admin token is needed", "pass --token or set ATOLL_ADMIN_TOKEN"
                 )
@@ -267,6 +272,7 @@ class AdminApp:
                 "active": upload.pointer is not None,
                 "previous": upload.pointer.previous if upload.pointer else None,
                 "processes": report,
+                **_nodes(report),
             },
         )
 
@@ -285,6 +291,7 @@ class AdminApp:
                 "version": pointer.version,
                 "previous": pointer.previous,
                 "processes": report,
+                **_nodes(report),
             },
         )
 
@@ -292,7 +299,9 @@ class AdminApp:
         self._known(call.name)
         deployer = self.control.deployer
         _, report = await self.control.change(lambda: deployer.delete_worker(call.name))
-        await call.reply(200, {"worker": call.name, "deleted": True, "processes": report})
+        await call.reply(
+            200, {"worker": call.name, "deleted": True, "processes": report, **_nodes(report)}
+        )
 
     async def delete_version(self, call: _Call) -> None:
         self._known(call.name)
@@ -300,7 +309,9 @@ class AdminApp:
         full, report = await self.control.change(
             lambda: deployer.delete_version(call.name, call.match["v"])
         )
-        await call.reply(200, {"worker": call.name, "deleted": full, "processes": report})
+        await call.reply(
+            200, {"worker": call.name, "deleted": full, "processes": report, **_nodes(report)}
+        )
 
     async def list_secrets(self, call: _Call) -> None:
         names = self.control.deployer.secrets.names(call.name)
@@ -315,13 +326,23 @@ class AdminApp:
         key = call.match["key"]
         deployer = self.control.deployer
         _, report = await self.control.change(lambda: deployer.put_secret(call.name, key, value))
-        await call.reply(200, {"worker": call.name, "secret": key, "processes": report})
+        await call.reply(
+            200, {"worker": call.name, "secret": key, "processes": report, **_nodes(report)}
+        )
 
     async def delete_secret(self, call: _Call) -> None:
         key = call.match["key"]
         deployer = self.control.deployer
         _, report = await self.control.change(lambda: deployer.delete_secret(call.name, key))
-        await call.reply(200, {"worker": call.name, "deleted": key, "processes": report})
+        await call.reply(
+            200, {"worker": call.name, "deleted": key, "processes": report, **_nodes(report)}
+        )
+
+    async def health(self, call: _Call) -> None:
+        """``ready`` (200) once the node serves the cluster's versions, else 503. No token."""
+        ready, details = self.control.health()
+        await call.reply(200 if ready else 503, {"status": "ready" if ready else "syncing",
+                                                 **details})  # fmt: skip
 
     async def metrics(self, call: _Call) -> None:
         text = await self.control.metrics()
@@ -411,6 +432,12 @@ async def _stream(call: _Call, sub: Subscription) -> None:
             await call.send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         gone.cancel()
+
+
+def _nodes(report: dict[str, Any]) -> dict[str, Any]:
+    """A cluster change's ``nodes`` (how many nodes serve it, which not yet) as its own field."""
+    nodes = report.pop("nodes", None)
+    return {} if nodes is None else {"nodes": nodes}
 
 
 def _split(values: list[str]) -> list[str]:

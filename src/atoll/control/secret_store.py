@@ -82,6 +82,17 @@ class SecretStore:
         del values[key]
         self._write(worker, values)
 
+    def replace(self, worker: str, values: Mapping[str, str]) -> None:
+        """Make ``values`` the whole set of ``worker``'s secrets (a cluster node's mirror)."""
+        if values:
+            self._write(worker, values)
+        else:
+            self.forget(worker)
+
+    def workers(self) -> list[str]:
+        """Workers that have secrets here."""
+        return sorted(p.stem for p in self.folder.glob("*.json"))
+
     def forget(self, worker: str) -> None:
         """Remove every secret of ``worker`` (when the worker is deleted)."""
         self._path(worker).unlink(missing_ok=True)

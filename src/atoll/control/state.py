@@ -262,6 +262,12 @@ class State:
         write_atomic(self.workers_dir / name / ACTIVE_FILE, json.dumps(asdict(pointer)).encode())
         return pointer
 
+    def point(self, name: str, pointer: Pointer) -> None:
+        """Write ``pointer`` as is (a cluster node mirroring the cluster's pointer)."""
+        folder = self.workers_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / ACTIVE_FILE, json.dumps(asdict(pointer)).encode())
+
     def delete_worker(self, name: str) -> Path:
         """Deactivate ``name`` and move its folder to ``trash/``; returns where it went.
 

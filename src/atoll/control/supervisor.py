@@ -35,10 +35,11 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
@@ -58,6 +59,10 @@ from atoll.http.protocol import ConnectionPool, protocol_class
 from atoll.http.server import ServerLimits
 from atoll.worker import Runtime
 
+if TYPE_CHECKING:  # redis and cryptography are imported only by a node of a cluster
+    from atoll.control.cluster import Cluster, ClusterDeployer, Keyring
+    from atoll.control.cluster_link import ClusterLink
+
 __all__ = ["ServeOptions", "Supervisor"]
 
 log = logging.getLogger("atoll.control")
@@ -70,6 +75,10 @@ START_TIMEOUT = 120.0
 SYNC_TIMEOUT = 60.0
 #: Seconds between two restarts of a serving process that keeps dying.
 RESTART_DELAY = 1.0
+#: Seconds a cluster change waits for every live node to report it active.
+ACK_WAIT = 2.0
+#: Seconds a node that mirrored the cluster before waits for Redis at start.
+FIRST_SYNC_WAIT = 10.0
 #: Seconds deleted files stay in trash/ (requests in flight may still read them).
 TRASH_DELAY = 60.0
 #: The admin API's connections: few, from operators' tools.
@@ -96,6 +105,12 @@ class ServeOptions:
     """What a client connection may cost each serving process (``http/protocol.py``)."""
     body_memory: int = DEFAULT_BODY_MEMORY
     """Bytes of request bodies each serving process holds at once (``http/bodies.py``)."""
+    cluster: str | None = None
+    """Redis URL of the cluster store (``cluster.py``); None: a node on its own."""
+    cluster_keys: Path | None = None
+    """File of the keys that encrypt secrets in the cluster store (else $ATOLL_CLUSTER_KEYS)."""
+    node_id: str | None = None
+    """This node's name in the cluster (default HOSTNAME:PORT)."""
 
 
 class _Process:
@@ -181,6 +196,13 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._deployer: Deployer | None = None
+        self.cluster: Cluster | None = None
+        self.link: ClusterLink | None = None
+        self.keyring: Keyring | None = None
+        if options.cluster:
+            from atoll.control.cluster import Keyring
+
+            self.keyring = Keyring.load(options.cluster_keys)
         self.port = 0
         self.admin_port = 0
 
@@ -215,11 +237,21 @@ class Supervisor:
             token = self.state.admin_token()
             token_file = str(self.state.root / "admin-token")
         self.runtime = Runtime(cache_dir=self.state.cache_dir)
-        self._deployer = Deployer(self.state, self.runtime, limits=options.limits)
         if options.port:
             _probe(options.host, options.port)
         reservation = listen_socket(options.host, options.port)
         self.port = reservation.getsockname()[1]
+        if options.cluster and self.keyring is not None:
+            from atoll.control.cluster import Cluster, ClusterDeployer
+
+            node_id = options.node_id or f"{socket.gethostname()}:{self.port}"
+            self.cluster = Cluster(options.cluster, node_id, self.keyring)
+            self._deployer = ClusterDeployer(
+                self.state, self.runtime, self.cluster, limits=options.limits
+            )
+            await self._first_sync()
+        else:
+            self._deployer = Deployer(self.state, self.runtime, limits=options.limits)
         admin_sock = _admin_socket(options.admin_host, options.admin_port)
         self.admin_port = admin_sock.getsockname()[1]
         # Serving processes inherit it: their workers' subrequests never reach the admin API.
@@ -266,11 +298,26 @@ class Supervisor:
             if ready is not None:
                 ready(options.host, self.port, options.admin_host, self.admin_port, token_file)
             trash = asyncio.create_task(self._empty_trash())
+            link: asyncio.Task[None] | None = None
+            if self.cluster is not None:
+                from atoll.control.cluster_link import ClusterLink
+
+                self.link = ClusterLink(
+                    self.cluster, self._resync, self.hub.publish, self._remote_filters
+                )
+                self.link.start()
+                link = asyncio.create_task(self.link.run())
             await self._stopping.wait()
             trash.cancel()
+            if link is not None:
+                link.cancel()
         finally:
             self._stopping.set()
             self.hub.close()
+            if self.link is not None:
+                await asyncio.to_thread(self.link.stop)
+            if self.cluster is not None:
+                self.cluster.close()
             if server is not None and admin is not None:
                 server.should_exit = True
                 with contextlib.suppress(Exception):
@@ -350,9 +397,9 @@ class Supervisor:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=16 * 1024 * 1024)
         process.writer = writer
-        filters = self.hub.filters()
+        filters = self._all_filters()
         if filters:
-            process.post({"op": "tail", "filters": [f.to_json() for f in filters]})
+            process.post({"op": "tail", "filters": filters})
         try:
             while line := await reader.readline():
                 self._on_message(process, line)
@@ -366,7 +413,12 @@ class Supervisor:
         message = json.loads(line)
         op = message.get("op")
         if op == "event":
-            self.hub.publish(message["event"])
+            item = message["event"]
+            if self.cluster is not None:
+                item["node"] = self.cluster.node_id
+                if self.link is not None:
+                    self.link.publish_event(item)
+            self.hub.publish(item)
         elif op == "dropped":
             self.hub.lost(message["worker"], int(message["count"]))
         elif op == "reply":
@@ -408,7 +460,78 @@ class Supervisor:
         async with self._lock:
             result = await asyncio.to_thread(operation)
             report = await self._sync_all()
+            cluster = self.cluster
+            rev = 0
+            if cluster is not None:
+                rev = self._cluster_deployer().current.rev
+                cluster.applied = rev
+                cluster.last_sync = time.time()
+                with contextlib.suppress(Exception):  # Redis down: the heartbeat says it later
+                    await asyncio.to_thread(cluster.heartbeat)
+        if cluster is not None:
+            report["nodes"] = await asyncio.to_thread(cluster.wait_activated, rev, ACK_WAIT)
         return result, report
+
+    # -- the cluster ---------------------------------------------------------------------------
+
+    async def _first_sync(self) -> None:
+        """Mirror the cluster before any serving process starts (so before any traffic).
+
+        Waits for Redis; a state folder that mirrored the cluster before starts on its
+        copy (degraded) after :data:`FIRST_SYNC_WAIT` seconds.
+        """
+        from atoll.control.cluster import RedisError
+
+        assert self.cluster is not None
+        deployer = self._cluster_deployer()
+        started = time.monotonic()
+        logged = False
+        while not self._stopping.is_set():
+            try:
+                target = await asyncio.to_thread(self.cluster.read)
+                errors = await asyncio.to_thread(deployer.mirror, target)
+                for name, error in errors.items():
+                    log.error("worker %s not mirrored at start: %s", name, error)
+                self.cluster.applied = target.rev
+                self.cluster.last_sync = time.time()
+                await asyncio.to_thread(self.cluster.heartbeat)
+                return
+            except RedisError as exc:
+                if not logged:
+                    log.error("cluster store unreachable at start (%s); waiting for it", exc)
+                    logged = True
+                if self.state.workers() and time.monotonic() - started > FIRST_SYNC_WAIT:
+                    log.error("starting degraded on the state folder's last copy of the cluster")
+                    return
+                await asyncio.sleep(0.5)
+
+    async def _resync(self) -> None:
+        """Mirror the cluster's newest rev and swap every serving process to it (ClusterLink)."""
+        assert self.cluster is not None
+        deployer = self._cluster_deployer()
+        async with self._lock:
+            target = await asyncio.to_thread(self.cluster.read)
+            if target.rev == self.cluster.applied:
+                return
+            await asyncio.to_thread(deployer.mirror, target)
+            await self._sync_all()
+            self.cluster.applied = target.rev
+            self.cluster.last_sync = time.time()
+        log.info("cluster rev %d active on this node", target.rev)
+
+    def _cluster_deployer(self) -> ClusterDeployer:
+        deployer = self._deployer
+        assert deployer is not None, "the supervisor is not running"
+        assert hasattr(deployer, "mirror"), "not a node of a cluster"
+        return deployer  # type: ignore[return-value]
+
+    def _remote_filters(self, _filters: list[dict[str, Any]]) -> None:
+        self._filters_changed(self.hub.filters())
+
+    def _all_filters(self) -> list[dict[str, Any]]:
+        mine = [f.to_json() for f in self.hub.filters()]
+        remote = self.link.remote_filters if self.link is not None else []
+        return mine + remote
 
     async def _sync_all(self) -> dict[str, Any]:
         live = [p for p in self.processes if p.connected]
@@ -439,7 +562,39 @@ class Supervisor:
             pointer = self.state.active(name)
             if pointer is not None:
                 versions[name] = pointer.version
-        return render(merged, versions=versions, processes=len(snapshots))
+        text = render(merged, versions=versions, processes=len(snapshots))
+        return text + self._cluster_metrics()
+
+    def _cluster_metrics(self) -> str:
+        cluster = self.cluster
+        if cluster is None:
+            return ""
+        node = cluster.node_id.replace("\\", "\\\\").replace('"', '\\"')
+        failures = self.link.failures if self.link is not None else 0
+        rows = [
+            ("atoll_cluster_info", "gauge", f'{{node="{node}"}}', 1),
+            ("atoll_cluster_up", "gauge", "", int(cluster.up)),
+            ("atoll_cluster_nodes", "gauge", "", len(cluster.seen)),
+            ("atoll_cluster_rev", "gauge", "", cluster.applied),
+            ("atoll_cluster_lag_revisions", "gauge", "", max(0, cluster.latest - cluster.applied)),
+            ("atoll_cluster_last_sync_timestamp_seconds", "gauge", "", round(cluster.last_sync, 3)),
+            ("atoll_cluster_errors_total", "counter", "", failures),
+        ]
+        return "".join(
+            f"# TYPE {name} {kind}\n{name}{labels} {value}\n" for name, kind, labels, value in rows
+        )
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        cluster = self.cluster
+        if cluster is None:
+            return True, {}
+        return cluster.applied >= 0, {
+            "node": cluster.node_id,
+            "rev": cluster.applied,
+            "lag": max(0, cluster.latest - cluster.applied),
+            "degraded": not cluster.up,
+            "nodes": sorted(cluster.seen),
+        }
 
     async def subscribe(self, tail_filter: TailFilter) -> Subscription:
         sub = self.hub.subscribe(tail_filter)
@@ -450,7 +605,9 @@ class Supervisor:
         self.hub.unsubscribe(sub)
 
     def _filters_changed(self, filters: Sequence[TailFilter]) -> None:
-        message = {"op": "tail", "filters": [f.to_json() for f in filters]}
+        if self.link is not None:
+            self.link.filters_changed([f.to_json() for f in filters])
+        message = {"op": "tail", "filters": self._all_filters()}
         for process in self.processes:
             process.post(message)
 
