@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -160,8 +161,8 @@ class Platform:
 
     def start(self) -> Platform:
         self.redis.start()
-        for index in range(len(self.ports)):
-            self.start_node(index)
+        with ThreadPoolExecutor(len(self.ports)) as pool:  # nodes start at once, as machines do
+            list(pool.map(self.start_node, range(len(self.ports))))
         self.nginx.start()
         return self
 

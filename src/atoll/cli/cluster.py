@@ -26,9 +26,9 @@ def cluster() -> None:
 @cluster.command()
 def keygen() -> None:
     """Print a new key for the secrets in the cluster store (give it to every node)."""
-    from cryptography.fernet import Fernet
+    from atoll.control.cluster import Keyring
 
-    click.echo(Fernet.generate_key().decode())
+    click.echo(Keyring.generate())
 
 
 @cluster.command()

@@ -146,13 +146,19 @@ class Keyring:
                 hint=f"make one with `atoll cluster keygen`, give it to every node in "
                 f"${KEYS_ENV} or --cluster-keys FILE",
             )
+        self.keys = [k.strip() for k in keys]
         try:
-            self.fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys])
+            self.fernet = MultiFernet([Fernet(k.encode()) for k in self.keys])
         except ValueError:
             raise ConfigError(
                 "a cluster key is not a Fernet key (32 url-safe base64-encoded bytes)",
                 hint="make one with `atoll cluster keygen`",
             ) from None
+
+    @staticmethod
+    def generate() -> str:
+        """A new random key."""
+        return Fernet.generate_key().decode()
 
     @classmethod
     def load(cls, keys_file: Path | None) -> Keyring:

@@ -29,7 +29,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from atoll.control.cluster import CHANGES, TAIL, TAIL_FILTERS, Cluster, tail_filters
+from atoll.control.cluster import CHANGES, NODES, TAIL, TAIL_FILTERS, Cluster, tail_filters
 
 __all__ = ["POLL", "ClusterLink"]
 
@@ -78,8 +78,9 @@ class ClusterLink:
             self._events.put_nowait({})
         for thread in self._threads:
             thread.join(timeout=3)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a node that stops leaves the cluster at once
             self.cluster.redis.hdel(TAIL_FILTERS, self.cluster.node_id)
+            self.cluster.redis.hdel(NODES, self.cluster.node_id)
 
     # -- the loop task -----------------------------------------------------------------------
 

@@ -513,8 +513,10 @@ class Supervisor:
             target = await asyncio.to_thread(self.cluster.read)
             if target.rev == self.cluster.applied:
                 return
-            await asyncio.to_thread(deployer.mirror, target)
+            errors = await asyncio.to_thread(deployer.mirror, target)
             await self._sync_all()
+            if errors:  # not reported as served: tried again at the next poll
+                return
             self.cluster.applied = target.rev
             self.cluster.last_sync = time.time()
         log.info("cluster rev %d active on this node", target.rev)
