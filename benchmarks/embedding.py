@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import BENCH_WORKER, ROOT, Server, atoll_server, free_port, running
@@ -132,10 +131,9 @@ async def measure(rounds: int, seconds: float) -> dict[tuple[str, str], list[tup
         for r in range(rounds):
             for path in PATHS:
                 url = f"http://bench.localhost{path}"
-                handle = worker.worker.handle
 
                 async def floor(url: str = url) -> Any:
-                    return await handle(atoll.Request(url), request_id())
+                    return await worker.worker.handle(atoll.Request(url), request_id())
 
                 async def fetch(url: str = url) -> Any:
                     return await worker.fetch(atoll.Request(url))

@@ -115,6 +115,7 @@ async def test_fetch_a_python_worker(echo: Path, runtime: Runtime) -> None:
         assert event["outcome"] == "ok"
         assert event["logs"] == ["POST /hi"]
         assert event["url"] == "http://echo.localhost/hi?x=1"
+        assert event["subrequests"] == []
         request = atoll.Request("https://example.com/a", headers={"x": "y"})
         result = await worker.fetch(request)
         assert result.text == "echo saw https://example.com/a"

@@ -106,6 +106,8 @@ class FetchResult:
     """The request's ``console`` / ``ctx.log`` lines (and atoll's own notes), in order."""
     error: BaseException | None = None
     """What failed, when the outcome is not ``ok``."""
+    result: Result | None = field(default=None, repr=False, compare=False)
+    """The runtime's own record of the request (subrequests included)."""
 
     @property
     def status(self) -> int:
@@ -131,7 +133,7 @@ class FetchResult:
         """The request as ``atoll tail`` streams it (JSON data), made on first use."""
         from atoll.control.tail import event
 
-        result = Result(
+        result = self.result or Result(
             self.response, self.outcome, self.request_id, self.cpu_ms, self.logs, self.error
         )
         return event(
@@ -158,6 +160,7 @@ class FetchResult:
             wall_ms=wall_ms,
             logs=result.logs,
             error=result.error,
+            result=result,
         )
 
 

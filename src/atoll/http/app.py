@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from atoll.api import Headers, Request, Response
 from atoll.errors import BodyTooLargeError, ResponseError
@@ -214,7 +213,7 @@ class AtollApp:
         started = time.perf_counter()
         result = await worker.handle(request, request_id())
         result, _wire = self._checked(result, worker, head=request.method == "HEAD")
-        query = urlsplit(request.url).query
+        query = request.url.partition("?")[2].partition("#")[0]
         scope = {"path": request.path, "query_string": query.encode("latin-1")}
         self._finish(worker, request.method, request.url, scope, result, started)
         return result
