@@ -31,7 +31,8 @@ def deploy(directory: Path, url: str, token: str, no_build: bool, no_activate: b
     """Deploy the worker in DIRECTORY (default: .) to the node at --url.
 
     Runs the [build] command, packs the folder (without .git, .atoll,
-    node_modules, target, __pycache__…), and uploads it. The node checks the
+    node_modules, target, __pycache__…; a JavaScript worker keeps the
+    node_modules files its bundle reads), and uploads it. The node checks the
     whole bundle as `atoll dev` would (manifest, modules, the Python entry)
     and refuses it with the same message if it is broken; the version it
     served keeps serving. Returns once every serving process has the new
@@ -45,10 +46,15 @@ def deploy(directory: Path, url: str, token: str, no_build: bool, no_activate: b
             stderr.print(f"building: {manifest.build.command}", markup=False)
             run_build(manifest, on_output=lambda line: click.echo(f"  {line}", err=True))
         config, env = selected_config()
-        extra = {}
+        extra: dict[str, bytes] = {}
         if config is not None or env is not None:  # the node has no flags: the bundle says
             choice = {"config": manifest.path.name, "env": env}
             extra[SELECTION_FILE] = json.dumps(choice).encode()
+        if manifest.entry_kind == "js":
+            # node_modules stays out of the upload but for the files the bundle reads.
+            from atoll.entries.js.bundle import dependency_files
+
+            extra.update(dependency_files(manifest))
         bundle = pack(manifest.root if config is not None else directory, extra=extra)
         started = time.perf_counter()
         try:

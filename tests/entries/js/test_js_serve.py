@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from atoll.cli.deploy import deploy as deploy_command
@@ -69,3 +71,20 @@ def test_tail_shows_a_js_workers_console_lines_and_stack(node: Node, tmp_path: P
     assert event["exception"]["type"] == "ScriptError"
     assert "js failure" in event["exception"]["message"]
     assert any("inner" in frame for frame in event["exception"]["frames"])
+
+
+def test_a_worker_with_npm_dependencies_deploys(node: Node, tmp_path: Path) -> None:
+    # atoll deploy packs the node_modules files the bundle reads (not the rest), so the
+    # node, which bundles at load, finds @cf-wasm/photon and its .wasm.
+    from tests.entries.js.test_js_wasm_bindgen import FIXTURE, _png
+
+    folder = tmp_path / "photon"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns(".atoll"))
+    result = run_cli(deploy_command, node, str(folder))
+    assert result.exit_code == 0, result.output
+    response = httpx.post(
+        f"{node.url}/?w=16&h=8", content=_png(32, 24), headers={"host": "photon.localhost"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", response.content[16:24]) == (16, 8)

@@ -38,7 +38,15 @@ from pathlib import Path
 from atoll.errors import WorkerLoadError
 from atoll.manifest import Manifest
 
-__all__ = ["DEFAULT_RULES", "Bundle", "ModuleRule", "bundle_worker", "esbuild_path", "rules_for"]
+__all__ = [
+    "DEFAULT_RULES",
+    "Bundle",
+    "ModuleRule",
+    "bundle_worker",
+    "dependency_files",
+    "esbuild_path",
+    "rules_for",
+]
 
 BUNDLER_DIR = Path(__file__).parent / "bundler"
 
@@ -366,6 +374,30 @@ def _rewrite_exports(code: str, manifest: Manifest) -> str:
         fields.append(f"{json.dumps((exported or local).strip())}: {local.strip()}")
     body = code[: last.start()] + f"return {{ {', '.join(fields)} }};\n" + code[last.end() :]
     return body
+
+
+def dependency_files(manifest: Manifest) -> dict[str, bytes]:
+    """The files of ``node_modules`` a JS worker's bundle reads: relative path → content.
+
+    ``atoll deploy`` packs them with the worker (the rest of ``node_modules`` stays out of
+    the upload), so that the node, which bundles at load, finds them. Runs esbuild once
+    (or reads the cache). Raises :class:`WorkerLoadError` when the worker does not bundle.
+    """
+    result = bundle_worker(manifest, rules_for(manifest))
+    wanted: set[str] = set()
+    for relative in result.inputs:
+        parts = relative.split("/")
+        if "node_modules" not in parts or ".." in parts:
+            continue
+        wanted.add(relative)
+        # esbuild resolves through package.json files (exports, main, type) without listing
+        # them as inputs: every one from the file's folder up to its package's root.
+        top = len(parts) - 1 - parts[::-1].index("node_modules")
+        for end in range(len(parts) - 1, top + 1, -1):
+            candidate = "/".join([*parts[:end], "package.json"])
+            if (manifest.root / candidate).is_file():
+                wanted.add(candidate)
+    return {relative: (manifest.root / relative).read_bytes() for relative in sorted(wanted)}
 
 
 def main(argv: list[str] | None = None) -> int:
