@@ -490,3 +490,33 @@ def test_text_and_data_blobs_are_globals_of_a_service_worker(tmp_path: Path) -> 
     import asyncio
 
     assert asyncio.run(run()) == "hello blob true 7"
+
+
+def test_js_stacks_name_the_original_files_and_lines(tmp_path: Path) -> None:
+    # The bundle runs as one script; esbuild's source map puts frames back in their files.
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": 'name = "stack"\nmain = "src/index.js"\n',
+            "src/index.js": (
+                'import { boom } from "./lib/util.js";\n\nexport default {\n'
+                "  async fetch() {\n    return boom();\n  },\n};\n"
+            ),
+            "src/lib/util.js": '// a comment\nexport function boom() {\n  throw new Error("deep");\n}\n',
+        },
+    )
+    worker = load_worker(tmp_path, runtime=Runtime(cache_dir=False), dev=True)
+
+    async def run() -> tuple[str, list[str]]:
+        from atoll.api import Request
+        from atoll.errors import ScriptError
+
+        result = await worker.handle(Request("http://s/"), "s")
+        assert isinstance(result.error, ScriptError)
+        return result.response.body.decode(), list(result.error.frames)
+
+    import asyncio
+
+    page, frames = asyncio.run(run())
+    assert frames == ["at boom (src/lib/util.js:3:9)", "at Object.fetch (src/index.js:5:12)"]
+    assert "JavaScript stack (innermost first):" in page

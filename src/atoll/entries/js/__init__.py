@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings.kv.namespace import KVNamespace
 from atoll.entries.js.bundle import Bundle, ModuleRule, bundle_worker, rules_for
+from atoll.entries.js.sourcemap import SourceMap
 from atoll.errors import GuestError, KVError, WorkerLoadError
 from atoll.manifest import Manifest
 from atoll.runtime.hostfuncs import CURRENT
@@ -51,6 +52,10 @@ class JsWorker:
         self.manifest = manifest
         self.name = manifest.name
         self.bundle = bundle
+        # The module's code runs one line down, inside its async function wrapper.
+        self.sourcemap = SourceMap(
+            bundle.sourcemap, script=manifest.main, line_offset=1 if bundle.is_module else 0
+        )
         self.core_source = CORE_JS.read_text(encoding="utf-8")
         self.webapi_source = WEBAPI_JS.read_text(encoding="utf-8")
         self.webapi_name = "atoll:webapi.js"

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from atoll.errors import WorkerLoadError
 from atoll.manifest import Manifest
@@ -91,6 +92,9 @@ class Bundle:
     modules: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Every input file (relative) → sha256, to tell whether a cached bundle is stale.
     inputs: dict[str, str] = field(default_factory=dict)
+    #: esbuild's source map of ``code`` (``sources`` relative to the worker folder,
+    #: ``mappings``), for JS stacks in the original files.
+    sourcemap: dict[str, Any] = field(default_factory=dict)
 
 
 def rules_for(manifest: Manifest) -> tuple[ModuleRule, ...]:
@@ -170,6 +174,7 @@ def _read_cache(cache_dir: Path | None, key: str, root: Path) -> Bundle | None:
             is_module=data["is_module"],
             modules={k: (v[0], v[1]) for k, v in data["modules"].items()},
             inputs=data["inputs"],
+            sourcemap=data.get("sourcemap", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -186,6 +191,7 @@ def _write_cache(cache_dir: Path | None, key: str, result: Bundle) -> None:
             "is_module": result.is_module,
             "modules": result.modules,
             "inputs": result.inputs,
+            "sourcemap": result.sourcemap,
         }
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -237,6 +243,7 @@ def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
             f"--outbase={root}",
             "--asset-names=[dir]/[name]",
             f"--metafile={meta_file}",
+            "--sourcemap=external",
             "--log-level=error",
             # The bundle runs as a function body, where `import.meta` is a syntax error:
             # esbuild makes it an empty object, and `import.meta.url` a file: URL of the
@@ -283,11 +290,12 @@ def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
             name.split("?", 1)[0]: _sha256(root / name.split("?", 1)[0]) for name in meta["inputs"]
         }
         out_dir_rel = posixpath.dirname(out_file.relative_to(out.resolve()).as_posix())
+        sourcemap = _read_sourcemap(out_file, out, root)
         exports: list[str] = info.get("exports", [])
         code, modules = _rewrite_imports(code, out_dir_rel, rules, manifest)
         if exports:
             code = _rewrite_exports(code, manifest)
-            return Bundle(code=code, is_module=True, modules=modules, inputs=inputs)
+            return Bundle(code, True, modules, inputs, sourcemap)
         if modules:
             raise WorkerLoadError(
                 f"{manifest.main}: a service-worker script (no `export default`) cannot import "
@@ -295,7 +303,23 @@ def _run_esbuild(manifest: Manifest, rules: tuple[ModuleRule, ...]) -> Bundle:
                 hint="bind them with [wasm_modules] (they become globals), or write "
                 "`export default { async fetch(request, env, ctx) { … } }`",
             )
-        return Bundle(code=code, is_module=False, modules=modules, inputs=inputs)
+        return Bundle(code, False, modules, inputs, sourcemap)
+
+
+def _read_sourcemap(out_file: Path, out: Path, root: Path) -> dict[str, Any]:
+    """esbuild's map of ``out_file``, its sources made relative to the worker folder."""
+    try:
+        data = json.loads(out_file.with_name(out_file.name + ".map").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    sources = []
+    for source in data.get("sources", []):
+        path = (out_file.parent / source).resolve()
+        try:
+            sources.append(path.relative_to(root).as_posix())
+        except ValueError:
+            sources.append(str(source))
+    return {"sources": sources, "mappings": data.get("mappings", "")}
 
 
 # esbuild hoists the imports it leaves (copy-loaded files) to the top of its output.

@@ -56,6 +56,7 @@ from atoll.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
     from atoll.entries.js import JsWorker
+    from atoll.entries.js.sourcemap import SourceMap
 
 __all__ = ["JsIsolate"]
 
@@ -186,7 +187,8 @@ class JsIsolate:
                     )
                 if state:
                     raise WorkerLoadError(
-                        f"{worker.manifest.main}: the worker threw while loading:\n{state}",
+                        f"{worker.manifest.main}: the worker threw while loading:\n"
+                        + "\n".join(map(worker.sourcemap.frame, state.splitlines())),
                         hint="fix the error above; the worker was not loaded",
                     )
             else:
@@ -211,6 +213,7 @@ class JsIsolate:
 
     def _load_error(self, exc: Any) -> None:
         text = str(getattr(exc, "stack", None) or exc)
+        text = "\n".join(map(self.worker.sourcemap.frame, text.splitlines()))
         raise WorkerLoadError(
             f"{self.worker.manifest.main}: the worker threw while loading:\n{text}",
             hint="fix the error above; the worker was not loaded",
@@ -238,7 +241,7 @@ class JsIsolate:
         except STPyV8.JSError as exc:
             # Raised outside this block: a JSError holds V8 handles, and must not stay
             # reachable (as __context__) from an error that outlives the isolate.
-            failure = _script_error(exc)
+            failure = _script_error(exc, self.worker.sourcemap)
         finally:
             self.context.leave()
             self.isolate.leave()
@@ -321,7 +324,7 @@ class JsIsolate:
             if text[0] == "E":
                 record.collected = True
                 record.waited = None
-                raise _thrown(text[1:])
+                raise _thrown(text[1:], self.worker.sourcemap)
             meta, _, out = text[1:].partition("\n")
             status, _status_text, headers_json = json.loads(meta)
             if status == 0:
@@ -574,16 +577,25 @@ def _reset_error(worker: JsWorker, reason: str) -> GuestError:
     return error
 
 
-def _script_error(exc: Any) -> ScriptError:
+def _frames(stack: str, sourcemap: SourceMap) -> list[str]:
+    """The worker's frames, in its own files (atoll's core frames left out)."""
+    return [
+        sourcemap.frame(line.strip())
+        for line in stack.splitlines()
+        if line.strip().startswith("at ")
+        and "(atoll:core.js:" not in line
+        and "<atoll>" not in line
+    ]
+
+
+def _script_error(exc: Any, sourcemap: SourceMap) -> ScriptError:
     stack = str(getattr(exc, "stackTrace", "") or "")
-    frames = [line.strip() for line in stack.splitlines() if line.strip().startswith("at ")]
-    return ScriptError(f"Uncaught {exc}", frames=frames)
+    return ScriptError(f"Uncaught {exc}", frames=_frames(stack, sourcemap))
 
 
-def _thrown(text: str) -> ScriptError:
+def _thrown(text: str, sourcemap: SourceMap) -> ScriptError:
     info = json.loads(text)
-    frames = [line.strip() for line in info["stack"].splitlines() if line.strip().startswith("at ")]
     message = info["message"]
     if not message.startswith("Uncaught"):
         message = f"Uncaught {info['name']}: {message}"
-    return ScriptError(message, frames=frames)
+    return ScriptError(message, frames=_frames(info["stack"], sourcemap))
