@@ -24,6 +24,10 @@ by another loop. Tasks the lifespan startup creates run on the control loop.
 ``scope["state"]`` is, per request, a shallow copy of what the lifespan
 startup put in its state (as in any ASGI server).
 
+Each connection is bounded by ``http/protocol.py`` (head size and time,
+connections per loop, keep-alive), with the :class:`ServerLimits` given to
+:func:`serve`; docs/limits.md lists them.
+
 Known limits (numbers in docs/benchmarks/http_server.md):
 
 - A keep-alive connection stays with the loop that accepted it: while that
