@@ -1,0 +1,41 @@
+"""``python -m benchmarks.hostile`` runs every attack against a real node and writes its table.
+
+Only that it runs and reports: the numbers of such a short run mean nothing (the
+page in docs/benchmarks/hostile.md comes from a full run).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.hostile import ROOT, attacks
+
+
+def test_quick_run_writes_a_row_per_attack(tmp_path: Path) -> None:
+    out = tmp_path / "hostile.md"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.hostile",
+            "--quick",
+            "--seconds",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    page = out.read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]
+    assert names == ["no attack (baseline)", *(attack.name for attack in attacks(quick=True))]
+    for row in rows[1:]:
+        cells = row.split(" | ")
+        assert float(cells[3]) > 0  # a p99 was measured
+        assert "THE NODE EXITED" not in row
