@@ -34,7 +34,8 @@ def test_quick_run_writes_a_row_per_attack(tmp_path: Path) -> None:
     page = out.read_text()
     rows = [line for line in page.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]
-    assert names == ["no attack (baseline)", *(attack.name for attack in attacks(quick=True))]
+    expected = [attack.name for attack in attacks(quick=True)]
+    assert names == ["no attack (first)", *expected, "no attack (last)"]
     for row in rows[1:]:
         cells = row.split(" | ")
         assert float(cells[3]) > 0  # a p99 was measured

@@ -19,9 +19,9 @@ connection:
   a plain close if none did (slowloris).
 - **connection cap**: each event loop holds at most its share of
   :attr:`ServerLimits.max_connections`. A new connection past the cap closes
-  the loop's connection that has waited longest for a request head (idle
-  keep-alive, or a slow head); if every connection is serving a request, the
-  new one gets ``503`` and is closed. Idle connections therefore never keep
+  (at once, without an answer) the loop's connection that has waited longest
+  for a request head (idle keep-alive, or a slow head); if every connection is
+  serving a request, the new one gets ``503`` and is closed. Idle connections therefore never keep
   out a client that sends a request.
 
 Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
@@ -55,8 +55,11 @@ _log = logging.getLogger("atoll.http")
 #: code, modules, a guest's WASI files, logs, pipes.
 FD_RESERVE = 256
 #: Seconds a refused connection keeps reading (and dropping) what the client still
-#: sends, so that the client reads the refusal instead of a connection reset.
+#: sends, so that the client reads the refusal instead of a connection reset...
 LINGER = 2.0
+#: ...and bytes: past them the connection is closed (reset), so that a client sending
+#: a head of many MiB costs the node this much reading, not its whole head.
+LINGER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ class ConnectionPool:
         for proto in self.waiting:
             self.waiting.pop(proto)
             self.evicted += 1
-            proto.close_waiting(408)
+            proto.transport.close()  # at once: its descriptor is what the new one needs
             return True
         return False
 
@@ -168,6 +171,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._head_lines = 0
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
+        self._dropped = 0
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -201,8 +205,11 @@ class AtollHttpProtocol(HttpToolsProtocol):
     # -- reading --------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
-            return  # a refused connection: drop what the client still sends
+        if self._lingering:  # a refused connection: drop what the client still sends
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.transport.close()
+            return
         self._unset_keepalive_if_required()
         was_in_head = self._in_head
         try:
