@@ -397,3 +397,16 @@ def test_served_by_an_asgi_server(server: str, served: tuple[Path, dict[str, str
             output = proc.communicate()[0].decode(errors="replace")
     lines = (folder / "lifespan.log").read_text().splitlines()
     assert lines == ["startup", "shutdown closed=True"], output[-3000:]
+
+
+async def test_whole_wasm_mounted_sees_path_info_below_the_mount(
+    cgi: Path, runtime: Runtime
+) -> None:
+    app = atoll.asgi(cgi, runtime=runtime)
+    parent = Starlette(routes=[Mount("/cgi", app=app)])
+    async with app, client(parent, "http://testserver") as c:
+        response = await c.get("/cgi/some/where?env")
+        assert response.status_code == 200
+        env = dict(line.split("=", 1) for line in response.text.splitlines())
+        assert env["PATH_INFO"] == "/some/where"
+        assert env["X_FULL_URL"] == "http://testserver/some/where?env"
