@@ -49,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make `atoll` importable from s
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from atoll.runtime import capi
+from atoll.runtime.signature import Signature
 
 WAT = """
 (module
@@ -124,7 +125,7 @@ class Setup:
         inst = capi.instantiate(self.pre, store)
         heavy = capi.export_func(store, inst, "heavy_compute")
         assert heavy is not None
-        self.heavy = capi.FastCaller(capi.FuncSig.of(store, heavy), "heavy_compute")
+        self.heavy = capi.FastCaller(Signature.of_func(store, heavy), "heavy_compute")
         store.close()
 
     def fresh_public(self) -> None:
@@ -200,7 +201,7 @@ def run(rounds: int, batch: int) -> list[tuple[str, float, float, float]]:
     warm_inst = capi.instantiate(plain.pre, warm_store)
     add = capi.export_func(warm_store, warm_inst, "add")
     assert add is not None
-    add_fast = capi.FastCaller(capi.FuncSig.of(warm_store, add), "add")
+    add_fast = capi.FastCaller(Signature.of_func(warm_store, add), "add")
     assert add(warm_store, 1, 2) == 3
     assert add_fast.call(warm_store, add, 1, 2) == 3
     warm_meter = capi.install_meter(warm_store, TICK_NS)

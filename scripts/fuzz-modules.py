@@ -45,9 +45,8 @@ from atoll.errors import AtollError  # noqa: E402
 from atoll.manifest.schema import Limits  # noqa: E402
 from atoll.runtime.cache import ModuleCache  # noqa: E402
 from atoll.runtime.engine import get_engine  # noqa: E402
-from atoll.runtime.hostfuncs import CURRENT  # noqa: E402
 from atoll.runtime.instance import Instance  # noqa: E402
-from atoll.runtime.invocation import Invocation  # noqa: E402
+from atoll.runtime.invocation import CURRENT, Invocation  # noqa: E402
 from atoll.runtime.module import WasmModule  # noqa: E402
 from atoll.runtime.wasi.context import ProcExit  # noqa: E402
 from atoll.worker import Runtime  # noqa: E402
@@ -185,7 +184,7 @@ def serve(module: WasmModule, runtime: Runtime) -> None:
     try:
         instance = Instance.create(module, invocation.fresh_store(), invocation, owner=invocation)
         for name in sorted(module.functions)[:8]:
-            params = module.functions[name].caller.params
+            params = module.functions[name].sig.params
             args = [ZERO.get(kind, 0) for kind in params]
             with contextlib.suppress(AtollError, ProcExit):
                 instance.exports[name](*args)

@@ -26,4 +26,11 @@ echo "== mypy --strict"
 echo "== import layers (import-linter, .importlinter)"
 .venv/bin/lint-imports --no-cache
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"
+# The same runtime on wasmtime-py's public API (the fallback when the compiled path cannot
+# load): tests/runtime, tests/entries and tests/bindings are the code that goes through the
+# engine backend (runtime/backend/); the rest of the suite sits above it and gains nothing
+# from a second run. Tests of the native backend's own pieces are deselected (marker
+# native_backend). About 40 s on 2 cores.
+echo "== pytest, public-API backend (ATOLL_CAPI=0): tests/runtime tests/entries tests/bindings"
+ATOLL_CAPI=0 exec .venv/bin/pytest -m "not native_backend" tests/runtime tests/entries tests/bindings

@@ -11,9 +11,22 @@ import pytest
 # First, before anything imports STPyV8: it sets the V8 flags JS isolates need (per-isolate
 # heap limits), which V8 freezes once it starts.
 import atoll.entries.js.v8  # noqa: F401  # isort: skip
+from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.engine import Engine
 from atoll.worker import Runtime
 from tests.support import DevServer, StartDev, WorkerFactory, start_dev, wat
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``native_backend`` test the C path itself: on the public backend
+    (``ATOLL_CAPI=0``, or a wasmtime other than the pinned one) they cannot run, and
+    say so. scripts/test.sh deselects them in its public-backend run (``-m``)."""
+    if BACKEND.name == "native":
+        return
+    skip = pytest.mark.skip(reason=f"native backend only; this run uses the {BACKEND.name} one")
+    for item in items:
+        if item.get_closest_marker("native_backend") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

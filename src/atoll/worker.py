@@ -28,18 +28,20 @@ from typing import Any
 from atoll.api import ExecutionContext, Request, Response
 from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.assets import Assets, AssetsBinding
+from atoll.bindings.kv import host as kv_host
 from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, begin, policy_of
+from atoll.bindings.outbound import host as http_host
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
 from atoll.errors import AtollError, ConfigError, GuestError, RequestError, ScriptError
 from atoll.manifest import Manifest, load_manifest
-from atoll.runtime import wasi as _wasi  # noqa: F401 - registers the WASI host functions
 from atoll.runtime.cache import ModuleCache, default_cache_dir
 from atoll.runtime.engine import Engine, get_engine
-from atoll.runtime.hostfuncs import CURRENT, build_linker
-from atoll.runtime.invocation import Invocation
+from atoll.runtime.hostfuncs import BUILTIN, HostLinker
+from atoll.runtime.invocation import CURRENT, Invocation
 from atoll.runtime.module import WasmModule
 from atoll.runtime.outcome import Outcome
+from atoll.runtime.wasi import preview1
 
 __all__ = ["Result", "Runtime", "Worker", "load_worker"]
 
@@ -59,7 +61,18 @@ class Runtime:
         self.engine = engine or get_engine()
         directory = default_cache_dir() if cache_dir is True else (cache_dir or None)
         self.cache = ModuleCache(self.engine, directory)
-        self.linker = build_linker(self.engine.engine)
+        # What a guest may import, wired here and nowhere else: the runtime's own
+        # functions (atoll:log, env.abort), WASI preview 1, KV (atoll:kv) and
+        # subrequests (atoll:http).
+        self.linker = HostLinker(
+            self.engine.engine,
+            [
+                *BUILTIN,
+                *preview1.host_functions(),
+                *kv_host.host_functions(),
+                *http_host.host_functions(),
+            ],
+        )
 
 
 @dataclass

@@ -25,6 +25,9 @@ GUEST = wat(
     """
 )
 
+#: The native backend's own pieces, used directly: not run on the public backend.
+pytestmark = pytest.mark.native_backend
+
 
 def wasmtime_address(caller: Any, memory: wasmtime.Memory) -> int:
     import ctypes

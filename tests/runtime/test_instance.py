@@ -264,3 +264,55 @@ async def fetch(request, env, ctx):
     second = await worker.handle(Request("http://t/"), "r2")
     assert second.response.status == 500
     assert "belongs to another request" in second.response.body.decode()
+
+
+ARGS = """
+(module
+  (func (export "takes") (param i32 f64) (result i32) (local.get 0))
+  (func (export "wide") (param i64) (result i64) (local.get 0)))
+"""
+
+ARGS_WORKER = """
+from atoll import Response
+from atoll.errors import AbiError
+
+async def fetch(request, env, ctx):
+    inst = env.A.instantiate()
+    out = []
+    for call in (
+        lambda: inst.exports.takes(1),
+        lambda: inst.exports.takes([1], 1.0),
+        lambda: inst.exports.takes(2**32, 1.0),
+        lambda: inst.exports.takes(1, None),
+        lambda: inst.exports.wide(2**64),
+    ):
+        try:
+            call()
+        except AbiError as exc:
+            out.append(str(exc))
+    out.append(str(inst.exports.takes(0xFFFF_FFFF, 2)))
+    out.append(str(inst.exports.wide(2**64 - 1)))
+    return Response("\\n".join(out))
+"""
+
+
+async def test_argument_errors_read_the_same_on_both_backends(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    # CI runs this file on the native backend and again with ATOLL_CAPI=0 (scripts/test.sh):
+    # the texts a worker author sees must not depend on the backend.
+    root = make_worker(ARGS_WORKER, modules={"A": ARGS})
+    worker = load_worker(root, runtime=runtime)
+    result = await worker.handle(Request("http://t/"), "r")
+    assert result.response.body.decode().splitlines() == [
+        "export 'A.takes' takes 2 argument(s), 1 given (signature: A.takes(i32, f64))",
+        "export 'A.takes' argument 0: expected int for i32, got list (signature: A.takes(i32, f64))",
+        "export 'A.takes' argument 0: 4294967296 out of range for i32 [-2147483648, 4294967295]"
+        " (signature: A.takes(i32, f64))",
+        "export 'A.takes' argument 1: expected float for f64, got NoneType"
+        " (signature: A.takes(i32, f64))",
+        "export 'A.wide' argument 0: 18446744073709551616 out of range for i64"
+        " [-9223372036854775808, 18446744073709551615] (signature: A.wide(i64))",
+        "-1",
+        "-1",
+    ]

@@ -11,7 +11,7 @@ import pytest
 
 from atoll.api import Request
 from atoll.errors import ModuleLoadError
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, load_worker
 from tests.support import WorkerFactory
@@ -84,7 +84,7 @@ async def test_infinite_loop_ends_with_503_at_cpu_ms(
     # Charged thread CPU time: the limit plus at most one tick and the callback's slack.
     # (Without the C API the deadline is wall time, so the charge may fall short of 50.)
     assert result.cpu_ms <= 50 + 20
-    if calls.FAST_PATH:
+    if BACKEND.name == "native":  # the public backend's deadline is wall time
         assert result.cpu_ms >= 50
     assert wall_ms < 5_000  # it ended; not a timing claim
 
@@ -96,7 +96,7 @@ async def test_spent_budget_refuses_further_wasm(
     result = await serve_one(root, runtime, "spin_twice")
     assert result.outcome is Outcome.EXCEEDED_CPU
     assert result.response.status == 503
-    if calls.FAST_PATH:  # charged CPU time reaches the budget exactly; see docs/limits.md
+    if BACKEND.name == "native":  # charged CPU time reaches the budget exactly; see docs/limits.md
         assert b"already used its 20 ms" in result.response.body
 
 
@@ -220,11 +220,10 @@ def test_import_with_wrong_type_is_refused(make_worker: WorkerFactory, runtime: 
         load_worker(root, runtime=runtime)
 
 
+@pytest.mark.native_backend  # the pooling allocator is reached through the C API only
 async def test_pool_exhaustion_is_a_503_naming_the_limit(make_worker: WorkerFactory) -> None:
     from atoll.runtime.engine import Engine
 
-    if not calls.FAST_PATH:
-        pytest.skip("the pooling allocator needs the C API fast path (pinned wasmtime)")
     small = Engine(pool_instances=3)
     try:
         source = """

@@ -72,23 +72,18 @@ HOSTILE: dict[str, tuple[str, str]] = {
 _CHILD = textwrap.dedent(
     """
     import json, sys
-    import wasmtime
     from atoll.errors import AtollError
-    from atoll.runtime.cache import ModuleCache
-    from atoll.runtime.engine import get_engine
-    from atoll.runtime.hostfuncs import build_linker
     from atoll.runtime.module import WasmModule
-    from atoll.runtime import wasi  # noqa: F401
+    from atoll.worker import Runtime
 
     cases = json.loads(sys.stdin.read())
-    engine = get_engine()
-    cache = ModuleCache(engine, None)
-    linker = build_linker(engine.engine)
+    runtime = Runtime(cache_dir=False)
+    cache, linker = runtime.cache, runtime.linker
     for name, path in cases.items():
         print("case", name, flush=True)
         try:
             module = WasmModule.load("M", __import__("pathlib").Path(path), cache=cache, linker=linker)
-            print("ok", name, json.dumps({n: [list(i.caller.params), list(i.caller.results)]
+            print("ok", name, json.dumps({n: [list(i.sig.params), list(i.sig.results)]
                                           for n, i in module.functions.items()}), flush=True)
         except AtollError as exc:
             print("refused", name, json.dumps(str(exc)), flush=True)

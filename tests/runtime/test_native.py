@@ -25,7 +25,11 @@ import pytest
 import wasmtime
 
 from atoll.runtime import capi
+from atoll.runtime.signature import Signature
 from tests.support import wat
+
+#: The native backend's own pieces, used directly: not run on the public backend.
+pytestmark = pytest.mark.native_backend
 
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -133,7 +137,7 @@ class Guest:
 
     def fast(self, name: str) -> tuple[capi.FastCaller, wasmtime.Func]:
         func = capi.func_from_raw(self.raw(name))
-        return capi.FastCaller(capi.FuncSig.of(self.store, func), name), func
+        return capi.FastCaller(Signature.of_func(self.store, func), name), func
 
     def bound(self, name: str) -> capi.Bound:
         fast, _ = self.fast(name)
@@ -193,8 +197,8 @@ def test_ticker_stop_joins_and_freezes_the_epoch() -> None:
         work = capi.export_func(store, instance, "work")
         assert spin is not None
         assert work is not None
-        fast_spin = capi.FastCaller(capi.FuncSig.of(store, spin), "spin")
-        fast_work = capi.FastCaller(capi.FuncSig.of(store, work), "work")
+        fast_spin = capi.FastCaller(Signature.of_func(store, spin), "spin")
+        fast_work = capi.FastCaller(Signature.of_func(store, work), "work")
         store.set_epoch_deadline(1)
         with pytest.raises(wasmtime.Trap) as info:  # a running ticker interrupts
             fast_spin.call(store, spin)
@@ -225,7 +229,7 @@ def test_ticker_interrupts_a_guest_after_its_deadline() -> None:
         )
         spin = capi.export_func(store, instance, "spin")
         assert spin is not None
-        fast = capi.FastCaller(capi.FuncSig.of(store, spin), "spin")
+        fast = capi.FastCaller(Signature.of_func(store, spin), "spin")
         before = ticker.ticks
         start = time.monotonic_ns()
         store.set_epoch_deadline(200)
@@ -659,7 +663,7 @@ class Hosts:
         # wasm -> host -> wasm: FastCaller with the RawCaller as the store
         mul = caller.get("mul")
         assert isinstance(mul, wasmtime.Func)
-        fast = capi.FastCaller(capi.FuncSig.of(caller, mul), "mul")
+        fast = capi.FastCaller(Signature.of_func(caller, mul), "mul")
         product = fast.call(caller, mul, a, b)
         assert isinstance(product, int)
         return product + 1
@@ -667,7 +671,7 @@ class Hosts:
     def down(self, caller: Any, n: int) -> int:
         countdown = caller.get("countdown")
         assert isinstance(countdown, wasmtime.Func)
-        result = capi.FastCaller(capi.FuncSig.of(caller, countdown), "countdown").call(
+        result = capi.FastCaller(Signature.of_func(caller, countdown), "countdown").call(
             caller, countdown, n
         )
         assert isinstance(result, int)
@@ -712,7 +716,7 @@ class HostGuest:
     def call(self, name: str, *args: int | float) -> Any:
         func = capi.export_func(self.store, self.instance, name)
         assert func is not None
-        return capi.FastCaller(capi.FuncSig.of(self.store, func), name).call(
+        return capi.FastCaller(Signature.of_func(self.store, func), name).call(
             self.store, func, *args
         )
 
@@ -829,7 +833,7 @@ def test_host_functions_from_several_threads(engine: wasmtime.Engine) -> None:
             instance = capi.instantiate(pre, store)
             func = capi.export_func(store, instance, "twice")
             assert func is not None
-            twice = capi.FastCaller(capi.FuncSig.of(store, func), "twice")
+            twice = capi.FastCaller(Signature.of_func(store, func), "twice")
             barrier.wait()
             for i in range(500):
                 assert twice.call(store, func, k, i) == (k * i + 1, k)
@@ -1108,12 +1112,12 @@ def test_new_metered_store(engine: wasmtime.Engine, pre: wasmtime.InstancePre) -
     kind, store_id, private = capi.export_raw(store.ctx, ids, b"add") or (None, 0, 0)
     assert kind == 0
     fast = capi.FastCaller(
-        capi.FuncSig.of(store, capi.func_from_raw((kind, store_id, private))), "add"
+        Signature.of_func(store, capi.func_from_raw((kind, store_id, private))), "add"
     )
     assert fast.bind(meter, store.ctx, store_id, private)(invocation, 40, 2) == 42
     # its meter is installed: a spinning guest stops when the budget is spent
     kind, store_id, private = capi.export_raw(store.ctx, ids, b"spin") or (None, 0, 0)
-    spin = capi.FastCaller(capi.FuncSig((), ()), "spin").bind(meter, store.ctx, store_id, private)
+    spin = capi.FastCaller(Signature((), ()), "spin").bind(meter, store.ctx, store_id, private)
     error = _call_failed(spin, invocation)
     assert capi.is_interrupt(error)
     assert invocation.cpu_used_ns >= 20 * MS
@@ -1169,12 +1173,12 @@ def test_init_asks_for_each_wasmtime_function_once() -> None:
 
 def test_wasi_names_are_preview1_functions_and_define_host_checks_the_index() -> None:
     from atoll.runtime import _native
-    from atoll.runtime.hostfuncs import PROVIDED
-    from atoll.runtime.wasi.preview1 import MODULE
+    from atoll.runtime.wasi.preview1 import MODULE, host_functions
 
+    provided = {(fn.module, fn.name) for fn in host_functions()}
     names = _native.wasi_names()
     assert len(names) == len(set(names))
-    assert all((MODULE, name) in PROVIDED for name in names)
+    assert all((MODULE, name) in provided for name in names)
     assert {name: i + 1 for i, name in enumerate(names)} == capi.NATIVE_WASI
     linker = wasmtime.Linker(wasmtime.Engine())
     ty = wasmtime.FuncType([], [])

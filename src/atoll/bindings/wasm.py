@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from atoll.entries.program import ProgramResult, run_in_request
 from atoll.errors import AtollError
 from atoll.runtime.engine import Engine
-from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
-from atoll.runtime.invocation import MIB, GuestStore, Invocation
+from atoll.runtime.invocation import CURRENT, MIB, GuestStore, Invocation
 from atoll.runtime.module import WasmModule
 
 __all__ = ["WasmModuleBinding"]

@@ -10,27 +10,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atoll.api import ExecutionContext, Request, Response
+from atoll.entries.handler import FetchHandler
 
 if TYPE_CHECKING:
-    from atoll.bindings import Env
     from atoll.manifest import Manifest
     from atoll.runtime.cache import ModuleCache
+    from atoll.runtime.hostfuncs import HostLinker
 
 __all__ = ["FetchHandler", "load_entry"]
-
-#: What every entry kind becomes: ``await fetch(request, env, ctx)`` → a Response.
-FetchHandler = Callable[[Request, "Env", ExecutionContext], Awaitable[Response]]
 
 
 def load_entry(
     manifest: Manifest,
     cache: ModuleCache,
-    linker: object,
+    linker: HostLinker,
     bindings: Mapping[str, Any] | None = None,
     *,
     cache_dir: Path | None = None,

@@ -38,7 +38,8 @@ from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
 from atoll.http.routing import Route
 from atoll.manifest import Manifest
 from atoll.runtime.cache import ModuleCache
-from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.hostfuncs import HostLinker
+from atoll.runtime.invocation import CURRENT
 from atoll.runtime.module import WasmModule
 from atoll.runtime.wasi import DirGrant, WasiContext
 
@@ -280,7 +281,7 @@ def wasi_grants(manifest: Manifest) -> tuple[DirGrant, ...]:
     )
 
 
-def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: Any) -> Any:
+def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: HostLinker) -> Any:
     """Compile ``main`` and return the ``fetch`` that serves it (once per deploy)."""
     module = WasmModule.load(
         "main", manifest.resolve(manifest.main), cache=cache, linker=linker, display=manifest.main

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from atoll.errors import AtollError
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import MIB, GuestStore, Invocation
@@ -77,8 +77,8 @@ def run_program(
         store = GuestStore(invocation.engine, max(invocation.memory_budget - used, 0))
     saved = invocation.wasi
     invocation.wasi = context
-    if calls.capi is not None and not context.stdout_to_log:  # argv, environ, stdio in C
-        store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)
+    if not context.stdout_to_log:  # argv, environ, stdio in C (native backend)
+        BACKEND.serve_stdio(store.meter, context)
     code = 0
     try:
         instance = Instance.create(module, store, invocation, owner=invocation)

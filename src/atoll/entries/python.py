@@ -20,7 +20,7 @@ from atoll.errors import WorkerLoadError
 from atoll.manifest import Manifest
 
 if TYPE_CHECKING:
-    from atoll.entries import FetchHandler
+    from atoll.entries.handler import FetchHandler
 
 __all__ = ["load_python_entry"]
 

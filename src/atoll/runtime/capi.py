@@ -34,8 +34,8 @@ The private bindings change between releases, so importing this module raises
 (and ``_native`` is built); the runtime then falls back to the public API.
 
 Threads: the C functions release the GIL while wasm runs. One ``Store`` must
-be used by one thread at a time (wasmtime's rule); ``FastCaller``, ``Bound``,
-``FuncSig`` and this module's state may be shared by any number of threads.
+be used by one thread at a time (wasmtime's rule); ``FastCaller``, ``Bound``
+and this module's state may be shared by any number of threads.
 
 Caveats:
 
@@ -50,15 +50,13 @@ Caveats:
 from __future__ import annotations
 
 import ctypes
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
-from atoll.runtime.signature import valtype_name
+from atoll.runtime.signature import Signature
 
 WASMTIME_VERSION = "50.0.1"
 
@@ -98,19 +96,18 @@ except ImportError as exc:  # pragma: no cover - a source tree without its build
 
 __all__ = [
     "INTERRUPT_MARKER",
+    "MAX_SLOTS",
     "NATIVE_WASI",
     "WASMTIME_VERSION",
     "Bound",
     "BudgetSpent",
     "CallFailed",
     "FastCaller",
-    "FuncSig",
     "Meter",
     "MeteredStore",
     "RawCaller",
     "Stdio",
     "Ticker",
-    "ValKind",
     "address",
     "context_address",
     "define_host_func",
@@ -490,52 +487,15 @@ def memory_view(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, in
 # --- calls -----------------------------------------------------------------------------
 
 
-class ValKind(enum.Enum):
-    """A wasm value type, as far as the fast call path cares."""
+_CODE = {"i32": "i", "i64": "I", "f32": "f", "f64": "d"}
 
-    I32 = "i32"
-    I64 = "i64"
-    F32 = "f32"
-    F64 = "f64"
-    OTHER = "other"  # references, v128: not supported by FastCaller
+#: Most parameters (or results) a C call takes.
+MAX_SLOTS: int = _native.MAX_SLOTS
 
 
-_FAST_KINDS = frozenset({ValKind.I32, ValKind.I64, ValKind.F32, ValKind.F64})
-_CODE = {ValKind.I32: "i", ValKind.I64: "I", ValKind.F32: "f", ValKind.F64: "d"}
-
-
-def _codes(kinds: tuple[ValKind, ...]) -> bytes:
+def _codes(kinds: tuple[str, ...]) -> bytes:
     """The kind codes ``_native`` takes: i (i32), I (i64), f (f32), d (f64)."""
     return "".join(_CODE[k] for k in kinds).encode()
-
-
-def _kind(ty: wasmtime.ValType) -> ValKind:
-    # Not str(ty): wasmtime-py's str() aborts the process on v128 and GC types.
-    try:
-        return ValKind(valtype_name(ty))
-    except ValueError:
-        return ValKind.OTHER
-
-
-@dataclass(frozen=True, slots=True)
-class FuncSig:
-    """Parameter and result kinds of a function type."""
-
-    params: tuple[ValKind, ...]
-    results: tuple[ValKind, ...]
-
-    @classmethod
-    def from_type(cls, ty: wasmtime.FuncType) -> FuncSig:
-        return cls(tuple(_kind(p) for p in ty.params), tuple(_kind(r) for r in ty.results))
-
-    @classmethod
-    def of(cls, store: wasmtime.Store, func: wasmtime.Func) -> FuncSig:
-        return cls.from_type(func.type(store))
-
-    @property
-    def is_fast(self) -> bool:
-        """True when every param and result is i32, i64, f32 or f64."""
-        return all(k in _FAST_KINDS for k in self.params + self.results)
 
 
 class FastCaller:
@@ -560,8 +520,8 @@ class FastCaller:
 
     __slots__ = ("_sig", "name", "sig")
 
-    def __init__(self, sig: FuncSig, name: str) -> None:
-        if not sig.is_fast:
+    def __init__(self, sig: Signature, name: str) -> None:
+        if not sig.numeric:
             raise ValueError(
                 f"export {name!r}: FastCaller supports only i32/i64/f32/f64, got {sig}"
             )
@@ -573,7 +533,7 @@ class FastCaller:
 
     def check(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
         """Raise ``TypeError`` unless ``func``'s type is this caller's signature."""
-        actual = FuncSig.of(store, func)
+        actual = Signature.of_func(store, func)
         if actual != self.sig:
             raise TypeError(f"export {self.name!r} has type {actual}, caller built for {self.sig}")
 
@@ -817,8 +777,8 @@ def define_host_func(
     first, without the GIL, and ``impl`` only for what it leaves (stderr,
     files, a write past the stdout limit…).
     """
-    sig = FuncSig.from_type(ty)
-    if not sig.is_fast or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:
+    sig = Signature.of(ty)
+    if not sig.numeric or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:
         raise ValueError(f"{module}.{name}: host functions take and return numbers only")
     error = _native.define_host(
         address(linker.ptr()),

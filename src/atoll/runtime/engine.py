@@ -11,22 +11,22 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import wasmtime
 
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND, TICK_NS
+from atoll.runtime.backend.base import Ticker
 
 __all__ = ["PROPOSALS", "TICK_SECONDS", "Engine", "get_engine"]
 
 #: Epoch tick period. A deadline of N ticks fires N to N+1 ticks later.
-TICK_SECONDS = 0.001
+TICK_SECONDS = TICK_NS / 1e9
 
 #: Live instances (and memories) the pooling allocator holds at once, per process.
 DEFAULT_POOL_INSTANCES = 1000
 
-#: Pooling allocator settings (C API only). Slots are reserved address space,
+#: Pooling allocator settings (native backend only). Slots are reserved address space,
 #: not memory: 4 GiB memories, a few MiB of instance state. The first 128 KiB
 #: of a freed memory stay mapped (zeroed with memset, not madvise) so the next
 #: request reuses them without page faults: two wasm pages, all a C, Zig or
@@ -102,62 +102,25 @@ class Engine:
             pool_instances = int(os.environ.get("ATOLL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES))
         self.pool_instances = pool_instances
         settings_used = dict(self.SETTINGS)
-        if pool_instances and calls.capi is not None:
-            calls.capi.enable_pooling(
-                config, total_memories=pool_instances, total_core_instances=pool_instances, **POOL
-            )
+        if pool_instances and BACKEND.pooling(config, pool_instances, POOL):
             settings_used["pooling"] = POOL
         else:
             self.pool_instances = 0
-        if calls.capi is not None:
-            self.wasmtime_version: str = calls.capi.WASMTIME_VERSION
-        else:
-            import importlib.metadata
-
-            self.wasmtime_version = importlib.metadata.version("wasmtime")
+        self.wasmtime_version: str = BACKEND.wasmtime_version
         self.engine = wasmtime.Engine(config)
-        #: The engine's C address (C API path; 0 on the public path).
-        self.address = calls.capi.address(self.engine.ptr()) if calls.capi is not None else 0
+        #: The engine's C address (native backend; 0 on the public one).
+        self.address = BACKEND.address(self.engine.ptr())
         settings = ",".join(f"{k}={v}" for k, v in sorted(settings_used.items()))
         self.key = hashlib.sha256(
             f"wasmtime-{self.wasmtime_version};{settings}".encode()
         ).hexdigest()[:16]
-        self._stop = threading.Event()
-        self._native_ticker: Any = None
-        self._ticker: threading.Thread | None = None
-        if calls.capi is not None:  # a C thread: no GIL, no wake-ups of Python
-            self._native_ticker = calls.capi.start_ticker(self.engine, int(TICK_SECONDS * 1e9))
-        else:
-            self._ticker = threading.Thread(target=self._tick, name="atoll-epoch", daemon=True)
-            self._ticker.start()
-
-    def _tick(self) -> None:
-        """Keep the epoch equal to the milliseconds since start (public-API path).
-
-        The thread needs the GIL to run; under contention it wakes late, so it
-        counts ticks from the monotonic clock and catches up, rather than
-        adding one per wake (which stretched a 500-tick deadline to over a
-        second with four busy event loops). The C API path does the same on a
-        native thread (``capi.start_ticker``).
-        """
-        increment = self.engine.increment_epoch
-        wait = self._stop.wait
-        clock = time.monotonic
-        start = clock()
-        done = 0
-        while not wait(TICK_SECONDS):
-            due = int((clock() - start) / TICK_SECONDS)
-            for _ in range(due - done):
-                increment()
-            done = max(done, due)
+        self._ticker: Ticker | None = BACKEND.start_ticker(self.engine, TICK_NS)
 
     def close(self) -> None:
-        """Stop the ticker thread. The engine stays usable but deadlines no longer fire."""
-        self._stop.set()
-        if self._native_ticker is not None:
-            self._native_ticker.stop()
-        if self._ticker is not None:
-            self._ticker.join()
+        """Stop the ticker. The engine stays usable but deadlines no longer fire."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop()
 
 
 _ENGINE: Engine | None = None

@@ -5,10 +5,11 @@ per capability, named ``atoll:<capability>``, so the set can grow (``atoll:kv``
 comes with KV) and a guest imports only what it uses. Plus the one import
 common toolchains emit on their own: AssemblyScript's ``env.abort``.
 
-The linker is built once per engine and shared by every module; each host
-function finds the request it serves through :data:`CURRENT` (a context
-variable set by the invocation for the duration of a request), so one
-compiled, pre-linked module serves every request.
+The linker (:class:`HostLinker`) is built once per runtime from the host
+functions it is given, and shared by every module; each host function finds
+the request it serves through :data:`CURRENT` (a context variable set for
+the duration of a request, defined in ``invocation.py`` and re-exported
+here), so one compiled, pre-linked module serves every request.
 
 A host function never lets an exception escape into wasmtime-py (which would
 pass it through a process-global, racy across threads): it records the error
@@ -18,39 +19,29 @@ error.
 
 from __future__ import annotations
 
-import contextvars
-import ctypes
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wasmtime
 
 from atoll.errors import CpuLimitError, GuestTrapError
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.invocation import CURRENT
 from atoll.runtime.logs import MAX_LOG_LINE
-
-if TYPE_CHECKING:
-    from atoll.runtime.invocation import Invocation
+from atoll.runtime.memory import memory_bytes, memory_view
 
 __all__ = [
+    "BUILTIN",
     "CURRENT",
-    "PROVIDED",
     "HostFunction",
-    "build_linker",
+    "HostLinker",
     "check_cpu",
-    "describe_provided",
     "fail",
     "memory_bytes",
     "memory_view",
-    "register",
 ]
-
-#: The invocation (request) on whose behalf wasm runs right now.
-CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
-    "atoll_invocation", default=None
-)
 
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()
@@ -73,73 +64,30 @@ class HostFunction:
     doc: str
 
 
-#: (module, name) → host function. The single list of what guests may import.
-PROVIDED: dict[tuple[str, str], HostFunction] = {}
+class HostLinker:
+    """A wasmtime linker and the host functions it provides: what a guest may import.
 
-
-def register(function: HostFunction) -> None:
-    """Add a host function (at import time of the module that implements it).
-
-    ``runtime/`` provides ``atoll:log`` and ``env.abort``; bindings add their
-    own capability (``atoll:kv``…) so the runtime never imports them. Must run
-    before :func:`build_linker`.
+    Built once per runtime (``worker.Runtime``) from the capabilities the
+    runtime grants, listed there explicitly: ``BUILTIN`` (``atoll:log``,
+    ``env.abort``), WASI (``wasi.preview1.host_functions()``), KV
+    (``bindings.kv.host.host_functions()``). Shared by every module and thread.
     """
-    PROVIDED[(function.module, function.name)] = function
 
+    def __init__(self, engine: wasmtime.Engine, functions: Iterable[HostFunction]) -> None:
+        self.linker = wasmtime.Linker(engine)
+        #: (module, name) → host function.
+        self.provided: dict[tuple[str, str], HostFunction] = {}
+        for fn in functions:
+            key = (fn.module, fn.name)
+            if key in self.provided:
+                raise ValueError(f"host function {fn.module}.{fn.name} is defined twice")
+            self.provided[key] = fn
+            ty = wasmtime.FuncType(list(fn.params), list(fn.results))
+            BACKEND.define_host(self.linker, fn.module, fn.name, ty, fn.impl)
 
-def describe_provided() -> str:
-    """The imports atoll provides, for error messages."""
-    return ", ".join(f"{m}.{n}" for m, n in PROVIDED)
-
-
-def build_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
-    """A linker with every host function of :data:`PROVIDED` (called once per runtime)."""
-    linker = wasmtime.Linker(engine)
-    for fn in PROVIDED.values():
-        ty = wasmtime.FuncType(list(fn.params), list(fn.results))
-        if calls.capi is not None:  # raw callback: ~3x cheaper, no process-global for errors
-            native = (
-                calls.capi.NATIVE_WASI.get(fn.name, 0)
-                if fn.module == "wasi_snapshot_preview1"
-                else 0
-            )
-            calls.capi.define_host_func(linker, fn.module, fn.name, ty, fn.impl, native)
-            continue
-        linker.define_func(
-            fn.module,
-            fn.name,
-            wasmtime.FuncType(list(fn.params), list(fn.results)),
-            fn.impl,
-            access_caller=True,
-        )
-    return linker
-
-
-def memory_view(caller: Any) -> tuple[int, int]:
-    """``(address, length)`` of the calling guest's ``memory`` export; ``(0, 0)`` if none.
-
-    ``caller`` is a ``capi.RawCaller`` (fast path) or a ``wasmtime.Caller``.
-    Valid until the guest runs again (memory may move when it grows).
-    """
-    view = getattr(caller, "memory_view", None)
-    if view is not None:
-        result: tuple[int, int] = view()
-        return result
-    memory = caller.get("memory")
-    if not isinstance(memory, wasmtime.Memory):
-        return 0, 0
-    address = ctypes.cast(memory.data_ptr(caller), ctypes.c_void_p).value or 0
-    return address, memory.data_len(caller)
-
-
-def memory_bytes(caller: Any, ptr: int, length: int) -> bytes | None:
-    """A copy of guest memory ``[ptr, ptr + length)``; ``None`` if out of bounds."""
-    address, size = memory_view(caller)
-    ptr &= 0xFFFFFFFF
-    length &= 0xFFFFFFFF
-    if not address or ptr + length > size:
-        return None
-    return ctypes.string_at(address + ptr, length)
+    def describe(self) -> str:
+        """The imports this linker provides, for error messages."""
+        return ", ".join(f"{m}.{n}" for m, n in self.provided)
 
 
 def check_cpu(caller: Any, what: str) -> None:
@@ -147,8 +95,8 @@ def check_cpu(caller: Any, what: str) -> None:
 
     For host functions whose work grows with a guest's arguments: call it between
     steps of a long loop. The budget is that of the outermost call into the
-    caller's store (C API path: its meter; public path: the deadline
-    ``GuestStore.enter`` set on the request).
+    caller's store (native backend: its meter; public: the deadline its metered
+    call set on the request).
     """
     left = getattr(caller, "cpu_left_ns", None)
     if left is not None:  # a capi.RawCaller
@@ -202,7 +150,8 @@ def _abort(caller: wasmtime.Caller, msg: int, file: int, line: int, col: int) ->
     fail(GuestTrapError(text, hint="the guest called abort(); see its message"))
 
 
-register(
+#: The host functions of the runtime itself (capabilities add their own).
+BUILTIN: tuple[HostFunction, ...] = (
     HostFunction(
         "atoll:log",
         "write",
@@ -210,9 +159,7 @@ register(
         (),
         _log_write,
         "write(ptr, len): one UTF-8 line to the request's log",
-    )
-)
-register(
+    ),
     HostFunction(
         "env",
         "abort",
@@ -220,7 +167,7 @@ register(
         (),
         _abort,
         "abort(msg, file, line, col): AssemblyScript's abort; ends the request with a trap",
-    )
+    ),
 )
 
 

@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import ctypes
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wasmtime
 
 from atoll.errors import AbiError, AtollError
-from atoll.runtime import calls
-from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.backend.base import Bound, InstanceRef
+from atoll.runtime.invocation import CURRENT, GuestStore, Invocation
 from atoll.runtime.module import ExportInfo, WasmModule
-
-if TYPE_CHECKING:
-    from atoll.runtime.invocation import GuestStore, Invocation
 
 __all__ = ["ExportFunction", "Exports", "Instance", "Memory"]
 
 _BUFFER = (bytes, bytearray, memoryview, str)
+
+
+#: The backend's failure exceptions, looked up once (the export call is the hot path).
+_CALL_FAILED = BACKEND.CallFailed
+_BUDGET_SPENT = BACKEND.BudgetSpent
+_WASMTIME_ERRORS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
 class Instance:
@@ -39,22 +43,20 @@ class Instance:
     whichever request makes them.
     """
 
-    __slots__ = ("_memory", "_raw", "exports", "guest_store", "ids", "module", "owner")
+    __slots__ = ("_memory", "_raw", "exports", "guest_store", "module", "owner", "ref")
 
     def __init__(
         self,
         module: WasmModule,
         guest_store: GuestStore,
-        raw: wasmtime.Instance | None,
+        ref: InstanceRef,
         owner: Invocation | None,
-        ids: tuple[int, int] | None = None,
     ) -> None:
         self.module = module
         self.guest_store = guest_store
-        self._raw = raw
-        #: ``(store_id, index)`` of the instance, for the C API fast path
-        #: (``raw`` is then built from them on first use).
-        self.ids = ids
+        #: The instance as the backend holds it (``Backend.instantiate``).
+        self.ref = ref
+        self._raw: wasmtime.Instance | None = None
         self.owner = owner
         self.exports = Exports(self)
         self._memory: Memory | None = None
@@ -64,9 +66,7 @@ class Instance:
         """The ``wasmtime.Instance`` (for wasmtime-py's public API)."""
         raw = self._raw
         if raw is None:
-            assert calls.capi is not None
-            assert self.ids is not None
-            raw = self._raw = calls.capi.instance_from_raw(self.ids)
+            raw = self._raw = BACKEND.raw_instance(self.ref)
         return raw
 
     @classmethod
@@ -78,31 +78,24 @@ class Instance:
         owner: Invocation | None,
     ) -> Instance:
         """Instantiate ``module`` into ``guest_store``, charged to ``invocation``."""
-        capi = calls.capi
-        ids: tuple[int, int] | None = None
-        raw: wasmtime.Instance | None = None
-        if capi is not None:
-            if len(guest_store.instances) > 1:
-                guest_store.fit_memory(None)
-            try:
-                ids = capi.instantiate_metered(
-                    guest_store.meter, invocation, module.pre_address, guest_store.ctx
-                )
-            except capi.BudgetSpent:
-                raise guest_store.spent(invocation, f"{module.binding} (instantiate)") from None
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                raise guest_store.failure(
-                    invocation, f"{module.binding} (instantiate)", exc, None
-                ) from None
-        else:
-            raw = guest_store.enter(
-                invocation,
-                f"{module.binding} (instantiate)",
-                calls.instantiate,
+        if len(guest_store.instances) > 1:
+            guest_store.fit_memory(None)
+        try:
+            ref = BACKEND.instantiate(
                 module.pre,
+                module.pre_address,
                 guest_store.store,
+                guest_store.ctx,
+                guest_store.meter,
+                invocation,
             )
-        instance = cls(module, guest_store, raw, owner, ids)
+        except _BUDGET_SPENT:
+            raise guest_store.spent(invocation, f"{module.binding} (instantiate)") from None
+        except _WASMTIME_ERRORS as exc:
+            raise guest_store.failure(
+                invocation, f"{module.binding} (instantiate)", exc, None
+            ) from None
+        instance = cls(module, guest_store, ref, owner)
         guest_store.instances.append(instance)
         return instance
 
@@ -148,38 +141,27 @@ class Instance:
                 f"{self.module.binding} has no exported function '{name}'",
                 hint=f"its exported functions: {known}",
             )
-        store = self.guest_store.store
-        capi = calls.capi
-        if capi is not None and self.ids is not None:
-            found = capi.export_raw(self.guest_store.ctx, self.ids, info.raw_name)
-            assert found is not None, f"export {name} is missing"
-            assert found[0] == 0, f"export {name} is not a function"
-            bound = info.caller.bind(
-                self.guest_store.meter, self.guest_store.ctx, found[1], found[2]
-            )
-            return ExportFunction(self, info, found, bound)
-        if capi is not None:
-            func = capi.export_func(store, self.raw, name)
-        else:
-            func = self.raw.exports(store)[name]
-        assert isinstance(func, wasmtime.Func)
-        return ExportFunction(self, info, func)
+        guest_store = self.guest_store
+        bound = BACKEND.bind(
+            info.prepared,
+            info.qualified,
+            info.raw_name,
+            info.sig,
+            guest_store.store,
+            guest_store.ctx,
+            guest_store.meter,
+            self.ref,
+        )
+        return ExportFunction(self, info, bound)
 
     def run(self, name: str) -> None:
         """Call the ``() -> ()`` export ``name``: a WASI command's ``_start``.
 
-        The same rules as ``exports.NAME()`` in one C call on the fast path (no
-        :class:`ExportFunction` is made).
+        The same rules as ``exports.NAME()``; one C call on the native backend
+        (no :class:`ExportFunction` is made).
         """
         info = self.module.functions.get(name)
-        capi = calls.capi
-        if (
-            capi is None
-            or self.ids is None
-            or info is None
-            or info.caller.params
-            or info.caller.results
-        ):
+        if info is None or info.sig.params or info.sig.results:
             self.exports[name]()
             return
         invocation = self.invocation()
@@ -187,11 +169,15 @@ class Instance:
         if len(guest_store.instances) > 1:
             guest_store.fit_memory(self)
         try:
-            capi.run_export(guest_store.meter, invocation, guest_store.ctx, self.ids, info.raw_name)
-        except capi.BudgetSpent:
-            raise guest_store.spent(invocation, info.caller.name) from None
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise guest_store.failure(invocation, info.caller.name, exc, self) from None
+            ran = BACKEND.run(
+                info.raw_name, guest_store.ctx, guest_store.meter, self.ref, invocation
+            )
+        except _BUDGET_SPENT:
+            raise guest_store.spent(invocation, info.qualified) from None
+        except _WASMTIME_ERRORS as exc:
+            raise guest_store.failure(invocation, info.qualified, exc, self) from None
+        if not ran:
+            self.exports[name]()
 
     def __repr__(self) -> str:
         kind = "fresh" if self.owner is not None else "warm"
@@ -227,30 +213,14 @@ class Exports:
 class ExportFunction:
     """A guest function bound to one instance. Call it with numbers, bytes or str."""
 
-    __slots__ = ("_bound", "_func_or_raw", "_info", "_instance")
+    __slots__ = ("_bound", "_info", "_instance")
 
-    def __init__(
-        self,
-        instance: Instance,
-        info: ExportInfo,
-        func: wasmtime.Func | tuple[int, ...],
-        bound: Any = None,
-    ) -> None:
+    def __init__(self, instance: Instance, info: ExportInfo, bound: Bound) -> None:
         self._instance = instance
         self._info = info
-        #: The ``wasmtime.Func``, or ``capi.export_raw``'s ids to build it from when needed.
-        self._func_or_raw = func
-        #: ``capi.Bound`` (C API path, numeric signature): budget check, deadline,
-        #: call and CPU charge in one C call. The hot path.
+        #: ``bound(invocation, *numbers)``: budget check, deadline, call and CPU
+        #: charge (one C call on the native backend, numeric signatures). The hot path.
         self._bound = bound
-
-    @property
-    def _func(self) -> wasmtime.Func:
-        func = self._func_or_raw
-        if isinstance(func, tuple):
-            assert calls.capi is not None
-            func = self._func_or_raw = calls.capi.func_from_raw(func)
-        return func
 
     @property
     def name(self) -> str:
@@ -259,66 +229,44 @@ class ExportFunction:
     def __call__(self, *args: Any) -> Any:
         instance = self._instance
         invocation = instance.invocation()
-        bound = self._bound
-        if bound is not None:
-            guest_store = instance.guest_store
-            if len(guest_store.instances) > 1:
-                guest_store.fit_memory(instance)
-            try:
-                return bound(invocation, *args)
-            except calls.CallFailed as failed:
-                exc = calls.capi_failure(failed)
-                raise guest_store.failure(
-                    invocation, self._info.caller.name, exc, instance
-                ) from None
-            except calls.BudgetSpent:
-                raise guest_store.spent(invocation, self._info.caller.name) from None
-            except (TypeError, ValueError) as exc:  # argument count, type or range
-                if any(isinstance(arg, _BUFFER) for arg in args):
-                    return self._call_with_buffers(invocation, args)
-                caller = self._info.caller
-                signature = f"{caller.name}({', '.join(caller.params)})"
-                raise AbiError(f"{exc} (signature: {signature})") from None
-        for arg in args:
-            if isinstance(arg, _BUFFER):
-                return self._call_with_buffers(invocation, args)
-        caller = self._info.caller
-        return instance.guest_store.enter(
-            invocation,
-            caller.name,
-            caller.call,
-            instance.guest_store.store,
-            self._func,
-            args,
-            instance=instance,
-        )
+        guest_store = instance.guest_store
+        if len(guest_store.instances) > 1:
+            guest_store.fit_memory(instance)
+        try:
+            return self._bound(invocation, *args)
+        except _CALL_FAILED as failed:
+            exc = BACKEND.failure(failed)
+            raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
+        except _WASMTIME_ERRORS as exc:
+            raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
+        except _BUDGET_SPENT:
+            raise guest_store.spent(invocation, self._info.qualified) from None
+        except (TypeError, ValueError) as exc:  # argument count, type or range
+            if any(isinstance(arg, _BUFFER) for arg in args):
+                return self._call_with_buffers(args)
+            raise AbiError(f"{exc} (signature: {self._signature()})") from None
 
-    def _call_with_buffers(self, invocation: Invocation, args: tuple[Any, ...]) -> Any:
-        instance = self._instance
+    def _signature(self) -> str:
+        info = self._info
+        return f"{info.qualified}({', '.join(info.sig.params)})"
+
+    def _call_with_buffers(self, args: tuple[Any, ...]) -> Any:
+        memory = self._instance.memory
         flat: list[Any] = []
         owned: list[tuple[int, int]] = []
         try:
             for arg in args:
                 if isinstance(arg, _BUFFER):
                     data = arg.encode("utf-8") if isinstance(arg, str) else bytes(arg)
-                    ptr = instance.memory.alloc(data)
+                    ptr = memory.alloc(data)
                     owned.append((ptr, len(data)))
                     flat += [ptr, len(data)]
                 else:
                     flat.append(arg)
-            caller = self._info.caller
-            return instance.guest_store.enter(
-                invocation,
-                caller.name,
-                caller.call,
-                instance.guest_store.store,
-                self._func,
-                tuple(flat),
-                instance=instance,
-            )
+            return self(*flat)
         finally:
             for ptr, length in owned:
-                instance.memory.dealloc(ptr, length)
+                memory.dealloc(ptr, length)
 
     def bytes(self, *args: Any) -> bytes:
         """Call, then read the returned buffer (``(ptr << 32) | len`` or ``ptr, len``)."""
@@ -330,7 +278,7 @@ class ExportFunction:
             ptr, length = packed >> 32, packed & 0xFFFFFFFF
         else:
             raise AbiError(
-                f"{self._info.caller.name} did not return a buffer",
+                f"{self._info.qualified} did not return a buffer",
                 hint="return (ptr << 32) | len as i64, or (ptr, len) as two i32; see docs/wasm-abi.md",
             )
         memory = self._instance.memory
@@ -347,8 +295,8 @@ class ExportFunction:
         return json.loads(self.bytes(*args))
 
     def __repr__(self) -> str:
-        caller = self._info.caller
-        return f"<wasm function {caller.name}({', '.join(caller.params)}) -> ({', '.join(caller.results)})>"
+        sig = self._info.sig
+        return f"<wasm function {self._info.qualified}({', '.join(sig.params)}) -> ({', '.join(sig.results)})>"
 
 
 class Memory:

@@ -1,17 +1,18 @@
-"""One request's wasm state, and the single door every wasm entry goes through.
+"""One request's wasm state: budgets, store, and how a failed wasm entry becomes an error.
 
 An :class:`Invocation` is created per request by the worker. It owns the
 request's CPU budget (``limits.cpu_ms``), its memory budget
 (``limits.memory_mb``), the store that holds its fresh instances, its log
 lines and its outcome. Every instantiate and every export call, fresh or
-warm, goes through :meth:`GuestStore.enter`, which
+warm, goes through the engine backend's metered calls (``Backend.instantiate``,
+``Backend.bind``: ``runtime/backend/``), which
 
 1. refuses to start when the budget is spent;
 2. sets the store's epoch deadline to the remaining budget (the epoch ticker
    advances every millisecond; see ``runtime/engine.py``);
-3. when the C API is available, re-checks at the deadline the *thread CPU
-   time* actually used (a ``capi.Meter``, in C), so a request is charged
-   CPU, not wall time lost to other threads;
+3. on the native backend, re-checks at the deadline the *thread CPU time*
+   actually used (a ``capi.Meter``, in C), so a request is charged CPU, not
+   wall time lost to other threads;
 4. recomputes the memory limit when the request holds several instances, so
    their sum stays under ``memory_mb`` (wasmtime's limit is per memory);
 5. charges the thread CPU time used (host functions included: their work is
@@ -21,11 +22,11 @@ warm, goes through :meth:`GuestStore.enter`, which
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
-import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import wasmtime
 
@@ -38,24 +39,33 @@ from atoll.errors import (
     MemoryLimitError,
 )
 from atoll.manifest.schema import Limits
-from atoll.runtime import calls
-from atoll.runtime.engine import TICK_SECONDS, Engine
+from atoll.runtime.backend.auto import BACKEND, TICK_NS
+from atoll.runtime.backend.base import Meter
+from atoll.runtime.engine import Engine
 from atoll.runtime.logs import RequestLog
 from atoll.runtime.outcome import Outcome
 from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
 
-if TYPE_CHECKING:
-    from atoll.runtime.instance import Instance
-
-__all__ = ["GuestStore", "Invocation"]
+__all__ = ["CURRENT", "GuestStore", "Invocation", "StoredInstance"]
 
 log = logging.getLogger("atoll.runtime")
 
-T = TypeVar("T")
 MIB = 1024 * 1024
 PAGE = 65536
-_TICK_NS = int(TICK_SECONDS * 1e9)
-_thread_time_ns = time.thread_time_ns
+_TICK_NS = TICK_NS
+
+
+class StoredInstance(Protocol):
+    """What a store needs of the instances it holds (``instance.Instance``)."""
+
+    def memory_size(self) -> int: ...
+
+
+#: The invocation (request) on whose behalf wasm runs right now: set by the worker for
+#: the duration of a request, read by instances and host functions.
+CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
+    "atoll_invocation", default=None
+)
 
 
 class Invocation:
@@ -81,7 +91,7 @@ class Invocation:
         self.logs: list[str] = []
         #: Bounds ``logs`` (lines, bytes, line length) and counts what it drops; see runtime/logs.py.
         self.log_book = RequestLog(self.logs)
-        #: Public-API path: the thread CPU clock at which the outermost wasm call's budget
+        #: Public backend: the thread CPU clock at which the outermost wasm call's budget
         #: ends (``hostfuncs.check_cpu`` stops long host work there). None: no call running.
         self.cpu_deadline_ns: int | None = None
         self.host_error: Exception | None = None
@@ -147,76 +157,34 @@ class GuestStore:
     """
 
     def __init__(self, engine: Engine, memory_budget: int) -> None:
-        capi = calls.capi
         self.memory_budget = memory_budget
-        self.instances: list[Instance] = []
+        self.instances: list[StoredInstance] = []
         self._limit = memory_budget
         #: Set when a call into this store failed: a warm instance in it is then replaced.
         self.failed = False
-        #: C API path: the store's context address and its CPU meter (``capi.Meter``),
-        #: which re-checks the thread CPU time used at each epoch deadline.
-        self.ctx = 0
-        self.meter: Any = None
         self.store: wasmtime.Store
-        if capi is not None:
-            store, self.meter = capi.new_metered_store(
-                engine.engine, engine.address, memory_budget, 64, 64, 64, _TICK_NS
-            )
-            self.ctx = store.ctx
-            self.store = store
-        else:
-            self.store = wasmtime.Store(engine.engine)
-            self.store.set_limits(memory_size=memory_budget, instances=64, tables=64, memories=64)
+        #: The store's context address (native backend; 0 on the public one) and its
+        #: CPU meter, which charges the thread CPU time of the outermost call.
+        self.ctx: int
+        self.meter: Meter
+        self.store, self.ctx, self.meter = BACKEND.new_store(
+            engine.engine, engine.address, memory_budget, _TICK_NS
+        )
 
     def close(self) -> None:
         self.instances.clear()
         self.store.close()
 
-    def memory_in_use(self, exclude: Instance | None = None) -> int:
+    def memory_in_use(self, exclude: StoredInstance | None = None) -> int:
         return sum(i.memory_size() for i in self.instances if i is not exclude)
 
-    def fit_memory(self, instance: Instance | None) -> None:
+    def fit_memory(self, instance: StoredInstance | None) -> None:
         """Before a call into ``instance``: cap its memory at what the request's other
         instances leave of ``memory_budget`` (wasmtime's limit is per memory)."""
         limit = max(0, self.memory_budget - self.memory_in_use(exclude=instance))
         if limit != self._limit:
             self.store.set_limits(memory_size=limit)
             self._limit = limit
-
-    def enter(
-        self,
-        invocation: Invocation,
-        what: str,
-        fn: Callable[..., T],
-        *args: Any,
-        instance: Instance | None = None,
-    ) -> T:
-        """Run ``fn(*args)`` (a wasm entry named ``what``) charged to ``invocation``.
-
-        The general door; numeric export calls take a faster one with the same
-        rules (``capi.Bound``, see ``ExportFunction.__call__``).
-        """
-        left = invocation.cpu_budget_ns - invocation.cpu_used_ns
-        if left <= 0:
-            raise self.spent(invocation, what)
-        if len(self.instances) > 1:
-            self.fit_memory(instance)
-        meter = self.meter
-        if meter is None or meter.depth == 0:  # a nested call keeps the outermost deadline
-            self.store.set_epoch_deadline(-(-left // _TICK_NS) + 1)  # ceil in integers
-        # The thread CPU of the call: the meter's (outermost call only, C API path) or
-        # the clock's around it (public-API path).
-        start = _thread_time_ns() if meter is None else 0
-        if meter is None:
-            invocation.cpu_deadline_ns = start + left
-        if meter is not None:
-            meter.begin(left)
-        try:
-            return fn(*args)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise self.failure(invocation, what, exc, instance) from None
-        finally:
-            invocation.cpu_used_ns += _thread_time_ns() - start if meter is None else meter.end()
 
     def spent(self, invocation: Invocation, what: str) -> CpuLimitError:
         """The error for a call refused because the request's CPU budget is used up."""
@@ -231,7 +199,7 @@ class GuestStore:
         invocation: Invocation,
         what: str,
         exc: BaseException,
-        instance: Instance | None,
+        instance: StoredInstance | None,
     ) -> BaseException:
         """The exception to raise for a failed wasm entry (a trap or a wasmtime error).
 
@@ -242,7 +210,7 @@ class GuestStore:
         _clear_wasmtime_last_exception()
         if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
             return host_error
-        stdio = self.meter.stdio if self.meter is not None else None
+        stdio = self.meter.stdio
         if stdio is not None and stdio.exited:  # proc_exit() served in C
             stdio.exited = False
             if invocation.wasi is not None:  # as the Python proc_exit records it
@@ -264,19 +232,25 @@ class GuestStore:
         else:
             error = self._wasmtime_error(invocation, what, exc, instance)
         invocation.outcome = Outcome(error.outcome)
+        if isinstance(error, CpuLimitError):
+            # Stopped for time: the budget is used, whichever clock stopped it (the
+            # public backend's deadline is wall time and may fire a little short).
+            invocation.cpu_used_ns = max(invocation.cpu_used_ns, invocation.cpu_budget_ns)
         return error
 
     # -- mapping failures -------------------------------------------------
 
     def _trap_error(
-        self, invocation: Invocation, what: str, trap: wasmtime.Trap, instance: Instance | None
+        self,
+        invocation: Invocation,
+        what: str,
+        trap: wasmtime.Trap,
+        instance: StoredInstance | None,
     ) -> GuestError:
         frames = _frames(trap, what)
         code = trap.trap_code
         error: GuestError
-        if code == wasmtime.TrapCode.INTERRUPT or (
-            calls.capi is not None and calls.capi.INTERRUPT_MARKER in str(trap)
-        ):
+        if code == wasmtime.TrapCode.INTERRUPT or BACKEND.is_interrupt(trap):
             error = CpuLimitError(
                 f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
                 frames=frames,
@@ -299,7 +273,7 @@ class GuestStore:
             error = GuestTrapError(f"{what}: wasm trap: {_trap_message(trap)}", frames=frames)
         return error
 
-    def _at_memory_limit(self, instance: Instance | None) -> bool:
+    def _at_memory_limit(self, instance: StoredInstance | None) -> bool:
         """Did the guest trap because a ``memory.grow`` was refused?
 
         wasmtime does not report refused grows, so this is an inference: the
@@ -315,12 +289,12 @@ class GuestStore:
         invocation: Invocation,
         what: str,
         exc: wasmtime.WasmtimeError,
-        instance: Instance | None,
+        instance: StoredInstance | None,
     ) -> GuestError:
         text = str(exc)
         frames = _frames(exc, what)
         error: GuestError
-        if calls.capi is not None and calls.capi.is_interrupt(exc):
+        if BACKEND.is_interrupt(exc):
             error = CpuLimitError(
                 f"{what}: exceeded the request's wasm CPU limit of {invocation.limits.cpu_ms} ms",
                 frames=frames,

@@ -15,10 +15,11 @@ import wasmtime
 
 from atoll.errors import ModuleLoadError
 from atoll.manifest.schema import MAX_COMPRESSED_MODULE_BYTES
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.backend.base import Prepared
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.engine import PROPOSALS
-from atoll.runtime.hostfuncs import PROVIDED, describe_provided
+from atoll.runtime.hostfuncs import HostLinker
 from atoll.runtime.signature import Signature, valtype_name
 
 __all__ = ["ExportInfo", "WasmModule", "check_wasm"]
@@ -28,12 +29,16 @@ WASM_MAGIC = b"\0asm"
 
 @dataclass(frozen=True, slots=True)
 class ExportInfo:
-    """One function export: its signature and the caller prepared for it."""
+    """One function export of a module: made once per load, shared by every instance."""
 
     name: str
-    caller: calls.ExportCaller
-    #: ``name`` encoded, for the C API lookups (made once, not per instance).
+    #: ``binding.name``, as errors name the export.
+    qualified: str
+    sig: Signature
+    #: ``name`` encoded, for the backend's lookups (made once, not per instance).
     raw_name: bytes
+    #: What the backend prepared for this signature (``Backend.prepare``).
+    prepared: Prepared
 
 
 class WasmModule:
@@ -57,17 +62,21 @@ class WasmModule:
         self.sha256 = sha256
         self.module = module
         self.pre = pre
-        #: ``pre``'s C address, for the C API fast path (0 on the public path).
-        self.pre_address = calls.capi.address(pre.ptr()) if calls.capi is not None else 0
+        #: ``pre``'s C address, for the native backend (0 on the public one).
+        self.pre_address = BACKEND.address(pre.ptr())
         self.functions: dict[str, ExportInfo] = {}
         self.memory_export: str | None = None
         for export in module.exports:
             ty = export.type
             if isinstance(ty, wasmtime.FuncType):
+                qualified = f"{binding}.{export.name}"
+                sig = Signature.of(ty)
                 self.functions[export.name] = ExportInfo(
                     export.name,
-                    calls.ExportCaller(f"{binding}.{export.name}", ty),
+                    qualified,
+                    sig,
                     export.name.encode(),
+                    BACKEND.prepare(qualified, sig),
                 )
             elif isinstance(ty, wasmtime.MemoryType) and self.memory_export is None:
                 self.memory_export = export.name
@@ -80,7 +89,7 @@ class WasmModule:
         path: Path,
         *,
         cache: ModuleCache,
-        linker: wasmtime.Linker,
+        linker: HostLinker,
         display: str | None = None,
     ) -> WasmModule:
         """Read, check, compile and pre-link the module at ``path``.
@@ -99,9 +108,9 @@ class WasmModule:
             module = cache.load(wasm)
         except wasmtime.WasmtimeError as exc:
             raise _compile_error(binding, shown, exc) from None
-        _check_imports(module, binding, shown)
+        _check_imports(module, binding, shown, linker)
         try:
-            pre = linker.instantiate_pre(module)
+            pre = linker.linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:  # pragma: no cover - imports were checked above
             raise ModuleLoadError(f"wasm module {binding} ({shown}): {_first_line(exc)}") from None
         return cls(
@@ -131,17 +140,17 @@ def check_wasm(wasm: bytes, *, binding: str, shown: str) -> None:
             )
 
 
-def _check_imports(module: wasmtime.Module, binding: str, shown: str) -> None:
+def _check_imports(module: wasmtime.Module, binding: str, shown: str, linker: HostLinker) -> None:
     for imp in module.imports:
         key = (imp.module, imp.name or "")
         ty = imp.type
-        if key not in PROVIDED:
+        provided = linker.provided.get(key)
+        if provided is None:
             raise ModuleLoadError(
                 f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name}, "
                 "which atoll does not provide",
-                hint=f"atoll provides: {describe_provided()}; see docs/wasm-abi.md",
+                hint=f"atoll provides: {linker.describe()}; see docs/wasm-abi.md",
             )
-        provided = PROVIDED[key]
         if not isinstance(ty, wasmtime.FuncType):
             raise ModuleLoadError(
                 f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "

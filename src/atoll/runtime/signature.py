@@ -24,10 +24,14 @@ described, never fatal.
 from __future__ import annotations
 
 import ctypes
+import operator
 from dataclasses import dataclass
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
+
+from atoll.errors import AbiError
 
 __all__ = ["NUMERIC", "Signature", "valtype_name"]
 
@@ -97,6 +101,11 @@ class Signature:
             tuple(valtype_name(r) for r in ty.results),
         )
 
+    @classmethod
+    def of_func(cls, store: wasmtime.Store | Any, func: wasmtime.Func) -> Signature:
+        """The signature of ``func`` (``store``: its store, or a host call's caller)."""
+        return cls.of(func.type(store))
+
     @property
     def numeric(self) -> bool:
         """True when every parameter and result is i32, i64, f32 or f64."""
@@ -111,3 +120,64 @@ class Signature:
 
     def __str__(self) -> str:
         return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
+
+    def refuse_unsupported(self, name: str) -> None:
+        """Raise :class:`AbiError` naming ``name`` if its signature has a ``v128``."""
+        kind = self.unsupported()
+        if kind is not None:
+            raise AbiError(
+                f"export '{name}' has type {kind} in its signature {self}, "
+                "which Python cannot pass or receive",
+                hint="export a wrapper taking and returning i32/i64/f32/f64 "
+                "(v128 values can go through linear memory); see docs/wasm-abi.md",
+            )
+
+    def convert(self, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Check ``args`` against the parameters, as the C path does, with its messages.
+
+        i32/i64 take ints (anything with ``__index__``) in the signed or unsigned
+        range, passed on in the signed form wasmtime-py wants; f32/f64 take
+        ints and floats. Raises ``TypeError`` / ``ValueError``.
+        """
+        if len(args) != len(self.params):
+            raise TypeError(
+                f"export {name!r} takes {len(self.params)} argument(s), {len(args)} given"
+            )
+        out: list[Any] = []
+        for index, (value, kind) in enumerate(zip(args, self.params, strict=True)):
+            bits = _INT_BITS.get(kind)
+            if bits is not None:
+                try:
+                    number = operator.index(value)
+                except TypeError:
+                    raise TypeError(
+                        f"export {name!r} argument {index}: expected int for {kind}, "
+                        f"got {type(value).__name__}"
+                    ) from None
+                low, high = -(1 << (bits - 1)), (1 << bits) - 1
+                if not low <= number <= high:
+                    raise ValueError(
+                        f"export {name!r} argument {index}: {number} out of range for "
+                        f"{kind} [{low}, {high}]"
+                    )
+                out.append(number - (1 << bits) if number >= 1 << (bits - 1) else number)
+            elif kind in ("f32", "f64"):
+                if isinstance(value, str | bytes | bytearray) or not (
+                    hasattr(type(value), "__float__") or hasattr(type(value), "__index__")
+                ):
+                    raise TypeError(
+                        f"export {name!r} argument {index}: expected float for {kind}, "
+                        f"got {type(value).__name__}"
+                    )
+                try:
+                    out.append(float(value))
+                except OverflowError:
+                    raise ValueError(
+                        f"export {name!r} argument {index}: {value} out of range for {kind}"
+                    ) from None
+            else:
+                out.append(value)  # funcref / externref: wasmtime-py converts them
+        return tuple(out)
+
+
+_INT_BITS = {"i32": 32, "i64": 64}

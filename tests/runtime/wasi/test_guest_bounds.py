@@ -19,13 +19,13 @@ import pytest
 
 from atoll.errors import CpuLimitError, GuestError
 from atoll.manifest.schema import Limits
-from atoll.runtime import calls
+from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import Invocation
 from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
 from atoll.runtime.module import WasmModule
-from atoll.runtime.wasi import DirGrant, OutputLimitError, ProcExit, WasiContext
+from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
 from atoll.runtime.wasi.context import HOST_FILES, MAX_OPEN_FILES
 from atoll.runtime.wasi.preview1 import (
     INVAL,
@@ -35,11 +35,12 @@ from atoll.runtime.wasi.preview1 import (
     NAMETOOLONG,
     NFILE,
     SUCCESS,
+    OutputLimitError,
 )
 from atoll.worker import Runtime
 from tests.support import wat
 
-PATHS = ["c", "python"] if calls.capi is not None else ["python"]
+PATHS = ["c", "python"] if BACKEND.name == "native" else ["python"]
 MIB = 1024 * 1024
 
 IMPORTS = """
@@ -93,8 +94,7 @@ def run(
     try:
         store = invocation.fresh_store()
         if path == "c":
-            assert calls.capi is not None
-            store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)
+            BACKEND.serve_stdio(store.meter, context)
         instance = Instance.create(module, store, invocation, owner=invocation)
         error: BaseException | None = None
         try:

@@ -20,19 +20,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 import pytest
 
 from atoll.errors import GuestError, GuestTrapError
 from atoll.manifest.schema import Limits
-from atoll.runtime import calls
-from atoll.runtime.hostfuncs import CURRENT, PROVIDED
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import Invocation
 from atoll.runtime.module import WasmModule
-from atoll.runtime.wasi import DirGrant, OutputLimitError, ProcExit, WasiContext, preview1
+from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext, preview1
 from atoll.runtime.wasi.preview1 import (
     ALL_RIGHTS,
     BADF,
@@ -46,12 +46,18 @@ from atoll.runtime.wasi.preview1 import (
     READ_RIGHTS,
     SPIPE,
     SUCCESS,
+    OutputLimitError,
 )
 from atoll.worker import Runtime
 from tests.support import WorkerFactory, wat
 
-capi = calls.capi
-pytestmark = pytest.mark.skipif(capi is None, reason="needs atoll.runtime._native (C API path)")
+capi: ModuleType | None = None
+if BACKEND.name == "native":
+    from atoll.runtime import capi
+# C versus Python WASI, in one store: needs the native backend (scripts/test.sh deselects
+# these in its ATOLL_CAPI=0 run).
+pytestmark = pytest.mark.native_backend
+PROVIDED = {(fn.module, fn.name): fn for fn in preview1.host_functions()}
 
 MODULE = preview1.MODULE
 MEM = 65536  # the guest's memory: one page

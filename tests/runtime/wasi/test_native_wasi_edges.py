@@ -11,7 +11,6 @@ import pytest
 
 from atoll.errors import GuestTrapError
 from atoll.manifest.schema import Limits
-from atoll.runtime import calls
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import Invocation
@@ -25,15 +24,14 @@ from tests.runtime.wasi.test_native_wasi import (
     World,
     assert_same,
     both,
+    capi,
     load,
 )
 from tests.support import wat
 
-# C against Python: without the C API (ATOLL_CAPI=0) there is no C path to compare;
+# C against Python: on the public backend (ATOLL_CAPI=0) there is no C path to compare;
 # test_guest_bounds.py runs the Python path there.
-pytestmark = pytest.mark.skipif(
-    calls.capi is None, reason="compares the C WASI path with Python's (needs the C API)"
-)
+pytestmark = pytest.mark.native_backend
 
 U = WORLDS["unicode"]
 
@@ -159,7 +157,8 @@ def test_trap_after_proc_exit_in_the_same_store(
     try:
         store = invocation.fresh_store()
         if native:
-            store.meter.stdio = context.serve_stdio_in_c(calls.capi.Stdio)  # type: ignore[union-attr]
+            assert capi is not None
+            store.meter.stdio = context.serve_stdio_in_c(capi.Stdio)
         instance = Instance.create(module, store, invocation, owner=invocation)
         with pytest.raises(ProcExit):
             instance.run("exit")

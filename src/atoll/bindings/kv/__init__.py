@@ -21,7 +21,6 @@ spec                    store
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import pathlib
@@ -29,7 +28,7 @@ import time
 from typing import Final
 
 from atoll.bindings.kv.base import Clock, Entry, KeyRecord, KVBackend, ListPage
-from atoll.bindings.kv.binding import KVHousekeeping, kv_bindings
+from atoll.bindings.kv.binding import PURGE_EVERY, KVHousekeeping, kv_bindings, purge_forever
 from atoll.bindings.kv.cache import ReadCache
 from atoll.bindings.kv.namespace import KeyInfo, KVNamespace, ListResult, ValueWithMetadata
 from atoll.errors import KVError
@@ -37,6 +36,7 @@ from atoll.errors import KVError
 __all__ = [
     "BACKENDS",
     "DEFAULT_SPEC",
+    "PURGE_EVERY",
     "Entry",
     "KVBackend",
     "KVHousekeeping",
@@ -54,9 +54,6 @@ __all__ = [
 ]
 
 DEFAULT_SPEC: Final = "sqlite"
-PURGE_EVERY: Final = 60.0
-"""Seconds between two background purges of expired keys."""
-
 log = logging.getLogger("atoll.kv")
 
 BACKENDS: Final[dict[str, str]] = {
@@ -112,21 +109,3 @@ def open_backend(
     a store that cannot be opened.
     """
     return _load(backend_name(spec)).from_spec(spec, state_dir=state_dir, clock=clock)
-
-
-async def purge_forever(backend: KVBackend, *, every: float = PURGE_EVERY) -> None:
-    """Call ``backend.purge_expired()`` every ``every`` seconds until cancelled.
-
-    The runtime starts one such task per process next to the backend and
-    cancels it before closing the backend. A failed purge is logged and
-    retried at the next tick: reads never depend on purges.
-    """
-    while True:
-        await asyncio.sleep(every)
-        try:
-            removed = await backend.purge_expired()
-        except KVError as exc:
-            log.warning("KV purge failed: %s", exc)
-        else:
-            if removed:
-                log.debug("KV purge removed %d expired keys", removed)

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
+from typing import Final
 
 from atoll.bindings.kv.base import KVBackend
 from atoll.bindings.kv.namespace import KVNamespace
+from atoll.errors import KVError
 from atoll.manifest import Manifest
 
-__all__ = ["KVHousekeeping", "kv_bindings"]
+__all__ = ["PURGE_EVERY", "KVHousekeeping", "kv_bindings", "purge_forever"]
+
+PURGE_EVERY: Final = 60.0
+"""Seconds between two background purges of expired keys."""
+
+log = logging.getLogger("atoll.kv")
 
 
 def kv_bindings(
@@ -69,9 +77,6 @@ class KVHousekeeping:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # Late import: the package imports this module before it defines these.
-        from atoll.bindings.kv import PURGE_EVERY, purge_forever
-
         every = PURGE_EVERY if self.purge_every is None else self.purge_every
         self._task = asyncio.create_task(purge_forever(self.backend, every=every))
 
@@ -82,3 +87,21 @@ class KVHousekeeping:
                 await self._task
             self._task = None
         await self.backend.close()
+
+
+async def purge_forever(backend: KVBackend, *, every: float = PURGE_EVERY) -> None:
+    """Call ``backend.purge_expired()`` every ``every`` seconds until cancelled.
+
+    The runtime starts one such task per process next to the backend and
+    cancels it before closing the backend. A failed purge is logged and
+    retried at the next tick: reads never depend on purges.
+    """
+    while True:
+        await asyncio.sleep(every)
+        try:
+            removed = await backend.purge_expired()
+        except KVError as exc:
+            log.warning("KV purge failed: %s", exc)
+        else:
+            if removed:
+                log.debug("KV purge removed %d expired keys", removed)

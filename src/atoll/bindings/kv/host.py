@@ -1,7 +1,7 @@
 """``atoll:kv``: the KV namespaces of a worker, for its wasm guests (host imports).
 
-Registered with :mod:`atoll.runtime.hostfuncs` when this module is imported
-(``atoll.bindings`` imports it, so before any linker is built). The contract
+:func:`host_functions` lists them; ``worker.Runtime`` wires them into the
+linker it builds, next to the runtime's own and WASI's. The contract
 is in ``docs/wasm-abi.md`` ("KV from wasm"); in short, every function takes
 the binding name first, then strings as ``ptr, len`` of UTF-8 in the
 guest's ``memory``:
@@ -41,8 +41,8 @@ import wasmtime
 from atoll.bindings.kv.base import decode_cursor
 from atoll.bindings.kv.namespace import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVNamespace
 from atoll.errors import CpuLimitError, GuestTrapError, KVError, KVLimitError
-from atoll.runtime import calls
-from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view, register
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view
 from atoll.runtime.signature import Signature
 
 __all__ = ["INVALID", "MODULE", "NOT_FOUND", "NO_MEMORY", "OK", "STORE_ERROR"]
@@ -69,12 +69,8 @@ _I32 = wasmtime.ValType.i32()
 _ALLOC_SIG = Signature(("i32",), ("i32",))
 _I64 = wasmtime.ValType.i64()
 
-#: Calls a guest's ``alloc`` through the C API once its type was checked (None: no C API).
-_FAST_ALLOC = (
-    calls.capi.FastCaller(calls.capi.FuncSig.from_type(wasmtime.FuncType([_I32], [_I32])), "alloc")
-    if calls.capi is not None
-    else None
-)
+#: How the backend calls a guest's ``alloc`` (once its type was checked).
+_ALLOC = BACKEND.prepare("alloc", _ALLOC_SIG)
 
 
 class _Call:
@@ -178,10 +174,7 @@ class _Call:
             self.trap(f"the guest's alloc must be (len: i32) -> i32, not {sig}")
         self._view = None  # the guest runs: its memory may grow and move
         try:
-            if _FAST_ALLOC is not None:  # the C API path: no wasmtime.Func call machinery
-                result = _FAST_ALLOC.call(self.caller, alloc, size)
-            else:
-                result = alloc(self.caller, size)
+            result = BACKEND.call_back(self.caller, alloc, _ALLOC, size)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             if _is_interrupt(exc):
                 fail(
@@ -208,7 +201,7 @@ class _Call:
 def _is_interrupt(exc: Exception) -> bool:
     if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
         return True
-    return calls.capi is not None and calls.capi.INTERRUPT_MARKER in str(exc)
+    return BACKEND.is_interrupt(exc)
 
 
 def _first_line(exc: Exception) -> str:
@@ -315,38 +308,44 @@ def _provide(
     result: wasmtime.ValType,
     body: Callable[..., int],
     doc: str,
-) -> None:
-    register(HostFunction(MODULE, name, params, (result,), _guarded(name, body), doc))
+) -> HostFunction:
+    return HostFunction(MODULE, name, params, (result,), _guarded(name, body), doc)
 
 
-_provide(
-    "get",
-    (_I32,) * 4,
-    _I64,
-    _get,
-    "get(binding_ptr, binding_len, key_ptr, key_len) -> i64: (ptr << 32) | len of the value"
-    " (a buffer from the guest's alloc), -1 if missing, other negatives: errors",
-)
-_provide(
-    "put",
-    (_I32,) * 6 + (_I64,),
-    _I32,
-    _put,
-    "put(binding_ptr, binding_len, key_ptr, key_len, val_ptr, val_len, ttl_seconds: i64)"
-    " -> i32: 0, or a negative error code",
-)
-_provide(
-    "delete",
-    (_I32,) * 4,
-    _I32,
-    _delete,
-    "delete(binding_ptr, binding_len, key_ptr, key_len) -> i32: 0, or a negative error code",
-)
-_provide(
-    "list",
-    (_I32,) * 7,
-    _I64,
-    _list,
-    "list(binding_ptr, binding_len, prefix_ptr, prefix_len, cursor_ptr, cursor_len, limit)"
-    " -> i64: (ptr << 32) | len of a JSON page, or a negative error code",
-)
+def host_functions() -> list[HostFunction]:
+    """The ``atoll:kv`` host functions, for the linker (``worker.Runtime`` wires them
+    in; called once per runtime)."""
+    return [
+        _provide(
+            "get",
+            (_I32,) * 4,
+            _I64,
+            _get,
+            "get(binding_ptr, binding_len, key_ptr, key_len) -> i64: (ptr << 32) | len of the"
+            " value (a buffer from the guest's alloc), -1 if missing, other negatives: errors",
+        ),
+        _provide(
+            "put",
+            (_I32,) * 6 + (_I64,),
+            _I32,
+            _put,
+            "put(binding_ptr, binding_len, key_ptr, key_len, val_ptr, val_len, ttl_seconds: i64)"
+            " -> i32: 0, or a negative error code",
+        ),
+        _provide(
+            "delete",
+            (_I32,) * 4,
+            _I32,
+            _delete,
+            "delete(binding_ptr, binding_len, key_ptr, key_len) -> i32: 0, or a negative error"
+            " code",
+        ),
+        _provide(
+            "list",
+            (_I32,) * 7,
+            _I64,
+            _list,
+            "list(binding_ptr, binding_len, prefix_ptr, prefix_len, cursor_ptr, cursor_len,"
+            " limit) -> i64: (ptr << 32) | len of a JSON page, or a negative error code",
+        ),
+    ]

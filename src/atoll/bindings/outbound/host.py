@@ -1,7 +1,7 @@
 """``atoll:http``: subrequests for wasm guests (a host import), through atoll's one outbound path.
 
-Registered with :mod:`atoll.runtime.hostfuncs` when this module is imported
-(``atoll.bindings`` imports it, before any linker is built). The contract is
+:func:`host_functions` lists it; ``worker.Runtime`` wires it into the linker it
+builds. The contract is
 in ``docs/outbound.md`` ("From wasm"); in short::
 
     fetch(req_ptr, req_len, body_ptr, body_len) -> i64
@@ -39,8 +39,8 @@ import wasmtime
 
 from atoll.bindings.outbound.client import OUTBOUND, Subrequests
 from atoll.errors import EgressRefusedError, GuestTrapError, SubrequestError, SubrequestLimitError
-from atoll.runtime import calls
-from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view, register
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view
 from atoll.runtime.signature import Signature
 
 __all__ = ["FAILED", "INVALID", "LIMIT", "MODULE", "NO_MEMORY", "REFUSED"]
@@ -66,12 +66,8 @@ _I64 = wasmtime.ValType.i64()
 _ALLOC_SIG = Signature(("i32",), ("i32",))
 T = TypeVar("T")
 
-#: Calls a guest's ``alloc`` through the C API once its type was checked (None: no C API).
-_FAST_ALLOC = (
-    calls.capi.FastCaller(calls.capi.FuncSig.from_type(wasmtime.FuncType([_I32], [_I32])), "alloc")
-    if calls.capi is not None
-    else None
-)
+#: How the backend calls a guest's ``alloc`` (once its type was checked).
+_ALLOC = BACKEND.prepare("alloc", _ALLOC_SIG)
 
 
 class _Loop:
@@ -133,10 +129,7 @@ class _Call:
             self.trap("the guest's alloc must be (len: i32) -> i32")
         size = len(data)
         try:
-            if _FAST_ALLOC is not None:
-                result = _FAST_ALLOC.call(self.caller, alloc, size)
-            else:
-                result = alloc(self.caller, size)
+            result = BACKEND.call_back(self.caller, alloc, _ALLOC, size)
             ptr = int(result) & 0xFFFFFFFF
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             self.trap(f"the guest's alloc({size}) failed: {str(exc).strip().splitlines()[-1]}")
@@ -216,15 +209,18 @@ def _fetch(caller: Any, r_ptr: int, r_len: int, b_ptr: int, b_len: int) -> int:
         call.trap(f"internal error: {type(exc).__name__}: {exc}")
 
 
-register(
-    HostFunction(
-        MODULE,
-        "fetch",
-        (_I32,) * 4,
-        (_I64,),
-        _fetch,
-        "fetch(req_ptr, req_len, body_ptr, body_len) -> i64: (ptr << 32) | len of"
-        " [u32 LE n][n bytes of JSON head][body] in a buffer from the guest's alloc,"
-        " or a negative error code (docs/outbound.md)",
-    )
-)
+def host_functions() -> list[HostFunction]:
+    """The ``atoll:http`` host function, for the linker (``worker.Runtime`` wires it in;
+    called once per runtime)."""
+    return [
+        HostFunction(
+            MODULE,
+            "fetch",
+            (_I32,) * 4,
+            (_I64,),
+            _fetch,
+            "fetch(req_ptr, req_len, body_ptr, body_len) -> i64: (ptr << 32) | len of"
+            " [u32 LE n][n bytes of JSON head][body] in a buffer from the guest's alloc,"
+            " or a negative error code (docs/outbound.md)",
+        )
+    ]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atoll.runtime.hostfuncs import memory_view
 from atoll.runtime.logs import MAX_LOG_LINE, RequestLog
+from atoll.runtime.memory import memory_view
 
 __all__ = [
     "HOST_FILES",

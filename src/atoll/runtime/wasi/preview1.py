@@ -30,7 +30,7 @@ from typing import Any
 import wasmtime
 
 from atoll.errors import GuestError, GuestTrapError
-from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, check_cpu, fail, register
+from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, check_cpu, fail
 from atoll.runtime.wasi.context import (
     HOST_FILES,
     MAX_OPEN_FILES,
@@ -40,7 +40,15 @@ from atoll.runtime.wasi.context import (
     WasiContext,
 )
 
-__all__ = ["IOV_MAX", "LOG_WRITE_MAX", "MAX_POLL", "MODULE", "OutputLimitError", "context_for"]
+__all__ = [
+    "IOV_MAX",
+    "LOG_WRITE_MAX",
+    "MAX_POLL",
+    "MODULE",
+    "OutputLimitError",
+    "context_for",
+    "host_functions",
+]
 
 MODULE = "wasi_snapshot_preview1"
 
@@ -650,10 +658,13 @@ def _guarded(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _register_all() -> None:
+def host_functions() -> list[HostFunction]:
+    """Every ``wasi_snapshot_preview1`` function atoll provides, for the linker
+    (``worker.Runtime`` wires them in; called once per runtime)."""
+    functions = []
     for name, (sig, impl) in _SIGS.items():
         params, results = sig.split(">")
-        register(
+        functions.append(
             HostFunction(
                 MODULE,
                 name,
@@ -663,6 +674,4 @@ def _register_all() -> None:
                 f"WASI preview 1 {name}",
             )
         )
-
-
-_register_all()
+    return functions

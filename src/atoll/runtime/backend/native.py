@@ -1,0 +1,140 @@
+"""The native backend: atoll's C extension over wasmtime's C API (``runtime/capi.py``).
+
+Importing this module raises ``ImportError`` when ``capi`` cannot load (a
+wasmtime other than the pinned version, or ``_native`` not built); ``auto.py``
+then chooses the public backend. Numeric export calls are one C call each
+(``capi.Bound``); other signatures go through :class:`~.public.PyBound` with
+this backend's store and meter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import wasmtime
+
+from atoll.runtime import capi
+from atoll.runtime.backend.base import Bound, InstanceRef, Meter, Prepared, Ticker
+from atoll.runtime.backend.public import PyBound
+from atoll.runtime.signature import Signature
+
+__all__ = ["NativeBackend"]
+
+_WASI = "wasi_snapshot_preview1"
+
+
+class NativeBackend:
+    """wasmtime's C API through ``atoll.runtime._native`` (see the module notes)."""
+
+    name = "native"
+    wasmtime_version = capi.WASMTIME_VERSION
+    CallFailed: type[Exception] = capi.CallFailed
+    BudgetSpent: type[Exception] = capi.BudgetSpent
+
+    def __init__(self, tick_ns: int) -> None:
+        self.tick_ns = tick_ns
+
+    def pooling(self, config: wasmtime.Config, instances: int, settings: Mapping[str, int]) -> bool:
+        capi.enable_pooling(
+            config, total_memories=instances, total_core_instances=instances, **settings
+        )
+        return True
+
+    def address(self, pointer: Any) -> int:
+        return capi.address(pointer)
+
+    def start_ticker(self, engine: wasmtime.Engine, tick_ns: int) -> Ticker:
+        ticker: Ticker = capi.start_ticker(engine, tick_ns)  # a C thread: no GIL
+        return ticker
+
+    def define_host(
+        self,
+        linker: wasmtime.Linker,
+        module: str,
+        name: str,
+        ty: wasmtime.FuncType,
+        impl: Callable[..., Any],
+    ) -> None:
+        native = capi.NATIVE_WASI.get(name, 0) if module == _WASI else 0
+        capi.define_host_func(linker, module, name, ty, impl, native)
+
+    def new_store(
+        self, engine: wasmtime.Engine, engine_address: int, memory_budget: int, tick_ns: int
+    ) -> tuple[wasmtime.Store, int, Meter]:
+        store, meter = capi.new_metered_store(
+            engine, engine_address, memory_budget, 64, 64, 64, tick_ns
+        )
+        return store, store.ctx, meter
+
+    def instantiate(
+        self,
+        pre: wasmtime.InstancePre,
+        pre_address: int,
+        store: wasmtime.Store,
+        ctx: int,
+        meter: Meter,
+        invocation: Any,
+    ) -> InstanceRef:
+        return capi.instantiate_metered(meter, invocation, pre_address, ctx)  # type: ignore[arg-type]
+
+    def raw_instance(self, ref: InstanceRef) -> wasmtime.Instance:
+        assert isinstance(ref, tuple)
+        return capi.instance_from_raw(ref)
+
+    def prepare(self, name: str, sig: Signature) -> Prepared:
+        """A :class:`capi.FastCaller` for a numeric signature, else ``None``."""
+        if sig.numeric and max(len(sig.params), len(sig.results)) <= capi.MAX_SLOTS:
+            return capi.FastCaller(sig, name)
+        return None
+
+    def bind(
+        self,
+        prepared: Prepared,
+        name: str,
+        raw_name: bytes,
+        sig: Signature,
+        store: wasmtime.Store,
+        ctx: int,
+        meter: Meter,
+        ref: InstanceRef,
+    ) -> Bound:
+        assert isinstance(ref, tuple)
+        found = capi.export_raw(ctx, ref, raw_name)
+        assert found is not None, f"export {name} is missing"
+        assert found[0] == 0, f"export {name} is not a function"
+        if isinstance(prepared, capi.FastCaller):
+            bound: Bound = prepared.bind(meter, ctx, found[1], found[2])  # type: ignore[arg-type]
+            return bound
+        cell: list[wasmtime.Func] = []
+
+        def func() -> wasmtime.Func:
+            if not cell:
+                cell.append(capi.func_from_raw(found))
+            return cell[0]
+
+        return PyBound(name, sig, store, meter, func, self.tick_ns, capi.BudgetSpent)
+
+    def run(
+        self, raw_name: bytes, ctx: int, meter: Meter, ref: InstanceRef, invocation: Any
+    ) -> bool:
+        assert isinstance(ref, tuple)
+        return capi.run_export(meter, invocation, ctx, ref, raw_name)  # type: ignore[arg-type]
+
+    def call_back(
+        self, caller: Any, func: wasmtime.Func, prepared: Prepared, *args: int | float
+    ) -> Any:
+        if isinstance(prepared, capi.FastCaller):
+            return prepared.call(caller, func, *args)
+        return func(caller, *args)
+
+    def failure(self, failed: Exception) -> BaseException:
+        return capi.failure(*failed.args)
+
+    def is_interrupt(self, exc: BaseException) -> bool:
+        if isinstance(exc, wasmtime.Trap) and capi.INTERRUPT_MARKER in str(exc):
+            return True
+        return capi.is_interrupt(exc)
+
+    def serve_stdio(self, meter: Meter, context: Any) -> None:
+        meter.stdio = context.serve_stdio_in_c(capi.Stdio)
