@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.api import ExecutionContext, Headers, QueryParams, Request, Response
 from atoll.errors import AtollError
+from atoll.version import __version__
 
 if TYPE_CHECKING:
     from atoll.bindings.outbound import fetch
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
         asgi_many,
         load,
     )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AtollError",

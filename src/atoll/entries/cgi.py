@@ -29,7 +29,6 @@ import json
 import re
 from typing import Any
 
-from atoll import __version__
 from atoll.api import ExecutionContext, Request, Response
 from atoll.api.headers import BAD_VALUE
 from atoll.entries.mounts import Located, Mount, locate, worker_mounts
@@ -42,6 +41,7 @@ from atoll.runtime.hostfuncs import HostLinker
 from atoll.runtime.invocation import CURRENT
 from atoll.runtime.module import WasmModule
 from atoll.runtime.wasi import DirGrant, WasiContext
+from atoll.version import __version__
 
 __all__ = [
     "NOT_PASSED",

@@ -31,9 +31,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from atoll.api import ExecutionContext, Request, Response
+from atoll.entries.js.bundle import Bundle
 from atoll.entries.js.v8 import (
     Guarded,
     STPyV8,
@@ -52,13 +53,35 @@ from atoll.errors import (
     ScriptError,
     WorkerLoadError,
 )
+from atoll.manifest import Manifest
 from atoll.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
-    from atoll.entries.js import JsWorker
     from atoll.entries.js.sourcemap import SourceMap
 
-__all__ = ["JsIsolate"]
+__all__ = ["IsolateOwner", "JsIsolate"]
+
+
+class IsolateOwner(Protocol):
+    """What an isolate needs of its worker (``entries.js.JsWorker``; a protocol, so that
+    this module and the package that imports it are not an import cycle)."""
+
+    manifest: Manifest
+    name: str
+    bundle: Bundle
+    core_source: str
+    webapi_source: str
+    webapi_name: str
+    modules: dict[str, tuple[str, str]]
+    env_json: str
+    sourcemap: SourceMap
+
+    def release(self, isolate: JsIsolate) -> None: ...
+
+    async def host_op(
+        self, kind: str, args: dict[str, Any], body: str | None
+    ) -> tuple[str, str | None]: ...
+
 
 log = logging.getLogger("atoll.js")
 
@@ -116,7 +139,7 @@ class _Record:
 class JsIsolate:
     """A worker's isolate on the current thread. Use from that thread only."""
 
-    def __init__(self, worker: JsWorker) -> None:
+    def __init__(self, worker: IsolateOwner) -> None:
         self.worker = worker
         self.broken: str | None = None
         self.disposing = False
@@ -538,7 +561,7 @@ class JsIsolate:
 _CREATE_LOCK = threading.Lock()
 
 
-def _startup_invocation(worker: JsWorker) -> Invocation:
+def _startup_invocation(worker: IsolateOwner) -> Invocation:
     invocation = Invocation(
         None,  # type: ignore[arg-type]  # no wasmtime store is ever made for it
         worker.manifest.limits,
@@ -550,7 +573,7 @@ def _startup_invocation(worker: JsWorker) -> Invocation:
     return invocation
 
 
-def _cpu_error(worker: JsWorker, invocation: Invocation) -> CpuLimitError:
+def _cpu_error(worker: IsolateOwner, invocation: Invocation) -> CpuLimitError:
     return CpuLimitError(
         f"worker {worker.name}: exceeded the request's CPU limit of {invocation.limits.cpu_ms} ms "
         "(JavaScript and wasm)",
@@ -558,7 +581,7 @@ def _cpu_error(worker: JsWorker, invocation: Invocation) -> CpuLimitError:
     )
 
 
-def _memory_error(worker: JsWorker, invocation: Invocation) -> MemoryLimitError:
+def _memory_error(worker: IsolateOwner, invocation: Invocation) -> MemoryLimitError:
     return MemoryLimitError(
         f"worker {worker.name}: exceeded the memory limit of {invocation.limits.memory_mb} MiB "
         "(JS heap, ArrayBuffers and wasm memories of its isolate)",
@@ -566,7 +589,7 @@ def _memory_error(worker: JsWorker, invocation: Invocation) -> MemoryLimitError:
     )
 
 
-def _reset_error(worker: JsWorker, reason: str) -> GuestError:
+def _reset_error(worker: IsolateOwner, reason: str) -> GuestError:
     error = GuestError(
         f"worker {worker.name}: the isolate serving this request was reset because a request "
         f"in it exceeded its {reason} limit",
