@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atoll.api import ExecutionContext, Headers, QueryParams, Request, Response
+from atoll.api import ExecutionContext, Headers, QueryParams, Request, Response, ScheduledEvent
 from atoll.errors import AtollError
 from atoll.version import __version__
 
@@ -47,6 +47,7 @@ __all__ = [
     "QueryParams",
     "Request",
     "Response",
+    "ScheduledEvent",
     "__version__",
     "asgi",
     "asgi_many",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atoll.api import ExecutionContext, Request, Response
+from atoll.api import ExecutionContext, Request, Response, ScheduledEvent
 from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.bindings.kv import host as kv_host
@@ -33,8 +33,16 @@ from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, b
 from atoll.bindings.outbound import host as http_host
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
-from atoll.errors import AtollError, ConfigError, GuestError, RequestError, ScriptError
+from atoll.errors import (
+    AtollError,
+    ConfigError,
+    GuestError,
+    RequestError,
+    ScriptError,
+    WorkerLoadError,
+)
 from atoll.manifest import Manifest, load_manifest
+from atoll.manifest.crons import check_crons
 from atoll.runtime.cache import ModuleCache, default_cache_dir
 from atoll.runtime.engine import Engine, get_engine
 from atoll.runtime.hostfuncs import BUILTIN, HostLinker
@@ -118,9 +126,49 @@ class Worker:
         self.assets: Assets | None = None
         #: Where its subrequests may go ([outbound]); parsed once per load.
         self.egress = policy_of(manifest)
+        #: The entry's ``async def scheduled(event, env, ctx)`` (Python entries), if any.
+        self.scheduled = scheduled_handler(fetch)
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
+
+        async def call(ctx: ExecutionContext) -> Response:
+            response = await self.fetch(request, self.env, ctx)
+            if not isinstance(response, Response):
+                raise TypeError(
+                    f"fetch() must return an atoll.Response, got {type(response).__name__}"
+                )
+            if isinstance(response, FetchResponse):  # a streamed subrequest passed through
+                await response.bytes()
+            return response
+
+        return await self._run(call, request_id)
+
+    async def run_scheduled(self, event: ScheduledEvent, request_id: str) -> Result:
+        """Run ``scheduled(event, env, ctx)`` once (a cron trigger fired), under the same
+        limits, log and outcome as a request. Never raises (but for cancellation). The
+        result's response stands for the run: 200 when it ended well, else the error page
+        (500, or 503 past a limit). A worker without ``scheduled`` is a 500 naming it."""
+        scheduled = self.scheduled
+
+        async def call(ctx: ExecutionContext) -> Response:
+            if scheduled is None:
+                raise WorkerLoadError(
+                    f"{self.manifest.main} defines no scheduled handler, but "
+                    f"[triggers] crons fired {event.cron!r}",
+                    hint="add `async def scheduled(event, env, ctx)` to the entry "
+                    "(JavaScript entries: not yet, see docs/cron.md)",
+                )
+            await scheduled(event, self.env, ctx)
+            return Response(f"ran {event.cron}\n")
+
+        return await self._run(call, request_id)
+
+    async def _run(
+        self, call: Callable[[ExecutionContext], Awaitable[Response]], request_id: str
+    ) -> Result:
+        """One invocation (a request or a scheduled run): its budget, its subrequests, its
+        outcome. Never raises (but for cancellation): failures become error pages."""
         invocation = Invocation(
             self.runtime.engine, self.manifest.limits, request_id, self.name, self.env
         )
@@ -133,13 +181,7 @@ class Worker:
         error: BaseException | None = None
         context: contextvars.Context | None = None
         try:
-            response = await self.fetch(request, self.env, ctx)
-            if not isinstance(response, Response):
-                raise TypeError(
-                    f"fetch() must return an atoll.Response, got {type(response).__name__}"
-                )
-            if isinstance(response, FetchResponse):  # a streamed subrequest passed through
-                await response.bytes()
+            response = await call(ctx)
         except RequestError as exc:
             invocation.outcome = Outcome.REFUSED
             error = exc
@@ -227,6 +269,20 @@ async def run_pending(result: Result) -> None:
             log.error("wait_until task failed (request %s): %r", result.request_id, item)
 
 
+ScheduledHandler = Callable[[ScheduledEvent, Env, ExecutionContext], Awaitable[Any]]
+
+
+def scheduled_handler(fetch: Any) -> ScheduledHandler | None:
+    """A Python entry's ``async def scheduled(event, env, ctx)``, found beside its ``fetch``
+    (once per load). Other entry kinds have none yet."""
+    module_globals = getattr(fetch, "__globals__", None)
+    found = module_globals.get("scheduled") if isinstance(module_globals, dict) else None
+    if found is not None and inspect.iscoroutinefunction(found):
+        handler: ScheduledHandler = found
+        return handler
+    return None
+
+
 def load_worker(
     location: Path | str | Manifest,
     *,
@@ -242,6 +298,7 @@ def load_worker(
     that failed to load.
     """
     manifest = location if isinstance(location, Manifest) else load_manifest(location)
+    check_crons(manifest.triggers.crons, str(manifest.path))
     runtime = runtime or Runtime()
     modules: dict[str, WasmModule] = {}
     bindings: dict[str, Any] = {}

@@ -136,7 +136,7 @@ def test_top_level_without_env(folder: Path) -> None:
     assert (manifest.name, manifest.env_name) == ("api", None)
     assert manifest.vars == {"LOG_LEVEL": "debug"}
     assert manifest.limits.cpu_ms == 100
-    assert any("'triggers' ignored: cron triggers do not run yet" in n for n in manifest.notices)
+    assert manifest.triggers.crons == ("0 * * * *",)  # honoured: docs/cron.md
 
 
 def test_env_inherits_keys_but_not_bindings_and_is_named_name_env(folder: Path) -> None:

@@ -8,5 +8,6 @@ from atoll.api.context import ExecutionContext
 from atoll.api.headers import Headers
 from atoll.api.request import QueryParams, Request
 from atoll.api.response import Response
+from atoll.api.scheduled import ScheduledEvent
 
-__all__ = ["ExecutionContext", "Headers", "QueryParams", "Request", "Response"]
+__all__ = ["ExecutionContext", "Headers", "QueryParams", "Request", "Response", "ScheduledEvent"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from atoll.api import ScheduledEvent
 from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
 from atoll.cli.common import (
     config_options,
@@ -22,6 +23,7 @@ from atoll.cli.common import (
 )
 from atoll.cli.kv import STATE_DIR
 from atoll.cli.server_options import server_limit_options, server_limits
+from atoll.control.cron import MemoryClaims, Scheduler
 from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
 from atoll.errors import ConfigError
@@ -29,7 +31,7 @@ from atoll.http.app import AtollApp, SingleWorker
 from atoll.http.bodies import BodyBudget
 from atoll.http.server import DEFAULT_LOOPS, ServerLimits, serve
 from atoll.manifest import Manifest
-from atoll.worker import Runtime, load_worker
+from atoll.worker import Result, Runtime, Worker, load_worker
 
 __all__ = ["dev"]
 
@@ -93,6 +95,11 @@ __all__ = ["dev"]
 )
 @click.option("--no-build", is_flag=True, help="Do not run [build] command before serving.")
 @click.option(
+    "--test-scheduled",
+    is_flag=True,
+    help="Serve /__scheduled?cron=… : each call runs the worker's scheduled() (as wrangler).",
+)
+@click.option(
     "--no-reload",
     is_flag=True,
     help="Do not watch the folder (by default a change is rebuilt and swapped in).",
@@ -117,6 +124,7 @@ def dev(
     compatibility_date: str | None,
     local: bool,
     no_build: bool,
+    test_scheduled: bool,
     no_reload: bool,
     log_level: str,
     **limit_options: Any,
@@ -158,6 +166,7 @@ def dev(
                 reload=not no_reload,
                 limits=limits,
                 body_memory=body_memory,
+                test_scheduled=test_scheduled,
             )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
@@ -219,6 +228,7 @@ def _serve(
     reload: bool,
     limits: ServerLimits,
     body_memory: int,
+    test_scheduled: bool = False,
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
@@ -239,12 +249,17 @@ def _serve(
         config=manifest.path if selected_config()[0] is not None else None,
         env=selected_config()[1],
     )
+    # The worker's [triggers] crons run for real, each run printed (a reload keeps the times).
+    scheduler = Scheduler(
+        lambda: {router.worker.name: router.worker}, MemoryClaims(), on_run=(_print_run,)
+    )
     app = AtollApp(
         router,
         dev=True,
-        on_startup=[housekeeping.start],
-        on_shutdown=[housekeeping.stop],
+        on_startup=[housekeeping.start, scheduler.start],
+        on_shutdown=[scheduler.stop, housekeeping.stop],
         body_budget=BodyBudget(body_memory),
+        test_scheduled=test_scheduled,
     )
 
     def ready(bound_host: str, bound_port: int) -> None:
@@ -258,6 +273,14 @@ def _serve(
             f"([limits] of {worker.manifest.path.name})",
             markup=False,
         )
+        crons = router.worker.manifest.triggers.crons
+        if crons:
+            stderr.print(f"cron triggers (UTC): {', '.join(crons)}", markup=False)
+        if test_scheduled:
+            stderr.print(
+                f"test a run: curl 'http://{bound_host}:{bound_port}/__scheduled?cron=*+*+*+*+*'",
+                markup=False,
+            )
         stderr.print(
             f"[bold]atoll dev[/]: worker [cyan]{worker.name}[/] ready on "
             f"http://{bound_host}:{bound_port}/  ({loops} loops; Ctrl-C to stop)",
@@ -278,6 +301,20 @@ def _serve(
         )
     finally:
         reloader.stop()
+
+
+def _print_run(worker: Worker, event: ScheduledEvent, result: Result, wall_ms: float) -> None:
+    """One line per cron run (and its log lines), as a request gets."""
+    stamp = event.scheduled_time.strftime("%H:%M:%S")
+    stderr.print(
+        f"cron {event.cron!r} at {stamp} UTC: {worker.name} {result.outcome.value} "
+        f"{wall_ms:.1f}ms id={result.request_id}",
+        markup=False,
+    )
+    for line in result.logs:
+        stderr.print(f"  [{result.request_id}] {line}", markup=False)
+    if result.error is not None:
+        stderr.print(f"  {type(result.error).__name__}: {result.error}", markup=False)
 
 
 def _where(backend: KVBackend) -> str:

@@ -12,6 +12,8 @@ finish on the version they started on, new ones get the new version, and no
 request sees both. A worker that fails to load here (it was checked before
 activation, so only a broken disk does that) keeps its old version serving.
 
+:attr:`Node.scheduler` runs the workers' cron triggers (control/cron.py).
+
 :meth:`Node.on_result` runs once per request (an ``AtollApp`` result hook):
 it counts the request in :attr:`Node.metrics` and, if a tail stream wants
 it, queues an event to the supervisor.
@@ -26,7 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from atoll.api import ScheduledEvent
 from atoll.control.channel import ProcessChannel
+from atoll.control.cron import Scheduler, SqliteClaims, log_run
 from atoll.control.metrics import Metrics
 from atoll.control.secret_store import SecretStore, secret_bindings
 from atoll.control.state import State
@@ -101,11 +105,18 @@ class Node:
         self.tail = TailSource()
         self.channel: ProcessChannel | None = None
         self.table: RouteTable[Worker] = RouteTable()
+        #: Cron triggers: every serving process ticks; a claim in the state folder makes
+        #: each scheduled time run once per node (see control/cron.py).
+        self.scheduler = Scheduler(
+            lambda: {name: d.worker for name, d in self.deployments.items()},
+            SqliteClaims(state.root / "cron.sqlite"),
+            on_run=(log_run, self.on_scheduled),
+        )
         self.app = AtollApp(
             self.table,
             dev=False,
-            on_startup=on_startup,
-            on_shutdown=on_shutdown,
+            on_startup=(*on_startup, self.scheduler.start),
+            on_shutdown=(self.scheduler.stop, *on_shutdown),
             on_result=[self.on_result],
             body_budget=body_budget,
         )
@@ -159,6 +170,13 @@ class Node:
 
     def version_of(self, worker: Worker) -> str:
         return self._versions.get(worker, "")
+
+    def on_scheduled(
+        self, worker: Worker, event: ScheduledEvent, result: Result, wall_ms: float
+    ) -> None:
+        """Count a cron run and tail it as a request would be (method ``SCHEDULED``, the
+        cron as its URL). Once per run."""
+        self.on_result(worker, "SCHEDULED", event.cron, result, wall_ms)
 
     def on_result(
         self, worker: Worker | None, method: str, url: str, result: Result, wall_ms: float

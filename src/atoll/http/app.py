@@ -22,9 +22,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
-from atoll.api import Headers, Request, Response
+from atoll.api import Headers, Request, Response, ScheduledEvent
 from atoll.errors import BodyTooLargeError, ResponseError
 from atoll.http.bodies import BodyBudget, BodyReader
 from atoll.http.wire import wire_headers
@@ -87,8 +89,12 @@ class AtollApp:
         on_shutdown: Sequence[Hook] = (),
         on_result: Sequence[ResultHook] = (),
         body_budget: BodyBudget | None = None,
+        test_scheduled: bool = False,
     ) -> None:
         self.router = router
+        #: ``atoll dev --test-scheduled``: ``/__scheduled?cron=…`` runs the worker's
+        #: ``scheduled`` handler instead of its ``fetch`` (as ``wrangler dev``).
+        self.test_scheduled = test_scheduled
         self.body_budget = body_budget or BodyBudget()
         self.dev = dev
         self.on_startup = tuple(on_startup)
@@ -136,6 +142,9 @@ class AtollApp:
             path = scope["path"]
             url = _url(scope, headers)
         worker = self.router.match(headers.get("host") or "", path)
+        if self.test_scheduled and path == "/__scheduled" and worker is not None:
+            await self._scheduled(worker, scope, send, rid, url, started)
+            return
         if worker is not None and worker.assets is not None:
             status = await worker.assets.serve(scope, receive, send, has_worker=True)
             if status is not None:  # a static file (or its redirect, 304, 404 page)
@@ -217,6 +226,29 @@ class AtollApp:
         scope = {"path": request.path, "query_string": query.encode("latin-1")}
         self._finish(worker, request.method, request.url, scope, result, started)
         return result
+
+    async def _scheduled(
+        self, worker: Worker, scope: Scope, send: Send, rid: str, url: str, started: float
+    ) -> None:
+        """``/__scheduled?cron=…``: one scheduled run now (``--test-scheduled`` only)."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        crons = worker.manifest.triggers.crons
+        cron = query.get("cron", [crons[0] if crons else ""])[0]
+        event = ScheduledEvent(cron, datetime.now(UTC))
+        result = await worker.run_scheduled(event, rid)
+        if result.outcome == Outcome.OK:
+            result = replace(result, response=Response("Ran scheduled event\n"))
+        response = result.response
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": wire_headers(response, head=False),
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+        self._finish(worker, "SCHEDULED", url, scope, result, started)
+        await run_pending(result)
 
     def _finish(
         self,

@@ -34,6 +34,7 @@ __all__ = [
     "Rule",
     "Scope",
     "Site",
+    "Triggers",
     "Wasi",
     "WranglerKey",
     "setting",
@@ -231,6 +232,21 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Triggers:
+    """``[triggers]``: when the worker's ``scheduled`` handler runs (cron triggers)."""
+
+    crons: tuple[str, ...] = setting(
+        default_factory=tuple,
+        doc=(
+            "Cron expressions (five fields, UTC, as Workers: `*/5 * * * *`, `0 3 * * mon`). "
+            "Each scheduled time calls `scheduled(event, env, ctx)` once per node "
+            "(`atoll serve`) or once in `atoll dev`. Checked at load. See docs/cron.md."
+        ),
+        example='crons = ["*/5 * * * *", "0 3 * * *"]',
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
     """``[outbound]``: where the worker's subrequests (`fetch()`) may go. Secure by default.
 
@@ -257,7 +273,7 @@ class Outbound:
         default_factory=tuple,
         doc=(
             "Hosts subrequests may not reach, even when `allowed_hosts` lets them "
-            "(same patterns; a denial wins)."
+            "(same patterns, but an entry without a port denies every port; a denial wins)."
         ),
         example='denied_hosts = ["*.internal.example.com", "10.0.0.0/8"]',
         wrangler=False,
@@ -684,6 +700,10 @@ class Manifest:
         default_factory=Limits,
         doc="Per-request limits (see `[limits]`).",
     )
+    triggers: Triggers = setting(
+        default_factory=Triggers,
+        doc="Cron triggers (see `[triggers]`).",
+    )
     outbound: Outbound = setting(
         default_factory=Outbound,
         doc="Where subrequests may go (see `[outbound]`).",
@@ -828,10 +848,6 @@ WRANGLER_KEYS: dict[str, WranglerKey] = {
     "keep_vars": _notice(_T, "atoll has no dashboard: vars always come from this file"),
     "legacy_env": _notice(_T, "environments always deploy as NAME-ENV workers"),
     "type": _notice(_T, "wrangler 1 project type; atoll reads main"),
-    "triggers": _notice(
-        _I,
-        "cron triggers do not run yet (issue 15): fetch is served, scheduled() is not called",
-    ),
     "migrations": _notice(_I, "Durable Object migrations: atoll has no Durable Objects"),
     "python_modules": _notice(_I, "Python entries import what is in the folder"),
     "miniflare": _notice(_T, "miniflare 2 settings; use [dev] and atoll dev options"),
