@@ -23,7 +23,14 @@ from atoll.control.client import DEFAULT_ADMIN_URL, AdminClient
 from atoll.errors import ConfigError, ControlError
 from atoll.manifest import load_manifest
 
-__all__ = ["TOKEN_FILE", "admin_client", "admin_options", "admin_token", "worker_name"]
+__all__ = [
+    "TOKEN_FILE",
+    "admin_client",
+    "admin_options",
+    "admin_token",
+    "print_nodes",
+    "worker_name",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,3 +146,11 @@ def admin_client(url: str, token: str) -> Iterator[AdminClient]:
     """An :class:`AdminClient`, inside :func:`fail_on_errors` (errors become messages, exit 1)."""
     with fail_on_errors(), AdminClient(url, token) as client:
         yield client
+
+
+def print_nodes(answer: dict[str, Any]) -> None:
+    """A cluster node's answer: on how many nodes the change is active (docs/cluster.md)."""
+    nodes = answer.get("nodes")
+    if nodes:
+        pending = f"; not yet: {', '.join(nodes['pending'])}" if nodes["pending"] else ""
+        click.echo(f"cluster: active on {nodes['activated']}/{nodes['total']} nodes{pending}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from atoll.cli.admin import admin_client, admin_options
+from atoll.cli.admin import admin_client, admin_options, print_nodes
 from atoll.cli.common import load_config, selected_config, stderr
 from atoll.control.bundle import pack
 from atoll.control.deployer import BUNDLE
@@ -76,6 +76,7 @@ def deploy(directory: Path, url: str, token: str, no_build: bool, no_activate: b
             )
         for index, error in processes.get("errors", {}).items():
             stderr.print(f"warning: process {index}: {error}", markup=False)
+        print_nodes(answer)
 
 
 def _local(exc: ControlError, directory: Path) -> ControlError:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from atoll.cli.admin import admin_client, admin_options, name_option, worker_name
+from atoll.cli.admin import (
+    admin_client,
+    admin_options,
+    name_option,
+    print_nodes,
+    worker_name,
+)
 from atoll.cli.common import fail_on_errors
 
 __all__ = ["rollback"]
@@ -41,3 +47,4 @@ def rollback(args: tuple[str, ...], name_option: str | None, url: str, token: st
         f"{processes['synced']}/{processes['total']} processes"
         + (f" (was {answer['previous'][:12]})" if answer.get("previous") else "")
     )
+    print_nodes(answer)
