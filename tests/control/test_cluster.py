@@ -22,11 +22,12 @@ import redis
 from click.testing import CliRunner
 
 from atoll.cli.cluster import cluster as cluster_command
-from atoll.control.cluster import STATE, ClusterState, Keyring, secrets_key
+from atoll.cli.deploy import deploy as deploy_command
+from atoll.control.cluster import STATE, Cluster, ClusterState, Keyring, connect, secrets_key
 from atoll.errors import ConfigError, ControlError
 from tests.control.cluster_support import KEY, Platform
 from tests.control.load import Load, Record
-from tests.control.serving import deploy, start_serve, write_worker
+from tests.control.serving import deploy, run_cli, start_serve, write_worker
 
 KV_WORKER = """
 from atoll import Response
@@ -64,9 +65,15 @@ def all_activated(answer: dict[str, object], total: int = 3) -> None:
     assert (nodes["total"], nodes["activated"], nodes["pending"]) == (total, total, []), nodes
 
 
-def store(platform: Platform) -> Any:
-    """A client of the platform's Redis (``Any``: redis-py's stubs mix str and bytes)."""
-    return redis.Redis(port=platform.redis.port)
+def read_key(platform: Platform, key: str) -> bytes | None:
+    with redis.Redis(port=platform.redis.port) as client:
+        value: bytes | None = client.get(key)
+        return value
+
+
+def every_stored_value(platform: Platform) -> list[bytes]:
+    with redis.Redis(port=platform.redis.port) as client:
+        return list(every_value(client))
 
 
 def every_value(client: Any) -> Iterator[bytes]:
@@ -119,11 +126,11 @@ def test_secrets_rollback_and_delete_reach_every_node(platform: Platform, tmp_pa
         all_activated(client.put_secret("sec", "API_KEY", "s3cret-value"))
     for index in range(3):
         assert platform.node(index).get("sec.localhost", "/secret").text == "s3cret-value"
-    raw = store(platform).get(secrets_key("sec"))
+    raw = read_key(platform, secrets_key("sec"))
     assert raw is not None
     assert b"s3cret" not in raw
     assert Keyring([KEY]).decrypt(raw, "sec") == {"API_KEY": "s3cret-value"}
-    assert not any(b"s3cret" in value for value in every_value(store(platform)))
+    assert not any(b"s3cret" in value for value in every_stored_value(platform))
 
     with platform.node(1).client() as client:
         all_activated(client.activate("sec", None))  # rollback, from a third node
@@ -153,7 +160,7 @@ def test_concurrent_deploys_of_one_worker_end_on_one_version(
     for thread in threads:
         thread.join()
     assert len(answers) == 2
-    state = ClusterState.parse(store(platform).get(STATE))
+    state = ClusterState.parse(read_key(platform, STATE))
     active = state.workers["race"]["version"]
     winner = next(a for a in answers if a["version"]["id"] == active)  # type: ignore[index]
     served = {platform.node(i).get("race.localhost").text for i in range(3)}
@@ -276,7 +283,7 @@ def test_redis_down_nodes_serve_refuse_changes_and_catch_up(
     assert failed(load.records) == []
     assert {r.body for r in load.records} == {label(1)}
     # nothing acknowledged was lost: the deploy, the secret, the KV write
-    state = ClusterState.parse(store(platform).get(STATE))
+    state = ClusterState.parse(read_key(platform, STATE))
     assert "durable" in state.workers
     assert "kvw" in state.workers
     assert platform.node(2).get("durable.localhost", "/secret").text == "acked"
@@ -284,6 +291,43 @@ def test_redis_down_nodes_serve_refuse_changes_and_catch_up(
     # and changes work again, everywhere
     all_activated(deploy(platform.node(2), folder))
     assert {platform.node(i).get("durable.localhost").text for i in range(3)} == {label(2)}
+
+
+def test_atoll_deploy_says_on_how_many_nodes(platform: Platform, tmp_path: Path) -> None:
+    folder = write_worker(tmp_path / "w", "said", 1)
+    result = run_cli(deploy_command, platform.node(1), str(folder), "--no-build")
+    assert result.exit_code == 0, result.output
+    assert "cluster: active on 3/3 nodes" in result.output
+    with platform.node(2).client() as two, platform.node(0).client() as zero:
+        listed = [v["id"] for v in two.versions("said")["versions"]]  # every node lists it
+        assert listed == [v["id"] for v in zero.versions("said")["versions"]]
+
+
+def test_each_scheduled_time_is_claimed_by_one_node(platform: Platform) -> None:
+    nodes = [Cluster(platform.redis.url, f"c{i}", Keyring([KEY])) for i in range(3)]
+    try:
+        first = [n.claim_scheduled("w", "*/5 * * * *", 1_800_000_000, 60_000) for n in nodes]
+        second = [n.claim_scheduled("w", "*/5 * * * *", 1_800_000_300, 60_000) for n in nodes]
+    finally:
+        for node in nodes:
+            node.close()
+    assert first.count(True) == 1
+    assert second.count(True) == 1
+
+
+def test_sentinel_urls_are_read() -> None:
+    client = connect("redis+sentinel://:pw@127.0.0.1:26379,127.0.0.2:26380/atoll/2")
+    pool = client.connection_pool
+    assert pool.service_name == "atoll"
+    assert [
+        s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels
+    ] == [
+        26379,
+        26380,
+    ]
+    assert pool.connection_kwargs["db"] == 2
+    with pytest.raises(ConfigError, match="not a Redis URL"):
+        connect("redis+sentinel://127.0.0.1:26379")
 
 
 def test_keyring_rotation() -> None:

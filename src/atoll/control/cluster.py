@@ -409,6 +409,20 @@ class Cluster:
 
         return self.commit(change)
 
+    # -- cron ----------------------------------------------------------------------------------
+
+    def claim_scheduled(self, worker: str, cron: str, scheduled: float, hold_ms: int) -> bool:
+        """Whether this node runs the ``cron`` trigger of ``worker`` due at ``scheduled``.
+
+        The hook for cron triggers in a cluster: every node's scheduler calls it for
+        each due time; the first ``SET atoll:cron:WORKER:CRON:TIME NODE NX PX hold_ms``
+        wins and only that node runs it, so each scheduled time runs once per cluster.
+        Raises RedisError when Redis is unreachable (the caller then skips the run, or
+        runs it at most once per node, as it documents).
+        """
+        key = f"atoll:cron:{worker}:{cron}:{int(scheduled)}"
+        return bool(self.redis.set(key, self.node_id, nx=True, px=hold_ms))
+
     # -- nodes ---------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
@@ -587,6 +601,13 @@ class ClusterDeployer(Deployer):
             if name not in target.secrets:
                 store.forget(name)
                 self._secret_revs.pop(name, None)
+        names = list(target.workers)
+        pipe = self.cluster.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hkeys(versions_key(name))
+        stored = {
+            n: {k.decode() for k in keys} for n, keys in zip(names, pipe.execute(), strict=True)
+        }
         for name, entry in target.workers.items():
             pointer = target.pointer(name)
             assert pointer is not None
@@ -599,17 +620,27 @@ class ClusterDeployer(Deployer):
                     "worker %s: version %s not mirrored: %s", name, entry["version"][:12], exc
                 )
                 continue
-            if pointer.previous and not self.state.has_version(name, pointer.previous):
-                with contextlib.suppress(AtollError):  # for a rollback; fetched then if missing
-                    self._fetch(name, pointer.previous)
             if self.state.active(name) != pointer:
                 self.state.point(name, pointer)
+            self._mirror_versions(name, stored[name], pointer.version)
         for name in self.state.workers():
             if name not in target.workers:
                 with contextlib.suppress(ControlError, OSError):
                     self.state.delete_worker(name)
         self.current = target
         return errors
+
+    def _mirror_versions(self, name: str, stored: set[str], active: str) -> None:
+        """Copy the worker's other stored versions (for rollbacks and listings); drop deleted ones."""
+        local = {info.id for info in self.state.versions(name)}
+        for version in sorted(stored - local):
+            try:
+                self._fetch(name, version)
+            except AtollError as exc:  # an old version that no longer loads: skipped, said
+                log.warning("worker %s: version %s not mirrored: %s", name, version[:12], exc)
+        for version in local - stored - {active}:
+            with contextlib.suppress(ControlError, OSError):
+                self.state.delete_version(name, version)
 
 
 def tail_filters(raw: dict[bytes, bytes], node_id: str) -> Iterable[dict[str, Any]]:
