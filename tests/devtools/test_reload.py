@@ -194,6 +194,8 @@ SOURCES = {
     "c-wasi": ("src/main.c", "// edited\n"),
     "zig-wasi": ("src/main.zig", "// edited\n"),
     "assemblyscript-wasi": ("assembly/index.ts", "// edited\n"),
+    "js": ("src/index.js", "// edited\n"),
+    "js-rust": ("rust/lib.rs", "// edited\n"),
 }
 
 #: A build and a reload per edit must come well within this; a loop would be seen long before.

@@ -116,6 +116,8 @@ def test_every_template_declares_its_toolchain(template: str) -> None:
         "zig-wasi": ["zig"],
         "python-assemblyscript": ["assemblyscript"],
         "assemblyscript-wasi": ["assemblyscript"],
+        "js": [],
+        "js-rust": ["rust"],
     }[template]
     folder = TEMPLATES / template
     assert names(folder) == expected
