@@ -40,8 +40,8 @@ from atoll.api import Headers, Request, Response
 from atoll.bindings.kv import KVBackend, KVHousekeeping, KVNamespace, kv_bindings, open_backend
 from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, Router, SingleWorker
-from atoll.http.routing import RouteTable, conflicts, manifest_routes
 from atoll.manifest import Manifest, load_manifest
+from atoll.manifest.routes import RouteTable, conflicts, manifest_routes
 from atoll.runtime.outcome import Outcome
 from atoll.worker import BindingFactory, Result, Runtime, Worker, load_worker, run_pending
 
@@ -468,7 +468,7 @@ def asgi_many(
 
     Each request goes to the worker whose route pattern matches its host and
     path most specifically, as ``atoll serve`` routes (see
-    :mod:`atoll.http.routing`); a worker without ``routes`` gets
+    :mod:`atoll.manifest.routes`); a worker without ``routes`` gets
     ``NAME.localhost/*``; no match is a 404. ``vars`` and ``secrets`` are
     keyed by worker name. The workers share one KV store (two declaring the
     same namespace ``id`` share its keys). Other arguments: :func:`asgi`.

@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from atoll.entries.program import ProgramResult, run_in_request
 from atoll.errors import AtollError
 from atoll.runtime.engine import Engine
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import CURRENT, MIB, GuestStore, Invocation
 from atoll.runtime.module import WasmModule
+from atoll.runtime.program import ProgramResult, run_in_request
 
 __all__ = ["WasmModuleBinding"]
 
@@ -85,7 +85,7 @@ class WasmModuleBinding:
         ``wasi.start``). ``argv`` defaults to ``[NAME]``; ``env`` is the program's whole
         environment; ``dirs`` the guest paths of ``[wasi] dirs`` it may read (default:
         all). CPU, memory and output count toward the request's limits; see
-        :func:`atoll.entries.program.run_in_request` for what it raises."""
+        :func:`atoll.runtime.program.run_in_request` for what it raises."""
         return run_in_request(
             self.module, argv=argv, stdin=stdin, env=env, dirs=dirs, entrypoint=entrypoint
         )

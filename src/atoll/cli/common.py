@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from atoll.errors import AtollError
-from atoll.http.routing import manifest_routes
 from atoll.manifest import Manifest, load_manifest
+from atoll.manifest.routes import manifest_routes
 
 __all__ = [
     "config_options",

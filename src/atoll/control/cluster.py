@@ -59,7 +59,7 @@ from atoll.control.deployer import Deployer, Upload
 from atoll.control.secret_store import SecretStore
 from atoll.control.state import Pointer, State, VersionInfo
 from atoll.errors import AtollError, ConfigError, ControlError
-from atoll.http.routing import Route, conflicts, default_routes, parse_route
+from atoll.manifest.routes import Route, conflicts, default_routes, parse_route
 
 __all__ = [
     "CHANGES",

@@ -34,8 +34,8 @@ from atoll.control.node import bindings_for, routes_of
 from atoll.control.secret_store import SecretStore
 from atoll.control.state import Pointer, State, VersionInfo
 from atoll.errors import AtollError, ControlError
-from atoll.http.routing import Route, conflicts, default_routes, parse_route
 from atoll.manifest import Manifest, load_manifest
+from atoll.manifest.routes import Route, conflicts, default_routes, parse_route
 from atoll.worker import BindingFactory, Runtime, load_worker
 
 __all__ = ["BUNDLE", "Deployer", "Upload"]

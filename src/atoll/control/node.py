@@ -5,7 +5,7 @@ supervisor says the state changed (a deploy, rollback, delete or secret): it
 reads every active pointer, loads the workers whose version or secrets
 changed (``load_worker``: modules come from the compiled-code cache the
 supervisor filled while checking the upload), builds a new
-:class:`~atoll.http.routing.RouteTable` and swaps it into the app with one
+:class:`~atoll.manifest.routes.RouteTable` and swaps it into the app with one
 assignment. A request picks its worker from the table once, when it starts,
 and keeps that :class:`~atoll.worker.Worker` to the end: requests in flight
 finish on the version they started on, new ones get the new version, and no
@@ -38,8 +38,8 @@ from atoll.control.tail import TailSource, event
 from atoll.errors import AtollError
 from atoll.http.app import AtollApp, Hook
 from atoll.http.bodies import BodyBudget
-from atoll.http.routing import Route, RouteTable, manifest_routes
 from atoll.manifest import Manifest
+from atoll.manifest.routes import Route, RouteTable, manifest_routes
 from atoll.worker import BindingFactory, Result, Runtime, Worker, load_worker
 
 __all__ = ["Deployment", "Node", "bindings_for", "routes_of"]

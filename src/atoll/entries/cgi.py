@@ -2,7 +2,7 @@
 
 When ``main`` names a ``.wasm`` file, :func:`load_wasi_entry` turns the
 program into the worker's ``fetch``. Per request, a fresh instance runs
-``_start`` (through :func:`atoll.entries.program.run_program`) with:
+``_start`` (through :func:`atoll.runtime.program.run_program`) with:
 
 * the CGI/1.1 meta-variables as its environment (``REQUEST_METHOD``,
   ``SCRIPT_NAME`` and ``PATH_INFO`` from the route that matched (:mod:`.mounts`),
@@ -32,14 +32,14 @@ from typing import Any
 from atoll.api import ExecutionContext, Request, Response
 from atoll.api.headers import BAD_VALUE
 from atoll.entries.mounts import Located, Mount, locate, worker_mounts
-from atoll.entries.program import run_program
 from atoll.errors import AtollError, GuestError, GuestTrapError, ModuleLoadError
-from atoll.http.routing import Route
 from atoll.manifest import Manifest
+from atoll.manifest.routes import Route
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.hostfuncs import HostLinker
 from atoll.runtime.invocation import CURRENT
 from atoll.runtime.module import WasmModule
+from atoll.runtime.program import run_program
 from atoll.runtime.wasi import DirGrant, WasiContext
 from atoll.version import __version__
 

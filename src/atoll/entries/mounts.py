@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote, unquote
 
-from atoll.http.routing import Route, parse_route
+from atoll.manifest.routes import Route, parse_route
 
 __all__ = ["ROOT", "Located", "Mount", "locate", "normalize_path", "worker_mounts"]
 

@@ -33,13 +33,13 @@ from typing import Any
 from atoll.api import ExecutionContext, Request, Response
 from atoll.entries.cgi import program_fetch, request_server_name
 from atoll.entries.mounts import Mount, locate, worker_mounts
-from atoll.entries.program import run_program
 from atoll.errors import AtollError, ConfigError, ModuleLoadError
 from atoll.manifest import Manifest
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.invocation import MIB, Invocation
 from atoll.runtime.module import WasmModule
+from atoll.runtime.program import run_program
 from atoll.runtime.wasi import DirGrant, WasiContext
 
 __all__ = ["WagiRoute", "load_wagi_app", "parse_dynamic_routes", "read_module_map"]

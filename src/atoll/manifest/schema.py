@@ -558,7 +558,7 @@ class RouteSpec:
 
     @property
     def routing_pattern(self) -> str:
-        """The pattern :func:`atoll.http.routing.parse_route` reads (a custom domain: ``HOST/*``)."""
+        """The pattern :func:`atoll.manifest.routes.parse_route` reads (a custom domain: ``HOST/*``)."""
         if self.custom_domain and "/" not in self.pattern:
             return f"{self.pattern}/*"
         return self.pattern
@@ -757,7 +757,7 @@ class Manifest:
 
     @property
     def route_patterns(self) -> tuple[str, ...]:
-        """The routes as patterns :mod:`atoll.http.routing` parses (custom domains as ``HOST/*``)."""
+        """The routes as patterns :mod:`atoll.manifest.routes` parses (custom domains as ``HOST/*``)."""
         return tuple(route.routing_pattern for route in self.routes)
 
     @property

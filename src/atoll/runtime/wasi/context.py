@@ -126,7 +126,7 @@ class WasiContext:
     stderr: bytearray = field(default_factory=bytearray)
     stderr_cut: int = 0
     #: When set, stderr is kept here (up to ``stdout_limit`` bytes) instead of going to
-    #: the log: a program run as a function returns it (``atoll.entries.program``).
+    #: the log: a program run as a function returns it (``atoll.runtime.program``).
     stderr_capture: bytearray | None = None
     exit_code: int | None = None
     files: dict[int, OpenFile] = field(default_factory=dict)

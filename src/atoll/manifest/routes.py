@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from atoll.errors import ConfigError, ConfigProblems
-from atoll.manifest import Manifest
+from atoll.manifest.schema import Manifest
 
 __all__ = [
     "Route",

@@ -1,4 +1,4 @@
-"""A WASI program run as a function from a Python entry (src/atoll/entries/program.py)."""
+"""A WASI program run as a function from a Python entry (src/atoll/runtime/program.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
 from tests.support import WorkerFactory, wat
 
-PROBE = Path(__file__).parent / "guests" / "wagi_probe.wasm"
+PROBE = Path(__file__).parents[1] / "entries" / "guests" / "wagi_probe.wasm"
 
 MakeTool = Callable[..., Worker]
 

@@ -1,4 +1,4 @@
-"""Route patterns and precedence (atoll.http.routing)."""
+"""Route patterns and precedence (atoll.manifest.routes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from atoll.errors import ConfigError, ConfigProblems
-from atoll.http.routing import (
+from atoll.manifest import parse_manifest
+from atoll.manifest.routes import (
     RouteTable,
     conflicts,
     default_routes,
@@ -15,7 +16,6 @@ from atoll.http.routing import (
     parse_route,
     request_host,
 )
-from atoll.manifest import parse_manifest
 
 
 def table(*pairs: tuple[str, str]) -> RouteTable[str]:
