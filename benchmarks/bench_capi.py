@@ -50,6 +50,7 @@ if __package__ in (None, ""):  # run as a script: make `atoll` importable from s
 
 from atoll.runtime import capi
 from atoll.runtime.signature import Signature
+from tests.runtime import capi_ctypes
 
 WAT = """
 (module
@@ -122,8 +123,8 @@ class Setup:
         self.pre_address = capi.address(self.pre.ptr())
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(DEADLINE)
-        inst = capi.instantiate(self.pre, store)
-        heavy = capi.export_func(store, inst, "heavy_compute")
+        inst = capi_ctypes.instantiate(self.pre, store)
+        heavy = capi_ctypes.export_func(store, inst, "heavy_compute")
         assert heavy is not None
         self.heavy = capi.FastCaller(Signature.of_func(store, heavy), "heavy_compute")
         store.close()
@@ -147,21 +148,21 @@ class Setup:
         store.close()
 
     def fresh_capi(self) -> None:
-        store = capi.new_store(self.engine)
-        capi.set_epoch_deadline(store, DEADLINE)
-        inst = capi.instantiate(self.pre, store)
-        func = capi.export_func(store, inst, "heavy_compute")
+        store = capi_ctypes.new_store(self.engine)
+        capi_ctypes.set_epoch_deadline(store, DEADLINE)
+        inst = capi_ctypes.instantiate(self.pre, store)
+        func = capi_ctypes.export_func(store, inst, "heavy_compute")
         assert func is not None
         self.heavy.call(store, func, 1)
         store.close()
 
     def fresh_capi_meter(self) -> None:
-        store = capi.new_store(self.engine)
-        meter = capi.install_meter(store, TICK_NS)
-        capi.set_epoch_deadline(store, DEADLINE)
+        store = capi_ctypes.new_store(self.engine)
+        meter = capi_ctypes.install_meter(store, TICK_NS)
+        capi_ctypes.set_epoch_deadline(store, DEADLINE)
         meter.begin(BUDGET_NS)
-        inst = capi.instantiate(self.pre, store)
-        func = capi.export_func(store, inst, "heavy_compute")
+        inst = capi_ctypes.instantiate(self.pre, store)
+        func = capi_ctypes.export_func(store, inst, "heavy_compute")
         assert func is not None
         self.heavy.call(store, func, 1)
         meter.end()
@@ -198,13 +199,13 @@ def run(rounds: int, batch: int) -> list[tuple[str, float, float, float]]:
 
     warm_store = wasmtime.Store(plain.engine)
     warm_store.set_epoch_deadline(DEADLINE)
-    warm_inst = capi.instantiate(plain.pre, warm_store)
-    add = capi.export_func(warm_store, warm_inst, "add")
+    warm_inst = capi_ctypes.instantiate(plain.pre, warm_store)
+    add = capi_ctypes.export_func(warm_store, warm_inst, "add")
     assert add is not None
     add_fast = capi.FastCaller(Signature.of_func(warm_store, add), "add")
     assert add(warm_store, 1, 2) == 3
     assert add_fast.call(warm_store, add, 1, 2) == 3
-    warm_meter = capi.install_meter(warm_store, TICK_NS)
+    warm_meter = capi_ctypes.install_meter(warm_store, TICK_NS)
     raw_add = add._func
     add_bound = add_fast.bind(
         warm_meter,

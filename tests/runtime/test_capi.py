@@ -16,6 +16,7 @@ import wasmtime
 
 from atoll.runtime import capi
 from atoll.runtime.signature import Signature
+from tests.runtime import capi_ctypes
 
 WAT = """
 (module
@@ -88,7 +89,7 @@ def pre(epoch_engine: wasmtime.Engine) -> wasmtime.InstancePre:
 
 @pytest.fixture
 def store(epoch_engine: wasmtime.Engine) -> Iterator[wasmtime.Store]:
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     s.set_epoch_deadline(DEADLINE)
     yield s
     s.close()
@@ -96,7 +97,7 @@ def store(epoch_engine: wasmtime.Engine) -> Iterator[wasmtime.Store]:
 
 @pytest.fixture
 def instance(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
-    return capi.instantiate(pre, store)
+    return capi_ctypes.instantiate(pre, store)
 
 
 def _module(engine: wasmtime.Engine, wat: str) -> wasmtime.Module:
@@ -106,7 +107,7 @@ def _module(engine: wasmtime.Engine, wat: str) -> wasmtime.Module:
 def _caller(
     store: wasmtime.Store, instance: wasmtime.Instance, name: str
 ) -> tuple[capi.FastCaller, wasmtime.Func]:
-    func = capi.export_func(store, instance, name)
+    func = capi_ctypes.export_func(store, instance, name)
     assert func is not None
     return capi.FastCaller(Signature.of_func(store, func), name), func
 
@@ -259,9 +260,9 @@ def test_bad_arguments_name_the_export(
 def test_closed_store_is_a_value_error(
     pre: wasmtime.InstancePre, epoch_engine: wasmtime.Engine
 ) -> None:
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     s.set_epoch_deadline(DEADLINE)
-    fast, func = _caller(s, capi.instantiate(pre, s), "add")
+    fast, func = _caller(s, capi_ctypes.instantiate(pre, s), "add")
     s.close()
     with pytest.raises(ValueError, match="closed"):
         fast.call(s, func, 1, 2)
@@ -279,7 +280,7 @@ def test_fast_caller_rejects_reference_types() -> None:
 def test_check_signature(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
     fast, func = _caller(store, instance, "add")
     fast.check(store, func)
-    other = capi.export_func(store, instance, "add64")
+    other = capi_ctypes.export_func(store, instance, "add64")
     assert other is not None
     with pytest.raises(TypeError, match="'add' has type"):
         fast.check(store, other)
@@ -290,10 +291,10 @@ def test_one_caller_serves_many_instances(
 ) -> None:
     fast: capi.FastCaller | None = None
     for i in range(20):
-        s = capi.new_store(epoch_engine)
+        s = capi_ctypes.new_store(epoch_engine)
         s.set_epoch_deadline(DEADLINE)
-        inst = capi.instantiate(pre, s)
-        func = capi.export_func(s, inst, "add")
+        inst = capi_ctypes.instantiate(pre, s)
+        func = capi_ctypes.export_func(s, inst, "add")
         assert func is not None
         fast = fast or capi.FastCaller(Signature.of_func(s, func), "add")
         assert fast.call(s, func, i, 1) == i + 1
@@ -306,7 +307,7 @@ def test_wide_signature(store: wasmtime.Store) -> None:
     body = " ".join(f"local.get {i}" for i in range(n)) + " " + " ".join(["i64.add"] * (n - 1))
     wat = f'(module (func (export "sum") (param {params}) (result i64) {body}))'
     module = _module(store.engine, wat)
-    inst = capi.instantiate(wasmtime.Linker(store.engine).instantiate_pre(module), store)
+    inst = capi_ctypes.instantiate(wasmtime.Linker(store.engine).instantiate_pre(module), store)
     fast, func = _caller(store, inst, "sum")
     assert fast.call(store, func, *range(n)) == sum(range(n))
 
@@ -359,9 +360,9 @@ def test_host_function_exception_is_reraised(epoch_engine: wasmtime.Engine) -> N
         "env", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]), fail
     )
     pre = linker.instantiate_pre(_module(epoch_engine, wat))
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     s.set_epoch_deadline(DEADLINE)
-    fast, func = _caller(s, capi.instantiate(pre, s), "run")
+    fast, func = _caller(s, capi_ctypes.instantiate(pre, s), "run")
     with pytest.raises(KeyError, match="host says no to 5"):
         fast.call(s, func, 5)
     from wasmtime import _func
@@ -397,9 +398,9 @@ def test_reentrant_call_from_a_host_function(epoch_engine: wasmtime.Engine) -> N
         "env", "host", wasmtime.FuncType([i32, i64], [i64]), host, access_caller=True
     )
     pre = linker.instantiate_pre(_module(epoch_engine, wat))
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     s.set_epoch_deadline(DEADLINE)
-    inst = capi.instantiate(pre, s)
+    inst = capi_ctypes.instantiate(pre, s)
     inner["mul"] = _caller(s, inst, "mul")[0]
     run, func = _caller(s, inst, "run")
     assert run.call(s, func, 6, 7) == (43, 6)
@@ -413,7 +414,7 @@ def test_fast_and_public_instantiate_agree(
     epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
     results = []
-    for make in (capi.instantiate, lambda p, s: p.instantiate(s)):
+    for make in (capi_ctypes.instantiate, lambda p, s: p.instantiate(s)):
         s = wasmtime.Store(epoch_engine)
         s.set_epoch_deadline(DEADLINE)
         inst = make(pre, s)
@@ -431,7 +432,7 @@ def test_start_function_trap(store: wasmtime.Store) -> None:
     module = _module(store.engine, wat)
     pre = wasmtime.Linker(store.engine).instantiate_pre(module)
     with pytest.raises(wasmtime.Trap) as info:
-        capi.instantiate(pre, store)
+        capi_ctypes.instantiate(pre, store)
     assert info.value.trap_code == wasmtime.TrapCode.UNREACHABLE
     assert info.value.frames[0].func_name == "start"
 
@@ -439,10 +440,10 @@ def test_start_function_trap(store: wasmtime.Store) -> None:
 def test_instantiate_error_is_a_wasmtime_error(epoch_engine: wasmtime.Engine) -> None:
     module = _module(epoch_engine, "(module (memory 20))")
     pre = wasmtime.Linker(epoch_engine).instantiate_pre(module)
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     s.set_limits(memory_size=65536, memories=1)
     with pytest.raises(wasmtime.WasmtimeError) as info:
-        capi.instantiate(pre, s)
+        capi_ctypes.instantiate(pre, s)
     assert type(info.value) is wasmtime.WasmtimeError
     assert "memory" in str(info.value)
     s.close()
@@ -452,18 +453,18 @@ def test_instantiate_error_is_a_wasmtime_error(epoch_engine: wasmtime.Engine) ->
 
 
 def test_export_lookups(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
-    assert isinstance(capi.export_func(store, instance, "add"), wasmtime.Func)
-    assert capi.export_func(store, instance, "memory") is None  # not a function
-    assert capi.export_func(store, instance, "missing") is None
-    assert capi.export_func(store, instance, "ünïcode") is None
-    assert isinstance(capi.export_memory(store, instance), wasmtime.Memory)
-    assert capi.export_memory(store, instance, "add") is None
+    assert isinstance(capi_ctypes.export_func(store, instance, "add"), wasmtime.Func)
+    assert capi_ctypes.export_func(store, instance, "memory") is None  # not a function
+    assert capi_ctypes.export_func(store, instance, "missing") is None
+    assert capi_ctypes.export_func(store, instance, "ünïcode") is None
+    assert isinstance(capi_ctypes.export_memory(store, instance), wasmtime.Memory)
+    assert capi_ctypes.export_memory(store, instance, "add") is None
 
 
 def test_memory_view_reads_and_writes(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
-    memory = capi.export_memory(store, instance)
+    memory = capi_ctypes.export_memory(store, instance)
     assert memory is not None
-    addr, size = capi.memory_view(store, memory)
+    addr, size = capi_ctypes.memory_view(store, memory)
     assert size == 65536 == memory.data_len(store)
     assert addr == ctypes.addressof(memory.data_ptr(store).contents)
     ctypes.memmove(addr + 100, b"\x2a\xff", 2)
@@ -476,12 +477,12 @@ def test_memory_view_reads_and_writes(store: wasmtime.Store, instance: wasmtime.
 def test_new_store_is_a_normal_store(
     epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     assert isinstance(s, wasmtime.Store)
     assert s.engine is epoch_engine
     assert s.data() is None
     s.set_limits(memory_size=1 << 20)
-    capi.set_epoch_deadline(s, DEADLINE)
+    capi_ctypes.set_epoch_deadline(s, DEADLINE)
     inst = pre.instantiate(s)
     add = inst.exports(s)["add"]
     assert isinstance(add, wasmtime.Func)
@@ -534,7 +535,7 @@ def _metered_spin(
 def test_meter_runs_a_guest_until_its_cpu_allowance_is_spent(
     store: wasmtime.Store, instance: wasmtime.Instance
 ) -> None:
-    meter = capi.install_meter(store, TICK_NS)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     assert meter.tick_ns == TICK_NS
     wall = time.monotonic()
     error, used = _metered_spin(store, instance, meter, 40 * MS)
@@ -558,7 +559,7 @@ def test_meter_continues_across_many_deadlines(
 ) -> None:
     # A tick "longer" than any allowance: each deadline moves the next one by a single
     # tick, so every epoch increment during the call is a deadline the meter let pass.
-    meter = capi.install_meter(store, 10**15)
+    meter = capi_ctypes.install_meter(store, 10**15)
     before = ticker.ticks
     error, used = _metered_spin(store, instance, meter, 100 * MS)
     assert capi.is_interrupt(error)
@@ -570,7 +571,7 @@ def test_meter_continues_across_many_deadlines(
 def test_meter_without_allowance_stops_at_the_first_deadline(
     store: wasmtime.Store, instance: wasmtime.Instance, allow_ns: int | None
 ) -> None:
-    meter = capi.install_meter(store, TICK_NS)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     if allow_ns is not None:
         meter.begin(allow_ns)
     fast, func = _caller(store, instance, "spin")
@@ -615,26 +616,26 @@ def test_meter_rejects_a_bad_tick(tick_ns: int) -> None:
 def test_meter_on_one_store_does_not_affect_another(
     epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    stopped = capi.new_store(epoch_engine)
-    stopped_meter = capi.install_meter(stopped, TICK_NS)
+    stopped = capi_ctypes.new_store(epoch_engine)
+    stopped_meter = capi_ctypes.install_meter(stopped, TICK_NS)
     stopped_meter.begin(0)
-    plain = capi.new_store(epoch_engine)
-    metered = capi.new_store(epoch_engine)
-    meter = capi.install_meter(metered, TICK_NS)
+    plain = capi_ctypes.new_store(epoch_engine)
+    metered = capi_ctypes.new_store(epoch_engine)
+    meter = capi_ctypes.install_meter(metered, TICK_NS)
     try:
         # No meter on this store: wasmtime's own trap, not the other store's callback.
-        fast, func = _caller(plain, capi.instantiate(pre, plain), "spin")
+        fast, func = _caller(plain, capi_ctypes.instantiate(pre, plain), "spin")
         plain.set_epoch_deadline(2)
         with pytest.raises(wasmtime.Trap) as trap:
             fast.call(plain, func)
         assert trap.value.trap_code == wasmtime.TrapCode.INTERRUPT
         # Its own meter's allowance, not the other's zero.
-        error, used = _metered_spin(metered, capi.instantiate(pre, metered), meter, 30 * MS)
+        error, used = _metered_spin(metered, capi_ctypes.instantiate(pre, metered), meter, 30 * MS)
         assert capi.is_interrupt(error)
         assert used >= 30 * MS
         assert (stopped_meter.allow_ns, stopped_meter.depth) == (0, 1)
         # And the first store's meter still stops it at once.
-        fast, func = _caller(stopped, capi.instantiate(pre, stopped), "spin")
+        fast, func = _caller(stopped, capi_ctypes.instantiate(pre, stopped), "spin")
         stopped.set_epoch_deadline(1)
         with pytest.raises(wasmtime.WasmtimeError) as info:
             fast.call(stopped, func)
@@ -650,9 +651,9 @@ def test_metered_wasm_runs_without_the_gil(
 ) -> None:
     """wasm and the meter's checks run without the GIL: this thread sleeps and wakes
     while another thread's guest spins through its 500 ms allowance."""
-    s = capi.new_store(epoch_engine)
-    meter = capi.install_meter(s, TICK_NS)
-    fast, func = _caller(s, capi.instantiate(pre, s), "spin")
+    s = capi_ctypes.new_store(epoch_engine)
+    meter = capi_ctypes.install_meter(s, TICK_NS)
+    fast, func = _caller(s, capi_ctypes.instantiate(pre, s), "spin")
     entering = threading.Event()
     errors: list[BaseException] = []
     used: list[int] = []
@@ -686,12 +687,12 @@ def test_metered_wasm_runs_without_the_gil(
 def test_meter_interrupts_start_functions(epoch_engine: wasmtime.Engine) -> None:
     wat = "(module (func $start (loop $l br $l)) (start $start))"
     pre = wasmtime.Linker(epoch_engine).instantiate_pre(_module(epoch_engine, wat))
-    s = capi.new_store(epoch_engine)
-    meter = capi.install_meter(s, TICK_NS)
+    s = capi_ctypes.new_store(epoch_engine)
+    meter = capi_ctypes.install_meter(s, TICK_NS)
     s.set_epoch_deadline(1)
     meter.begin(5 * MS)
     with pytest.raises(wasmtime.WasmtimeError) as info:
-        capi.instantiate(pre, s)
+        capi_ctypes.instantiate(pre, s)
     assert capi.is_interrupt(info.value)
     assert meter.end() >= 5 * MS
     s.set_epoch_deadline(1)
@@ -706,12 +707,12 @@ def test_meter_interrupts_start_functions(epoch_engine: wasmtime.Engine) -> None
 def test_meter_is_released_with_its_store(epoch_engine: wasmtime.Engine) -> None:
     meter = capi.Meter(TICK_NS)
     base = sys.getrefcount(meter)
-    s = capi.new_store(epoch_engine)
+    s = capi_ctypes.new_store(epoch_engine)
     meter.install(capi.address(s.ptr()))
     assert sys.getrefcount(meter) == base + 1  # the store's callback holds it
     meter.install(capi.address(s.ptr()))
     assert sys.getrefcount(meter) == base + 1  # replacing the callback released the old one
-    other = capi.install_meter(s, TICK_NS)
+    other = capi_ctypes.install_meter(s, TICK_NS)
     assert sys.getrefcount(meter) == base
     s.close()
     assert sys.getrefcount(other) == 2  # `other` and getrefcount's argument
@@ -739,8 +740,8 @@ def _rss_kib() -> int:
 def test_many_stores_with_meters_do_not_leak(epoch_engine: wasmtime.Engine) -> None:
     def churn(n: int) -> None:
         for _ in range(n):
-            s = capi.new_store(epoch_engine)
-            capi.install_meter(s, TICK_NS)
+            s = capi_ctypes.new_store(epoch_engine)
+            capi_ctypes.install_meter(s, TICK_NS)
             s.close()
 
     churn(5_000)  # warm up allocators
@@ -751,7 +752,7 @@ def test_many_stores_with_meters_do_not_leak(epoch_engine: wasmtime.Engine) -> N
     assert _rss_kib() - before < 4096  # a per-store leak of even 150 B would show
     shared = capi.Meter(TICK_NS)
     base = sys.getrefcount(shared)
-    stores = [capi.new_store(epoch_engine) for _ in range(500)]
+    stores = [capi_ctypes.new_store(epoch_engine) for _ in range(500)]
     for s in stores:
         shared.install(capi.address(s.ptr()))
     assert sys.getrefcount(shared) == base + 500
@@ -773,9 +774,9 @@ def test_is_interrupt_ignores_other_errors() -> None:
 def test_one_caller_from_four_threads(
     epoch_engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    probe = capi.new_store(epoch_engine)
+    probe = capi_ctypes.new_store(epoch_engine)
     probe.set_epoch_deadline(DEADLINE)
-    probe_func = capi.export_func(probe, capi.instantiate(pre, probe), "swap")
+    probe_func = capi_ctypes.export_func(probe, capi_ctypes.instantiate(pre, probe), "swap")
     assert probe_func is not None
     swap = capi.FastCaller(Signature.of_func(probe, probe_func), "swap")
     probe.close()
@@ -784,9 +785,9 @@ def test_one_caller_from_four_threads(
 
     def worker(k: int) -> None:
         try:
-            s = capi.new_store(epoch_engine)
+            s = capi_ctypes.new_store(epoch_engine)
             s.set_epoch_deadline(DEADLINE)
-            func = capi.export_func(s, capi.instantiate(pre, s), "swap")
+            func = capi_ctypes.export_func(s, capi_ctypes.instantiate(pre, s), "swap")
             assert func is not None
             barrier.wait()
             for i in range(3000):
@@ -816,9 +817,9 @@ def test_spinning_threads_each_stopped_by_their_own_meter(
 
     def worker(k: int) -> None:
         try:
-            s = capi.new_store(epoch_engine)
-            meter = capi.install_meter(s, TICK_NS)
-            fast, func = _caller(s, capi.instantiate(pre, s), "spin")
+            s = capi_ctypes.new_store(epoch_engine)
+            meter = capi_ctypes.install_meter(s, TICK_NS)
+            fast, func = _caller(s, capi_ctypes.instantiate(pre, s), "spin")
             allow = (k + 1) * 20 * MS
             barrier.wait()
             s.set_epoch_deadline(1)
@@ -859,16 +860,16 @@ def test_pooling_engine_runs_wasm() -> None:
     pre = wasmtime.Linker(engine).instantiate_pre(module)
     fast: capi.FastCaller | None = None
     for i in range(50):  # far more than the pool: slots are reused after close()
-        s = capi.new_store(engine)
+        s = capi_ctypes.new_store(engine)
         s.set_epoch_deadline(DEADLINE)
-        inst = capi.instantiate(pre, s)
-        func = capi.export_func(s, inst, "add")
+        inst = capi_ctypes.instantiate(pre, s)
+        func = capi_ctypes.export_func(s, inst, "add")
         assert func is not None
         fast = fast or capi.FastCaller(Signature.of_func(s, func), "add")
         assert fast.call(s, func, i, i) == 2 * i
-        memory = capi.export_memory(s, inst)
+        memory = capi_ctypes.export_memory(s, inst)
         assert memory is not None
-        addr, size = capi.memory_view(s, memory)
+        addr, size = capi_ctypes.memory_view(s, memory)
         assert size == 65536
         assert ctypes.string_at(addr + 200, 4) == b"\0\0\0\0"  # a reused slot comes back zeroed
         ctypes.memmove(addr + 200, b"used", 4)
@@ -881,17 +882,17 @@ def test_pooling_limits_are_clean_errors() -> None:
     pre = wasmtime.Linker(engine).instantiate_pre(module)
     stores = []
     for _ in range(2):
-        s = capi.new_store(engine)
+        s = capi_ctypes.new_store(engine)
         s.set_epoch_deadline(DEADLINE)
-        capi.instantiate(pre, s)
+        capi_ctypes.instantiate(pre, s)
         stores.append(s)
-    extra = capi.new_store(engine)
+    extra = capi_ctypes.new_store(engine)
     extra.set_epoch_deadline(DEADLINE)
     with pytest.raises(wasmtime.WasmtimeError, match="concurrent") as info:
-        capi.instantiate(pre, extra)
+        capi_ctypes.instantiate(pre, extra)
     assert type(info.value) is wasmtime.WasmtimeError
     stores.pop().close()  # a slot frees up
-    capi.instantiate(pre, extra)
+    capi_ctypes.instantiate(pre, extra)
     extra.close()
     for s in stores:
         s.close()
@@ -901,14 +902,14 @@ def test_pooling_max_memory_size_is_enforced() -> None:
     engine = _pooling_engine(max_memory_size=2 * 65536)
     with pytest.raises(wasmtime.WasmtimeError, match="pooling allocator"):
         _module(engine, "(module (memory 4))")  # rejected at compile
-    s = capi.new_store(engine)
+    s = capi_ctypes.new_store(engine)
     grow = _module(
         engine,
         '(module (memory 1) (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))',
     )
     s.set_epoch_deadline(DEADLINE)
     fast, func = _caller(
-        s, capi.instantiate(wasmtime.Linker(engine).instantiate_pre(grow), s), "grow"
+        s, capi_ctypes.instantiate(wasmtime.Linker(engine).instantiate_pre(grow), s), "grow"
     )
     assert fast.call(s, func, 1) == 1
     assert fast.call(s, func, 1) == -1  # past max_memory_size: memory.grow fails, no trap

@@ -26,6 +26,7 @@ import wasmtime
 
 from atoll.runtime import capi
 from atoll.runtime.signature import Signature
+from tests.runtime import capi_ctypes
 from tests.support import wat
 
 #: The native backend's own pieces, used directly: not run on the public backend.
@@ -121,8 +122,8 @@ class Guest:
             )
             self.store, self.ctx = store, store.ctx
         else:
-            self.store = capi.new_store(engine)
-            self.meter = capi.install_meter(self.store, TICK_NS)
+            self.store = capi_ctypes.new_store(engine)
+            self.meter = capi_ctypes.install_meter(self.store, TICK_NS)
             self.ctx = capi.context_address(self.store)
         self.setup = Invocation()
         self.ids = capi.instantiate_metered(
@@ -190,11 +191,11 @@ def test_ticker_stop_joins_and_freezes_the_epoch() -> None:
     engine = _epoch_engine()
     ticker = capi.start_ticker(engine, TICK_NS)
     module = wasmtime.Module(engine, GUEST)
-    store = capi.new_store(engine)
+    store = capi_ctypes.new_store(engine)
     try:
-        instance = capi.instantiate(wasmtime.Linker(engine).instantiate_pre(module), store)
-        spin = capi.export_func(store, instance, "spin")
-        work = capi.export_func(store, instance, "work")
+        instance = capi_ctypes.instantiate(wasmtime.Linker(engine).instantiate_pre(module), store)
+        spin = capi_ctypes.export_func(store, instance, "spin")
+        work = capi_ctypes.export_func(store, instance, "work")
         assert spin is not None
         assert work is not None
         fast_spin = capi.FastCaller(Signature.of_func(store, spin), "spin")
@@ -222,12 +223,12 @@ def test_ticker_stop_joins_and_freezes_the_epoch() -> None:
 def test_ticker_interrupts_a_guest_after_its_deadline() -> None:
     engine = _epoch_engine()
     ticker = capi.start_ticker(engine, TICK_NS)
-    store = capi.new_store(engine)
+    store = capi_ctypes.new_store(engine)
     try:
-        instance = capi.instantiate(
+        instance = capi_ctypes.instantiate(
             wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, GUEST)), store
         )
-        spin = capi.export_func(store, instance, "spin")
+        spin = capi_ctypes.export_func(store, instance, "spin")
         assert spin is not None
         fast = capi.FastCaller(Signature.of_func(store, spin), "spin")
         before = ticker.ticks
@@ -476,9 +477,9 @@ def test_export_raw_memory_ids_match_wasmtime(engine: wasmtime.Engine) -> None:
     module = wasmtime.Module(
         engine, wat('(module (memory (export "m0") 1) (memory (export "m1") 1))')
     )
-    store = capi.new_store(engine)
+    store = capi_ctypes.new_store(engine)
     try:
-        instance = capi.instantiate(wasmtime.Linker(engine).instantiate_pre(module), store)
+        instance = capi_ctypes.instantiate(wasmtime.Linker(engine).instantiate_pre(module), store)
         ids = (instance._instance.store_id, getattr(instance._instance, "__private"))
         for name in ("m0", "m1"):
             item = ffi.wasmtime_extern_t()
@@ -515,8 +516,8 @@ def test_instantiate_metered_charges_the_start_function(engine: wasmtime.Engine)
         ),
     )
     pre = wasmtime.Linker(engine).instantiate_pre(module)
-    store = capi.new_store(engine)
-    meter = capi.install_meter(store, TICK_NS)
+    store = capi_ctypes.new_store(engine)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     invocation = Invocation(cpu_used_ns=7)
     try:
         before = capi.thread_ns()
@@ -525,7 +526,7 @@ def test_instantiate_metered_charges_the_start_function(engine: wasmtime.Engine)
         )
         spent = capi.thread_ns() - before
         assert 0 < invocation.cpu_used_ns - 7 <= spent
-        x = capi.export_func(store, capi.instance_from_raw(ids), "x")
+        x = capi_ctypes.export_func(store, capi.instance_from_raw(ids), "x")
         assert x is not None
         assert x(store) == 3_000_000
     finally:
@@ -535,8 +536,8 @@ def test_instantiate_metered_charges_the_start_function(engine: wasmtime.Engine)
 def test_instantiate_metered_refuses_a_spent_budget(
     engine: wasmtime.Engine, pre: wasmtime.InstancePre
 ) -> None:
-    store = capi.new_store(engine)
-    meter = capi.install_meter(store, TICK_NS)
+    store = capi_ctypes.new_store(engine)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     invocation = Invocation(cpu_budget_ns=MS, cpu_used_ns=MS)
     try:
         with pytest.raises(capi.BudgetSpent):
@@ -551,8 +552,8 @@ def test_instantiate_metered_refuses_a_spent_budget(
 def test_instantiate_metered_stops_a_spinning_start_function(engine: wasmtime.Engine) -> None:
     module = wasmtime.Module(engine, wat("(module (func $s (loop $l br $l)) (start $s))"))
     pre = wasmtime.Linker(engine).instantiate_pre(module)
-    store = capi.new_store(engine)
-    meter = capi.install_meter(store, TICK_NS)
+    store = capi_ctypes.new_store(engine)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     invocation = Invocation(cpu_budget_ns=30 * MS)
     try:
         start = time.monotonic()
@@ -570,8 +571,8 @@ def test_instantiate_metered_stops_a_spinning_start_function(engine: wasmtime.En
 def test_instantiate_metered_start_trap(engine: wasmtime.Engine) -> None:
     module = wasmtime.Module(engine, wat("(module (func $start unreachable) (start $start))"))
     pre = wasmtime.Linker(engine).instantiate_pre(module)
-    store = capi.new_store(engine)
-    meter = capi.install_meter(store, TICK_NS)
+    store = capi_ctypes.new_store(engine)
+    meter = capi_ctypes.install_meter(store, TICK_NS)
     try:
         with pytest.raises(wasmtime.Trap) as info:
             capi.instantiate_metered(
@@ -709,12 +710,12 @@ class HostGuest:
         self.hosts = Hosts()
         self.linker = _host_linker(engine, self.hosts)
         self.pre = self.linker.instantiate_pre(wasmtime.Module(engine, HOST_GUEST))
-        self.store = capi.new_store(engine)
+        self.store = capi_ctypes.new_store(engine)
         self.store.set_epoch_deadline(10**9)
-        self.instance = capi.instantiate(self.pre, self.store)
+        self.instance = capi_ctypes.instantiate(self.pre, self.store)
 
     def call(self, name: str, *args: int | float) -> Any:
-        func = capi.export_func(self.store, self.instance, name)
+        func = capi_ctypes.export_func(self.store, self.instance, name)
         assert func is not None
         return capi.FastCaller(Signature.of_func(self.store, func), name).call(
             self.store, func, *args
@@ -815,7 +816,7 @@ def test_host_calls_back_into_the_guest(host_guest: HostGuest) -> None:
 
 def test_host_reads_and_writes_the_callers_memory(host_guest: HostGuest) -> None:
     assert host_guest.call("greet") == 11
-    memory = capi.export_memory(host_guest.store, host_guest.instance)
+    memory = capi_ctypes.export_memory(host_guest.store, host_guest.instance)
     assert memory is not None
     assert memory.read(host_guest.store, 64, 75) == bytearray(b"HELLO, HOST")
 
@@ -828,10 +829,10 @@ def test_host_functions_from_several_threads(engine: wasmtime.Engine) -> None:
 
     def worker(k: int) -> None:
         try:
-            store = capi.new_store(engine)
+            store = capi_ctypes.new_store(engine)
             store.set_epoch_deadline(10**9)
-            instance = capi.instantiate(pre, store)
-            func = capi.export_func(store, instance, "twice")
+            instance = capi_ctypes.instantiate(pre, store)
+            func = capi_ctypes.export_func(store, instance, "twice")
             assert func is not None
             twice = capi.FastCaller(Signature.of_func(store, func), "twice")
             barrier.wait()
@@ -861,8 +862,8 @@ def test_host_function_is_released_with_its_linker(engine: wasmtime.Engine) -> N
         engine, wat('(module (import "host" "noop" (func)) (export "noop" (func 0)))')
     )
     pre = linker.instantiate_pre(module)
-    store = capi.new_store(engine)
-    capi.instantiate(pre, store)
+    store = capi_ctypes.new_store(engine)
+    capi_ctypes.instantiate(pre, store)
     del linker
     gc.collect()
     assert sys.getrefcount(impl) == base + 1  # still used by the pre-linked module
@@ -1122,9 +1123,9 @@ def test_new_metered_store(engine: wasmtime.Engine, pre: wasmtime.InstancePre) -
     assert capi.is_interrupt(error)
     assert invocation.cpu_used_ns >= 20 * MS
     # its limits hold: two instances at most, memories of two pages at most
-    capi.instantiate(pre, store)
+    capi_ctypes.instantiate(pre, store)
     with pytest.raises(wasmtime.WasmtimeError, match="instance"):
-        capi.instantiate(pre, store)
+        capi_ctypes.instantiate(pre, store)
     del spin  # a Bound holds its meter
     gc.collect()  # and so may a traceback kept by pytest.raises (a cycle through its frame)
     store.close()
@@ -1141,7 +1142,7 @@ def test_new_metered_store_memory_limit(engine: wasmtime.Engine) -> None:
     try:
         big = wasmtime.Module(engine, wat("(module (memory 3))"))
         with pytest.raises(wasmtime.WasmtimeError, match="memory"):
-            capi.instantiate(wasmtime.Linker(engine).instantiate_pre(big), store)
+            capi_ctypes.instantiate(wasmtime.Linker(engine).instantiate_pre(big), store)
     finally:
         store.close()
 

@@ -11,16 +11,17 @@ bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
 ``FastCaller`` / ``Bound``      ``wasmtime_func_call_unchecked`` (C)
 ``instantiate_metered``         ``wasmtime_instance_pre_instantiate`` (C)
 ``export_raw``                  ``wasmtime_instance_export_get`` (C)
-``install_meter`` (``Meter``)   ``wasmtime_store_epoch_deadline_callback``
+``Meter``                       ``wasmtime_store_epoch_deadline_callback``
                                 with a C callback: CPU time, no GIL
 ``start_ticker`` (``Ticker``)   ``wasmtime_engine_increment_epoch`` on a
                                 native thread
 ``define_host_func``            ``wasmtime_linker_define_func_unchecked``
                                 with a C trampoline
-``new_store``, ``instantiate``,  ctypes
-``export_func``, ``memory_view``,
-``enable_pooling``
+``enable_pooling``              ctypes
 ==============================  ===========================================
+
+(The ctypes-era helpers that build stores, instances and exports by hand live
+in ``tests/runtime/capi_ctypes.py``: only tests and ``bench_capi`` use them.)
 
 ``_native`` links against nothing: this module hands it the addresses of the
 C functions in wasmtime-py's own ``libwasmtime`` and checks, at import, that
@@ -112,21 +113,14 @@ __all__ = [
     "context_address",
     "define_host_func",
     "enable_pooling",
-    "export_func",
-    "export_memory",
     "export_raw",
     "failure",
     "func_from_raw",
-    "install_meter",
     "instance_from_raw",
-    "instantiate",
     "instantiate_metered",
     "is_interrupt",
-    "memory_view",
     "new_metered_store",
-    "new_store",
     "run_export",
-    "set_epoch_deadline",
     "start_ticker",
     "thread_ns",
 ]
@@ -152,22 +146,6 @@ def _cfn(name: str, restype: Any, *argtypes: Any) -> Any:
         fn.argtypes = argtypes
     return fn
 
-
-# (context*, const wasmtime_func_t*, wasmtime_val_raw_t*, size_t, wasm_trap_t**) -> error*
-_func_call_unchecked = _cfn("wasmtime_func_call_unchecked", _P)
-# (const instance_pre_t*, context*, wasmtime_instance_t*, wasm_trap_t**) -> error*
-_instance_pre_instantiate = _cfn("wasmtime_instance_pre_instantiate", _P)
-# (context*, const wasmtime_instance_t*, const char*, size_t, wasmtime_extern_t*) -> bool
-_instance_export_get = _cfn("wasmtime_instance_export_get", ctypes.c_bool)
-# (context*, uint64_t) -> void
-_set_epoch_deadline = _cfn("wasmtime_context_set_epoch_deadline", None)
-_memory_data = _cfn("wasmtime_memory_data", _P, _CTX, ctypes.POINTER(ffi.wasmtime_memory_t))
-_memory_data_size = _cfn(
-    "wasmtime_memory_data_size", ctypes.c_size_t, _CTX, ctypes.POINTER(ffi.wasmtime_memory_t)
-)
-_store_new = _cfn("wasmtime_store_new", _P, _P, _P, _P)
-_store_context = _cfn("wasmtime_store_context", _CTX, _P)
-_error_new = _cfn("wasmtime_error_new", _P, ctypes.c_char_p)
 
 _TRAP_PTR = ctypes.POINTER(ffi.wasm_trap_t)
 _ERROR_PTR = ctypes.POINTER(ffi.wasmtime_error_t)
@@ -249,20 +227,6 @@ def context_address(store: wasmtime.Store | wasmtime.Caller | RawCaller) -> int:
     return address(store._context())
 
 
-def new_store(engine: wasmtime.Engine) -> wasmtime.Store:
-    """Create a ``wasmtime.Store`` without ``Store.__init__``'s Python overhead.
-
-    Same object as ``wasmtime.Store(engine)`` (no user data). Call once per
-    request; close it with ``store.close()``.
-    """
-    ptr = _store_new(ctypes.cast(engine.ptr(), _P), None, None)
-    store: wasmtime.Store = wasmtime.Store.__new__(wasmtime.Store)
-    store._set_ptr(ctypes.cast(ptr, _STORE_PTR))
-    store._Store__context = _store_context(ptr)  # type: ignore[attr-defined]  # Store.__context
-    store.engine = engine
-    return store
-
-
 class MeteredStore(wasmtime.Store):
     """A ``wasmtime.Store`` made and freed by ``_native`` (see :func:`new_metered_store`).
 
@@ -324,25 +288,6 @@ def new_metered_store(
     return MeteredStore(engine, ptr, ctx), meter
 
 
-def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
-    """Instantiate a pre-linked module in ``store`` (``InstancePre.instantiate`` minus overhead).
-
-    Runs the module's start function, if any, under the store's epoch
-    deadline. Raises ``wasmtime.Trap`` if it traps (``trap_code`` and
-    ``frames`` work), ``wasmtime.WasmtimeError`` on any other failure (store
-    limits, pooling slots exhausted, stopped by a :class:`Meter`: see
-    ``is_interrupt``), ``ValueError`` if ``store`` or ``pre`` is closed.
-    """
-    inst = ffi.wasmtime_instance_t()
-    trap = ctypes.c_void_p()
-    err = _instance_pre_instantiate(
-        pre.ptr(), store._context(), ctypes.byref(inst), ctypes.byref(trap)
-    )
-    if err or trap.value:
-        raise failure(err or 0, trap.value or 0)
-    return wasmtime.Instance._from_raw(inst)
-
-
 def instantiate_metered(meter: Meter, invocation: Any, pre: int, ctx: int) -> tuple[int, int]:
     """``instantiate`` charged to ``invocation``'s CPU budget (see :class:`Bound`).
 
@@ -391,97 +336,6 @@ def func_from_raw(raw: tuple[int, ...]) -> wasmtime.Func:
 
 
 _names: dict[str, tuple[bytes, ctypes.c_size_t]] = {}
-
-
-_EXTERN_SIZE = ctypes.sizeof(ffi.wasmtime_extern_t)
-_EXTERN_OF = ffi.wasmtime_extern_t.of.offset
-
-
-def _extern_as(field: str, ctype: Any) -> Any:
-    """A ``wasmtime_extern_t`` layout with the union replaced by one member.
-
-    ``item.func`` is then one ctypes field access instead of ``item.of.func``
-    (two), and sharing the buffer avoids a copy; ~0.5 µs per lookup.
-    """
-    fields = [("kind", ctypes.c_uint8), (field, ctype)]
-    rest = _EXTERN_SIZE - _EXTERN_OF - ctypes.sizeof(ctype)
-    if rest:
-        fields.append(("_rest", ctypes.c_uint8 * rest))
-    layout = type(f"_Extern_{field}", (ctypes.Structure,), {"_fields_": fields})
-    if ctypes.sizeof(layout) != _EXTERN_SIZE or getattr(layout, field).offset != _EXTERN_OF:
-        raise ImportError(f"unexpected wasmtime_extern_t layout for {field}")
-    return layout
-
-
-_ExternFunc = _extern_as("func", ffi.wasmtime_func_t)
-_ExternMemory = _extern_as("memory", ffi.wasmtime_memory_t)
-
-
-def _export(
-    store: wasmtime.Store, instance: wasmtime.Instance, name: str, item: Any, kind: int
-) -> bool:
-    """Fill ``item`` with the export ``name``; False if it is absent or not of ``kind``."""
-    encoded = _names.get(name)
-    if encoded is None:
-        raw = name.encode()
-        encoded = (raw, ctypes.c_size_t(len(raw)))
-        if len(_names) < 4096:
-            _names[name] = encoded
-    found = _instance_export_get(
-        store._context(),
-        ctypes.byref(instance._instance),
-        encoded[0],
-        encoded[1],
-        ctypes.byref(item),
-    )
-    return bool(found) and item.kind == kind
-
-
-def export_func(
-    store: wasmtime.Store, instance: wasmtime.Instance, name: str
-) -> wasmtime.Func | None:
-    """Look up one exported function by name; ``None`` if absent or not a function.
-
-    One ``wasmtime_instance_export_get`` (a hash lookup in wasmtime) instead of
-    ``instance.exports(store)[name]``, which wraps every export of the
-    instance on first use (~10x slower for a module with a few exports).
-    """
-    item = _ExternFunc()
-    if not _export(store, instance, name, item, _EXTERN_FUNC):
-        return None
-    func: wasmtime.Func = wasmtime.Func.__new__(wasmtime.Func)
-    func._func = item.func
-    return func
-
-
-def export_memory(
-    store: wasmtime.Store, instance: wasmtime.Instance, name: str = "memory"
-) -> wasmtime.Memory | None:
-    """Look up one exported linear memory by name; ``None`` if absent or not a memory."""
-    item = _ExternMemory()
-    if not _export(store, instance, name, item, _EXTERN_MEMORY):
-        return None
-    memory: wasmtime.Memory = wasmtime.Memory.__new__(wasmtime.Memory)
-    memory._memory = item.memory
-    return memory
-
-
-def set_epoch_deadline(store: wasmtime.Store, ticks: int) -> None:
-    """``store.set_epoch_deadline(ticks)`` without the typed-ctypes overhead (~0.3 µs less)."""
-    _set_epoch_deadline(store._context(), ctypes.c_uint64(ticks))
-
-
-def memory_view(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
-    """Return ``(address, length_in_bytes)`` of ``memory``'s current data.
-
-    For ``ctypes.memmove`` / ``ctypes.string_at``. Valid until the memory
-    grows (the guest may grow it during any call) or the store closes: take a
-    fresh view after each call into wasm, and bounds-check against the length.
-    """
-    ctx = store._context()
-    mem = memory._memory
-    addr = _memory_data(ctx, mem)
-    return (addr or 0), _memory_data_size(ctx, mem)
 
 
 # --- calls -----------------------------------------------------------------------------
@@ -585,13 +439,6 @@ class FastCaller:
 # (``FastCaller.call``, a nested ``Bound``) count within the outermost call,
 # which alone is charged. Bound and instantiate_metered keep the GIL and give
 # it up at their first deadline, a tick in, if they still run.
-
-
-def install_meter(store: wasmtime.Store, tick_ns: int) -> Meter:
-    """A :class:`Meter` deciding at ``store``'s epoch deadlines (replaces any callback)."""
-    meter = _native.Meter(tick_ns)
-    meter.install(address(store.ptr()))
-    return meter
 
 
 def is_interrupt(exc: BaseException) -> bool:
