@@ -10,9 +10,11 @@ each serves it when asked right after".
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,21 @@ from click.testing import CliRunner
 
 from atoll.cli.cluster import cluster as cluster_command
 from atoll.cli.deploy import deploy as deploy_command
-from atoll.control.cluster import STATE, Cluster, ClusterState, Keyring, connect, secrets_key
+from atoll.control.cluster import (
+    STATE,
+    ClusterState,
+    Keyring,
+    RedisClaims,
+    connect,
+    secrets_key,
+)
+from atoll.control.cron import RunHook, Scheduler, SqliteClaims
 from atoll.errors import ConfigError, ControlError
-from tests.control.cluster_support import KEY, Platform
+from atoll.worker import Runtime, Worker, load_worker
+from tests.control.cluster_support import KEY, Platform, free_port
 from tests.control.load import Load, Record
 from tests.control.serving import deploy, run_cli, start_serve, write_worker
+from tests.support import WorkerFactory
 
 KV_WORKER = """
 from atoll import Response
@@ -303,16 +315,65 @@ def test_atoll_deploy_says_on_how_many_nodes(platform: Platform, tmp_path: Path)
         assert listed == [v["id"] for v in zero.versions("said")["versions"]]
 
 
-def test_each_scheduled_time_is_claimed_by_one_node(platform: Platform) -> None:
-    nodes = [Cluster(platform.redis.url, f"c{i}", Keyring([KEY])) for i in range(3)]
-    try:
-        first = [n.claim_scheduled("w", "*/5 * * * *", 1_800_000_000, 60_000) for n in nodes]
-        second = [n.claim_scheduled("w", "*/5 * * * *", 1_800_000_300, 60_000) for n in nodes]
-    finally:
-        for node in nodes:
-            node.close()
-    assert first.count(True) == 1
-    assert second.count(True) == 1
+CRON_WORKER = """
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    return Response("fetch")
+
+async def scheduled(event, env, ctx):
+    ctx.log(event.cron)
+"""
+T0 = datetime(2026, 12, 6, 1, 0, 0, tzinfo=UTC).timestamp()
+
+
+async def _three_nodes_tick(
+    url: str, worker: Worker, tmp_path: Path
+) -> tuple[list[str], list[RedisClaims]]:
+    """Three schedulers as on three nodes (each its own claims file), ticked over 3 times."""
+    ran: list[str] = []
+    claims = [
+        RedisClaims(url, f"c{i}", SqliteClaims(_folder(tmp_path / f"node{i}") / "cron.sqlite"))
+        for i in range(3)
+    ]
+
+    def record(index: int) -> RunHook:
+        return lambda w, e, r, ms: ran.append(f"c{index}")
+
+    schedulers = [
+        Scheduler(lambda: {worker.name: worker}, claims[i], on_run=(record(i),)) for i in range(3)
+    ]
+    for scheduler in schedulers:
+        scheduler.tick_due(T0, run=False)
+    for step in (300, 600, 900):
+        for scheduler in schedulers:
+            scheduler.tick_due(T0 + step + 1)
+        for scheduler in schedulers:
+            while scheduler.running:
+                await asyncio.gather(*scheduler.running)
+    return ran, claims
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def test_each_scheduled_time_runs_once_per_cluster(
+    platform: Platform, make_worker: WorkerFactory, runtime: Runtime, tmp_path: Path
+) -> None:
+    folder = make_worker(CRON_WORKER, extra='[triggers]\ncrons = ["*/5 * * * *"]')
+    worker = load_worker(folder, runtime=runtime)
+    ran, claims = await _three_nodes_tick(platform.redis.url, worker, tmp_path / "up")
+    assert len(ran) == 3  # 01:05, 01:10, 01:15: once each, on whichever node claimed it
+    for claim in claims:
+        claim.close()
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis unreachable
+    ran, claims = await _three_nodes_tick(dead, worker, tmp_path / "down")
+    assert sorted(ran) == sorted(["c0", "c1", "c2"] * 3)  # once per node, on each node's claims
+    for claim in claims:
+        claim.close()
 
 
 def test_sentinel_urls_are_read() -> None:

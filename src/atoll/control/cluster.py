@@ -67,6 +67,7 @@ __all__ = [
     "ClusterDeployer",
     "ClusterState",
     "Keyring",
+    "RedisClaims",
     "RedisError",
     "connect",
 ]
@@ -80,6 +81,10 @@ TAIL = "atoll:tail"
 TAIL_FILTERS = "atoll:tail-filters"
 #: Seconds without a heartbeat after which a node no longer counts as part of the cluster.
 NODE_TTL = 5.0
+#: How long a cron claim is kept in Redis (it matters only around its time).
+CLAIM_HOLD_MS = 3600 * 1000
+#: Seconds a node leaves Redis out of cron claims after a failed one.
+CLAIM_RETRY = 5.0
 #: Env var with the secrets' keys, comma-separated, the one to encrypt with first.
 KEYS_ENV = "ATOLL_CLUSTER_KEYS"
 
@@ -409,20 +414,6 @@ class Cluster:
 
         return self.commit(change)
 
-    # -- cron ----------------------------------------------------------------------------------
-
-    def claim_scheduled(self, worker: str, cron: str, scheduled: float, hold_ms: int) -> bool:
-        """Whether this node runs the ``cron`` trigger of ``worker`` due at ``scheduled``.
-
-        The hook for cron triggers in a cluster: every node's scheduler calls it for
-        each due time; the first ``SET atoll:cron:WORKER:CRON:TIME NODE NX PX hold_ms``
-        wins and only that node runs it, so each scheduled time runs once per cluster.
-        Raises RedisError when Redis is unreachable (the caller then skips the run, or
-        runs it at most once per node, as it documents).
-        """
-        key = f"atoll:cron:{worker}:{cron}:{int(scheduled)}"
-        return bool(self.redis.set(key, self.node_id, nx=True, px=hold_ms))
-
     # -- nodes ---------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
@@ -465,6 +456,46 @@ class Cluster:
                     "pending": pending,
                 }
             time.sleep(0.01)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.redis.close()
+
+
+class RedisClaims:
+    """Cron claims shared by every node of the cluster (``control/cron.py``'s ``Claims``).
+
+    One ``SET atoll:cron:WORKER:CRON:TIME NODE NX PX`` per scheduled time and
+    (worker, cron): the first process of any node to set it runs the trigger,
+    so each scheduled time runs once per cluster. Called on a serving loop, so
+    Redis gets a short timeout; while Redis is unreachable (and for
+    :data:`CLAIM_RETRY` s after a failure, to keep the loop from waiting again)
+    the node's own claims decide: each scheduled time then runs once per node.
+    """
+
+    def __init__(self, url: str, node_id: str, fallback: Any) -> None:
+        self.redis: Any = connect(url, timeout=0.5)
+        self.node_id = node_id
+        self.fallback = fallback
+        self._down_until = 0.0
+
+    def claim(self, worker: str, cron: str, when: float) -> bool:
+        if time.monotonic() >= self._down_until:
+            key = f"atoll:cron:{worker}:{cron}:{int(when)}"
+            try:
+                return bool(self.redis.set(key, self.node_id, nx=True, px=CLAIM_HOLD_MS))
+            except RedisError as exc:
+                self._down_until = time.monotonic() + CLAIM_RETRY
+                log.error(
+                    "cron %r of %s at %d: the cluster store is unreachable (%s); "
+                    "claimed on this node only",
+                    cron,
+                    worker,
+                    when,
+                    exc,
+                )
+        won: bool = self.fallback.claim(worker, cron, when)
+        return won
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

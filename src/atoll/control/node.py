@@ -30,7 +30,7 @@ from typing import Any
 
 from atoll.api import ScheduledEvent
 from atoll.control.channel import ProcessChannel
-from atoll.control.cron import Scheduler, SqliteClaims, log_run
+from atoll.control.cron import Claims, Scheduler, SqliteClaims, log_run
 from atoll.control.metrics import Metrics
 from atoll.control.secret_store import SecretStore, secret_bindings
 from atoll.control.state import State
@@ -94,6 +94,7 @@ class Node:
         on_startup: tuple[Hook, ...] = (),
         on_shutdown: tuple[Hook, ...] = (),
         body_budget: BodyBudget | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.state = state
         self.secrets = SecretStore(state.secrets_dir)
@@ -106,10 +107,11 @@ class Node:
         self.channel: ProcessChannel | None = None
         self.table: RouteTable[Worker] = RouteTable()
         #: Cron triggers: every serving process ticks; a claim in the state folder makes
-        #: each scheduled time run once per node (see control/cron.py).
+        #: each scheduled time run once per node, ``claims`` in Redis once per cluster
+        #: (control/cron.py, control/cluster.py).
         self.scheduler = Scheduler(
             lambda: {name: d.worker for name, d in self.deployments.items()},
-            SqliteClaims(state.root / "cron.sqlite"),
+            claims or SqliteClaims(state.root / "cron.sqlite"),
             on_run=(log_run, self.on_scheduled),
         )
         self.app = AtollApp(

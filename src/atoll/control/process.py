@@ -25,6 +25,7 @@ from typing import Any
 
 from atoll.bindings.kv import KVHousekeeping, kv_bindings, open_backend
 from atoll.control.channel import ProcessChannel
+from atoll.control.cron import Claims, SqliteClaims
 from atoll.control.node import Node
 from atoll.control.state import State
 from atoll.control.tail import TailFilter
@@ -54,6 +55,9 @@ class ProcessOptions:
     """:class:`~atoll.http.server.ServerLimits` fields (defaults for those missing)."""
     body_memory: int = DEFAULT_BODY_MEMORY
     """Bytes of request bodies the process holds at once."""
+    cluster: str | None = None
+    """The cluster store's URL: cron claims go there (one run per cluster)."""
+    node_id: str = ""
 
     def to_argv(self) -> list[str]:
         return [sys.executable, "-m", "atoll.control.process", json.dumps(asdict(self))]
@@ -95,6 +99,7 @@ def run(options: ProcessOptions) -> None:
         on_startup=(housekeeping.start,),
         on_shutdown=(housekeeping.stop,),
         body_budget=BodyBudget(options.body_memory),
+        claims=_claims(options, state),
     )
     node.sync()
     stopping = threading.Event()
@@ -133,6 +138,15 @@ def run(options: ProcessOptions) -> None:
         stopping.set()
         sock.close()
         asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
+
+
+def _claims(options: ProcessOptions, state: State) -> Claims | None:
+    """Cron claims in the cluster store, falling back to the node's own (None: the node's)."""
+    if options.cluster is None:
+        return None
+    from atoll.control.cluster import RedisClaims  # imports redis: only for a cluster
+
+    return RedisClaims(options.cluster, options.node_id, SqliteClaims(state.root / "cron.sqlite"))
 
 
 def main(argv: list[str]) -> int:

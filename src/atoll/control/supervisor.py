@@ -383,6 +383,8 @@ class Supervisor:
             kv=self.options.kv,
             server_limits=asdict(self.options.server_limits),
             body_memory=self.options.body_memory,
+            cluster=self.options.cluster,
+            node_id=self.cluster.node_id if self.cluster is not None else "",
         )
         if process.ready is None or process.ready.done():
             process.ready = loop.create_future()
