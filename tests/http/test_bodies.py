@@ -154,3 +154,44 @@ def test_concurrent_bodies_past_the_process_budget_get_503(
     assert post(server.url, "/", MIB) == (200, b"read 1048576")  # given back
     status, _ = post(server.url, "/", 9 * MIB)  # one body over request_body_mb
     assert status == 413
+
+
+def test_a_declared_body_holds_only_the_bytes_that_came() -> None:
+    budget = BodyBudget(1000)
+    arrived = asyncio.Event()
+
+    async def scenario() -> None:
+        sent = [{"type": "http.request", "body": b"x" * 100, "more_body": True}]
+
+        async def receive() -> MutableMapping[str, Any]:
+            if sent:
+                return sent.pop()
+            arrived.set()
+            await asyncio.sleep(3600)  # the client stopped sending
+            raise AssertionError("unreachable")
+
+        reader = BodyReader(receive, 10_000, budget, declared=900)
+        task = asyncio.ensure_future(reader())
+        await arrived.wait()
+        assert budget.used == 100  # not the 900 it declared
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        reader.release()
+
+    asyncio.run(scenario())
+    assert budget.used == 0
+
+
+def test_a_body_that_stops_coming_ends_with_408() -> None:
+    budget = BodyBudget(1000)
+
+    async def receive() -> MutableMapping[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    reader = BodyReader(receive, 10_000, budget, declared=10, timeout=0.05)
+    with pytest.raises(RequestError) as caught:
+        asyncio.run(reader())
+    assert caught.value.status == 408
+    assert budget.used == 0

@@ -10,8 +10,13 @@ bounds keep a node serving:
 - per process, :class:`BodyBudget` (503): the bytes of every body being read
   or held by a request in flight, summed over the process's event loops. A
   body that would take the sum over the budget is refused *before* its bytes
-  are kept — at once when its ``Content-Length`` says so, else at the chunk
-  that crosses — and a refused request gives back what it held.
+  are kept — at once when its ``Content-Length`` says it cannot fit, else at
+  the chunk that crosses — and a refused request gives back what it held.
+  Bytes are counted as they arrive, not as declared: a client that declares
+  a large body and sends it slowly holds only what it sent.
+
+A body must keep coming: :data:`BODY_TIMEOUT` seconds without a byte end the
+request with 408 (a client that trickles a body cannot hold a request forever).
 
 Memory is given back when the request ends (its response sent, its log line
 written), not when the worker drops the bytes: the request object holds them
@@ -20,6 +25,7 @@ until then.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -31,6 +37,8 @@ __all__ = ["DEFAULT_BODY_MEMORY", "BodyBudget", "BodyReader"]
 MIB = 1024 * 1024
 #: Default bytes of request bodies one process holds at once.
 DEFAULT_BODY_MEMORY = 256 * MIB
+#: Seconds a request body may go without a byte before the request ends with 408.
+BODY_TIMEOUT = 30.0
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -49,11 +57,14 @@ class BodyBudget:
         self.refused = 0
         self._lock = threading.Lock()
 
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes would fit now (nothing is reserved)."""
+        return self.used + size <= self.limit
+
     def take(self, size: int) -> bool:
         """Reserve ``size`` bytes; False (nothing reserved) if that would pass the budget."""
         with self._lock:
             if self.used + size > self.limit:
-                self.refused += 1
                 return False
             self.used += size
             return True
@@ -70,37 +81,58 @@ class BodyReader:
     One per request; :meth:`release` (idempotent) is called when the request ends.
     """
 
-    __slots__ = ("budget", "declared", "held", "limit", "receive")
+    __slots__ = ("budget", "declared", "held", "limit", "receive", "timeout")
 
     def __init__(
-        self, receive: Receive, limit: int, budget: BodyBudget, declared: int | None
+        self,
+        receive: Receive,
+        limit: int,
+        budget: BodyBudget,
+        declared: int | None,
+        *,
+        timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.receive = receive
         self.limit = limit
         self.budget = budget
         self.declared = declared
+        self.timeout = timeout
         self.held = 0
+
+    def _refuse(self) -> RequestError:
+        self.release()
+        self.budget.refused += 1
+        return RequestError(
+            f"the node holds {self.budget.limit // MIB} MiB of request bodies, its limit; "
+            "this body was refused before it was read",
+            status=503,
+            hint="retry later, or raise --body-memory-mb",
+        )
 
     def _hold(self, size: int) -> None:
         if not self.budget.take(size):
-            self.release()
-            raise RequestError(
-                f"the node holds {self.budget.limit // MIB} MiB of request bodies, its limit; "
-                "this body was refused before it was read",
-                status=503,
-                hint="retry later, or raise --body-memory-mb",
-            )
+            raise self._refuse()
         self.held += size
 
     async def __call__(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` (413) past
-        ``limit`` and :class:`~atoll.errors.RequestError` (503) past the budget."""
-        if self.declared is not None and self.declared > self.held:
-            self._hold(self.declared - self.held)  # all at once: refused before a byte is read
+        ``limit``, :class:`~atoll.errors.RequestError` 503 past the budget and 408
+        when the body stops coming for ``timeout`` seconds."""
+        if self.declared is not None and not self.budget.fits(self.declared):
+            raise self._refuse()  # before a byte is read
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await self.receive()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await self.receive()
+            except TimeoutError:
+                self.release()
+                raise RequestError(
+                    f"the request body stopped coming ({self.timeout:g} s without a byte)",
+                    status=408,
+                    hint="send the body as fast as the network allows",
+                ) from None
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
