@@ -38,6 +38,7 @@ from typing import Any
 
 from atoll.errors import WorkerLoadError
 from atoll.manifest import Manifest
+from atoll.runtime.private import private_dir
 
 __all__ = [
     "DEFAULT_RULES",
@@ -185,7 +186,7 @@ def _write_cache(cache_dir: Path | None, key: str, result: Bundle) -> None:
         return
     folder = cache_dir / "js"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)  # the node's own, like the compiled-code cache (files: mkstemp, 0600)
         data = {
             "code": result.code,
             "is_module": result.is_module,
