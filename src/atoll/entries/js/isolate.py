@@ -282,8 +282,8 @@ class JsIsolate:
         if left <= 0:
             raise _cpu_error(self.worker, invocation)
         previous, self._current = self._current, record
-        watchdog.begin(self.guard, left)
         start = time.thread_time_ns()
+        watchdog.begin(self.guard, left, start)
         try:
             result = fn(*args)
         finally:

@@ -219,9 +219,13 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._interrupt = _INTERRUPT(self._check_memory)
 
-    def begin(self, guarded: Guarded, cpu_left_ns: int) -> None:
-        """Arm the watch for one call on ``guarded``'s isolate (on its thread)."""
-        guarded.started_ns = time.clock_gettime_ns(guarded.clock)
+    def begin(self, guarded: Guarded, cpu_left_ns: int, now_ns: int) -> None:
+        """Arm the watch for one call on ``guarded``'s isolate (on its thread).
+
+        ``now_ns`` is the thread's CPU time (``time.thread_time_ns()``: the clock the
+        watchdog reads through ``guarded.clock``).
+        """
+        guarded.started_ns = now_ns
         guarded.deadline_ns = guarded.started_ns + max(cpu_left_ns, 0)
         guarded.running = True
         with self._lock:
