@@ -208,9 +208,12 @@ the two others.
 
 With 2 cores for everything — wrk, nginx and three nodes' supervisor and
 serving process — more nodes cannot add throughput here: each node gets a
-share of the same two cores, and nginx's hop costs CPU too. On separate
-machines each node brings its own cores; this table shows that nginx's
-balancing works and what its hop costs, not how a cluster scales.
+share of the same two cores, and nginx's hop costs CPU too. Two or three
+busy Python processes on two cores (with wrk and nginx) do less than one:
+they take turns on the cores, and each turn costs a switch and cold caches.
+On separate machines each node brings its own cores; this table shows that
+nginx's balancing works without errors and what its hop costs, not how a
+cluster scales.
 
 ## Redis down
 
