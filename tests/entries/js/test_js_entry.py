@@ -520,3 +520,18 @@ def test_js_stacks_name_the_original_files_and_lines(tmp_path: Path) -> None:
     page, frames = asyncio.run(run())
     assert frames == ["at boom (src/lib/util.js:3:9)", "at Object.fetch (src/index.js:5:12)"]
     assert "JavaScript stack (innermost first):" in page
+
+
+def test_a_worker_over_10_mb_compressed_does_not_load(tmp_path: Path) -> None:
+    import os
+
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": 'name = "big"\nmain = "index.js"\n',
+            "index.js": 'import blob from "./blob.bin";\nexport default { fetch() { return new Response(String(blob.byteLength)); } };\n',
+            "blob.bin": os.urandom(11 * 1024 * 1024),  # random: gzip cannot shrink it
+        },
+    )
+    with pytest.raises(WorkerLoadError, match="over the 10 MB limit"):
+        load_worker(tmp_path, runtime=Runtime(cache_dir=False))

@@ -14,6 +14,7 @@ JavaScript is untrusted code, like a wasm guest: it reaches only its bindings
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 import weakref
@@ -26,7 +27,7 @@ from atoll.bindings.kv.namespace import KVNamespace
 from atoll.entries.js.bundle import Bundle, ModuleRule, bundle_worker, rules_for
 from atoll.entries.js.sourcemap import SourceMap
 from atoll.errors import GuestError, KVError, WorkerLoadError
-from atoll.manifest import Manifest
+from atoll.manifest import MAX_COMPRESSED_MODULE_BYTES, Manifest
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.module import check_wasm
 
@@ -261,6 +262,24 @@ def blob_bindings(manifest: Manifest) -> dict[str, JsWasmModule]:
     return out
 
 
+def _check_size(manifest: Manifest, worker: JsWorker) -> None:
+    """Workers' limit on a worker's size (10 MB gzip-compressed): the bundle and its modules."""
+    parts = [worker.bundle.code.encode()] + [
+        data.encode("latin-1") for _, data in worker.modules.values()
+    ]
+    if sum(map(len, parts)) <= MAX_COMPRESSED_MODULE_BYTES:
+        return
+    compressed = sum(len(gzip.compress(part, compresslevel=6)) for part in parts)
+    if compressed > MAX_COMPRESSED_MODULE_BYTES:
+        raise WorkerLoadError(
+            f"{manifest.main}: the worker (its bundle and the modules it imports) is "
+            f"{compressed / 1e6:.1f} MB gzip-compressed, over the "
+            f"{MAX_COMPRESSED_MODULE_BYTES / 1024 / 1024:.0f} MB limit",
+            hint="import less (check what esbuild bundles from node_modules), or load "
+            "large data from KV",
+        )
+
+
 def _read_module(manifest: Manifest, relative: str, kind: str, shown: str) -> str:
     path = manifest.resolve(relative)
     try:
@@ -290,6 +309,7 @@ def load_js_entry(
     """
     bundle = bundle_worker(manifest, rules_for(manifest) if rules is None else rules, cache_dir)
     worker = JsWorker(manifest, bundle, bindings)
+    _check_size(manifest, worker)
     from atoll.entries.js.isolate import JsIsolate
 
     probe = JsIsolate(worker)
