@@ -1,6 +1,8 @@
 """A raw ASGI app for test_server.py, and a script that serves it.
 
-Routes: ``/hello`` answers at once; ``/spin?ms=N`` runs a wasm ``(loop br 0)``
+Routes: ``/hello`` answers at once; ``/client`` answers ``HOST SCHEME`` (the
+client address and scheme the server gave the app); ``/stream`` sends its head,
+then waits for the request body and answers with it; ``/spin?ms=N`` runs a wasm ``(loop br 0)``
 until an epoch deadline N ms away stops it (a 1 ms ticker thread advances the
 epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
 lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``.
@@ -79,6 +81,18 @@ class SpinApp:
             ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
             self.spin(ms)
             body = f"spun {ms}".encode()
+        elif scope["path"] == "/client":
+            body = f"{scope['client'][0]} {scope['scheme']}".encode()
+        elif scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            received = b""
+            more = True
+            while more:
+                message = await receive()
+                received += message.get("body", b"")
+                more = message.get("more_body", False)
+            await send({"type": "http.response.body", "body": received})
+            return
         else:
             body = b"hello"
         await _respond(send, body)

@@ -8,6 +8,7 @@ process has file descriptors. Loopback only; every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from atoll.http.protocol import FD_RESERVE, ServerLimits, raise_fd_limit
+from atoll.http.protocol import FD_RESERVE, ServerLimits, _HeadHold, raise_fd_limit
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -248,3 +249,105 @@ def test_the_connection_cap_leaves_descriptors_for_the_rest() -> None:
     assert limits.per_loop_connections(4, fd_limit=1024) == (1024 - FD_RESERVE) // 4
     assert limits.per_loop_connections(4, fd_limit=1 << 20) == 1024
     assert limits.per_loop_connections(64, fd_limit=100) == 1
+
+
+# -- the response head goes out with the body ----------------------------------------------------
+
+
+class _Recorder:
+    """A transport that records what is written."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+def test_a_response_head_and_body_are_written_together() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        raw = _Recorder()
+        hold = _HeadHold(raw, loop)  # type: ignore[arg-type]
+        hold.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        assert raw.writes == []
+        hold.write(b"hi")
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"]
+        loop.run_until_complete(asyncio.sleep(0))  # the scheduled flush finds nothing held
+        assert len(raw.writes) == 1
+        assert hold.get_extra_info("peername") == "extra peername"  # the rest passes through
+    finally:
+        loop.close()
+
+
+def test_a_held_head_goes_out_on_the_next_iteration_and_before_a_close() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        raw = _Recorder()
+        hold = _HeadHold(raw, loop)  # type: ignore[arg-type]
+        hold.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # not held: the client waits for it
+        assert raw.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        hold.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert raw.writes[1:] == [b"HTTP/1.1 200 OK\r\n\r\n"]
+        hold.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        hold.close()
+        assert raw.writes[2:] == [b"HTTP/1.1 200 OK\r\n\r\n"]
+        assert raw.closed
+    finally:
+        loop.close()
+
+
+def test_a_head_sent_before_the_body_is_read_reaches_the_client(
+    serving: Callable[..., Server],
+) -> None:
+    server = serving()
+    with server.connect() as sock:
+        sock.sendall(b"POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:  # the app waits for the body: the head must come first
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed before sending the head"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"ping")
+        rest = head.partition(b"\r\n\r\n")[2]
+        while b"ping" not in rest:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed before sending the body"
+            rest += chunk
+        assert b"ping" in rest
+
+
+# -- proxy headers ----------------------------------------------------------------------------
+
+
+def _client_of(server: Server) -> bytes:
+    with server.connect() as sock:
+        sock.sendall(
+            b"GET /client HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            b"X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n"
+        )
+        status, body = parse(read_all(sock))
+    assert status == 200
+    return body
+
+
+def test_forwarded_headers_are_not_believed_by_default(serving: Callable[..., Server]) -> None:
+    assert _client_of(serving()) == b"127.0.0.1 http"
+
+
+def test_forwarded_headers_from_a_local_proxy_are_believed_when_asked(
+    serving: Callable[..., Server],
+) -> None:
+    assert _client_of(serving(proxy_headers=True)) == b"203.0.113.9 https"

@@ -64,6 +64,11 @@ def server_limit_options(command: F) -> F:
             type=click.IntRange(1, 1 << 20),
             help="MiB of request bodies a process holds at once (503 past it).",
         ),
+        click.option(
+            "--proxy-headers",
+            is_flag=True,
+            help="Believe X-Forwarded-For/-Proto from a proxy on 127.0.0.1 (client address, scheme).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -78,5 +83,6 @@ def server_limits(options: dict[str, Any]) -> tuple[ServerLimits, int]:
         max_connections=options.pop("max_connections"),
         max_head_bytes=options.pop("max_header_kib") * 1024,
         max_headers=options.pop("max_headers"),
+        proxy_headers=options.pop("proxy_headers"),
     )
     return limits, options.pop("body_memory_mb") * MIB

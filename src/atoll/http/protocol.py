@@ -77,6 +77,12 @@ class ServerLimits:
     """Bytes of a request's line and headers together (431 past it)."""
     max_headers: int = 256
     """Header lines in a request (431 past it)."""
+    proxy_headers: bool = False
+    """Take the client's address and scheme from ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` when the connection comes from 127.0.0.1 (a proxy on
+    the node). Off by default: a node that faces clients itself has no reason
+    to believe those headers, and each request would pass through one more ASGI
+    layer (uvicorn's ``ProxyHeadersMiddleware``) for nothing."""
 
     def per_loop_connections(self, loops: int, fd_limit: int | None = None) -> int:
         """Each event loop's share of :attr:`max_connections`, within ``fd_limit``
@@ -260,6 +266,9 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._head_started = False
         self.pool.done(self)
         super().on_headers_complete()
+        cycle = self.cycle  # made by uvicorn just now; its task has not run yet
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadHold(self.transport, self.loop)  # type: ignore[assignment]
 
     def _too_large(self) -> str:
         return f"the request's headers are over {self.limits.max_head_bytes} bytes"
@@ -292,6 +301,52 @@ class AtollHttpProtocol(HttpToolsProtocol):
     def eof_received(self) -> None:
         if self._lingering:
             self.transport.close()
+
+
+class _HeadHold:
+    """The transport a request's uvicorn cycle writes to: the response head is held
+    until the first write of the body and goes out with it, in one ``send()``.
+
+    uvicorn writes the head (``http.response.start``) and the body
+    (``http.response.body``) separately: two system calls, two TCP segments per
+    response, where one does. A held head never waits past the loop's next
+    iteration (a worker that streams its body, or pauses between the two
+    messages, still gets its head sent at once), and ``close()`` sends it first.
+    One per request; everything but ``write``/``close`` goes to the real transport.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data.startswith(b"HTTP/") and not data.startswith(b"HTTP/1.1 100 "):
+            self._held = data  # a response head (a 100 Continue goes at once)
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now (called on the loop's next iteration)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _Refused(Exception):

@@ -252,6 +252,7 @@ class _Control:
             loop="uvloop",
             http=protocol_class(self.limits, pool) if pool is not None else "httptools",
             timeout_keep_alive=self.limits.keep_alive_timeout,
+            proxy_headers=self.limits.proxy_headers,
             lifespan=lifespan,  # type: ignore[arg-type]
             # Configure logging once (the first Config), not once per loop.
             log_config=LOGGING_CONFIG if lifespan == "auto" else None,
