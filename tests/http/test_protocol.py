@@ -351,3 +351,18 @@ def test_forwarded_headers_from_a_local_proxy_are_believed_when_asked(
     serving: Callable[..., Server],
 ) -> None:
     assert _client_of(serving(proxy_headers=True)) == b"203.0.113.9 https"
+
+
+def test_a_websocket_upgrade_is_served_as_plain_http(serving: Callable[..., Server]) -> None:
+    server = serving()
+    with server.connect() as sock:
+        sock.sendall(
+            b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        head = b""
+        while b"hello" not in head:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {head!r}"
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 200 ")

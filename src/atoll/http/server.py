@@ -253,6 +253,9 @@ class _Control:
             http=protocol_class(self.limits, pool) if pool is not None else "httptools",
             timeout_keep_alive=self.limits.keep_alive_timeout,
             proxy_headers=self.limits.proxy_headers,
+            # Workers get no WebSocket here: an Upgrade request is served as plain HTTP
+            # (the worker sees the header), and the websockets package is never imported.
+            ws="none",
             lifespan=lifespan,  # type: ignore[arg-type]
             # Configure logging once (the first Config), not once per loop.
             log_config=LOGGING_CONFIG if lifespan == "auto" else None,

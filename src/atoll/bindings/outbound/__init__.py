@@ -9,8 +9,7 @@ See docs/outbound.md.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-import httpx
+from typing import TYPE_CHECKING
 
 from atoll.api import Headers, Request, Response
 from atoll.api.headers import HeadersInit
@@ -24,6 +23,9 @@ from atoll.bindings.outbound.client import (
     policy_of,
 )
 from atoll.bindings.outbound.policy import EgressPolicy, address_class
+
+if TYPE_CHECKING:  # imported on the first subrequest (see client.py)
+    import httpx
 
 __all__ = [
     "OUTBOUND",

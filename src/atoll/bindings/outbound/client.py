@@ -32,14 +32,14 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from atoll.bindings.outbound.policy import EgressPolicy, IPAddress, _shown
 from atoll.errors import EgressRefusedError, SubrequestError, SubrequestLimitError
 from atoll.manifest.schema import Limits
+
+if TYPE_CHECKING:  # httpx is imported on the first subrequest: it is most of a cold start's imports
+    import httpx
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -87,72 +87,6 @@ resolver: Resolver = system_resolve
 _SCHEME: contextvars.ContextVar[str] = contextvars.ContextVar("atoll_outbound_scheme", default="")
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks every address against the policy, connects to one that passed."""
-
-    def __init__(self, policy: EgressPolicy) -> None:
-        self.policy = policy
-        self.inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        scheme = _SCHEME.get() or ("https" if port == 443 else "http")
-        addresses = await resolver(host, port)
-        refusal: EgressRefusedError | None = None
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                self.policy.check_address(scheme, host.lower(), port, address)
-            except EgressRefusedError as exc:
-                refusal = refusal or exc
-                continue
-            try:  # the checked address, not the name: nothing resolves it again
-                return await self.inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc  # the next address that passed, if any
-        if failure is not None:
-            raise failure
-        if refusal is not None:
-            raise refusal
-        raise SubrequestError(f"fetch: {host!r} resolves to no address", reason="dns")
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise EgressRefusedError("fetch: unix sockets are never reachable", reason="scheme")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with the pool's network backend swapped for :class:`_PinnedBackend`."""
-
-    def __init__(self, policy: EgressPolicy) -> None:
-        super().__init__(trust_env=False, retries=0)
-        # httpx builds its pool without a backend argument; ours replaces it before first use.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            http1=True,
-            http2=False,
-            network_backend=_PinnedBackend(policy),
-        )
-
-
 class Upstream:
     """The clients of this process, one per (event loop, policy rules). Thread-safe."""
 
@@ -166,8 +100,12 @@ class Upstream:
         found = self._clients.get(key)
         if found is not None and found[0] is loop:
             return found[1]
+        import httpx
+
+        from atoll.bindings.outbound.transport import PinnedTransport
+
         client = httpx.AsyncClient(
-            transport=_PinnedTransport(policy),
+            transport=PinnedTransport(policy),
             follow_redirects=False,
             trust_env=False,
             timeout=None,
@@ -242,6 +180,8 @@ class Subrequests:
         Raises :class:`EgressRefusedError` (the policy), :class:`SubrequestLimitError`
         (``[limits] subrequests``) or :class:`SubrequestError` (network, timeout).
         """
+        import httpx
+
         pairs = [(str(k), str(v)) for k, v in headers]
         method = method.upper()
         redirected = False
@@ -290,6 +230,8 @@ class Subrequests:
     async def _one(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> httpx.Response:
+        import httpx
+
         shown = _shown(url)
         started = time.perf_counter()
         if self.count >= self.limits.subrequests:
@@ -357,6 +299,8 @@ class Subrequests:
 
     async def iter_body(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body of ``response`` in chunks, at most ``subrequest_response_mb`` in all."""
+        import httpx
+
         limit = self.limits.subrequest_response_mb * MIB
         size = 0
         try:
