@@ -31,6 +31,7 @@ from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.bindings.kv import host as kv_host
 from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, begin, policy_of
 from atoll.bindings.outbound import host as http_host
+from atoll.bindings.services import ServiceCaller, service_bindings
 from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
 from atoll.errors import (
@@ -290,8 +291,12 @@ def load_worker(
     runtime: Runtime | None = None,
     dev: bool = False,
     extra_bindings: BindingFactory | None = None,
+    services: ServiceCaller | None = None,
 ) -> Worker:
     """Load a worker folder (or an already-loaded manifest).
+
+    ``services`` runs the calls of its ``[[services]]`` bindings (the node's
+    workers); without it, a call fails saying where service bindings work.
 
     Raises :class:`~atoll.errors.ConfigError` for a bad manifest and
     :class:`~atoll.errors.WorkerLoadError` (or ``ModuleLoadError``) when a
@@ -326,6 +331,15 @@ def load_worker(
         bindings.update(blob_bindings(manifest))
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
+    if manifest.services:
+        if js:
+            raise ConfigError(
+                "key 'services': service bindings are not available to JavaScript entries yet",
+                path=str(manifest.path),
+                hint="call the other worker over HTTP for now (docs/services.md)",
+            )
+        entries = tuple((s.binding, s.service, s.entrypoint) for s in manifest.services)
+        bindings.update(service_bindings(manifest.name, entries, services))
     bindings.update(manifest.vars)
     assets = Assets.from_manifest(manifest)
     if assets is not None and manifest.assets is not None and manifest.assets.binding:

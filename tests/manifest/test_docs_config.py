@@ -191,7 +191,9 @@ WRANGLER_DOCUMENTED = [
 @pytest.mark.parametrize("key", WRANGLER_DOCUMENTED)
 def test_every_documented_wrangler_key_has_a_class(key: str) -> None:
     listed = {k for k, _, _, _ in key_classes()}
-    tables = {"limits", "build", "dev", "kv_namespaces", "rules", "assets", "site", "triggers"}
+    tables = {
+        "limits", "build", "dev", "kv_namespaces", "rules", "assets", "site", "triggers", "services"
+    }  # fmt: skip
     assert key in listed or key in tables, f"wrangler key '{key}' has no class in docs/config.md"
 
 

@@ -171,7 +171,7 @@ def test_full_sets_every_key(worker: Path) -> None:
         ("CACHE", "cache"),
         ("SESSIONS", "sessions:v1"),
     ]
-    assert full.binding_names == ("RUST_MODULE", "CACHE", "SESSIONS", "GREETING", "ASSETS")
+    assert full.binding_names == ("RUST_MODULE", "CACHE", "SESSIONS", "AUTH", "GREETING", "ASSETS")
     assert full.route_patterns == ("example.com/*", "*.example.com/api/*")
     assert full.build.watch_dir == ("src", "pkg")
 

@@ -24,6 +24,7 @@ from atoll.cli.common import (
 from atoll.cli.kv import STATE_DIR
 from atoll.cli.server_options import server_limit_options, server_limits
 from atoll.control.cron import MemoryClaims, Scheduler
+from atoll.control.services import LocalServices
 from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
 from atoll.errors import ConfigError
@@ -37,7 +38,7 @@ __all__ = ["dev"]
 
 
 @click.command()
-@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directories", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--host",
     "--ip",
@@ -113,7 +114,7 @@ __all__ = ["dev"]
 @config_options
 @server_limit_options
 def dev(
-    directory: Path,
+    directories: tuple[Path, ...],
     host: str | None,
     port: int | None,
     loops: int,
@@ -131,6 +132,10 @@ def dev(
 ) -> None:
     """Serve the worker in DIRECTORY (default: .) on http://HOST:PORT.
 
+    More folders after the first (atoll dev a/ b/) are loaded too, so that
+    service bindings ([[services]]) between them work; the first is the one
+    served (the others are not reloaded on change).
+
     KV namespaces live in DIRECTORY/.atoll/ (what `atoll kv` reads and
     writes), or in --persist-to DIR, unless --kv names another store. The
     build's output is shown as it runs. A change to the manifest, the
@@ -139,6 +144,7 @@ def dev(
     show as pages with tracebacks and wasm backtraces. Stop with Ctrl-C.
     """
     setup_logging(log_level)
+    directory = directories[0] if directories else Path(".")
     limits, body_memory = server_limits(limit_options)
     with fail_on_errors():
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
@@ -167,6 +173,7 @@ def dev(
                 limits=limits,
                 body_memory=body_memory,
                 test_scheduled=test_scheduled,
+                others=directories[1:],
             )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
@@ -229,13 +236,40 @@ def _serve(
     limits: ServerLimits,
     body_memory: int,
     test_scheduled: bool = False,
+    others: tuple[Path, ...] = (),
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
     manifest = load_config(directory, check_files=True, notices=False)
     if adjust is not None:
         manifest = adjust(manifest)
-    worker = load_worker(manifest, runtime=runtime, dev=True, extra_bindings=bindings)
+    siblings: dict[str, Worker] = {}
+
+    def workers() -> dict[str, Worker]:  # the entry as it is now (reloads swap it)
+        return {**siblings, router.worker.name: router.worker}
+
+    services = LocalServices(workers)
+    for folder in others:  # loaded once, for the entry's [[services]] to call
+        other = load_worker(
+            load_config(folder, check_files=True),
+            runtime=runtime,
+            dev=True,
+            extra_bindings=bindings,
+            services=services,
+        )
+        siblings[other.name] = other
+        stderr.print(f"service {other.name} loaded from {folder}", markup=False)
+    worker = load_worker(
+        manifest, runtime=runtime, dev=True, extra_bindings=bindings, services=services
+    )
+    for entry in worker.manifest.services:
+        if entry.service not in siblings and entry.service != worker.name:
+            raise ConfigError(
+                f"[[services]] binding {entry.binding!r} names worker {entry.service!r}, "
+                "which atoll dev was not given",
+                path=str(worker.manifest.path),
+                hint=f"pass its folder after this one: atoll dev {directory} path/to/{entry.service}/",
+            )
     housekeeping = KVHousekeeping(backend)
     router = SingleWorker(worker)
     reloader = DevReloader(
@@ -248,11 +282,10 @@ def _serve(
         report=lambda message: stderr.print(message, markup=False),
         config=manifest.path if selected_config()[0] is not None else None,
         env=selected_config()[1],
+        services=services,
     )
     # The worker's [triggers] crons run for real, each run printed (a reload keeps the times).
-    scheduler = Scheduler(
-        lambda: {router.worker.name: router.worker}, MemoryClaims(), on_run=(_print_run,)
-    )
+    scheduler = Scheduler(workers, MemoryClaims(), on_run=(_print_run,))
     app = AtollApp(
         router,
         dev=True,

@@ -93,6 +93,7 @@ class Deployer:
                 routes = routes_of(manifest)
                 if activate:
                     self._check_routes(name, routes)
+                self._check_services(manifest)
                 version = digest(staged)
                 new = not self.state.has_version(name, version)
                 if new:
@@ -193,6 +194,16 @@ class Deployer:
                 raise ControlError(
                     f"route {pattern!r} is already served by worker {other!r}",
                     hint=f"remove it from one of them (atoll delete {other} frees it)",
+                )
+
+    def _check_services(self, manifest: Manifest) -> None:
+        """Every ``[[services]]`` target is a worker deployed here (or the worker itself)."""
+        for entry in manifest.services:
+            if entry.service != manifest.name and self.state.active(entry.service) is None:
+                raise ControlError(
+                    f"[[services]] binding {entry.binding!r} names worker {entry.service!r}, "
+                    "which is not deployed on this node",
+                    hint=f"deploy {entry.service!r} first, then this worker",
                 )
 
     def _check_secrets(self, manifest: Manifest) -> None:

@@ -33,6 +33,7 @@ from atoll.control.channel import ProcessChannel
 from atoll.control.cron import Claims, Scheduler, SqliteClaims, log_run
 from atoll.control.metrics import Metrics
 from atoll.control.secret_store import SecretStore, secret_bindings
+from atoll.control.services import LocalServices
 from atoll.control.state import State
 from atoll.control.tail import TailSource, event
 from atoll.errors import AtollError
@@ -114,6 +115,11 @@ class Node:
             claims or SqliteClaims(state.root / "cron.sqlite"),
             on_run=(log_run, self.on_scheduled),
         )
+        #: Service bindings: calls between the workers this process serves (in process).
+        self.services = LocalServices(
+            lambda: {name: d.worker for name, d in self.deployments.items()},
+            on_result=(self.on_result,),
+        )
         self.app = AtollApp(
             self.table,
             dev=False,
@@ -165,6 +171,7 @@ class Node:
             runtime=self.runtime,
             dev=False,
             extra_bindings=bindings_for(self.secrets.values(name), self.extra_bindings),
+            services=self.services,
         )
         self._versions[worker] = version
         log.info("worker %s: version %s loaded", name, version[:12])

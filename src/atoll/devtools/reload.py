@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from atoll.bindings.services import ServiceCaller
 from atoll.devtools.build import run_build
 from atoll.errors import AtollError
 from atoll.http.app import SingleWorker
@@ -121,8 +122,11 @@ class DevReloader:
         debounce_ms: int = 150,
         config: Path | None = None,
         env: str | None = None,
+        services: ServiceCaller | None = None,
     ) -> None:
-        """``config``/``env``: the file and ``[env.NAME]`` the worker was loaded with (``-c``, ``--env``)."""
+        """``config``/``env``: the file and ``[env.NAME]`` the worker was loaded with (``-c``, ``--env``);
+        ``services``: what its ``[[services]]`` bindings call (``atoll dev a/ b/``)."""
+        self.services = services
         self.folder = folder.resolve()
         self.config = config
         self.env = env
@@ -229,7 +233,11 @@ class DevReloader:
             if self.adjust is not None:
                 loaded = self.adjust(loaded)
             worker = load_worker(
-                loaded, runtime=self.runtime, dev=True, extra_bindings=self.extra_bindings
+                loaded,
+                runtime=self.runtime,
+                dev=True,
+                extra_bindings=self.extra_bindings,
+                services=self.services,
             )
         except AtollError as exc:
             self.report(f"reload failed, still serving the last good version:\n{exc}")

@@ -33,6 +33,7 @@ __all__ = [
     "RouteSpec",
     "Rule",
     "Scope",
+    "ServiceBinding",
     "Site",
     "Triggers",
     "Wasi",
@@ -399,6 +400,32 @@ class KVNamespaceBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceBinding:
+    """One ``[[services]]`` entry: another worker of the node, bound into ``env``."""
+
+    binding: str = setting(
+        doc="Name under which the other worker appears in `env` (`env.AUTH`).",
+        example='binding = "AUTH"',
+        pattern=BINDING_PATTERN,
+    )
+    service: str = setting(
+        doc=(
+            "The other worker's `name`. `await env.AUTH.fetch(request)` calls it in the "
+            "same process, without a socket, under its own limits (see docs/services.md). "
+            "`atoll deploy` refuses a worker whose services are not deployed."
+        ),
+        example='service = "auth"',
+        pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+        pattern_hint="a worker name: lowercase letters, digits and dashes",
+    )
+    entrypoint: str | None = setting(
+        None,
+        doc="A named entrypoint of the other worker. Not supported yet: a set value fails the load.",
+        example='entrypoint = "AdminApi"',
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Assets:
     """``[assets]``: static files served the way Workers serves them (ETag, 304, Range)."""
 
@@ -682,6 +709,12 @@ class Manifest:
         example='[[kv_namespaces]]\nbinding = "CACHE"\nid = "cache"',
         scope=Scope.NOT_INHERITED,
     )
+    services: tuple[ServiceBinding, ...] = setting(
+        default_factory=tuple,
+        doc="Other workers of the node bound into `env` (see `[[services]]`).",
+        example='[[services]]\nbinding = "AUTH"\nservice = "auth"',
+        scope=Scope.NOT_INHERITED,
+    )
     vars: dict[str, Any] = setting(
         default_factory=dict,
         doc=(
@@ -782,6 +815,7 @@ class Manifest:
         """Every name this manifest puts into ``env``, in declaration order."""
         names = list(self.wasm_modules)
         names += [kv.binding for kv in self.kv_namespaces]
+        names += [service.binding for service in self.services]
         names += list(self.vars)
         if self.assets is not None and self.assets.binding:
             names.append(self.assets.binding)
@@ -860,11 +894,6 @@ WRANGLER_KEYS: dict[str, WranglerKey] = {
     "dev.container_engine": _notice(_T, "atoll runs no containers"),
     "site.entry-point": _notice(_T, "wrangler 1 Workers Sites entry; atoll reads main"),
     # -- refused: atoll cannot honour them ---------------------------------------------
-    "services": _refused(
-        _N,
-        "service bindings are not supported yet (issue 15): env.BINDING would be missing",
-        "remove [[services]] until they land, or call the other worker over HTTP",
-    ),
     "durable_objects": _refused(
         _N, "atoll has no Durable Objects", "keep state in KV, or run this worker on Workers"
     ),
