@@ -255,6 +255,28 @@ def test_a_node_started_late_serves_the_active_versions(platform: Platform, tmp_
         late.stop()
 
 
+def test_a_node_without_the_key_serves_the_workers_it_can(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(platform.node(0), write_worker(tmp_path / "w", "keyless", 4))
+    with platform.node(0).client() as client:
+        client.put_secret("keyed", "API_KEY", "only-for-key-holders")
+    deploy(platform.node(0), write_worker(tmp_path / "k", "keyed", 5))
+    monkeypatch.setenv("ATOLL_CLUSTER_KEYS", Keyring.generate())  # not the cluster's key
+    stranger = start_serve(
+        tmp_path / "stranger", "--cluster", platform.redis.url, "--node-id", "stranger",
+    )  # fmt: skip
+    try:
+        assert stranger.get("keyless.localhost").text == label(4)
+        assert stranger.get("keyed.localhost").status_code == 404  # not served without them
+        assert httpx.get(stranger.admin + "/health").json()["status"] == "ready"
+    finally:
+        stranger.stop()
+    assert "worker keyed: secrets not mirrored" in stranger.log()
+    assert "key this node does not hold" in stranger.log()
+    assert "only-for-key-holders" not in stranger.log()
+
+
 def test_redis_down_nodes_serve_refuse_changes_and_catch_up(
     platform: Platform, tmp_path: Path
 ) -> None:

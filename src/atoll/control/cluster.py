@@ -626,7 +626,12 @@ class ClusterDeployer(Deployer):
         store: SecretStore = self.secrets
         for name, rev in target.secrets.items():
             if self._secret_revs.get(name) != rev:
-                store.replace(name, self.cluster.secret_values(name))
+                try:
+                    store.replace(name, self.cluster.secret_values(name))
+                except ControlError as exc:  # a key this node lacks: the worker stays as it was
+                    errors[name] = str(exc)
+                    log.error("worker %s: secrets not mirrored: %s", name, exc)
+                    continue
                 self._secret_revs[name] = rev
         for name in list(self._secret_revs) + store.workers():
             if name not in target.secrets:
@@ -642,6 +647,8 @@ class ClusterDeployer(Deployer):
         for name, entry in target.workers.items():
             pointer = target.pointer(name)
             assert pointer is not None
+            if name in errors:
+                continue
             try:
                 if not self.state.has_version(name, pointer.version):
                     self._fetch(name, pointer.version)

@@ -102,7 +102,12 @@ class ClusterLink:
                     log.warning("cluster store answers again; node in sync at rev %d",
                                 self.cluster.applied)  # fmt: skip
                 self._was_down = False
-            except RedisError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down, or anything else: logged, tried again
+                if not isinstance(exc, RedisError):
+                    log.exception("cluster sync failed; trying again in %.0f s", POLL)
+                    continue
                 self.cluster.up = False
                 self.failures += 1
                 if not self._was_down:
