@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.hostile            # ~3 minutes; writes docs/benchmarks/hostile.md
+    python -m benchmarks.hostile            # ~4 minutes; writes docs/benchmarks/hostile.md
     python -m benchmarks.hostile --quick    # ~30 s; writes build/benchmarks/hostile-quick.md
 
 One ``atoll dev`` node (default options: 4 event loops, the server limits of
@@ -15,11 +15,11 @@ routes are hostile guests, each a fresh instance of an inline-WAT module under
 
 A prober asks for ``/hello`` every 10 ms, each time on a new connection (a new
 client), with a 5 s timeout, and records the latency of each answer and every
-failure. It runs with no attack, then during each attack in turn, then with no
-attack again, in one run of one node, with a pause between attacks; the
-baseline pools the two no-attack phases. For each phase the table gives the
-prober's p50 and p99, p99 over the baseline's p99, its failures, what the
-attacker's own requests got, and the node's largest RSS.
+failure. For each attack in turn, in one run of one node, it runs with no
+attack, then during the attack, then pauses. For each attack the table gives
+the prober's p99 just before it, its p50 and p99 during it, the ratio of the
+two p99s, its failures, what the attacker's own requests got, and the node's
+largest RSS.
 
 Attackers run in a child process at nice 19 (:class:`Attack`): on one machine
 they stand for clients elsewhere, so the numbers are what an attack costs the
@@ -38,9 +38,10 @@ phase ends):
   empty iovecs in a loop), ``path_open loop`` (opens a granted file until
   refused, never closing).
 
-The target: p99 under attack at most 3x the baseline's, for every attack that
-does not occupy every event loop (none of these does). Loopback only; numbers
-depend on the machine and on what else runs on it (the header says what ran).
+The target: p99 under attack at most 3x the p99 with no attack just before, for
+every attack that does not occupy every event loop (none of these does).
+Loopback only; numbers depend on the machine and on what else runs on it (the
+header says what ran).
 """
 
 from __future__ import annotations
@@ -419,7 +420,12 @@ class Phase:
     failures: int
     rss_max: float
     attacker: str = ""
-    attack: bool = True
+    before: Phase | None = None
+    """The no-attack phase measured just before this attack: what it is compared with."""
+
+    def ratio(self) -> float:
+        assert self.before is not None
+        return self.p(0.99) / self.before.p(0.99)
 
     def p(self, q: float) -> float:
         if not self.latencies:
@@ -451,7 +457,7 @@ def probe(node: Node, seconds: float, every: float = 0.01) -> tuple[list[float],
 
 
 def run(quick: bool, seconds: float, log: Callable[[str], None] = print) -> list[Phase]:
-    """Start the node, measure the baseline, then each attack in turn; stop the node."""
+    """Start the node; for each attack, measure with no attack, then under it; stop the node."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096 <= hard or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attackers' sockets
@@ -461,45 +467,33 @@ def run(quick: bool, seconds: float, log: Callable[[str], None] = print) -> list
         node = start_node(folder, Path(tmp) / "node.log")
         try:
             probe(node, min(1.0, seconds))  # warm up: imports, compiled modules, first instances
-            phases.append(Phase("no attack (first)", *probe(node, seconds), attack=False))
-            log(_line(phases[-1], phases[0]))
             for attack in attacks(quick):
+                quiet = Phase("no attack", *probe(node, seconds))
                 with attack.running(node.port):
                     time.sleep(min(1.0, seconds / 2))  # let the attack build up
-                    phase = Phase(attack.name, *probe(node, seconds))
+                    phase = Phase(attack.name, *probe(node, seconds), before=quiet)
                 phase.attacker = ", ".join(
                     f"{what}: {n}" for what, n in sorted(attack.outcomes.items())
                 )
+                phases.append(phase)
                 if node.proc.poll() is not None:
                     phase.attacker += f"; THE NODE EXITED ({node.proc.returncode})"
-                    phases.append(phase)
-                    log(_line(phase, phases[0]))
+                    log(_line(phase))
                     break
-                phases.append(phase)
-                log(_line(phase, phases[0]))
+                log(_line(phase))
                 time.sleep(min(1.0, seconds))  # what the attack left is closed or times out
-            else:
-                phases.append(Phase("no attack (last)", *probe(node, seconds), attack=False))
-                log(_line(phases[-1], phases[0]))
         finally:
             node.stop()
     return phases
 
 
-def _line(phase: Phase, base: Phase) -> str:
+def _line(phase: Phase) -> str:
+    assert phase.before is not None
     return (
-        f"{phase.name:32} p50 {phase.p(0.5):7.2f} ms  p99 {phase.p(0.99):7.2f} ms "
-        f"({phase.p(0.99) / base.p(0.99):5.1f}x)  failed {phase.failures}  "
-        f"RSS {phase.rss_max:.0f} MiB  attacker: {phase.attacker}"
+        f"{phase.name:32} p99 {phase.before.p(0.99):6.2f} ms before, under attack p50 "
+        f"{phase.p(0.5):6.2f} ms p99 {phase.p(0.99):7.2f} ms ({phase.ratio():5.1f}x)  "
+        f"failed {phase.failures}  RSS {phase.rss_max:.0f} MiB  attacker: {phase.attacker}"
     )
-
-
-def baseline(phases: list[Phase]) -> Phase:
-    """The no-attack phases (first and last) pooled: what each attack is compared with."""
-    quiet = [p for p in phases if not p.attack]
-    pooled = [ms for p in quiet for ms in p.latencies]
-    failures = sum(p.failures for p in quiet)
-    return Phase("baseline", pooled, failures, max(p.rss_max for p in quiet), attack=False)
 
 
 def render(
@@ -510,22 +504,23 @@ def render(
     elapsed: float,
     load: tuple[float, float] = (0.0, 0.0),
 ) -> str:
-    base = baseline(phases)
     rows = [
-        "| phase | requests | p50 ms | p99 ms | p99 / baseline | failed | node RSS max MiB "
-        "| target (≤ 3x) | what the attacker's requests got |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| attack | no attack just before: p99 ms | under attack: requests | p50 ms | p99 ms "
+        "| p99 / before | failed | node RSS max MiB | target (≤ 3x) "
+        "| what the attacker's requests got |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for phase in phases:
-        ratio = phase.p(0.99) / base.p(0.99)
-        verdict = "—" if not phase.attack else ("met" if ratio <= TARGET else "**missed**")
+        assert phase.before is not None
+        verdict = "met" if phase.ratio() <= TARGET else "**missed**"
         rows.append(
-            f"| {phase.name} | {len(phase.latencies) + phase.failures} | {phase.p(0.5):.2f} "
-            f"| {phase.p(0.99):.2f} | {ratio:.1f}x | {phase.failures} | {phase.rss_max:.0f} "
-            f"| {verdict} | {phase.attacker or '—'} |"
+            f"| {phase.name} | {phase.before.p(0.99):.2f} "
+            f"| {len(phase.latencies) + phase.failures} | {phase.p(0.5):.2f} "
+            f"| {phase.p(0.99):.2f} | {phase.ratio():.1f}x | {phase.failures} "
+            f"| {phase.rss_max:.0f} | {verdict} | {phase.attacker or '—'} |"
         )
-    attacked = [p for p in phases if p.attack]
-    met = sum(1 for p in attacked if p.p(0.99) / base.p(0.99) <= TARGET)
+    met = sum(1 for p in phases if p.ratio() <= TARGET)
+    quiet_failures = sum(p.before.failures for p in phases if p.before is not None)
     command = "python -m benchmarks.hostile" + (" --quick" if quick else "")
     return "\n".join(
         [
@@ -542,12 +537,12 @@ def render(
             f"One `atoll dev` node (4 event loops, `ulimit -n` {NODE_NOFILE[0]}, hard limit "
             f"{NODE_NOFILE[1]}); a new "
             "client asks for `/hello` every 10 ms. Target: p99 under attack at most "
-            f"{TARGET:g}x the baseline's for every attack that does not occupy every "
+            f"{TARGET:g}x the p99 just before it for every attack that does not occupy every "
             "event loop (none of these does: the guest attacks keep one request in "
-            f"flight). **{met} of {len(attacked)} attacks met it** in this run. The "
-            f"baseline pools the no-attack phases run first and last (p99 "
-            f"{base.p(0.99):.2f} ms over {len(base.latencies)} requests), so that a "
-            "machine that got busier or quieter during the run shows.",
+            f"flight). **{met} of {len(phases)} attacks met it** in this run. Each "
+            "attack is compared with a no-attack phase of the same length measured just "
+            "before it, so that a machine that got busier or quieter during the run "
+            f"moves both (no-attack requests that failed, over all: {quiet_failures}).",
             "",
             *rows,
             "",
