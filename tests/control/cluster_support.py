@@ -22,7 +22,7 @@ import httpx
 from atoll.cli.cluster import nginx_config
 from tests.control.serving import Node, start_serve
 
-__all__ = ["KEY", "Nginx", "Platform", "Redis", "free_port"]
+__all__ = ["KEY", "Nginx", "Platform", "Redis", "Sentinel", "free_port"]
 
 #: A fixed Fernet key for the tests (never used anywhere else).
 KEY = "iblGNr2F0_QxBipyTppLb_SZ94xSRLO6l8abMuttRxc="
@@ -80,6 +80,39 @@ class Redis:
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+class Sentinel:
+    """One ``redis-server --sentinel`` watching ``master_port`` as the service ``atoll``."""
+
+    def __init__(self, folder: Path, master_port: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.conf = folder / "sentinel.conf"
+        self.conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {folder}\n"
+            f"sentinel monitor atoll 127.0.0.1 {master_port} 1\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/atoll/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed: run scripts/setup.sh"
+        self.proc = subprocess.Popen(
+            [binary, str(self.conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port, self.proc, "redis-sentinel")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(timeout=10)
 
 

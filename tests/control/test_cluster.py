@@ -36,7 +36,7 @@ from atoll.control.cluster import (
 from atoll.control.cron import RunHook, Scheduler, SqliteClaims
 from atoll.errors import ConfigError, ControlError
 from atoll.worker import Runtime, Worker, load_worker
-from tests.control.cluster_support import KEY, Platform, free_port
+from tests.control.cluster_support import KEY, Platform, Sentinel, free_port
 from tests.control.load import Load, Record
 from tests.control.serving import deploy, run_cli, start_serve, write_worker
 from tests.support import WorkerFactory
@@ -243,16 +243,24 @@ def test_a_node_started_late_serves_the_active_versions(platform: Platform, tmp_
     deploy(platform.node(0), write_worker(tmp_path / "w", "early", 3))
     with platform.node(0).client() as client:
         client.put_secret("early", "API_KEY", "known-before")
-    late = start_serve(
-        tmp_path / "late", "--cluster", platform.redis.url, "--node-id", "late",
-        "--log-level", "warning",
-    )  # fmt: skip
+    sentinel = Sentinel(tmp_path / "sentinel", platform.redis.port)
+    sentinel.start()  # the late node finds the master through Sentinel
     try:
-        assert late.get("early.localhost").text == label(3)  # its first answer
-        assert late.get("early.localhost", "/secret").text == "known-before"
-        assert httpx.get(late.admin + "/health").json()["status"] == "ready"
+        late = start_serve(
+            tmp_path / "late", "--cluster", sentinel.url, "--kv", platform.redis.url,
+            "--node-id", "late", "--log-level", "warning",
+        )  # fmt: skip
+        try:
+            assert late.get("early.localhost").text == label(3)  # its first answer
+            assert late.get("early.localhost", "/secret").text == "known-before"
+            assert httpx.get(late.admin + "/health").json()["status"] == "ready"
+            with late.client() as client:  # and it takes changes for the whole cluster
+                client.put_secret("early", "API_KEY", "from-late")
+            assert platform.node(1).get("early.localhost", "/secret").text == "from-late"
+        finally:
+            late.stop()
     finally:
-        late.stop()
+        sentinel.stop()
 
 
 def test_a_node_without_the_key_serves_the_workers_it_can(
