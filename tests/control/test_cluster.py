@@ -243,6 +243,12 @@ def test_a_node_started_late_serves_the_active_versions(platform: Platform, tmp_
     deploy(platform.node(0), write_worker(tmp_path / "w", "early", 3))
     with platform.node(0).client() as client:
         client.put_secret("early", "API_KEY", "known-before")
+    # a worker that calls another whose name sorts after it: the late node copies both
+    deploy(platform.node(0), write_worker(tmp_path / "back", "zz-back", 7))
+    front = write_worker(tmp_path / "front", "aa-front", 8)
+    with (front / "atoll.toml").open("a") as toml:
+        toml.write('[[services]]\nbinding = "BACK"\nservice = "zz-back"\n')
+    deploy(platform.node(1), front)
     sentinel = Sentinel(tmp_path / "sentinel", platform.redis.port)
     sentinel.start()  # the late node finds the master through Sentinel
     try:
@@ -253,6 +259,8 @@ def test_a_node_started_late_serves_the_active_versions(platform: Platform, tmp_
         try:
             assert late.get("early.localhost").text == label(3)  # its first answer
             assert late.get("early.localhost", "/secret").text == "known-before"
+            assert late.get("aa-front.localhost").text == label(8)
+            assert late.get("zz-back.localhost").text == label(7)
             assert httpx.get(late.admin + "/health").json()["status"] == "ready"
             with late.client() as client:  # and it takes changes for the whole cluster
                 client.put_secret("early", "API_KEY", "from-late")
