@@ -14,6 +14,7 @@ object of :class:`~atoll.http.server.ServerLimits` fields.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -81,6 +82,10 @@ class SpinApp:
             ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
             self.spin(ms)
             body = f"spun {ms}".encode()
+        elif scope["path"] == "/sleep":  # in a request without holding the loop
+            ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
+            await asyncio.sleep(ms / 1000)
+            body = f"slept {ms}".encode()
         elif scope["path"] == "/client":
             body = f"{scope['client'][0]} {scope['scheme']}".encode()
         elif scope["path"] == "/stream":

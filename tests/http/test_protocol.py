@@ -64,11 +64,13 @@ def parse(raw: bytes) -> tuple[int, bytes]:
     return status, body
 
 
-def start(limits: dict[str, object], preexec: Callable[[], None] | None = None) -> Server:
+def start(
+    limits: dict[str, object], preexec: Callable[[], None] | None = None, loops: int = 2
+) -> Server:
     env = {**os.environ, "ATOLL_TEST_LIMITS": json.dumps(limits)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_server_app.py"), "2", "2"],
+        [sys.executable, str(HERE / "_server_app.py"), str(loops), "2"],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
@@ -90,8 +92,8 @@ def start(limits: dict[str, object], preexec: Callable[[], None] | None = None) 
 def serving() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def make(preexec: Callable[[], None] | None = None, **limits: object) -> Server:
-        server = start(limits, preexec)
+    def make(preexec: Callable[[], None] | None = None, loops: int = 2, **limits: object) -> Server:
+        server = start(limits, preexec, loops)
         started.append(server)
         return server
 
@@ -366,3 +368,34 @@ def test_a_websocket_upgrade_is_served_as_plain_http(serving: Callable[..., Serv
             assert chunk, f"closed after {head!r}"
             head += chunk
     assert head.startswith(b"HTTP/1.1 200 ")
+
+
+def test_past_the_cap_the_longest_idle_connection_makes_room(
+    serving: Callable[..., Server],
+) -> None:
+    server = serving(loops=1, max_connections=2)
+    first, second = server.connect(), server.connect()
+    try:
+        first.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")  # then idle (keep-alive)
+        assert first.recv(65536).endswith(b"hello")
+        second.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert second.recv(65536).endswith(b"hello")
+        assert server.get() == (200, b"hello")  # a third client: the cap is 2
+        assert first.recv(65536) == b""  # the longest idle was closed for it
+    finally:
+        first.close()
+        second.close()
+
+
+def test_past_the_cap_with_every_connection_in_a_request_the_new_one_gets_503(
+    serving: Callable[..., Server],
+) -> None:
+    server = serving(loops=1, max_connections=1)
+    with server.connect() as busy:
+        busy.sendall(b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)  # the request is in flight
+        status, body = server.get()
+        assert status == 503
+        assert b"connection limit" in body
+        assert parse(read_all(busy)) == (200, b"slept 1500")
+    assert server.get() == (200, b"hello")
