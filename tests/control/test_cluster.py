@@ -25,8 +25,11 @@ from click.testing import CliRunner
 
 from atoll.cli.cluster import cluster as cluster_command
 from atoll.cli.deploy import deploy as deploy_command
+from atoll.control.bundle import pack
 from atoll.control.cluster import (
     STATE,
+    Cluster,
+    ClusterDeployer,
     ClusterState,
     Keyring,
     RedisClaims,
@@ -34,6 +37,7 @@ from atoll.control.cluster import (
     secrets_key,
 )
 from atoll.control.cron import RunHook, Scheduler, SqliteClaims
+from atoll.control.state import State
 from atoll.errors import ConfigError, ControlError
 from atoll.worker import Runtime, Worker, load_worker
 from tests.control.cluster_support import KEY, Platform, Sentinel, free_port
@@ -452,3 +456,33 @@ def test_nginx_config_command() -> None:
     bad = runner.invoke(cluster_command, ["nginx-config", "--nodes", "nohost"])
     assert bad.exit_code != 0
     assert "HOST:PORT" in bad.output
+
+
+def test_a_change_redis_refuses_midway_is_undone_on_the_node(
+    platform: Platform, tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node checks and stores a change, then Redis fails before the commit: the node's
+    folder goes back to the cluster's state, or is marked stale until Redis answers."""
+    deploy(platform.node(0), write_worker(tmp_path / "w", "midway", 1))
+    state = State(tmp_path / "node")
+    state.prepare()
+    cluster = Cluster(platform.redis.url, "midway-node", Keyring([KEY]))
+    deployer = ClusterDeployer(state, runtime, cluster)
+    try:
+        deployer.mirror(cluster.read())
+        active = state.active("midway")
+        assert active is not None
+
+        def refuse(*_: object) -> ClusterState:
+            cluster.redis = connect(f"redis://127.0.0.1:{free_port()}/0")  # Redis goes away
+            raise ControlError("the cluster store (Redis) is unreachable: gone")
+
+        monkeypatch.setattr(cluster, "activate", refuse)
+        with pytest.raises(ControlError, match="unreachable"):
+            deployer.upload("midway", pack(write_worker(tmp_path / "w", "midway", 2)))
+        assert cluster.stale  # the folder could not be put back yet
+        cluster.redis = connect(platform.redis.url)  # Redis answers again: the link mirrors
+        assert deployer.mirror(cluster.read()) == {}
+        assert state.active("midway") == active
+    finally:
+        cluster.close()

@@ -252,6 +252,9 @@ class Cluster:
         """The newest rev this node has read from Redis."""
         self.seen: dict[str, dict[str, Any]] = {}
         """Live nodes as of the last heartbeat: id → {rev, seen}."""
+        self.stale = False
+        """The state folder may differ from the cluster (a change Redis refused midway):
+        mirror it again as soon as Redis answers, whatever the rev."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -526,8 +529,10 @@ class ClusterDeployer(Deployer):
         try:
             committed = work()
         except BaseException:
+            self.cluster.stale = True  # the folder may hold the refused change
             with contextlib.suppress(AtollError, RedisError, OSError):
-                self.mirror(self.current)  # undo what the local check wrote
+                if not self.mirror(self.current):  # undo what the local check wrote
+                    self.cluster.stale = False
             raise
         self.mirror(committed)
         return committed

@@ -93,7 +93,7 @@ class ClusterLink:
             self.wake.clear()
             try:
                 state = await asyncio.to_thread(self.cluster.read)
-                if state.rev != self.cluster.applied:
+                if state.rev != self.cluster.applied or self.cluster.stale:
                     await self.resync()
                 await asyncio.to_thread(self._beat)
                 if not self.cluster.up:

@@ -513,9 +513,10 @@ class Supervisor:
         deployer = self._cluster_deployer()
         async with self._lock:
             target = await asyncio.to_thread(self.cluster.read)
-            if target.rev == self.cluster.applied:
+            if target.rev == self.cluster.applied and not self.cluster.stale:
                 return
             errors = await asyncio.to_thread(deployer.mirror, target)
+            self.cluster.stale = False
             await self._sync_all()
             if errors:  # not reported as served: tried again at the next poll
                 return
