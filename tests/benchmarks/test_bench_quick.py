@@ -87,7 +87,7 @@ def test_servers_answer_the_same(workerd: Path, workdir: Path) -> None:
 
 def test_limits_side_by_side(workerd: Path) -> None:
     rows = {
-        (r.runtime, r.guest.split(" (")[0]): r for r in run_limits(wait=2.0, log=lambda *_: None)
+        (r.runtime, r.guest.split(" (")[0]): r for r in run_limits(wait=6.0, log=lambda *_: None)
     }
     atoll = {
         guest: rows["atoll", guest] for guest in ("stack overflow", "memory bomb", "infinite loop")
