@@ -115,6 +115,9 @@ def test_metadata_is_refused_even_when_allowed() -> None:
     with pytest.raises(EgressRefusedError, match="metadata") as info:
         policy.check_address("http", "169.254.169.254", 80, ipaddress.ip_address("169.254.169.254"))
     assert info.value.reason == "metadata"
+    six_to_four = EgressPolicy.from_config(["*://[2002::/16]:*"], [])  # carries 169.254.169.254
+    with pytest.raises(EgressRefusedError, match="metadata"):
+        six_to_four.check_address("http", "x.test", 80, ipaddress.ip_address("2002:a9fe:a9fe::"))
 
 
 def test_a_denial_wins() -> None:

@@ -247,7 +247,8 @@ class EgressPolicy:
 
     def check_address(self, scheme: str, host: str, port: int, address: IPAddress) -> None:
         """Refuse connecting to ``address`` for ``scheme://host:port`` (after DNS)."""
-        if address in METADATA_ADDRESSES:
+        kind = address_class(address)
+        if kind == "cloud metadata":  # itself, or an IPv6 form that carries it
             raise EgressRefusedError(
                 f"fetch {scheme}://{host}:{port}: {host} is at {address}, a cloud metadata "
                 "address; atoll never lets a worker reach it",
@@ -265,7 +266,6 @@ class EgressPolicy:
                     f"[outbound] denied_hosts entry {pattern.text!r}",
                     reason="denied",
                 )
-        kind = address_class(address)
         if self.allowed:
             covering = [p for p in self.allowed if p.matches(scheme, host, port, address)]
             if not covering:
