@@ -296,6 +296,8 @@ def _serve(
     )
 
     def ready(bound_host: str, bound_port: int) -> None:
+        if reload:  # once serving: watching (and importing watchfiles) is off the start-up path
+            reloader.start()
         namespaces = worker.manifest.kv_namespaces
         if namespaces:
             names = ", ".join(entry.binding for entry in namespaces)
@@ -320,8 +322,6 @@ def _serve(
             markup=True,
         )
 
-    if reload:
-        reloader.start()
     try:
         serve(
             app,

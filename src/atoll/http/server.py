@@ -147,8 +147,10 @@ def serve(
     listener = bind(host, port) if sock is None else sock
     old_interval = sys.getswitchinterval()
     # What exists now (modules, loaded workers, compiled code) lives as long as the
-    # server: out of the collector's sight, full collections stay cheap.
-    gc.collect()
+    # server: out of the collector's sight, full collections stay cheap. Only the young
+    # generations are collected first: a full collection here is most of the time from
+    # launch to listening, for a few hundred objects of import-time garbage.
+    gc.collect(1)
     gc.freeze()
     try:
         listener.listen(_BACKLOG)
