@@ -313,8 +313,18 @@ def load_js_entry(
     from atoll.entries.js.isolate import JsIsolate
 
     probe = JsIsolate(worker)
-    probe.dispose()
-    return JsEntry(worker)
+    entry = JsEntry(worker)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        probe.dispose()
+    else:
+        # Loaded on a serving loop's thread: the checked isolate serves that thread's first
+        # request (a new isolate costs the Web API bundle's parse and run).
+        table = _isolates()
+        _sweep(table)
+        table[entry._ref] = probe
+    return entry
 
 
 # -- fetch() subrequests ---------------------------------------------------------------------------

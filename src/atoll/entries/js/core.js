@@ -369,11 +369,12 @@
       ([status, statusText, headers, responseBody]) => {
         record.meta = JSON_stringify([status, statusText, headers]);
         record.body = responseBody;
-        py.settle(slot, "response");
+        // The response goes to the host with the settle: no second call into the isolate.
+        py.settle(slot, "response", collect(slot));
       },
       (err) => {
         record.error = describe(err);
-        py.settle(slot, "error");
+        py.settle(slot, "error", collect(slot));
       },
     );
   }
@@ -410,7 +411,7 @@
     requests.delete(slot);
     dropTimers(slot);
   }
-  // One call for what the host needs once the response settled: "E" + the error's JSON, or
+  // What the host needs once the response settled (passed with py.settle): "E" + the error's JSON, or
   // "R"/"W" + the response's [status, statusText, headers] JSON + "\n" + its body (binary
   // string). "W": waitUntil work is pending (settles "waited" later); "R": the request is
   // finished here.

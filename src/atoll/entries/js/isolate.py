@@ -1,7 +1,8 @@
 """One V8 isolate running one worker on one serving thread, and the requests in it.
 
-Created on the first request a serving thread gives the worker (and once at
-load, to check the worker, then dropped); reused by every later request of
+Created at load, to check the worker (kept as the loading thread's isolate
+when that thread runs an event loop, else dropped), and on the first request
+any other serving thread gives the worker; reused by every later request of
 that worker on that thread, so globals persist between requests as they do in
 a warm Workers isolate. Replaced after a limit stopped a call in it (its state
 may be half-updated, its heap full) and on reload/deploy (a new worker).
@@ -110,7 +111,7 @@ _MAKE_CORE_HOST = """(function (op, settle, timer, clearTimer) {
   "use strict";
   globalThis.__atoll_core_host = Object.freeze({
     op: (slot, id, kind, args, body) => { op(slot, id, String(kind), String(args), body === null ? null : String(body)); },
-    settle: (slot, kind) => { settle(slot, String(kind)); },
+    settle: (slot, kind, text) => { settle(slot, String(kind), text === undefined ? null : String(text)); },
     timer: (slot, id, ms) => { if (!timer(slot, id, ms)) throw new RangeError("too many timers pending in this request"); },
     clearTimer: (id) => { clearTimer(Number(id)); },
   });
@@ -131,6 +132,9 @@ class _Record:
     finished: bool = False
     #: The core already dropped the request (collect() without waitUntil work).
     collected: bool = False
+    #: What the core's collect() gave with the "response"/"error" settle: "E" + the error's
+    #: JSON, or "R"/"W" + the response's meta JSON + "\n" + its body.
+    text: str | None = None
 
     def busy(self) -> bool:
         return self.ops > 0 or bool(self.timers)
@@ -340,10 +344,8 @@ class JsIsolate:
                         hint="a timer or subrequest kept the request waiting",
                     ) from None
             done.result()  # raises what ended the request meanwhile (a limit, a reset)
-            # Made first: waitUntil promises that already settled report during collect().
-            waited: asyncio.Future[str] = loop.create_future()
-            record.waited = waited
-            text: str = self.call(record, "collect", slot)
+            text = record.text
+            assert text is not None  # set with the settle that resolved `done`
             if text[0] == "E":
                 record.collected = True
                 record.waited = None
@@ -501,10 +503,16 @@ class JsIsolate:
         if not self.broken:
             self._enter_event(record, "complete", op_id, ok, meta, data)
 
-    def _settle(self, slot: int, kind: str) -> None:
+    def _settle(self, slot: int, kind: str, text: str | None) -> None:
         record = self._record(slot)
         if record is None:
             return
+        if text is not None:
+            # The response (or error) itself, collected in JS as it settled (one crossing).
+            record.text = text
+            if text[0] == "W" and self._loop is not None:
+                # Made now: waitUntil promises that already settled report right after.
+                record.waited = self._loop.create_future()
         future = record.waited if kind == "waited" else record.done
         if future is not None and not future.done():
             future.set_result(kind)
