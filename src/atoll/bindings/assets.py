@@ -38,17 +38,15 @@ import stat
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
-
-from starlette.datastructures import Headers as StarletteHeaders
-from starlette.responses import FileResponse, RedirectResponse
-from starlette.responses import Response as StarletteResponse
-from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from atoll.api import Headers, Request, Response
 from atoll.errors import ConfigError
 from atoll.manifest import Manifest
+
+if TYPE_CHECKING:  # starlette is imported when a worker has assets, not at start-up
+    from starlette.responses import Response as StarletteResponse
 
 __all__ = ["Assets", "AssetsBinding"]
 
@@ -100,6 +98,8 @@ class Assets:
         self.run_worker_first = run_worker_first
         self.include = include
         self.exclude = exclude
+        from starlette.staticfiles import StaticFiles
+
         self._files = StaticFiles(directory=self.directory, check_dir=False)
 
     @classmethod
@@ -221,6 +221,10 @@ class Assets:
     # -- serving ---------------------------------------------------------------------------
 
     def _response(self, found: _File | _Redirect, scope: Scope, query: bytes) -> StarletteResponse:
+        from starlette.datastructures import Headers as StarletteHeaders
+        from starlette.responses import FileResponse, RedirectResponse
+        from starlette.staticfiles import NotModifiedResponse
+
         if isinstance(found, _Redirect):
             location = found.location + ("?" + query.decode("latin-1") if query else "")
             return RedirectResponse(location, status_code=307)
@@ -258,6 +262,8 @@ class Assets:
             found = self.not_found(path)
         response: StarletteResponse
         if found is None:
+            from starlette.responses import Response as StarletteResponse
+
             response = StarletteResponse(status_code=404)
         else:
             response = self._response(found, scope, scope.get("query_string", b""))
@@ -283,6 +289,8 @@ class Assets:
             "asgi": {"spec_version": "2.4"},
         }
         found = self.lookup(path) or self.not_found(path)
+        from starlette.responses import Response as StarletteResponse
+
         response = (
             StarletteResponse(status_code=404)
             if found is None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from croniter import croniter
-
 from atoll.errors import ConfigError
 
 __all__ = ["check_crons", "next_time"]
@@ -21,6 +19,10 @@ def check_crons(crons: tuple[str, ...], path: str) -> None:
 
     Runs once per worker load.
     """
+    if not crons:
+        return
+    from croniter import croniter  # with dateutil, imported only by workers that have crons
+
     for index, expr in enumerate(crons):
         fields = expr.split()
         if len(fields) != 5 or not croniter.is_valid(expr):
@@ -34,6 +36,8 @@ def check_crons(crons: tuple[str, ...], path: str) -> None:
 
 def next_time(expr: str, after: float) -> float:
     """The first time (epoch seconds) strictly after ``after`` that ``expr`` names, in UTC."""
+    from croniter import croniter
+
     start = datetime.fromtimestamp(after, UTC)
     following: datetime = croniter(expr, start).get_next(datetime)
     return following.timestamp()
