@@ -19,6 +19,7 @@ import contextvars
 import inspect
 import logging
 import random
+import sys
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -158,8 +159,7 @@ class Worker:
                 raise WorkerLoadError(
                     f"{self.manifest.main} defines no scheduled handler, but "
                     f"[triggers] crons fired {event.cron!r}",
-                    hint="add `async def scheduled(event, env, ctx)` to the entry "
-                    "(JavaScript entries: not yet, see docs/cron.md)",
+                    hint="add `async def scheduled(event, env, ctx)` to the entry",
                 )
             await scheduled(event, self.env, ctx)
             return Response(f"ran {event.cron}\n")
@@ -276,7 +276,13 @@ ScheduledHandler = Callable[[ScheduledEvent, Env, ExecutionContext], Awaitable[A
 
 def scheduled_handler(fetch: Any) -> ScheduledHandler | None:
     """A Python entry's ``async def scheduled(event, env, ctx)``, found beside its ``fetch``
-    (once per load). Other entry kinds have none yet."""
+    (once per load), or a JS entry's (its ``JsEntry.scheduled``, which runs the script's
+    ``scheduled`` or says it has none). Other entry kinds have none."""
+    js = sys.modules.get("atoll.entries.js")  # loaded once a JS worker was
+    owner = getattr(fetch, "__self__", None)
+    if js is not None and isinstance(owner, js.JsEntry):
+        js_handler: ScheduledHandler = owner.scheduled
+        return js_handler
     module_globals = getattr(fetch, "__globals__", None)
     found = module_globals.get("scheduled") if isinstance(module_globals, dict) else None
     if found is not None and inspect.iscoroutinefunction(found):

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atoll.api import ExecutionContext, Request, Response
+from atoll.api import ExecutionContext, Request, Response, ScheduledEvent
 from atoll.bindings.kv.namespace import KVNamespace
 from atoll.entries.js.bundle import Bundle, ModuleRule, bundle_worker, rules_for
 from atoll.entries.js.sourcemap import SourceMap
@@ -207,6 +207,21 @@ class JsEntry:
         try:
             response: Response = await isolate.serve(request, ctx, invocation)
             return response
+        except GuestError as exc:
+            if isolate.broken:
+                self.isolate_broken(isolate, exc)
+                self.worker.release(isolate)
+            raise
+
+    async def scheduled(self, event: ScheduledEvent, env: Any, ctx: ExecutionContext) -> None:
+        """A cron trigger fired (``Worker.run_scheduled``): run the worker's ``scheduled``
+        in this thread's isolate, under the invocation ``Worker`` set up."""
+        invocation = CURRENT.get()
+        if invocation is None:  # pragma: no cover - Worker.run_scheduled always sets it
+            raise RuntimeError("a JS worker's scheduled() runs only inside Worker.run_scheduled")
+        isolate = self.isolate()
+        try:
+            await isolate.run_scheduled(event.cron, event.scheduled_time_ms, ctx, invocation)
         except GuestError as exc:
             if isolate.broken:
                 self.isolate_broken(isolate, exc)

@@ -285,8 +285,10 @@
 
   let handler = null;
   const listeners = [];
+  const scheduledListeners = [];
   function addEventListener(type, listener) {
     if (type === "fetch" && typeof listener === "function") listeners.push(listener);
+    if (type === "scheduled" && typeof listener === "function") scheduledListeners.push(listener);
   }
   function setHandler(exports) {
     const main = exports && exports.default;
@@ -378,6 +380,42 @@
       },
     );
   }
+  // A cron trigger's run (Workers' scheduled event): `scheduled(controller, env, ctx)` of the
+  // default export, or the "scheduled" event listeners of a service worker. Settles like a
+  // request, with an empty 200 response standing for a run that ended well.
+  function dispatchScheduled(slot, cron, scheduledTime) {
+    current = slot;
+    const record = { waits: [], meta: null, body: null, error: null };
+    requests.set(slot, record);
+    const waitUntil = (p) => { record.waits.push(Promise.resolve(p)); };
+    const controller = Object.freeze({ cron, scheduledTime, type: "scheduled", noRetry() {} });
+    let result;
+    try {
+      if (handler !== null && typeof handler.scheduled === "function") {
+        result = handler.scheduled(controller, env, Object.freeze({ waitUntil, passThroughOnException() {} }));
+      } else if (handler === null && scheduledListeners.length > 0) {
+        const event = Object.freeze({ type: "scheduled", cron, scheduledTime, noRetry() {}, waitUntil });
+        for (const listener of scheduledListeners) listener(event);
+      } else {
+        throw new TypeError(handler !== null
+          ? "the worker's default export has no scheduled() method: write `export default { async scheduled(controller, env, ctx) { … } }`"
+          : "the worker has no \"scheduled\" event listener: add `addEventListener(\"scheduled\", (event) => event.waitUntil(…))`");
+      }
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then(
+      () => {
+        record.meta = JSON_stringify([200, "OK", "[]"]);
+        record.body = "";
+        py.settle(slot, "response", collect(slot));
+      },
+      (err) => {
+        record.error = describe(err);
+        py.settle(slot, "error", collect(slot));
+      },
+    );
+  }
   function take(slot) {
     const record = requests.get(slot);
     return record.error !== null ? record.error : record.meta;
@@ -449,7 +487,7 @@
   // __atoll_run from the worker does nothing (the mailbox is empty outside Python's calls).
   const api = {
     addModule, setEnv, installGlobals, hasHandler, startModule, moduleResult,
-    dispatch, collect, finish, complete, fire,
+    dispatch, collect, finish, complete, fire, dispatchScheduled,
   };
   let mailbox = null;
   function post(name, a, b, c, d, e) {

@@ -373,6 +373,48 @@ class JsIsolate:
             if not keep:
                 self._finish(record)
 
+    async def run_scheduled(
+        self, cron: str, scheduled_time_ms: int, ctx: ExecutionContext, invocation: Invocation
+    ) -> None:
+        """Run one cron trigger's ``scheduled(controller, env, ctx)`` (or the service worker's
+        ``"scheduled"`` listeners) to its end; its ``waitUntil`` work goes to ``ctx``."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        slot = self._next_slot
+        self._next_slot += 1
+        done: asyncio.Future[str] = loop.create_future()
+        record = _Record(slot, invocation, done)
+        self.records[slot] = record
+        keep = False
+        try:
+            # A float: STPyV8 passes a Python int as a 32-bit integer.
+            self.call(record, "dispatchScheduled", slot, cron, float(scheduled_time_ms))
+            self._check_stuck(record)
+            if not done.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
+                except TimeoutError:
+                    raise ScriptError(
+                        f"worker {self.worker.name}: scheduled() did not end after "
+                        f"{REQUEST_WALL_S:.0f} s",
+                        hint="a timer or subrequest kept the scheduled run waiting",
+                    ) from None
+            done.result()
+            text = record.text
+            assert text is not None
+            record.collected = True
+            if text[0] == "E":
+                record.waited = None
+                raise _thrown(text[1:], self.worker.sourcemap)
+            if text[0] == "W":
+                ctx.wait_until(self._after(record))
+                keep = True
+            else:
+                record.waited = None
+        finally:
+            if not keep:
+                self._finish(record)
+
     async def _after(self, record: _Record) -> None:
         """The request's ``waitUntil`` work, awaited after its response was sent."""
         assert record.waited is not None
