@@ -87,6 +87,11 @@ resolver: Resolver = system_resolve
 _SCHEME: contextvars.ContextVar[str] = contextvars.ContextVar("atoll_outbound_scheme", default="")
 
 
+def _resolve(host: str, port: int) -> Awaitable[list[IPAddress]]:
+    """The module's current :data:`resolver` (tests replace it), for the transport."""
+    return resolver(host, port)
+
+
 class Upstream:
     """The clients of this process, one per (event loop, policy rules). Thread-safe."""
 
@@ -105,7 +110,7 @@ class Upstream:
         from atoll.bindings.outbound.transport import PinnedTransport
 
         client = httpx.AsyncClient(
-            transport=PinnedTransport(policy),
+            transport=PinnedTransport(policy, _resolve, _SCHEME),
             follow_redirects=False,
             trust_env=False,
             timeout=None,

@@ -7,24 +7,32 @@ start would otherwise import for nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextvars
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpcore
 import httpx
 
-from atoll.bindings.outbound import client
-from atoll.bindings.outbound.policy import EgressPolicy
+from atoll.bindings.outbound.policy import EgressPolicy, IPAddress
 from atoll.errors import EgressRefusedError, SubrequestError
 
-__all__ = ["PinnedBackend", "PinnedTransport"]
+__all__ = ["PinnedBackend", "PinnedTransport", "Resolve"]
+
+#: ``await resolve(host, port)`` → the addresses the name resolves to (the client's resolver,
+#: looked up at each call so that tests can swap it).
+Resolve = Callable[[str, int], Awaitable[Iterable[IPAddress]]]
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
     """Resolves, checks every address against the policy, connects to one that passed."""
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    def __init__(
+        self, policy: EgressPolicy, resolve: Resolve, scheme: contextvars.ContextVar[str]
+    ) -> None:
         self.policy = policy
+        self.resolve = resolve
+        self.scheme = scheme
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -35,8 +43,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        scheme = client._SCHEME.get() or ("https" if port == 443 else "http")
-        addresses = await client.resolver(host, port)
+        scheme = self.scheme.get() or ("https" if port == 443 else "http")
+        addresses = await self.resolve(host, port)
         refusal: EgressRefusedError | None = None
         failure: Exception | None = None
         for address in addresses:
@@ -72,7 +80,9 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the pool's network backend swapped for :class:`PinnedBackend`."""
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    def __init__(
+        self, policy: EgressPolicy, resolve: Resolve, scheme: contextvars.ContextVar[str]
+    ) -> None:
         super().__init__(trust_env=False, retries=0)
         # httpx builds its pool without a backend argument; ours replaces it before first use.
         self._pool = httpcore.AsyncConnectionPool(
@@ -82,5 +92,5 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=5.0,
             http1=True,
             http2=False,
-            network_backend=PinnedBackend(policy),
+            network_backend=PinnedBackend(policy, resolve, scheme),
         )
