@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import seed_table
+from benchmarks import js_routes, seed_table
 from benchmarks.report import (
     DOC,
     Machine,
@@ -42,6 +42,7 @@ COMMANDS = [
     "python -m benchmarks            # everything below, then this page and its charts",
     "python -m benchmarks.seed_table  # the seed's table (+ --quick)",
     "python -m benchmarks.workerd     # atoll vs workerd, cold start, limits (+ --quick)",
+    "python -m benchmarks.js_routes   # JS workers: workerd, atoll JS, atoll Python (+ --quick)",
     "# what they run:",
     "atoll dev examples/bench --port P --log-level warning --no-build        # ATOLL_KV=memory",
     "benchmarks/workerd/node_modules/@cloudflare/workerd-linux-64/bin/workerd serve config.capnp",
@@ -80,6 +81,8 @@ def measure(quick: bool) -> dict[str, Any] | None:
         extra_configs=p.extra_configs,
         cold_start_times=p.cold_start_times,
     )
+    print("JavaScript workers…", flush=True)
+    js = js_routes.run(wrk, *((1, 2.0) if quick else (3, 8.0)))
     print("limits…", flush=True)
     rows = run_limits(p.limit_wait)
     machine.load_after = os.getloadavg()
@@ -88,6 +91,7 @@ def measure(quick: bool) -> dict[str, Any] | None:
         "machine": machine.to_json(),
         "seed": seed.to_json(),
         "compare": cmp.to_json(),
+        "js": js,
         "limits": [r.to_json() for r in rows],
         "limit_wait": p.limit_wait,
         "seconds": time.monotonic() - started,
@@ -104,6 +108,7 @@ def render(data: dict[str, Any], write: bool) -> int:
         machine_section(machine, COMMANDS, data["quick"])
         + seed_section(seed)
         + compare_section(cmp)
+        + (js_routes.section(data["js"]) if "js" in data else [])
         + limits_section(rows, data["limit_wait"])
         + [f"Whole run: {data['seconds']:.0f} s.", ""]
     )

@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.servers import (
     BENCH_WORKER,
@@ -73,14 +74,13 @@ def cold_load(folder: Path, times: int = 10) -> float:
     return statistics.median(asyncio.run(run()))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rounds, seconds = (1, 2.0) if args.quick else (3, 8.0)
-    wrk = wrk_path()
-    if wrk is None:
-        raise SystemExit("wrk not found (Debian: apt-get install wrk)")
+#: The servers, in the order their columns appear.
+SERVERS = ("workerd", "atoll JS", "atoll Python")
+COMMAND = "python -m benchmarks.js_routes"
+
+
+def run(wrk: str, rounds: int, seconds: float) -> dict[str, Any]:
+    """Measure the JS routes and the cold load; JSON-able results (see :func:`section`)."""
     ensure_workerd()
     with tempfile.TemporaryDirectory(prefix="bench-js-") as tmp:
         folder = js_worker(Path(tmp) / "bench-js")
@@ -89,7 +89,7 @@ def main() -> None:
             "atoll JS": atoll_server(folder),
             "atoll Python": atoll_server(BENCH_WORKER),
         }
-        samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        samples: dict[str, list[list[float]]] = {}
         try:
             for server in servers.values():
                 server.start()
@@ -100,8 +100,8 @@ def main() -> None:
                 for route in ROUTES:
                     for name in names[rnd % 3 :] + names[: rnd % 3]:
                         sample = measure(wrk, name, [servers[name]], route, seconds, rnd)
-                        samples.setdefault((name, route), []).append(
-                            (sample.per_cpu_second, sample.rps)
+                        samples.setdefault(f"{name} {route}", []).append(
+                            [sample.per_cpu_second, sample.rps]
                         )
                         print(
                             f"  round {rnd + 1}/{rounds} {route:<16} {name:<13}"
@@ -111,24 +111,54 @@ def main() -> None:
             for server in servers.values():
                 server.stop()
         cold = cold_load(folder)
+    return {"rounds": rounds, "seconds": seconds, "samples": samples, "cold_ms": cold}
+
+
+def section(data: dict[str, Any]) -> list[str]:
+    """The page's JS section (markdown lines) from :func:`run`'s results."""
 
     def med(name: str, route: str, i: int) -> float:
-        return statistics.median(s[i] for s in samples[(name, route)])
+        return float(statistics.median(s[i] for s in data["samples"][f"{name} {route}"]))
 
-    print()
-    print("| route | workerd req/CPU-s | atoll JS | atoll Python | JS / workerd | JS / Python |")
-    print("|---|---|---|---|---|---|")
+    lines = [
+        "## JavaScript workers",
+        "",
+        f"From `{COMMAND}` (also run by `python -m benchmarks`): the four routes above, written "
+        "in JS (`benchmarks/workerd/bench.mjs`), served by workerd and by `atoll dev` "
+        "(STPyV8, one isolate per loop thread), against the same routes as atoll's Python "
+        "entry (`examples/bench`), in the same run. One process each, "
+        f"`wrk -t1 -c32`, {data['rounds']} interleaved rounds of {data['seconds']:.0f} s; "
+        "medians. *req/CPU-s*: requests per second of server CPU.",
+        "",
+        "| route | workerd req/CPU-s | atoll JS | atoll Python | JS / workerd | JS / Python "
+        "| workerd req/s | atoll JS | atoll Python |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for route in ROUTES:
-        w, j, p = (med(n, route, 0) for n in ("workerd", "atoll JS", "atoll Python"))
-        print(f"| {route} | {w:,.0f} | {j:,.0f} | {p:,.0f} | {j / w:.2f}x | {j / p:.2f}x |")
-    print()
-    print("| route | workerd req/s | atoll JS | atoll Python |")
-    print("|---|---|---|---|")
-    for route in ROUTES:
-        w, j, p = (med(n, route, 1) for n in ("workerd", "atoll JS", "atoll Python"))
-        print(f"| {route} | {w:,.0f} | {j:,.0f} | {p:,.0f} |")
-    print()
-    print(f"JS worker cold load (load_worker → first response, bundle cache warm): {cold:.1f} ms")
+        w, j, p = (med(n, route, 0) for n in SERVERS)
+        rw, rj, rp = (med(n, route, 1) for n in SERVERS)
+        lines.append(
+            f"| `{route}` | {w:,.0f} | {j:,.0f} | {p:,.0f} | {j / w:.2f}x | {j / p:.2f}x "
+            f"| {rw:,.0f} | {rj:,.0f} | {rp:,.0f} |"
+        )
+    lines += [
+        "",
+        f"A JS worker's cold load, in process (`load_worker` to its first response, bundle "
+        f"cache warm, a new isolate per load; median of 10): {data['cold_ms']:.1f} ms.",
+        "",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rounds, seconds = (1, 2.0) if args.quick else (3, 8.0)
+    wrk = wrk_path()
+    if wrk is None:
+        raise SystemExit("wrk not found (Debian: apt-get install wrk)")
+    print("\n".join(section(run(wrk, rounds, seconds))))
 
 
 if __name__ == "__main__":
