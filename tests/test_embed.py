@@ -410,3 +410,25 @@ async def test_whole_wasm_mounted_sees_path_info_below_the_mount(
         env = dict(line.split("=", 1) for line in response.text.splitlines())
         assert env["PATH_INFO"] == "/some/where"
         assert env["X_FULL_URL"] == "http://testserver/some/where?env"
+
+
+async def test_scheduled_runs_the_cron_handler_in_process(tmp_path: Path) -> None:
+    folder = tmp_path / "cron-report"
+    shutil.copytree(Path(__file__).parents[1] / "examples" / "cron-report", folder)
+    async with await atoll.load(folder, kv="memory", record=True) as worker:
+        first = await worker.scheduled()
+        daily = await worker.scheduled("0 3 * * *")
+        assert (first.status, first.outcome.value) == (200, "ok")
+        assert any("recorded run 1 (*/5 * * * *)" in line for line in first.logs)
+        assert daily.status == 200
+        runs = (await worker.fetch("/")).json()["runs"]
+        assert [run["cron"] for run in runs] == ["*/5 * * * *", "0 3 * * *"]
+        assert [r.method for r in worker.results][:2] == ["SCHEDULED", "SCHEDULED"]
+
+
+async def test_scheduled_without_a_handler_is_a_500_naming_it(echo: Path, runtime: Runtime) -> None:
+    async with await atoll.load(echo, runtime=runtime) as worker:
+        result = await worker.scheduled("* * * * *")
+    assert result.status == 500
+    assert result.outcome.value == "exception"
+    assert "defines no scheduled handler" in str(result.error)

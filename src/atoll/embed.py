@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -342,6 +343,40 @@ class EmbeddedWorker:
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
         return FetchResult.of(self.name, request.method, request.url, result, wall_ms)
+
+    async def scheduled(
+        self,
+        cron: str | None = None,
+        *,
+        scheduled_time: datetime | None = None,
+        wait_until: bool = True,
+    ) -> FetchResult:
+        """Run the worker's ``scheduled`` handler once, as a cron trigger would.
+
+        ``cron`` defaults to the first of ``[triggers] crons`` (a worker may be
+        run with any expression, as ``wrangler dev --test-scheduled`` allows);
+        ``scheduled_time`` defaults to now (UTC). Same limits, log, outcome and
+        tail event as a request; the result's status is 200 when the run ended
+        well, else the error page's (500, or 503 past a limit). Never raises for
+        the worker: a worker with no ``scheduled`` handler gets a 500 naming it.
+        """
+        from atoll.api.scheduled import ScheduledEvent
+        from atoll.worker import request_id
+
+        crons = self.manifest.triggers.crons
+        event = ScheduledEvent(
+            cron if cron is not None else (crons[0] if crons else ""),
+            scheduled_time or datetime.now(UTC),
+        )
+        started = time.perf_counter()
+        result = await self.worker.run_scheduled(event, request_id())
+        wall_ms = (time.perf_counter() - started) * 1000
+        if wait_until:
+            await run_pending(result)
+        url = f"scheduled://{self.name}/{event.cron}"
+        for hook in self.app.on_result:  # record=True keeps it in results, as a request
+            hook(self.worker, "SCHEDULED", url, result, wall_ms)
+        return FetchResult.of(self.name, "SCHEDULED", url, result, wall_ms)
 
     async def close(self) -> None:
         """Close the KV store (unless it was passed in open). Idempotent."""
