@@ -37,7 +37,6 @@ from atoll.entries import FetchHandler, load_entry
 from atoll.entries.cgi import wasi_grants
 from atoll.errors import (
     AtollError,
-    ConfigError,
     GuestError,
     RequestError,
     ScriptError,
@@ -338,23 +337,11 @@ def load_worker(
     if extra_bindings is not None:
         bindings.update(extra_bindings(manifest))
     if manifest.services:
-        if js:
-            raise ConfigError(
-                "key 'services': service bindings are not available to JavaScript entries yet",
-                path=str(manifest.path),
-                hint="call the other worker over HTTP for now (docs/services.md)",
-            )
         entries = tuple((s.binding, s.service, s.entrypoint) for s in manifest.services)
         bindings.update(service_bindings(manifest.name, entries, services))
     bindings.update(manifest.vars)
     assets = Assets.from_manifest(manifest)
     if assets is not None and manifest.assets is not None and manifest.assets.binding:
-        if js:  # the files are served before the worker; env.ASSETS needs a JS wrapper of Assets
-            raise ConfigError(
-                "key 'assets.binding': env.ASSETS is not available to JavaScript entries yet",
-                path=str(manifest.path),
-                hint="remove `binding` (the files are still served before the worker)",
-            )
         bindings[manifest.assets.binding] = AssetsBinding(assets)
     fetch = load_entry(
         manifest,

@@ -251,12 +251,6 @@ def test_a_js_worker_gets_its_files_served_first(dev_server: StartDev, tmp_path:
         assert client.get("/api").text == "js /api"
 
 
-def test_a_js_worker_is_told_the_binding_is_not_there_yet(tmp_path: Path, runtime: Runtime) -> None:
-    root = js_folder(tmp_path, '[assets]\ndirectory = "public"\nbinding = "ASSETS"\n')
-    with pytest.raises(ConfigError, match="not available to JavaScript entries yet"):
-        load_worker(root, runtime=runtime)
-
-
 def test_a_deployed_worker_serves_its_assets(tmp_path: Path) -> None:
     node = start_serve(tmp_path / "state")
     try:

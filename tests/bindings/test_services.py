@@ -134,21 +134,13 @@ async def test_missing_services_and_loops_are_errors(
     assert f"nests {MAX_DEPTH} service calls" in str(seen[0][1].error)
 
 
-def test_entrypoints_and_js_entries_are_refused(tmp_path: Path, runtime: Runtime) -> None:
+def test_entrypoints_are_refused(tmp_path: Path, runtime: Runtime) -> None:
     named = _write(
         tmp_path / "named", "named", FRONT,
         '[[services]]\nbinding = "A"\nservice = "auth"\nentrypoint = "Admin"\n',
     )  # fmt: skip
     with pytest.raises(ConfigError, match="entrypoint 'Admin'"):
         load_worker(named, runtime=runtime)
-    js = tmp_path / "js"
-    js.mkdir()
-    (js / "index.js").write_text("export default { fetch() { return new Response('') } };\n")
-    (js / "atoll.toml").write_text(
-        'name = "js"\nmain = "index.js"\n[[services]]\nbinding = "A"\nservice = "auth"\n'
-    )
-    with pytest.raises(ConfigError, match="not available to JavaScript entries yet"):
-        load_worker(js, runtime=runtime)
 
 
 async def test_deploy_refuses_a_missing_service_then_the_node_wires_it(

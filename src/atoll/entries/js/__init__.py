@@ -67,10 +67,14 @@ class JsWorker:
         env_wasm: dict[str, str] = {}
         env_kv: dict[str, str] = {}
         self.kv: dict[str, KVNamespace] = {}
+        #: ``[[services]]`` and ``[assets] binding``: objects with ``async fetch(Request)``.
+        self.fetchers: dict[str, Any] = {}
         for name, value in bindings.items():
             if isinstance(value, KVNamespace):
                 env_kv[name] = name
                 self.kv[name] = value
+            elif _is_fetcher(value):
+                self.fetchers[name] = value
             elif isinstance(value, JsWasmModule):
                 key = value.relative
                 if key not in self.modules or value.kind != "CompiledWasm":
@@ -84,6 +88,7 @@ class JsWorker:
                 "vars": env_vars,
                 "wasm": env_wasm,
                 "kv": env_kv,
+                "fetchers": sorted(self.fetchers),
                 "maxBytes": manifest.limits.memory_mb * 1024 * 1024,
             }
         )
@@ -110,7 +115,34 @@ class JsWorker:
             return await self._kv(args, body)
         if kind == "fetch":
             return await _subrequest(args, body)  # the worker's [limits] apply there
+        if kind == "binding":
+            return await self._binding(args, body)
         raise TypeError(f"unknown host operation {kind!r}")
+
+    async def _binding(self, args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
+        """``env.NAME.fetch(request)`` on a service or assets binding: the request handed to
+        the Python binding (a service runs the other worker in process, as its own request)."""
+        binding = self.fetchers.get(str(args.get("name")))
+        if binding is None:
+            raise TypeError(
+                f"worker {self.name}: no service or assets binding {args.get('name')!r}"
+            )
+        request = Request(
+            str(args["url"]),
+            method=str(args["method"]),
+            headers=[(str(k), str(v)) for k, v in args.get("headers", [])],
+            body=body.encode("latin-1") if body is not None else None,
+        )
+        response: Response = await binding.fetch(request)
+        data = await response.bytes()
+        meta = {
+            "status": response.status,
+            "statusText": "",
+            "headers": [
+                [k, v] for k, v in response.headers.items() if k.lower() != "content-length"
+            ],
+        }
+        return json.dumps(meta), data.decode("latin-1")
 
     async def _kv(self, args: dict[str, Any], body: str | None) -> tuple[str, str | None]:
         namespace = self.kv.get(str(args.get("ns")))
@@ -242,6 +274,14 @@ def _sweep(table: dict[weakref.ref[JsEntry], JsIsolate]) -> None:
         if ref() is None and not isolate.records:
             del table[ref]
             isolate.dispose()
+
+
+def _is_fetcher(value: Any) -> bool:
+    """A binding JS reaches as a Fetcher (``env.NAME.fetch``): a service or ``env.ASSETS``."""
+    from atoll.bindings.assets import AssetsBinding
+    from atoll.bindings.services import ServiceBinding
+
+    return isinstance(value, ServiceBinding | AssetsBinding)
 
 
 class JsWasmModule:

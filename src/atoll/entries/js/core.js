@@ -265,6 +265,30 @@
     }
   }
 
+  // -- Fetcher bindings: [[services]] (another worker of the node) and [assets] binding ---------
+  // `env.NAME.fetch(input, init)` builds a Request as fetch() does; the host runs it on the
+  // binding (in process, no socket) and the answer comes back as a Response.
+  class Fetcher {
+    #name;
+    constructor(name) { this.#name = name; }
+    async fetch(input, init) {
+      const request = new Request(input, init);
+      let body;
+      if (request.body !== null) body = rt.toBinary(await request.arrayBuffer());
+      const [json, responseBody] = await hostOp(
+        "binding",
+        { name: this.#name, method: request.method, url: request.url, headers: [...request.headers] },
+        body,
+      );
+      const meta = JSON_parse(json);
+      const nullBody = request.method === "HEAD" || [101, 204, 205, 304].includes(meta.status);
+      return rt.makeResponse(
+        meta.status, meta.statusText, JSON_stringify(meta.headers),
+        nullBody ? undefined : responseBody, request.url, false,
+      );
+    }
+  }
+
   // -- env and the worker ----------------------------------------------------------------------
   let env = {};
   function setEnv(json) {
@@ -274,6 +298,7 @@
     for (const [name, value] of Object.entries(spec.vars)) env[name] = value;
     for (const [name, path] of Object.entries(spec.wasm)) env[name] = importModule(path);
     for (const [name, ns] of Object.entries(spec.kv)) env[name] = new KVNamespace(ns);
+    for (const name of spec.fetchers) env[name] = new Fetcher(name);
     Object.freeze(env);
   }
   function installGlobals() {
