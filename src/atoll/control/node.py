@@ -10,7 +10,9 @@ assignment. A request picks its worker from the table once, when it starts,
 and keeps that :class:`~atoll.worker.Worker` to the end: requests in flight
 finish on the version they started on, new ones get the new version, and no
 request sees both. A worker that fails to load here (it was checked before
-activation, so only a broken disk does that) keeps its old version serving.
+activation, so only the machine does that: a broken disk, no memory) keeps its
+old version serving and is named in the reply's ``errors``; the supervisor
+then syncs again, and undoes the change if it still fails (supervisor.py).
 
 :attr:`Node.scheduler` runs the workers' cron triggers (control/cron.py).
 
@@ -150,11 +152,17 @@ class Node:
                     continue
                 try:
                     current[name] = self._load(name, pointer.version, secrets)
-                except (AtollError, OSError) as exc:
-                    errors[name] = str(exc)
-                    log.error(
-                        "worker %s version %s not loaded: %s", name, pointer.version[:12], exc
-                    )
+                except Exception as exc:  # any failure keeps the old version serving
+                    # Not only AtollError/OSError: importing an engine can raise MemoryError
+                    # (STPyV8's platform init under memory pressure), and one worker's failure
+                    # must not keep the other workers' changes from being swapped in.
+                    errors[name] = str(exc) or type(exc).__name__
+                    if isinstance(exc, (AtollError, OSError)):
+                        log.error(
+                            "worker %s version %s not loaded: %s", name, pointer.version[:12], exc
+                        )
+                    else:
+                        log.exception("worker %s version %s not loaded", name, pointer.version[:12])
                     if old is not None:
                         current[name] = old
             table = RouteTable(

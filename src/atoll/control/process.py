@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ from atoll.worker import Runtime
 __all__ = ["ProcessOptions", "listen_socket", "main"]
 
 log = logging.getLogger("atoll.control")
+
+#: Times a starting process tries to load a worker that fails before it serves without it.
+LOAD_ATTEMPTS = 3
+#: Seconds before the second try (then twice that).
+LOAD_RETRY_DELAY = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,7 @@ def run(options: ProcessOptions) -> None:
         body_budget=BodyBudget(options.body_memory),
         claims=_claims(options, state),
     )
-    node.sync()
+    _first_load(node)
     stopping = threading.Event()
 
     def closed() -> None:
@@ -138,6 +144,17 @@ def run(options: ProcessOptions) -> None:
         stopping.set()
         sock.close()
         asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
+
+
+def _first_load(node: Node) -> None:
+    """Load the active workers before listening; a worker that fails (the machine: memory,
+    disk) is tried again, :data:`LOAD_ATTEMPTS` times in all, then the process serves the rest."""
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        errors = node.sync()["errors"]
+        if not errors or attempt == LOAD_ATTEMPTS:
+            return
+        log.warning("loading %s failed; trying again", ", ".join(errors))
+        time.sleep(LOAD_RETRY_DELAY * attempt)
 
 
 def _claims(options: ProcessOptions, state: State) -> Claims | None:

@@ -268,6 +268,11 @@ class State:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / ACTIVE_FILE, json.dumps(asdict(pointer)).encode())
 
+    def deactivate(self, name: str) -> None:
+        """Remove ``name``'s active pointer (its versions stay): an undone first deploy."""
+        (self.workers_dir / name / ACTIVE_FILE).unlink(missing_ok=True)
+        _fsync_dir(self.workers_dir / name)
+
     def delete_worker(self, name: str) -> Path:
         """Deactivate ``name`` and move its folder to ``trash/``; returns where it went.
 

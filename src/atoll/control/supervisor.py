@@ -51,7 +51,7 @@ from atoll.control.channel import encode
 from atoll.control.deployer import Deployer
 from atoll.control.metrics import merge, render
 from atoll.control.process import ProcessOptions, listen_socket
-from atoll.control.state import State
+from atoll.control.state import Pointer, State
 from atoll.control.tail import Subscription, TailFilter, TailHub
 from atoll.errors import AtollError, ControlError
 from atoll.http.bodies import DEFAULT_BODY_MEMORY
@@ -73,6 +73,10 @@ T = TypeVar("T")
 START_TIMEOUT = 120.0
 #: Seconds a serving process may take to load a change before the admin call answers anyway.
 SYNC_TIMEOUT = 60.0
+#: Times a serving process is told to sync a change it failed to load before it is undone.
+SYNC_ATTEMPTS = 3
+#: Seconds before the second sync of a process that failed to load a change (then twice that).
+SYNC_RETRY_DELAY = 0.2
 #: Seconds between two restarts of a serving process that keeps dying.
 RESTART_DELAY = 1.0
 #: Seconds a cluster change waits for every live node to report it active.
@@ -388,6 +392,11 @@ class Supervisor:
         )
         if process.ready is None or process.ready.done():
             process.ready = loop.create_future()
+        # Connected before the process exists: a change made while it starts is sent to
+        # it (buffered in the socketpair, read once its first load is done) instead of
+        # being skipped while its own load may already have read the old state.
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=16 * 1024 * 1024)
+        process.writer = writer
         try:
             process.proc = await asyncio.create_subprocess_exec(
                 *options.to_argv(),
@@ -395,10 +404,12 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
             )
+        except BaseException:
+            process.writer = None
+            writer.close()
+            raise
         finally:
             theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=16 * 1024 * 1024)
-        process.writer = writer
         filters = self._all_filters()
         if filters:
             process.post({"op": "tail", "filters": filters})
@@ -459,9 +470,21 @@ class Supervisor:
     # -- what the admin API calls (admin.Control) ---------------------------------------------
 
     async def change(self, operation: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+        """Run ``operation`` (a deployer call, in a thread), then sync every serving process;
+        answers once each live process serves the change.
+
+        A process that still fails to load it after :data:`SYNC_ATTEMPTS` syncs (the
+        upload was checked, so only the machine does that: memory, disk) would serve
+        another version than the others: on a node on its own the active pointers are
+        put back as they were, every process synced back, and :class:`ControlError`
+        names the process and its error.
+        """
         async with self._lock:
+            before = await asyncio.to_thread(self._pointers) if self.cluster is None else {}
             result = await asyncio.to_thread(operation)
             report = await self._sync_all()
+            if report["errors"] and self.cluster is None:
+                await self._undo(before, report["errors"])
             cluster = self.cluster
             rev = 0
             if cluster is not None:
@@ -538,18 +561,82 @@ class Supervisor:
         remote = self.link.remote_filters if self.link is not None else []
         return mine + remote
 
-    async def _sync_all(self) -> dict[str, Any]:
-        live = [p for p in self.processes if p.connected]
-        replies = await asyncio.gather(
-            *(p.request("sync", SYNC_TIMEOUT) for p in live), return_exceptions=True
+    def _pointers(self) -> dict[str, Pointer | None]:
+        return {name: self.state.active(name) for name in self.state.workers()}
+
+    async def _undo(self, before: dict[str, Pointer | None], errors: dict[str, str]) -> None:
+        """Put the active pointers back as ``before`` and sync; raise why (see :meth:`change`)."""
+
+        def restore() -> list[str]:
+            changed = []
+            for name, pointer in self._pointers().items():
+                old = before.get(name)
+                if pointer == old:
+                    continue
+                changed.append(name)
+                if old is None:
+                    self.state.deactivate(name)
+                else:
+                    self.state.point(name, old)
+            return changed
+
+        changed = await asyncio.to_thread(restore)
+        failed = "; ".join(f"process {index}: {error}" for index, error in errors.items())
+        log.error(
+            "change not loaded by every serving process (%s); undone for %s",
+            failed,
+            ", ".join(changed) or "nothing",
         )
-        errors = {}
-        for process, reply in zip(live, replies, strict=True):
-            if isinstance(reply, BaseException):
-                errors[str(process.index)] = str(reply)
-            elif reply.get("errors"):
-                errors[str(process.index)] = "; ".join(reply["errors"].values())
-        synced = len(live) - len(errors)
+        back = await self._sync_all()
+        if changed:
+            hint = "nothing changed; try again (see the node's log for why it failed)"
+        else:
+            hint = "see the node's log for why it failed"
+        if back["errors"]:
+            hint = f"undoing failed too ({back['errors']}); see the node's log"
+        raise ControlError(
+            f"the change was not loaded by every serving process ({failed})", hint=hint
+        )
+
+    async def _sync_all(self) -> dict[str, Any]:
+        """Sync every connected process; one that fails to load is synced again, up to
+        :data:`SYNC_ATTEMPTS` times. ``errors`` names the processes that still failed.
+
+        A process that exits meanwhile is not an error: when it restarts it loads the
+        state folder as it is before it listens.
+        """
+        live = [p for p in self.processes if p.connected]
+        errors: dict[str, str] = {}
+        pending = live
+        for attempt in range(SYNC_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(SYNC_RETRY_DELAY * attempt)
+            replies = await asyncio.gather(
+                *(p.request("sync", SYNC_TIMEOUT) for p in pending), return_exceptions=True
+            )
+            failed = []
+            for process, reply in zip(pending, replies, strict=True):
+                key = str(process.index)
+                errors.pop(key, None)
+                if isinstance(reply, BaseException):
+                    if process.connected:  # timed out: still serving what it had
+                        errors[key] = str(reply)
+                        failed.append(process)
+                elif reply.get("errors"):
+                    errors[key] = "; ".join(reply["errors"].values())
+                    failed.append(process)
+            if not failed:
+                break
+            log.warning(
+                "serving process %s did not load the change (%s); syncing it again",
+                ", ".join(str(p.index) for p in failed),
+                "; ".join(errors.values()),
+            )
+            pending = [p for p in failed if p.connected]
+            if not pending:
+                errors = {k: v for k, v in errors.items() if self.processes[int(k)].connected}
+                break
+        synced = sum(1 for p in live if p.connected and str(p.index) not in errors)
         return {"total": len(self.processes), "synced": synced, "errors": errors}
 
     async def metrics(self) -> str:
