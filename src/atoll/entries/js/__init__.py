@@ -2,8 +2,9 @@
 
 :func:`load_js_entry` runs once per worker load: it bundles the worker (see
 :mod:`.bundle`), reads the modules it imports and its ``env``, and starts one
-isolate to check that the worker loads (then drops it). Each serving thread
-then gets its own isolate of the worker on its first request
+isolate to check that the worker loads (kept for the loading thread's first
+request when that thread runs an event loop, else dropped). Each serving thread
+gets its own isolate of the worker on its first request
 (:class:`~atoll.entries.js.isolate.JsIsolate`), reused by later requests.
 
 JavaScript is untrusted code, like a wasm guest: it reaches only its bindings
@@ -359,6 +360,8 @@ def load_js_entry(
 
     ``rules`` are the module rules (default: the manifest's ``[[rules]]``, then wrangler's
     defaults; see :func:`~atoll.entries.js.bundle.rules_for`).
+    Called on a serving loop's thread, the checking isolate stays as that thread's
+    isolate of the worker (its first request does not make another).
     Raises :class:`WorkerLoadError` when it does not bundle, throws while
     loading, or has no fetch handler.
     """
