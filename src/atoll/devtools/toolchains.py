@@ -131,7 +131,7 @@ def _check_c(worker: Path) -> list[str]:
 
 
 def _check_zig(worker: Path) -> list[str]:
-    from importlib import metadata  # here, not at the top: it costs ~20 ms of every cold start
+    from importlib import metadata  # here, not at the top: it is slow to import, cold start pays it
 
     spec = importlib.util.find_spec("ziglang")
     if spec is None or not spec.submodule_search_locations:

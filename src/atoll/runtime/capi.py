@@ -1,8 +1,8 @@
 """Hot paths through wasmtime's C API, pinned to one wasmtime-py release.
 
-wasmtime-py's public API costs ~18 µs per export call and ~42-55 µs for a
-fresh store + instance + call, mostly Python-side wrapping; even ctypes costs
-about a microsecond per crossing. This module reaches the same C functions
+wasmtime-py's public API spends most of an export call, and of a fresh store
++ instance + call, on Python-side wrapping, and even ctypes costs more per
+crossing than the call itself (numbers: docs/benchmarks.md, "runtime"). This module reaches the same C functions
 two ways: a compiled extension, ``atoll.runtime._native`` (``native/*.c``),
 for everything on a request's path, and wasmtime-py's private ctypes
 bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
@@ -66,7 +66,7 @@ def installed_wasmtime_version() -> str:
     """The installed wasmtime's version, read from its ``.dist-info`` folder.
 
     The same answer as ``importlib.metadata.version("wasmtime")`` without
-    importing ``importlib.metadata`` (~20 ms of every cold start).
+    importing ``importlib.metadata``, which is slow to import and on every cold start.
     """
     site = Path(wasmtime.__file__).resolve().parent.parent
     for info in site.glob("wasmtime-*.dist-info"):
@@ -132,7 +132,7 @@ __all__ = [
 #
 # The two hot ones have no argtypes: ctypes then passes prebuilt ctypes objects
 # (pointers, c_void_p, c_size_t, byref()) without per-argument from_param
-# conversion, which measured ~0.3-0.4 µs cheaper per call than typed argtypes.
+# conversion, which measured cheaper per call than typed argtypes (bench_capi).
 # Every argument must therefore be a ctypes object of the right C type.
 
 _P = ctypes.c_void_p
@@ -523,7 +523,7 @@ def enable_pooling(
 # --- host functions ------------------------------------------------------------------
 #
 # wasmtime-py's ``Linker.define_func`` wraps every host call in a ``Caller``
-# object and converts each parameter through ``Val`` (~6 µs a call), and a host
+# object and converts each parameter through ``Val`` (costly per call), and a host
 # exception travels through a process-global. ``define_host_func`` registers a
 # C trampoline (``_native.define_host``) instead: parameters are read straight
 # from the ``wasmtime_val_raw_t`` array, and a failure becomes a trap built

@@ -31,8 +31,8 @@ DEFAULT_POOL_INSTANCES = 1000
 #: of a freed memory stay mapped (zeroed with memset, not madvise) so the next
 #: request reuses them without page faults: two wasm pages, all a C, Zig or
 #: AssemblyScript program's data and stack often need (a hello-world CGI
-#: request measured 42 µs with 64 KiB kept, 29 µs with 128 KiB; the seed's
-#: Rust module, whose stack sits at 1 MiB, ~2 µs more).
+#: request then takes no page fault; a module whose stack sits higher, like the
+#: seed's Rust module, pays a little more: docs/benchmarks.md).
 POOL: dict[str, int] = {
     "max_memory_size": 4096 * 1024 * 1024,
     "max_memories_per_module": 2,

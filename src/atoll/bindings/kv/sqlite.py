@@ -13,7 +13,7 @@ Durability
     transactions before the most recent checkpoint can be lost (the file stays
     consistent). ``synchronous=full`` syncs the WAL at every commit, so an
     acknowledged put also survives power loss; it costs one ``fdatasync`` per
-    put (≈30-90 µs on this machine's virtual disk, 0.1-10 ms on real ones),
+    put (short on a virtual disk, up to milliseconds on real ones),
     which is why those puts run on the writer thread (below), not on the loop.
 
 Several processes
@@ -22,8 +22,8 @@ Several processes
     lock (``busy_timeout``, 5 s by default, then :class:`~atoll.errors.KVError`).
 
 Event loop
-    A point read is ≈10 µs and a small put ≈15 µs inline, against ≈50 µs for
-    a round trip to a thread (docs: REFERENCE.md), so they run inline on the
+    A point read and a small put cost less inline than a round trip to a
+    thread (docs/kv.md, docs/benchmarks.md), so they run inline on the
     loop through a connection whose busy timeout is 0: it never waits for a
     lock. Whenever it would (another process holds the write lock, a
     checkpoint is running), and for anything that may take long - values over

@@ -171,7 +171,7 @@ class PublicBackend:
     BudgetSpent: type[Exception] = BudgetSpent
 
     def __init__(self, tick_ns: int) -> None:
-        import importlib.metadata  # here: ~20 ms of cold start when the native backend runs
+        import importlib.metadata  # here: it would weigh on every cold start of the native backend
 
         self.tick_ns = tick_ns
         self.wasmtime_version = importlib.metadata.version("wasmtime")
