@@ -140,3 +140,26 @@ def test_dev_test_scheduled_runs_a_js_worker(tmp_path: Path, dev_server: StartDe
     default = httpx.get(server.url + "/__scheduled")  # the first of [triggers]
     assert default.status_code == 200
     _wait_for(server.log, "cron */10 * * * * number")
+
+
+CRON_ONLY = """\
+export default {
+  async scheduled(controller, env) {
+    await env.RUNS.put("last", controller.cron);
+  },
+};
+"""
+
+
+async def test_a_cron_only_worker_loads_and_runs_in_process(tmp_path: Path) -> None:
+    import atoll
+
+    folder = _folder(
+        tmp_path, "cron-only", CRON_ONLY, '[[kv_namespaces]]\nbinding = "RUNS"\nid = "runs"\n'
+    )
+    async with await atoll.load(folder) as worker:
+        result = await worker.scheduled("7 * * * *")
+        assert (result.status, result.outcome) == (200, "ok")
+        assert await worker.kv("RUNS").get("last") == "7 * * * *"
+        missing = await worker.fetch("/")  # no fetch(): a 500, not a load failure
+        assert missing.status == 500

@@ -317,13 +317,14 @@
   }
   function setHandler(exports) {
     const main = exports && exports.default;
-    if (main === undefined || main === null || typeof main.fetch !== "function") {
+    // A cron-only worker (scheduled() and no fetch()) loads, as on Workers.
+    if (main === undefined || main === null || (typeof main.fetch !== "function" && typeof main.scheduled !== "function")) {
       throw new TypeError("the worker's default export has no fetch() method: write `export default { async fetch(request, env, ctx) { … } }`");
     }
     handler = main;
   }
   function hasHandler() {
-    return handler !== null || listeners.length > 0;
+    return handler !== null || listeners.length > 0 || scheduledListeners.length > 0;
   }
   // An ES module worker: its bundle, evaluated as `globalThis.__atoll_module = async
   // function (__atoll_import) { … }`, is run here. Returns "" when its top-level code has
