@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
-from atoll.bindings.kv import backend_name
+from atoll.bindings.kv import backend_name, open_backend
 from atoll.bindings.outbound.policy import ADMIN_ENV
 from atoll.control.admin import AdminApp
 from atoll.control.bundle import Limits
 from atoll.control.channel import encode
+from atoll.control.cron import SqliteClaims
 from atoll.control.deployer import Deployer
 from atoll.control.metrics import merge, render
 from atoll.control.process import ProcessOptions, listen_socket
@@ -265,6 +266,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self._on_signal)
         for process in self.processes:
             process.ready = loop.create_future()
+        await self._prepare_files()
         keepers: list[asyncio.Task[None]] = []
         admin: asyncio.Task[None] | None = None
         server: _AdminServer | None = None
@@ -334,6 +336,21 @@ class Supervisor:
                 loop.remove_signal_handler(sig)
             reservation.close()
             admin_sock.close()
+
+    async def _prepare_files(self) -> None:
+        """Create the SQLite files the serving processes share (cron claims; the KV store
+        when it is SQLite) before any starts, in WAL mode.
+
+        Turning a new file to WAL takes a lock SQLite does not wait for: processes that
+        start together and all create it failed at random with "database is locked".
+        Once a file is in WAL mode, opening it again changes nothing.
+        """
+        await asyncio.to_thread(SqliteClaims, self.state.root / "cron.sqlite")
+        if backend_name(self.options.kv) == "sqlite":
+            backend = await asyncio.to_thread(
+                open_backend, self.options.kv, state_dir=self.state.root
+            )
+            await backend.close()
 
     def _on_signal(self) -> None:
         if self._stopping.is_set():
