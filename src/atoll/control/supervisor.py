@@ -20,8 +20,9 @@ Each serving process is linked to the supervisor by a socketpair
 (``channel.py``). After every change (deploy, rollback, delete, secret) the
 supervisor sends ``sync`` to every process and answers the admin request when
 all have replied: at that point every process routes new requests to the new
-version. There is no polling; a process that (re)starts reads the state
-folder itself.
+version (one that failed to load it is synced again, then the change is
+undone: see :meth:`Supervisor.change`). There is no polling; a process that
+(re)starts reads the state folder itself.
 """
 
 from __future__ import annotations
