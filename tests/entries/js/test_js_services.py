@@ -128,3 +128,24 @@ def test_a_js_worker_calling_itself_stops_at_the_depth_limit(
     looped = httpx.get(server.url + "/loop")
     assert looped.status_code == 500
     assert "nests 16 service calls deep" in looped.text
+
+
+def test_under_atoll_serve_a_js_caller_is_deployed_after_its_callee(tmp_path: Path) -> None:
+    from atoll.cli.deploy import deploy as deploy_command
+    from tests.control.serving import run_cli, start_serve
+
+    front = _worker(tmp_path, "front", JS_FRONT, SERVICES)
+    auth = _worker(tmp_path, "auth", PY_AUTH)
+    node = start_serve(tmp_path / "state")
+    try:
+        refused = run_cli(deploy_command, node, str(front))
+        assert refused.exit_code != 0
+        assert "'auth', which is not deployed" in refused.output
+        assert run_cli(deploy_command, node, str(auth)).exit_code == 0
+        assert run_cli(deploy_command, node, str(front)).exit_code == 0
+        ok = httpx.get(
+            node.url + "/", headers={"host": "front.localhost", "authorization": "Bearer ada"}
+        )
+        assert (ok.status_code, ok.text) == (200, "welcome py-auth:ada")
+    finally:
+        node.stop()
