@@ -50,11 +50,11 @@ CASES = {
         ["atoll.toml:3:", "key 'routes[0]'", "a route needs a path", "example.com/*"],
     ),
     "several_problems": (
-        GOOD + 'account_id = "abc"\n\n[limits]\ncpu = 50\n\n[[services]]\nbinding = "AUTH"\n',
+        GOOD + 'account_id = "abc"\n\n[limits]\ncpu = 50\n\n[[queues.producers]]\nbinding = "Q"\n',
         [
             "atoll.toml: 2 problems",
             "atoll.toml:6: key 'limits.cpu': unknown key",
-            "atoll.toml:8: key 'services': not supported by atoll",
+            "atoll.toml:8: key 'queues': not supported by atoll",
             "fix them all, then run again",
         ],
     ),
