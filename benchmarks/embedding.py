@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -39,10 +38,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from benchmarks.report import results_text, write_results
 from benchmarks.servers import BENCH_WORKER, ROOT, Server, atoll_server, free_port, running
 
 DOC = ROOT / "docs" / "benchmarks" / "embedding.md"
-BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 PATHS = ("/hello", "/compute?n=1000")
 
 
@@ -180,18 +179,10 @@ def main() -> None:
     args = parser.parse_args()
     rounds, seconds = (1, 2.0) if args.quick else (3, 5.0)
     results = asyncio.run(measure(rounds, seconds))
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; {rounds} round(s) of {seconds:.0f} s, median; "
-        f"`python -m benchmarks.embedding{' --quick' if args.quick else ''}`"
-    )
-    text = f"{table(results)}\n\n{machine}\n"
+    text = results_text("embedding", table(results), rounds, seconds, args.quick)
     print(text)
     if not args.no_write:
-        doc = DOC.read_text()
-        head, _, rest = doc.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        DOC.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+        write_results(DOC, text)
 
 
 if __name__ == "__main__":

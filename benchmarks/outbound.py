@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,9 +41,9 @@ import httpx
 from atoll.api import Request
 from atoll.control.services import LocalServices
 from atoll.worker import Runtime, Worker, load_worker
+from benchmarks.report import results_text, write_results
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "outbound.md"
-BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 BODY = b"hello from upstream"
 
@@ -231,18 +229,10 @@ def main() -> None:
     args = parser.parse_args()
     rounds, seconds = (1, 1.0) if args.quick else (3, 3.0)
     results = asyncio.run(measure(rounds, seconds))
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; {rounds} round(s) of {seconds:.0f} s, median; "
-        f"`python -m benchmarks.outbound{' --quick' if args.quick else ''}`"
-    )
-    text = f"{table(results)}\n\n{machine}\n"
+    text = results_text("outbound", table(results), rounds, seconds, args.quick)
     print(text)
     if not args.no_write:
-        doc = DOC.read_text()
-        head, _, rest = doc.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        DOC.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+        write_results(DOC, text)
 
 
 if __name__ == "__main__":

@@ -559,3 +559,24 @@ def write_charts(
 
 def have_tool(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+#: The markers around the generated table of a single-benchmark page (docs/benchmarks/*.md).
+RESULTS_BEGIN, RESULTS_END = "<!-- results: begin -->", "<!-- results: end -->"
+
+
+def results_text(module: str, table: str, rounds: int, seconds: float, quick: bool) -> str:
+    """A single benchmark's table with the line that says where and how it was measured."""
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; {rounds} round(s) of {seconds:.0f} s, median; "
+        f"`python -m benchmarks.{module}{' --quick' if quick else ''}`"
+    )
+    return f"{table}\n\n{machine}\n"
+
+
+def write_results(doc: Path, text: str) -> None:
+    """Replace what lies between the results markers of ``doc`` (the rest is hand-written)."""
+    head, _, rest = doc.read_text().partition(RESULTS_BEGIN)
+    _, _, tail = rest.partition(RESULTS_END)
+    doc.write_text(f"{head}{RESULTS_BEGIN}\n{text}{RESULTS_END}{tail}")
