@@ -565,11 +565,15 @@ def have_tool(name: str) -> bool:
 RESULTS_BEGIN, RESULTS_END = "<!-- results: begin -->", "<!-- results: end -->"
 
 
-def results_text(module: str, table: str, rounds: int, seconds: float, quick: bool) -> str:
-    """A single benchmark's table with the line that says where and how it was measured."""
+def results_text(
+    module: str, table: str, rounds: int, seconds: float, quick: bool, *, how: str | None = None
+) -> str:
+    """A single benchmark's table with the line that says where and how it was measured
+    (``how`` instead of "N round(s) of S s, median" for a benchmark not made of rounds)."""
+    how = how or f"{rounds} round(s) of {seconds:.0f} s, median"
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; {rounds} round(s) of {seconds:.0f} s, median; "
+        f"Python {platform.python_version()}; {how}; "
         f"`python -m benchmarks.{module}{' --quick' if quick else ''}`"
     )
     return f"{table}\n\n{machine}\n"

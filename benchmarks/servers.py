@@ -9,10 +9,13 @@ process: every thread). workerd comes from npm, pinned in
 
 from __future__ import annotations
 
+import compileall
 import contextlib
+import functools
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +36,7 @@ __all__ = [
     "WorkerdService",
     "atoll_server",
     "bench_workerd",
+    "compile_bytecode",
     "ensure_workerd",
     "free_port",
     "get",
@@ -188,10 +192,24 @@ def running(servers: Sequence[Server], path: str = "/hello") -> Iterator[list[Se
 # --------------------------------------------------------------------------- atoll
 
 
+@functools.cache
+def compile_bytecode() -> None:
+    """Write the ``.pyc`` files of ``src/atoll`` (once per benchmark process).
+
+    An installed atoll has them (pip compiles a package at install); a source checkout
+    installed in editable mode gets them only from Python itself, which writes none under
+    ``PYTHONDONTWRITEBYTECODE``: then every start would compile atoll's modules from
+    source, and a cold start would measure the compiler. The templates are user code that
+    ``atoll init`` copies: left alone.
+    """
+    compileall.compile_dir(ROOT / "src" / "atoll", quiet=1, rx=re.compile(r"[/\\]templates[/\\]"))
+
+
 def atoll_server(
     worker: Path = BENCH_WORKER, port: int | None = None, loops: int | None = None
 ) -> Server:
     """``atoll dev WORKER`` on a loopback port (request log off: warnings only)."""
+    compile_bytecode()
     port = port or free_port()
     argv = [sys.executable, "-m", "atoll.cli", "dev", str(worker), "--port", str(port)]
     argv += ["--log-level", "warning", "--no-build"]

@@ -9,33 +9,95 @@ prints its notices once.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from atoll.errors import AtollError
 from atoll.manifest import Manifest, load_manifest
 from atoll.manifest.routes import manifest_routes
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
+    "Stderr",
     "config_options",
+    "emphasis",
     "fail_on_errors",
     "load_config",
     "selected_config",
     "setup_logging",
+    "stderr",
 ]
 
 _CONFIG = "atoll.config"
 _ENV = "atoll.env"
 
 F = TypeVar("F", bound=Callable[..., object])
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: What a terminal would act on in a plain line and rich drops (bell, backspace, VT, FF, CR).
+_CONTROL = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+class Stderr:
+    """The commands' messages on stderr, one line per :meth:`print`.
+
+    A line with rich markup goes through a rich ``Console`` made (and rich imported)
+    on its first use; a plain line (``markup=False``) is written as it is, so a command
+    that prints only plain lines, as ``atoll dev`` does on its way to serving, never
+    imports rich: its import is a good part of a cold start.
+    """
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The rich console (made on first use): ``stderr``, no highlighting, no wrapping."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, text: str, *, markup: bool = True) -> None:
+        """Write ``text`` and a newline; ``markup``: ``text`` is rich markup (``[bold]…[/]``)."""
+        if markup:
+            self.console.print(text, markup=True)
+            return
+        stream = sys.stderr  # looked up per line: a test may have replaced it
+        stream.write(text.translate(_CONTROL) + "\n")
+        stream.flush()
+
+
+stderr = Stderr()
+
+
+def emphasis(text: str, sgr: str = "1") -> str:
+    """``text`` in an ANSI style (``sgr``: "1" bold, "36" cyan) when stderr is a colour
+    terminal (not with ``NO_COLOR``, or ``TERM=dumb``), else as it is: styling for a
+    plain line that rich is not imported to print."""
+    if os.environ.get("FORCE_COLOR"):
+        colour = True
+    else:
+        colour = (
+            sys.stderr.isatty()
+            and "NO_COLOR" not in os.environ
+            and os.environ.get("TERM") != "dumb"
+        )
+    return f"\x1b[{sgr}m{text}\x1b[0m" if colour else text
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape  # only with markup: see Stderr
+
+    return escape(text)
 
 
 @contextmanager
@@ -44,9 +106,9 @@ def fail_on_errors() -> Iterator[None]:
     try:
         yield
     except AtollError as exc:
-        stderr.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
+        stderr.print(f"[bold red]error:[/] {_escape(exc.message)}", markup=True)
         if exc.hint:
-            stderr.print(f"  [dim]hint:[/] {escape(exc.hint)}", markup=True)
+            stderr.print(f"  [dim]hint:[/] {_escape(exc.hint)}", markup=True)
         raise click.exceptions.Exit(1) from None
 
 
@@ -110,5 +172,5 @@ def load_config(directory: Path, *, check_files: bool = False, notices: bool = T
     if notices and manifest.notices and ctx is not None and not ctx.meta.get("atoll.noticed"):
         ctx.meta["atoll.noticed"] = True
         for line in manifest.notices:
-            stderr.print(f"[yellow]notice:[/] {escape(line)}", markup=True)
+            stderr.print(f"[yellow]notice:[/] {_escape(line)}", markup=True)
     return manifest

@@ -15,6 +15,7 @@ from atoll.api import ScheduledEvent
 from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
 from atoll.cli.common import (
     config_options,
+    emphasis,
     fail_on_errors,
     load_config,
     selected_config,
@@ -316,10 +317,10 @@ def _serve(
                 f"test a run: curl 'http://{bound_host}:{bound_port}/__scheduled?cron=*+*+*+*+*'",
                 markup=False,
             )
-        stderr.print(
-            f"[bold]atoll dev[/]: worker [cyan]{worker.name}[/] ready on "
+        stderr.print(  # plain, with ANSI emphasis: rich stays off the start-up path
+            f"{emphasis('atoll dev')}: worker {emphasis(worker.name, '36')} ready on "
             f"http://{bound_host}:{bound_port}/  ({loops} loops; Ctrl-C to stop)",
-            markup=True,
+            markup=False,
         )
 
     try:

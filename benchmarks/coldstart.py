@@ -1,0 +1,163 @@
+# ruff: noqa: RUF001 - the page is typeset: multiplication signs and en dashes
+"""Cold start: ``atoll dev examples/bench`` launch → first 200, against workerd.
+
+Run from the repository root::
+
+    python -m benchmarks.coldstart            # 10 launches each, alternating
+    python -m benchmarks.coldstart --quick    # 3 launches each
+
+Each launch starts the server (``atoll dev examples/bench --no-build``, KV in
+memory, as ``python -m benchmarks`` runs it; workerd on the same ``bench.wasm``
+when it can be had) and polls ``/compute?n=1000`` until it answers 200. Two
+figures per launch: the wall time from ``Popen`` to the 200, and the CPU the
+server process used until then (the sum of its threads' run time from
+``/proc/PID/task/*/schedstat``, in nanoseconds). On a shared machine the wall time
+is mostly waiting for a core; the CPU time is what load does not change much.
+atoll's compiled-code cache on disk is warm: an unmeasured launch goes first.
+
+Then, for the record, what ``import atoll.cli.dev`` costs in a fresh interpreter
+(CPU and modules) against ``python -c pass``. The table is printed and written
+into ``docs/benchmarks/coldstart.md`` (between its result markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.report import results_text, write_results
+from benchmarks.servers import (
+    ROOT,
+    Server,
+    Unavailable,
+    atoll_server,
+    bench_workerd,
+    ensure_workerd,
+)
+
+__all__ = ["cpu_ns", "first_200", "main"]
+
+DOC = ROOT / "docs" / "benchmarks" / "coldstart.md"
+PATH = "/compute?n=1000"
+
+#: Prints the CPU (ns) and the module count of ``import atoll.cli.dev`` in this interpreter.
+IMPORT_PROBE = (
+    "import sys, time; t = time.process_time_ns(); import atoll.cli.dev; "
+    "print(time.process_time_ns() - t, len(sys.modules))"
+)
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time used so far by every live thread of ``pid`` (scheduler run time, ns)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread ended meanwhile
+    return total
+
+
+def first_200(server: Server, path: str = PATH) -> tuple[float, float]:
+    """Start ``server`` and wait for its first 200 on ``path``: (wall ms, CPU ms), then stop it."""
+    try:
+        wall = server.start().wait_ready(path) * 1000
+        cpu = cpu_ns(server.pid) / 1e6
+    finally:
+        server.stop()
+    return wall, cpu
+
+
+def launches(times: int, with_workerd: bool) -> dict[str, list[tuple[float, float]]]:
+    """``times`` launches of each server, alternating; (wall ms, CPU ms) per launch."""
+    first_200(atoll_server())  # warms atoll's compiled-code cache on disk (and the page cache)
+    out: dict[str, list[tuple[float, float]]] = {"atoll": []}
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
+        if with_workerd:
+            out["workerd"] = []
+            first_200(bench_workerd(Path(tmp)))
+        for i in range(times):
+            for name in out:
+                server = atoll_server() if name == "atoll" else bench_workerd(Path(tmp))
+                wall, cpu = first_200(server)
+                out[name].append((wall, cpu))
+                print(f"launch {i + 1} {name:8} wall {wall:7.1f} ms  CPU {cpu:7.1f} ms")
+    return out
+
+
+def import_cost(times: int) -> dict[str, float]:
+    """Median CPU of ``import atoll.cli.dev`` in a fresh interpreter, its modules, and
+    the wall time of ``python -c pass`` (the interpreter's own start)."""
+    cpu, modules, bare = [], 0, []
+    for _ in range(times):
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True
+        ).stdout.split()
+        cpu.append(int(out[0]) / 1e6)
+        modules = int(out[1])
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append((time.perf_counter() - start) * 1000)
+    return {
+        "import_cpu_ms": statistics.median(cpu),
+        "modules": modules,
+        "bare_ms": statistics.median(bare),
+    }
+
+
+def _cell(samples: list[tuple[float, float]], index: int) -> str:
+    values = [s[index] for s in samples]
+    return f"{statistics.median(values):,.1f} <sub>{min(values):,.1f}–{max(values):,.1f}</sub>"
+
+
+def table(results: dict[str, list[tuple[float, float]]], imports: dict[str, float]) -> str:
+    lines = [
+        "| server | wall to first 200, ms | CPU to first 200, ms | launches |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, samples in results.items():
+        label = "`atoll dev`" if name == "atoll" else "workerd"
+        lines.append(f"| {label} | {_cell(samples, 0)} | {_cell(samples, 1)} | {len(samples)} |")
+    lines += [
+        "",
+        f"`import atoll.cli.dev` in a fresh interpreter: {imports['import_cpu_ms']:.0f} ms of CPU, "
+        f"{imports['modules']:.0f} modules in `sys.modules`; `python -c pass`: "
+        f"{imports['bare_ms']:.0f} ms wall. Load average {os.getloadavg()[0]:.1f} at the end.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="3 launches each")
+    parser.add_argument("--times", type=int, default=None, help="launches of each server")
+    parser.add_argument("--no-workerd", action="store_true", help="atoll only")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    times = args.times or (3 if args.quick else 10)
+    with_workerd = not args.no_workerd
+    if with_workerd:
+        try:
+            ensure_workerd()
+        except Unavailable as exc:
+            print(f"without workerd: {exc}")
+            with_workerd = False
+    results = launches(times, with_workerd)
+    how = f"{times} launches of each server, alternating, median <sub>min–max</sub>"
+    text = results_text(
+        "coldstart", table(results, import_cost(times)), times, 0, args.quick, how=how
+    )
+    print(text)
+    if not args.no_write:
+        write_results(DOC, text)
+
+
+if __name__ == "__main__":
+    main()
