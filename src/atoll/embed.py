@@ -38,7 +38,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from atoll.api import Headers, Request, Response
-from atoll.bindings.kv import KVBackend, KVHousekeeping, KVNamespace, kv_bindings, open_backend
+from atoll.bindings.kv import (
+    STATE_DIR,
+    KVBackend,
+    KVHousekeeping,
+    KVNamespace,
+    kv_bindings,
+    open_backend,
+)
 from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, Router, SingleWorker
 from atoll.manifest import Manifest, load_manifest
@@ -58,9 +65,6 @@ __all__ = [
     "load",
     "open_worker",
 ]
-
-#: Where a ``sqlite`` store keeps its file, under the worker folder (as ``atoll dev``).
-STATE_DIR = ".atoll"
 
 KVSpec = str | KVBackend
 """A KV store: a spec (``memory``, ``sqlite``, ``sqlite:PATH``, ``redis://…``) or an open backend."""

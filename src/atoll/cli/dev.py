@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 from atoll.api import ScheduledEvent
-from atoll.bindings.kv import DEFAULT_SPEC, KVBackend, KVHousekeeping, kv_bindings, open_backend
+from atoll.bindings.kv import (
+    DEFAULT_SPEC,
+    STATE_DIR,
+    KVBackend,
+    KVHousekeeping,
+    kv_bindings,
+    open_backend,
+)
 from atoll.cli.common import (
     config_options,
     emphasis,
@@ -22,11 +29,9 @@ from atoll.cli.common import (
     setup_logging,
     stderr,
 )
-from atoll.cli.kv import STATE_DIR
 from atoll.cli.server_options import server_limit_options, server_limits
 from atoll.control.cron import MemoryClaims, Scheduler
 from atoll.control.services import LocalServices
-from atoll.devtools.build import run_build
 from atoll.devtools.reload import DevReloader
 from atoll.errors import ConfigError
 from atoll.http.app import AtollApp, SingleWorker
@@ -151,6 +156,8 @@ def dev(
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
         raw = load_config(directory)  # prints the config's notices, once
         if not no_build and raw.build.command:
+            from atoll.devtools.build import run_build  # toolchains: only to build
+
             stderr.print(f"building: {raw.build.command}", markup=False)
             run_build(raw, on_output=lambda line: stderr.print(f"  {line}", markup=False))
         host = host or raw.dev.ip or "127.0.0.1"

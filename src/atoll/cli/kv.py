@@ -42,14 +42,13 @@ from typing import Any, TypeVar
 
 import click
 
-from atoll.bindings.kv import DEFAULT_SPEC, KVNamespace, open_backend
+from atoll.bindings.kv import DEFAULT_SPEC, STATE_DIR, KVNamespace, open_backend
 from atoll.bindings.kv.namespace import check_key
 from atoll.cli.common import config_options, fail_on_errors, load_config, selected_config
 from atoll.errors import ConfigError, KVError
 
 __all__ = ["kv"]
 
-STATE_DIR = ".atoll"
 BULK_FIELDS = ("key", "value", "expiration", "expiration_ttl", "metadata", "base64")
 
 F = TypeVar("F", bound=Callable[..., Any])

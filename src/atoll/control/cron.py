@@ -25,17 +25,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from atoll.api import ScheduledEvent
 from atoll.manifest.crons import next_time
 from atoll.worker import Result, Worker, run_pending
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["Claims", "MemoryClaims", "RunHook", "Scheduler", "SqliteClaims"]
 
@@ -90,6 +92,8 @@ class SqliteClaims:
             )
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3  # here: atoll dev (MemoryClaims) never opens a file of claims
+
         db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         return db

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from atoll.bindings.services import ServiceCaller
-from atoll.devtools.build import run_build
 from atoll.errors import AtollError
 from atoll.http.app import SingleWorker
 from atoll.manifest import Manifest, load_manifest
@@ -228,6 +227,8 @@ class DevReloader:
             if self.build and manifest.build.command and self._needs_build(changed, manifest):
                 self.report(f"reload: building ({manifest.build.command})")
                 self.builds += 1
+                from atoll.devtools.build import run_build  # toolchains: only to build
+
                 run_build(manifest, on_output=lambda line: self.report(f"  {line}"))
             loaded = self._load(check_files=True)
             if self.adjust is not None:

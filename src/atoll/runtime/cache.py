@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +134,8 @@ class ModuleCache:
         payload = bytes(serialized)
         try:
             private_dir(path.parent)  # compiled code is the node's own: 0700 (mkstemp: 0600)
+            import tempfile  # here: a start that finds its modules cached writes none
+
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as out:

@@ -37,6 +37,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_SPEC",
     "PURGE_EVERY",
+    "STATE_DIR",
     "Entry",
     "KVBackend",
     "KVHousekeeping",
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 DEFAULT_SPEC: Final = "sqlite"
+
+#: The folder of local state under a worker folder (``atoll dev``, ``atoll kv``, ``atoll.load``):
+#: where the ``sqlite`` store keeps its file unless ``--persist-to`` says otherwise.
+STATE_DIR: Final = ".atoll"
 log = logging.getLogger("atoll.kv")
 
 BACKENDS: Final[dict[str, str]] = {

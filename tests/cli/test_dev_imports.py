@@ -1,0 +1,91 @@
+"""What ``atoll dev`` imports on its way to serving a worker that needs none of it.
+
+A cold start is mostly imports, so the modules a request of a plain worker never uses
+are imported where they are used: the CLI's rich console (only for a line with markup),
+uvicorn's command line (``uvicorn.main``, its reload supervisors, ``multiprocessing``),
+the outbound HTTP client, static assets, cron parsing, the KV stores not chosen, the
+build toolchains, the other commands, the cluster and the JavaScript engine. These tests
+ask the served process itself (its worker answers with ``sys.modules``), so an import
+that creeps back anywhere on the path fails here, whoever brings it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from tests.support import StartDev, WorkerFactory
+
+#: Imported by no part of the path from ``atoll dev`` to a plain worker's first response.
+NOT_ON_THE_PATH = (
+    "rich",  # cli/common.py: a plain line is written without it
+    "uvicorn.main",  # http/__init__.py: uvicorn's package initialised on demand
+    "uvicorn.supervisors",
+    "multiprocessing",
+    "click.testing",
+    "watchfiles",  # the dev reloader, once serving (off here: --no-reload)
+    "httpx",  # bindings/outbound: on a process's first subrequest
+    "httpcore",
+    "starlette",  # bindings/assets: with static assets only
+    "anyio",
+    "croniter",  # manifest/crons: with [triggers] crons only
+    "dateutil",
+    "sqlite3",  # the KV store is memory here; cron claims in dev are in memory
+    "redis",
+    "atoll.cli.kv",  # other commands
+    "atoll.cli.build",
+    "atoll.devtools.build",  # with a [build] command only
+    "atoll.devtools.toolchains",
+    "atoll.control.deployer",  # atoll serve
+    "atoll.control.supervisor",
+    "atoll.control.cluster",
+    "atoll.entries.js",  # a JavaScript entry only
+    "STPyV8",
+)
+
+MODULES_WORKER = """
+import sys
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    env.M.instantiate().exports.one()  # the wasm path too
+    return Response("\\n".join(sorted(sys.modules)))
+"""
+
+ONE = '(module (func (export "one") (result i32) (i32.const 1)))'
+
+
+def on_the_path(loaded: set[str]) -> list[str]:
+    """The modules of :data:`NOT_ON_THE_PATH` (or their submodules) in ``loaded``."""
+    return sorted(
+        name
+        for name in loaded
+        for banned in NOT_ON_THE_PATH
+        if name == banned or name.startswith(banned + ".")
+    )
+
+
+def test_a_served_worker_finds_none_of_the_lazy_modules_imported(
+    dev_server: StartDev, make_worker: WorkerFactory
+) -> None:
+    folder = make_worker(MODULES_WORKER, modules={"M": ONE})
+    server = dev_server(folder, "--kv", "memory", "--no-reload", "--log-level", "warning")
+    response = httpx.get(f"{server.url}/", timeout=30)
+    assert response.status_code == 200
+    loaded = set(response.text.split("\n"))
+    assert {"atoll.http.server", "uvicorn.server"} <= loaded  # it is the dev process
+    assert on_the_path(loaded) == []
+
+
+def test_the_checker_sees_a_submodule() -> None:
+    assert on_the_path({"uvicorn", "rich.console", "atoll.entries.jsx"}) == ["rich.console"]
+
+
+def test_importing_the_dev_command_imports_none_of_them() -> None:
+    probe = "import sys, atoll.cli.dev; print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert on_the_path(set(out.split("\n"))) == []
