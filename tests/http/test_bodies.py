@@ -8,6 +8,8 @@ arrives.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -19,22 +21,70 @@ from urllib.parse import urlsplit
 import pytest
 
 from atoll.errors import BodyTooLargeError, RequestError
-from atoll.http.bodies import MIB, BodyBudget, BodyReader
+from atoll.http.bodies import COPY_SLICE, MIB, PRESIZE_BYTES, BodyBudget, BodyReader
 from tests.support import StartDev, WorkerFactory
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 def chunks(*sizes: int) -> Receive:
-    messages = [
-        {"type": "http.request", "body": b"x" * size, "more_body": i < len(sizes) - 1}
-        for i, size in enumerate(sizes)
+    return parts(*(b"x" * size for size in sizes))
+
+
+def parts(*bodies: bytes, disconnect: bool = False) -> Receive:
+    """``receive`` giving ``bodies`` as the chunks of one body (then a disconnect, if asked)."""
+    messages: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": body, "more_body": disconnect or i < len(bodies) - 1}
+        for i, body in enumerate(bodies)
     ]
+    if disconnect:
+        messages.append({"type": "http.disconnect"})
 
     async def receive() -> MutableMapping[str, Any]:
         return messages.pop(0)
 
     return receive
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [0],
+        [1],
+        [PRESIZE_BYTES - 1],
+        [PRESIZE_BYTES],
+        [65536] * 40,
+        [7, COPY_SLICE + 3, 65536, 2 * COPY_SLICE + 1, 1],
+    ],
+    ids=["empty", "one-byte", "under-presize", "presize", "64k-chunks", "odd-chunks"],
+)
+def test_a_body_is_read_exactly_as_sent(declared: bool, sizes: list[int]) -> None:
+    sent = [os.urandom(size) for size in sizes]
+    whole = b"".join(sent)
+    budget = BodyBudget(64 * MIB)
+    reader = BodyReader(parts(*sent), 64 * MIB, budget, len(whole) if declared else None)
+    body = asyncio.run(reader())
+    assert type(body) is bytes
+    assert hashlib.sha256(body).digest() == hashlib.sha256(whole).digest()
+    assert body == whole
+    assert budget.used == len(whole)
+    reader.release()
+    assert budget.used == 0
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_body_cut_by_a_disconnect_is_400_and_gives_its_memory_back(declared: bool) -> None:
+    budget = BodyBudget(64 * MIB)
+    sent = [os.urandom(MIB), os.urandom(MIB)]
+    reader = BodyReader(
+        parts(*sent, disconnect=True), 64 * MIB, budget, 3 * MIB if declared else None
+    )
+    with pytest.raises(RequestError) as caught:
+        asyncio.run(reader())
+    assert caught.value.status == 400
+    assert "closed the connection after 2097152 bytes" in str(caught.value)
+    assert budget.used == 0
 
 
 def test_a_declared_body_over_the_budget_is_refused_before_it_is_read() -> None:
@@ -195,3 +245,101 @@ def test_a_body_that_stops_coming_ends_with_408() -> None:
         asyncio.run(reader())
     assert caught.value.status == 408
     assert budget.used == 0
+
+
+HASHING = """
+import hashlib
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    body = await request.bytes()
+    mark = request.query.get("mark")
+    if mark:
+        with open(mark, "a") as f:
+            f.write(f"{len(body)}\\n")
+    return Response(f"{len(body)} {hashlib.sha256(body).hexdigest()}")
+"""
+
+
+def exchange(url: str, data: bytes, *, close: bool = False) -> tuple[int, bytes]:
+    """Send ``data`` (one request, head and body) on a new connection; (status, body).
+    ``close``: close the connection once ``data`` is sent, without reading (0, b"")."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as sock:
+        sock.sendall(data)
+        if close:
+            return 0, b""
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer: {raw!r}"
+            raw += chunk
+        head_raw, _, body = raw.partition(b"\r\n\r\n")
+        length = int(head_raw.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "closed in the middle of the answer"
+            body += chunk
+    return int(head_raw.split(b" ", 2)[1]), body
+
+
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    """``body`` in HTTP/1.1 chunked encoding, cut in chunks of ``sizes`` (cycled)."""
+    out, at, i = [], 0, 0
+    while at < len(body):
+        size = sizes[i % len(sizes)]
+        out.append(b"%x\r\n%s\r\n" % (len(body[at : at + size]), body[at : at + size]))
+        at += size
+        i += 1
+    out.append(b"0\r\n\r\n")
+    return b"".join(out)
+
+
+def test_bodies_reach_the_worker_exactly_as_sent_over_a_socket(
+    make_worker: WorkerFactory, dev_server: StartDev
+) -> None:
+    folder = make_worker(HASHING, limits="request_body_mb = 8")
+    server = dev_server(folder, "--no-reload")
+    for size in (0, 1, 65537, PRESIZE_BYTES - 3, 5 * MIB + 11):
+        body = os.urandom(size)
+        expected = f"{size} {hashlib.sha256(body).hexdigest()}".encode()
+        head = f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
+        assert exchange(server.url, head.encode() + body) == (200, expected), size
+        head = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        framed = chunked(body, [1, 70_000, 3 * MIB, 4093])
+        assert exchange(server.url, head.encode() + framed) == (200, expected), size
+    # past request_body_mb: 413, declared or not
+    head = f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {9 * MIB}\r\n\r\n"
+    assert exchange(server.url, head.encode() + bytes(9 * MIB))[0] == 413
+    head = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert exchange(server.url, head.encode() + chunked(bytes(9 * MIB), [MIB]))[0] == 413
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_client_gone_mid_body_gives_its_budget_back_and_the_worker_never_sees_it(
+    make_worker: WorkerFactory, dev_server: StartDev, tmp_path: Path, declared: bool
+) -> None:
+    folder = make_worker(HASHING, limits="request_body_mb = 8")
+    server = dev_server(folder, "--no-reload", "--body-memory-mb", "2")
+    mark = tmp_path / "read.txt"
+    sent = os.urandom(int(1.5 * MIB))
+    if declared:
+        head = f"POST /?mark={mark} HTTP/1.1\r\nHost: t\r\nContent-Length: {2 * MIB}\r\n\r\n"
+        data = head.encode() + sent
+    else:
+        head = f"POST /?mark={mark} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        data = head.encode() + chunked(sent, [65536])[: -len(b"0\r\n\r\n")]
+    exchange(server.url, data, close=True)  # 1.5 of the 2 MiB budget, then gone
+    body = os.urandom(int(1.5 * MIB))
+    head = f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+    expected = (200, f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode())
+    answers = []
+    for _ in range(200):  # until the node has seen the first client go (10 s at most)
+        answers.append(exchange(server.url, head.encode() + body))
+        if answers[-1] == expected:
+            break
+        time.sleep(0.05)
+    assert answers[-1] == expected, answers[-1]
+    assert {status for status, _ in answers[:-1]} <= {503}
+    assert not mark.exists()  # the worker never got the cut body

@@ -21,11 +21,27 @@ request with 408 (a client that trickles a body cannot hold a request forever).
 Memory is given back when the request ends (its response sent, its log line
 written), not when the worker drops the bytes: the request object holds them
 until then.
+
+A body is handed to the worker exactly as the client sent it, or not at all: a
+client that closes its connection before the end of its body ends the request
+with 400 (the worker never sees a truncated body).
+
+Assembling a large body never holds the GIL for long. Copying tens of MiB in one
+call (``b"".join`` of the chunks, ``bytes(bytearray)``) holds the GIL for
+milliseconds — the first touch of fresh pages costs more than the copy — and
+every event loop of the process, whatever it serves, waits for it. So a body of
+:data:`PRESIZE_BYTES` or more is written, chunk by chunk as it arrives, into
+one ``bytes`` object allocated at its declared ``Content-Length`` and handed to
+the worker as it is (no final copy); one without a ``Content-Length`` (chunked)
+is kept as its chunks and copied into one ``bytes`` at the end, in pieces of at
+most :data:`COPY_SLICE` bytes with the loop free between them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -39,6 +55,10 @@ MIB = 1024 * 1024
 DEFAULT_BODY_MEMORY = 256 * MIB
 #: Seconds a request body may go without a byte before the request ends with 408.
 BODY_TIMEOUT = 30.0
+#: Bodies at least this large are assembled without one big copy (module docstring).
+PRESIZE_BYTES = 1 * MIB
+#: Bytes copied at most between two turns of the event loop while assembling a body.
+COPY_SLICE = 1 * MIB
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -116,10 +136,18 @@ class BodyReader:
 
     async def __call__(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` (413) past
-        ``limit``, :class:`~atoll.errors.RequestError` 503 past the budget and 408
-        when the body stops coming for ``timeout`` seconds."""
-        if self.declared is not None and not self.budget.fits(self.declared):
+        ``limit``, :class:`~atoll.errors.RequestError` 503 past the budget, 408
+        when the body stops coming for ``timeout`` seconds and 400 when the client
+        closes its connection before the end of its body."""
+        declared = self.declared
+        if declared is not None and not self.budget.fits(declared):
             raise self._refuse()  # before a byte is read
+        # A large declared body goes straight into its final bytes object; any
+        # other is kept as its chunks and joined at the end.
+        fill: _Unfilled | None = None
+        if _PRESIZE and declared is not None and PRESIZE_BYTES <= declared <= self.limit:
+            fill = _Unfilled(declared)
+        room = declared if fill is not None and declared is not None else 0
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -134,24 +162,114 @@ class BodyReader:
                     hint="send the body as fast as the network allows",
                 ) from None
             if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
                 self.release()
-                raise BodyTooLargeError(
-                    f"request body is over the limit of {self.limit // MIB} MiB "
-                    "(refused while reading)"
+                raise RequestError(
+                    f"the client closed the connection after {size} bytes of its body"
+                    + (f" (of {declared} declared)" if declared is not None else ""),
+                    hint="the client must send the whole body before it stops",
                 )
-            if size > self.held:
-                self._hold(size - self.held)
-            chunks.append(chunk)
+            chunk = message.get("body", b"")
+            if chunk:
+                start = size
+                size += len(chunk)
+                if size > self.limit:
+                    self.release()
+                    raise BodyTooLargeError(
+                        f"request body is over the limit of {self.limit // MIB} MiB "
+                        "(refused while reading)"
+                    )
+                if size > self.held:
+                    self._hold(size - self.held)
+                if fill is None:
+                    chunks.append(chunk)
+                elif size <= room:
+                    fill.write(start, chunk)
+                else:  # the HTTP parser frames bodies by Content-Length: never happens
+                    self.release()
+                    raise RequestError(f"the request body is over its Content-Length {declared}")
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        if fill is not None:
+            if size != room:
+                self.release()
+                raise RequestError(
+                    f"the request body ended after {size} bytes; its Content-Length said {declared}"
+                )
+            return fill.out
+        if size < PRESIZE_BYTES or not _PRESIZE:
+            return b"".join(chunks)
+        return await _assemble(chunks, size)
 
     def release(self) -> None:
         """Give back what this body held (once the request is over)."""
         if self.held:
             self.budget.give(self.held)
             self.held = 0
+
+
+async def _assemble(chunks: list[bytes], size: int) -> bytes:
+    """``b"".join(chunks)`` (``size`` bytes in all) without holding the GIL or the loop
+    long: at most :data:`COPY_SLICE` bytes between two turns of the loop. Empties
+    ``chunks`` (each chunk's memory is freed once copied)."""
+    fill = _Unfilled(size)
+    at = copied = 0
+    for i, chunk in enumerate(chunks):
+        chunks[i] = b""
+        for piece in range(0, len(chunk), COPY_SLICE):
+            n = fill.write(at, chunk, piece, piece + COPY_SLICE)
+            at += n
+            copied += n
+            if copied >= COPY_SLICE:
+                copied = 0
+                await asyncio.sleep(0)
+    chunks.clear()
+    return fill.out
+
+
+#: Whether :class:`_Unfilled` can be made (it needs CPython's C API); elsewhere
+#: bodies are joined whole.
+_PRESIZE = sys.implementation.name == "cpython"
+
+
+class _Unfilled:
+    """A new ``bytes`` of ``size`` (> 1) bytes, filled by :meth:`write` before anyone sees it.
+
+    What C code does with ``PyBytes_FromStringAndSize(NULL, size)``: the memory
+    is allocated but not touched (no zeroing). Each write is a ``memmove`` that
+    releases the GIL: the first touch of a fresh page (the kernel zeroes it)
+    costs more than the copy, and it must not keep the other event loops of the
+    process waiting. ``out`` is given out only once written whole (to everyone
+    else bytes are immutable). CPython only.
+    """
+
+    __slots__ = ("_address", "out")
+
+    def __init__(self, size: int) -> None:
+        new, address, _memmove = _capi()
+        self.out: bytes = new(None, size)
+        self._address: int = address(self.out)
+
+    def write(self, at: int, data: bytes, start: int = 0, end: int | None = None) -> int:
+        """Copy ``data[start:end]`` to ``out[at:]`` (the caller keeps within ``len(out)``);
+        returns how many bytes it copied."""
+        n = (len(data) if end is None else min(end, len(data))) - start
+        _new, address, memmove = _capi()
+        memmove(self._address + at, data if start == 0 else address(data) + start, n)
+        return n
+
+
+@functools.cache
+def _capi() -> tuple[Any, Any, Any]:
+    """CPython's ``PyBytes_FromStringAndSize`` and ``PyBytes_AsString``, and a
+    ``memmove`` called without the GIL (looked up on the first large body)."""
+    import ctypes
+
+    api = ctypes.pythonapi
+    new = api.PyBytes_FromStringAndSize
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+    address = api.PyBytes_AsString
+    address.restype = ctypes.c_void_p
+    address.argtypes = [ctypes.py_object]
+    # ctypes.memmove is a CFUNCTYPE function: ctypes releases the GIL around it.
+    return new, address, ctypes.memmove
