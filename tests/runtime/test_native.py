@@ -1181,10 +1181,11 @@ def test_wasi_names_are_preview1_functions_and_define_host_checks_the_index() ->
     assert len(names) == len(set(names))
     assert all((MODULE, name) in provided for name in names)
     assert {name: i + 1 for i, name in enumerate(names)} == capi.NATIVE_WASI
+    assert len(names) + 1 == capi.NATIVE_LOG_WRITE  # atoll:log.write, after the WASI ones
     linker = wasmtime.Linker(wasmtime.Engine())
     ty = wasmtime.FuncType([], [])
     with pytest.raises(ValueError, match="no such native function"):
-        capi.define_host_func(linker, "env", "f", ty, lambda caller: None, len(names) + 1)
+        capi.define_host_func(linker, "env", "f", ty, lambda caller: None, len(names) + 2)
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)

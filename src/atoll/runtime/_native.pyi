@@ -5,6 +5,7 @@ from typing import Any
 
 INTERRUPT_MARKER: str
 MAX_SLOTS: int
+LOG_WRITE_NATIVE: int
 
 class CallFailed(Exception):
     """A C call failed: ``args`` is ``(error_address, trap_address)``."""
@@ -28,6 +29,20 @@ class Stdio:
     def stdout(self) -> bytes: ...
     def write_stdout(self, data: bytes) -> None: ...
     def read_stdin(self, n: int) -> bytes: ...
+
+class LogBook:
+    lines: list[str]
+    kept_lines: int
+    kept_bytes: int
+    dropped_lines: int
+    dropped_bytes: int
+    pending: int
+    max_lines: int
+    max_bytes: int
+    max_line: int
+    def __init__(self, lines: list[str], max_lines: int, max_bytes: int, max_line: int) -> None: ...
+    def collect(self) -> None: ...
+    def write(self, data: bytes | None, length: int = ..., ptr: int = ...) -> None: ...
 
 class Meter:
     allow_ns: int

@@ -98,12 +98,14 @@ except ImportError as exc:  # pragma: no cover - a source tree without its build
 __all__ = [
     "INTERRUPT_MARKER",
     "MAX_SLOTS",
+    "NATIVE_LOG_WRITE",
     "NATIVE_WASI",
     "WASMTIME_VERSION",
     "Bound",
     "BudgetSpent",
     "CallFailed",
     "FastCaller",
+    "LogBook",
     "Meter",
     "MeteredStore",
     "RawCaller",
@@ -185,6 +187,7 @@ Meter = _native.Meter
 Bound = _native.Bound
 Ticker = _native.Ticker
 Stdio = _native.Stdio
+LogBook = _native.LogBook
 thread_ns = _native.thread_ns
 
 INTERRUPT_MARKER: str = _native.INTERRUPT_MARKER
@@ -601,6 +604,10 @@ def _host_error_message(exc: BaseException) -> bytes:
 #: WASI preview 1 functions ``_native`` serves in C when the store's meter has a
 #: :class:`Stdio` (a CGI run): name → ``define_host_func``'s ``native`` argument.
 NATIVE_WASI: dict[str, int] = {name: i + 1 for i, name in enumerate(_native.wasi_names())}
+#: ``define_host_func``'s ``native`` for ``atoll:log.write``: served in C when the calling
+#: store has a meter and the outermost call an invocation whose ``log_book.counts`` is a
+#: :class:`LogBook` (``runtime/native/log.c``).
+NATIVE_LOG_WRITE: int = _native.LOG_WRITE_NATIVE
 
 
 def define_host_func(
@@ -619,10 +626,11 @@ def define_host_func(
     with that message. Any other exception also becomes a trap (and is never
     lost in a global). Numeric signatures only (at most one result).
 
-    ``native`` (a value of :data:`NATIVE_WASI`): when the calling store's
-    meter carries a :class:`Stdio`, the C version of that WASI function runs
-    first, without the GIL, and ``impl`` only for what it leaves (stderr,
-    files, a write past the stdout limit…).
+    ``native`` (a value of :data:`NATIVE_WASI`, or :data:`NATIVE_LOG_WRITE`):
+    when the calling store has a meter, the C version of that function runs
+    first, without the GIL, and ``impl`` only for what it leaves (without a
+    :class:`Stdio` on the meter, most WASI calls; stderr, files, a write past
+    the stdout limit…).
     """
     sig = Signature.of(ty)
     if not sig.numeric or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:

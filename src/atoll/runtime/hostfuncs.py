@@ -117,21 +117,27 @@ def check_cpu(caller: Any, what: str) -> None:
 
 
 def _log_write(caller: wasmtime.Caller, ptr: int, length: int) -> None:
+    """``atoll:log.write(ptr, len)``: one line. The native backend serves it in C
+    (``runtime/native/log.c``, the same rules), and this only where C cannot."""
     invocation = CURRENT.get()
+    ptr &= 0xFFFFFFFF  # i32 arrive signed on the public backend, unsigned on the native one
+    length &= 0xFFFFFFFF
     if invocation is not None and invocation.log_book.full():  # nothing read or copied
-        invocation.log_book.drop(1, length & 0xFFFFFFFF)
+        invocation.log_book.drop(1, length)
         return
-    data = memory_bytes(caller, ptr, min(length & 0xFFFFFFFF, MAX_LOG_LINE))
+    data = memory_bytes(caller, ptr, min(length, MAX_LOG_LINE))
+    cut = data is not None and length > MAX_LOG_LINE
     if data is None:
         line = f"<atoll:log.write: bad pointer/length {ptr}/{length}>"
     else:
         line = data.decode("utf-8", errors="replace")
-        if (length & 0xFFFFFFFF) > MAX_LOG_LINE:
-            line += f"… (cut at {MAX_LOG_LINE} bytes of {length & 0xFFFFFFFF})"
-            if invocation is not None:
-                invocation.log_book.drop(0, (length & 0xFFFFFFFF) - MAX_LOG_LINE)
-    if invocation is not None:
-        invocation.log_book.add(line, cut=False)  # at most MAX_LOG_LINE bytes, and the note
+        if cut:
+            line += f"… (cut at {MAX_LOG_LINE} bytes of {length})"
+    if invocation is None:
+        return
+    # at most MAX_LOG_LINE bytes, and the note; not kept: the guest's bytes count as dropped
+    if invocation.log_book.add(line, cut=False, written=length) and cut:
+        invocation.log_book.drop(0, length - MAX_LOG_LINE)  # the part cut off
 
 
 def _as_string(caller: wasmtime.Caller, ptr: int) -> str:

@@ -90,7 +90,7 @@ class Invocation:
         self.memory_budget = limits.memory_mb * MIB
         self.logs: list[str] = []
         #: Bounds ``logs`` (lines, bytes, line length) and counts what it drops; see runtime/logs.py.
-        self.log_book = RequestLog(self.logs)
+        self.log_book = RequestLog(self.logs, BACKEND.log_counts(self.logs))
         #: Public backend: the thread CPU clock at which the outermost wasm call's budget
         #: ends (``hostfuncs.check_cpu`` stops long host work there). None: no call running.
         self.cpu_deadline_ns: int | None = None

@@ -171,3 +171,9 @@ class Backend(Protocol):
     def serve_stdio(self, meter: Meter, context: Any) -> None:
         """Serve a CGI run's common WASI calls in C, if this backend can (per request)."""
         ...
+
+    def log_counts(self, lines: list[str]) -> Any:
+        """The counters of a request's log whose lines are ``lines`` (a
+        ``logs.LogCounts``), or ``None`` for ``logs.RequestLog``'s own. Per request,
+        when its invocation is made."""
+        ...

@@ -17,11 +17,13 @@ import wasmtime
 from atoll.runtime import capi
 from atoll.runtime.backend.base import Bound, InstanceRef, Meter, Prepared, Ticker
 from atoll.runtime.backend.public import PyBound
+from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
 from atoll.runtime.signature import Signature
 
 __all__ = ["NativeBackend"]
 
 _WASI = "wasi_snapshot_preview1"
+_LOG_WRITE = ("atoll:log", "write")
 
 
 class NativeBackend:
@@ -56,7 +58,10 @@ class NativeBackend:
         ty: wasmtime.FuncType,
         impl: Callable[..., Any],
     ) -> None:
-        native = capi.NATIVE_WASI.get(name, 0) if module == _WASI else 0
+        if module == _WASI:
+            native = capi.NATIVE_WASI.get(name, 0)
+        else:
+            native = capi.NATIVE_LOG_WRITE if (module, name) == _LOG_WRITE else 0
         capi.define_host_func(linker, module, name, ty, impl, native)
 
     def new_store(
@@ -138,3 +143,7 @@ class NativeBackend:
 
     def serve_stdio(self, meter: Meter, context: Any) -> None:
         meter.stdio = context.serve_stdio_in_c(capi.Stdio)
+
+    def log_counts(self, lines: list[str]) -> Any:
+        """A ``capi.LogBook``: ``atoll:log.write`` keeps and counts lines in C (no GIL)."""
+        return capi.LogBook(lines, MAX_LOG_LINES, MAX_LOG_BYTES, MAX_LOG_LINE)

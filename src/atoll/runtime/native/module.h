@@ -6,6 +6,7 @@
  *   native.c   the module: Sig / Bound (export calls), Meter (CPU at epoch deadlines),
  *              stores, instantiate, host functions behind a C trampoline, Ticker
  *   wasi.c     Stdio and the WASI preview 1 calls of a CGI run served in C (no GIL)
+ *   log.c      LogBook (a request's log counters) and atoll:log.write served in C (no GIL)
  *
  * It links against nothing: atoll.runtime.capi passes the addresses of the C
  * functions it needs (from wasmtime-py's own libwasmtime) to init(). The
@@ -124,7 +125,8 @@ static inline int64_t thread_ns(void) {
 
 /* ---- the meter's state (its Python type, Meter, is in native.c) --------------- */
 
-typedef struct StdioObject StdioObject; /* defined in wasi.c */
+typedef struct StdioObject StdioObject;     /* defined in wasi.c */
+typedef struct LogBookObject LogBookObject; /* defined in log.c */
 
 typedef struct {
     PyObject_HEAD
@@ -142,7 +144,15 @@ typedef struct {
     int releases;            /* GIL give-ups not yet taken back (one per call at most) */
     int installed;
     StdioObject *stdio;   /* the store's WASI stdio served in C, or NULL (see Stdio) */
+    /* The invocation the outermost call runs for (borrowed: the caller holds it for
+     * the call), set by the calls that take one (Bound, instantiate, run_export); NULL
+     * otherwise. atoll:log.write finds the request's LogBook through it. */
+    PyObject *invocation;
+    LogBookObject *log;   /* that request's LogBook, once the guest logged (owned) */
 } MeterObject;
+
+/* The outermost call returned: the LogBook's lines go to the request (log.c). GIL held. */
+void atoll_log_detach(MeterObject *m);
 
 /* A call into the store begins: the outermost one starts the clock. */
 static inline void meter_enter(MeterObject *m, long long allow) {
@@ -153,12 +163,16 @@ static inline void meter_enter(MeterObject *m, long long allow) {
     }
 }
 
-/* It ended: the outermost one returns the CPU it used (a nested one 0). */
+/* It ended: the outermost one returns the CPU it used (a nested one 0), and hands the
+ * lines it logged in C to the request. Called with the GIL. */
 static inline long long meter_exit(MeterObject *m) {
     if (--m->depth > 0)
         return 0;
     m->depth = 0;
     m->used_ns = thread_ns() - m->seg_ns;
+    m->invocation = NULL;
+    if (m->log != NULL)
+        atoll_log_detach(m);
     return m->used_ns;
 }
 
@@ -184,19 +198,24 @@ static inline MeterObject *meter_of_context(wt_context_t *ctx) {
     return (MeterObject *)data;
 }
 
-/* ---- what wasi.c offers (see there) --------------------------------------- */
+/* ---- what wasi.c and log.c offer (see there) -------------------------------- */
 
 extern PyTypeObject StdioType;
+extern PyTypeObject LogBookType;
 
-/* A WASI function served in C: NULL when it answered (vals[0] holds the errno), a
- * trap, or FALLBACK when the Python implementation must run instead. */
+/* A host function served in C, for a store with a Meter: NULL when it answered (vals[0]
+ * holds the result, if any), a trap, or FALLBACK when the Python implementation must
+ * run instead (what the C one does not serve). */
 #define FALLBACK ((wt_trap_t *)1)
-typedef wt_trap_t *(*native_wasi_fn)(StdioObject *, void *caller, wt_val_raw_t *);
+typedef wt_trap_t *(*native_host_fn)(MeterObject *, void *caller, wt_val_raw_t *);
 
 /* The C function of wasi_names()[index - 1] (index 1 .. atoll_wasi_count()). */
-native_wasi_fn atoll_wasi_fn(int index);
+native_host_fn atoll_wasi_fn(int index);
 int atoll_wasi_count(void);
 /* wasi_names() -> the WASI preview 1 functions served in C */
 PyObject *atoll_wasi_names(PyObject *mod, PyObject *unused);
+
+/* atoll:log.write(ptr, len) (define_host's native index LOG_WRITE_NATIVE) */
+wt_trap_t *atoll_log_write(MeterObject *m, void *caller, wt_val_raw_t *vals);
 
 #endif /* ATOLL_NATIVE_MODULE_H */

@@ -12,12 +12,13 @@
  *                    the *thread CPU time* of this call is under its allowance
  *   instantiate      wasmtime_instance_pre_instantiate under a Meter
  *   export_get       wasmtime_instance_export_get of one export
- *   define_host      a Python host function behind a C trampoline
+ *   define_host      a Python host function behind a C trampoline (or a C one first:
+ *                    the WASI calls of wasi.c, atoll:log.write of log.c)
  *   caller_memory    (address, length) of the calling instance's memory
  *   caller_cpu_left  the CPU a host function's caller may still use (long host loops)
  *   Ticker           the engine's epoch ticker as a native thread (no GIL)
  *
- * The WASI calls served in C are in wasi.c; what the files share (wasmtime's
+ * The WASI calls served in C are in wasi.c, the request log's in log.c; what the files share (wasmtime's
  * layouts, the table W of its functions, the Meter's state) is in module.h.
  *
  * The GIL is released while wasm runs; host functions and finalizers take it
@@ -451,6 +452,7 @@ static PyMemberDef Meter_members[] = {
 
 static void Meter_dealloc(MeterObject *self) {
     Py_CLEAR(self->stdio);
+    Py_CLEAR(self->log);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -600,6 +602,8 @@ static PyObject *Bound_vectorcall(BoundObject *self, PyObject *const *args, size
         W.context_set_epoch_deadline(self->ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
+    if (outermost)
+        m->invocation = inv;
     wt_trap_t *trap = NULL;
     int before = m->releases;
     wt_error_t *err = W.func_call_unchecked(self->ctx, &self->func, vals, (size_t)sig->nslots, &trap);
@@ -742,6 +746,8 @@ static PyObject *native_instantiate(PyObject *mod, PyObject *const *args, Py_ssi
         W.context_set_epoch_deadline(ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
+    if (outermost)
+        m->invocation = inv;
     wt_instance_t inst = {0, 0};
     wt_trap_t *trap = NULL;
     int before = m->releases;
@@ -792,6 +798,8 @@ static PyObject *native_run_export(PyObject *mod, PyObject *const *args, Py_ssiz
         W.context_set_epoch_deadline(ctx, YIELD_TICKS);
     }
     meter_enter(m, left);
+    if (outermost)
+        m->invocation = inv;
     wt_val_raw_t vals[1];
     memset(vals, 0, sizeof(vals));
     wt_trap_t *trap = NULL;
@@ -895,7 +903,7 @@ typedef struct {
     Py_ssize_t nparams;
     char params[MAX_SLOTS];
     char result;           /* 0 for none */
-    native_wasi_fn native; /* served in C first when the store has a Stdio (NULL: never) */
+    native_host_fn native; /* served in C first when the store has a Meter (NULL: never) */
 } HostSpec;
 
 static wt_trap_t *host_trap(const char *msg, size_t len) { return W.trap_new(msg, len); }
@@ -926,8 +934,8 @@ static wt_trap_t *host_trampoline(void *env, void *caller, wt_val_raw_t *vals, s
     HostSpec *spec = (HostSpec *)env;
     MeterObject *meter =
         spec->native != NULL ? meter_of_context(W.caller_context(caller)) : NULL;
-    if (meter != NULL && meter->stdio != NULL) {
-        wt_trap_t *r = spec->native(meter->stdio, caller, vals);
+    if (meter != NULL) {
+        wt_trap_t *r = spec->native(meter, caller, vals);
         if (r != FALLBACK)
             return r;
     }
@@ -1010,9 +1018,19 @@ static void host_spec_free(void *env) {
     PyMem_RawFree(spec);
 }
 
+/* The host functions served in C: wasi_names() (1 .. atoll_wasi_count()), then these. */
+#define LOG_WRITE_NATIVE (atoll_wasi_count() + 1)
+
+static native_host_fn native_fn(long index) {
+    if (index == LOG_WRITE_NATIVE)
+        return atoll_log_write;
+    return atoll_wasi_fn((int)index);
+}
+
 /* define_host(linker, module: bytes, name: bytes, functype, impl, params: bytes,
  *             result: bytes, make_caller, on_error, native=0) -> error address (0: ok)
- * native: 1-based index into wasi_names(): served in C when the store has a Stdio */
+ * native: 1-based index into wasi_names(), or LOG_WRITE_NATIVE: served in C first when
+ * the calling store has a Meter (impl serves what the C function leaves) */
 static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
     if (need_init() < 0)
         return NULL;
@@ -1028,7 +1046,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
         native = PyLong_AsLong(args[9]);
         if (native == -1 && PyErr_Occurred())
             return NULL;
-        if (native < 0 || native > atoll_wasi_count()) {
+        if (native < 0 || native > LOG_WRITE_NATIVE) {
             PyErr_SetString(PyExc_ValueError, "define_host: no such native function");
             return NULL;
         }
@@ -1056,7 +1074,7 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
             return NULL;
         }
     }
-    spec->native = native ? atoll_wasi_fn((int)native) : NULL;
+    spec->native = native ? native_fn(native) : NULL;
     Py_INCREF(args[4]);
     spec->impl = args[4];
     Py_INCREF(args[7]);
@@ -1262,7 +1280,8 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SigType) < 0 || PyType_Ready(&MeterType) < 0 || PyType_Ready(&BoundType) < 0 ||
-        PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0)
+        PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0 ||
+        PyType_Ready(&LogBookType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
@@ -1280,6 +1299,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Bound", (PyObject *)&BoundType) < 0 ||
         PyModule_AddObjectRef(m, "Ticker", (PyObject *)&TickerType) < 0 ||
         PyModule_AddObjectRef(m, "Stdio", (PyObject *)&StdioType) < 0 ||
+        PyModule_AddObjectRef(m, "LogBook", (PyObject *)&LogBookType) < 0 ||
+        PyModule_AddIntConstant(m, "LOG_WRITE_NATIVE", LOG_WRITE_NATIVE) < 0 ||
         PyModule_AddStringConstant(m, "INTERRUPT_MARKER", INTERRUPT_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SLOTS", MAX_SLOTS) < 0)
         goto error;

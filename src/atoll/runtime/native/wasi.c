@@ -182,8 +182,14 @@ static inline uint32_t get_u32(const uint8_t *p) {
     return v;
 }
 
-/* The Meter of the caller's store, or NULL (a store not made by new_store). */
-static MeterObject *meter_of(void *caller) { return meter_of_context(W.caller_context(caller)); }
+/* The functions below get the Meter of the caller's store, and serve a CGI run (a Stdio
+ * on the meter): without one (a module called from Python), Python serves the call,
+ * except an iovec count over WASI_IOV_MAX, refused first (a guest asking for millions
+ * of iovecs in a loop would otherwise take the GIL per call for an EINVAL). */
+#define STDIO_OR_FALLBACK(o, mt)                                                               \
+    StdioObject *o = (mt)->stdio;                                                             \
+    if (o == NULL)                                                                             \
+        return FALLBACK
 
 static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
     memset(&vals[0], 0, sizeof(vals[0]));
@@ -226,27 +232,32 @@ static wt_trap_t *fill(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObj
     return NULL;
 }
 
-static wt_trap_t *w_args_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+static wt_trap_t *w_args_sizes_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
+    STDIO_OR_FALLBACK(o, mt);
     return sizes(c, v, o->argc, o->args);
 }
-static wt_trap_t *w_args_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+static wt_trap_t *w_args_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
+    STDIO_OR_FALLBACK(o, mt);
     return fill(c, v, o->argc, o->args);
 }
-static wt_trap_t *w_environ_sizes_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+static wt_trap_t *w_environ_sizes_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
+    STDIO_OR_FALLBACK(o, mt);
     return sizes(c, v, o->envc, o->env);
 }
-static wt_trap_t *w_environ_get(StdioObject *o, void *c, wt_val_raw_t *v) {
+static wt_trap_t *w_environ_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
+    STDIO_OR_FALLBACK(o, mt);
     return fill(c, v, o->envc, o->env);
 }
 
 /* fd_write(fd, iovs, count, nwritten): stdout within its limit; else Python */
-static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 != 1)
-        return FALLBACK;
-    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
+static wt_trap_t *w_fd_write(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) { /* first, for any fd (as preview1.py) */
         ret_i32(vals, E_INVAL);
         return NULL;
     }
+    StdioObject *o = mt->stdio;
+    if (o == NULL || vals[0].i32 != 1)
+        return FALLBACK;
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -278,13 +289,14 @@ static wt_trap_t *w_fd_write(StdioObject *o, void *caller, wt_val_raw_t *vals) {
 }
 
 /* fd_read(0, iovs, count, nread): stdin */
-static wt_trap_t *w_fd_read(StdioObject *o, void *caller, wt_val_raw_t *vals) {
-    if (vals[0].i32 != 0)
-        return FALLBACK;
-    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) {
+static wt_trap_t *w_fd_read(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) { /* first, for any fd (as preview1.py) */
         ret_i32(vals, E_INVAL);
         return NULL;
     }
+    StdioObject *o = mt->stdio;
+    if (o == NULL || vals[0].i32 != 0)
+        return FALLBACK;
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -322,7 +334,8 @@ static wt_trap_t *w_fd_read(StdioObject *o, void *caller, wt_val_raw_t *vals) {
                     (1ULL << 22) | (1ULL << 26) | (1ULL << 25)))
 
 /* fd_fdstat_get(fd, out) for stdio: character devices, as the Python version */
-static wt_trap_t *w_fd_fdstat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_fd_fdstat_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     int32_t fd = vals[0].i32;
     if (fd < 0 || fd > 2)
         return FALLBACK;
@@ -346,7 +359,8 @@ static wt_trap_t *w_fd_fdstat_get(StdioObject *o, void *caller, wt_val_raw_t *va
 }
 
 /* fd_prestat_get(fd, out): no folders granted -> no preopens */
-static wt_trap_t *w_fd_prestat_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_fd_prestat_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     if (o->has_dirs)
         return FALLBACK;
     ret_i32(vals, E_BADF);
@@ -354,7 +368,8 @@ static wt_trap_t *w_fd_prestat_get(StdioObject *o, void *caller, wt_val_raw_t *v
 }
 
 /* clock_time_get(id, precision: i64, out) */
-static wt_trap_t *w_clock_time_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_clock_time_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     static const clockid_t ids[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID,
                                     CLOCK_THREAD_CPUTIME_ID};
     int32_t id = vals[0].i32;
@@ -378,7 +393,8 @@ static wt_trap_t *w_clock_time_get(StdioObject *o, void *caller, wt_val_raw_t *v
 }
 
 /* random_get(buf, len) */
-static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_random_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -387,7 +403,7 @@ static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals)
         ret_i32(vals, E_FAULT);
         return NULL;
     }
-    MeterObject *meter = meter_of(caller);
+    MeterObject *meter = mt;
     size_t done = 0;
     while (done < len) {
         if (done % WASI_RANDOM_CHUNK == 0 && done != 0 && meter_spent(meter))
@@ -407,7 +423,8 @@ static wt_trap_t *w_random_get(StdioObject *o, void *caller, wt_val_raw_t *vals)
 }
 
 /* proc_exit(code): the run is over; the caller turns the trap into ProcExit */
-static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_proc_exit(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     char msg[48];
     o->exited = 1;
     o->exit_code = (uint32_t)vals[0].i32; /* WASI's exitcode is a u32 */
@@ -416,7 +433,8 @@ static wt_trap_t *w_proc_exit(StdioObject *o, void *caller, wt_val_raw_t *vals) 
 }
 
 /* fd_close(fd) on stdio: nothing to do (as the Python version) */
-static wt_trap_t *w_fd_close(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_fd_close(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     if (vals[0].i32 < 0 || vals[0].i32 > 2)
         return FALLBACK;
     ret_i32(vals, E_SUCCESS);
@@ -424,14 +442,17 @@ static wt_trap_t *w_fd_close(StdioObject *o, void *caller, wt_val_raw_t *vals) {
 }
 
 /* fd_seek(fd, offset, whence, out) on stdio: not seekable */
-static wt_trap_t *w_fd_seek(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_fd_seek(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
     if (vals[0].i32 < 0 || vals[0].i32 > 2)
         return FALLBACK;
     ret_i32(vals, E_SPIPE);
     return NULL;
 }
 
-static wt_trap_t *w_sched_yield(StdioObject *o, void *caller, wt_val_raw_t *vals) {
+static wt_trap_t *w_sched_yield(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
+    STDIO_OR_FALLBACK(o, mt);
+    (void)o;
     ret_i32(vals, E_SUCCESS);
     return NULL;
 }
@@ -442,7 +463,7 @@ static wt_trap_t *w_sched_yield(StdioObject *o, void *caller, wt_val_raw_t *vals
     X(fd_fdstat_get) X(fd_prestat_get) X(clock_time_get) X(random_get) X(proc_exit)           \
     X(sched_yield) X(fd_close) X(fd_seek)
 
-static const native_wasi_fn WASI_FNS[] = {
+static const native_host_fn WASI_FNS[] = {
 #define WASI_FN(name) w_##name,
     NATIVE_WASI(WASI_FN)
 #undef WASI_FN
@@ -458,7 +479,7 @@ _Static_assert(sizeof(WASI_FNS) / sizeof(WASI_FNS[0]) == sizeof(WASI_NAMES) / si
 
 int atoll_wasi_count(void) { return WASI_COUNT; }
 
-native_wasi_fn atoll_wasi_fn(int index) {
+native_host_fn atoll_wasi_fn(int index) {
     return index >= 1 && index <= WASI_COUNT ? WASI_FNS[index - 1] : NULL;
 }
 

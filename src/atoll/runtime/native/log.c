@@ -1,0 +1,369 @@
+/*
+ * atoll.runtime._native, the request log: LogBook (what a request's log kept and dropped,
+ * runtime/logs.py's counters held in C) and atoll:log.write served in C without the GIL.
+ *
+ * A guest that calls atoll:log.write in a loop would otherwise take the GIL once per
+ * call, handing it back and forth with the threads serving other requests. Here a call
+ * appends the line to the LogBook's pending buffer (or, once the request's budget is
+ * spent, only counts it); the lines become Python strings in the request's list when
+ * the outermost call into the store returns (atoll_log_detach, with the GIL), or
+ * earlier when Python logs a line itself (LogBook.collect), so the order is kept.
+ *
+ * The rules are those of RequestLog.add and hostfuncs._log_write (the public backend's
+ * implementation): one call is one line, cut at max_line bytes with a note saying so;
+ * a line is kept while the request holds fewer than max_lines lines and its bytes
+ * (UTF-8, as Python's decoder with errors="replace" makes them) fit in max_bytes;
+ * what is not kept is counted: a line not kept as the bytes the guest asked to log, a
+ * cut line as the bytes cut off. The limits come from logs.py (LogBook's arguments).
+ */
+#include "module.h"
+
+struct LogBookObject {
+    PyObject_HEAD
+    PyObject *lines;               /* list[str]: the request's log lines */
+    Py_ssize_t max_lines, max_bytes, max_line;
+    long long kept_lines;          /* lines kept: in `lines`, or pending here */
+    long long kept_bytes;
+    long long dropped_lines, dropped_bytes;
+    /* lines kept but not yet in `lines`: records of a rec_head, then its raw bytes
+     * (decoded with errors="replace"), then its note (UTF-8) */
+    char *pending;
+    size_t pending_len, pending_cap;
+    Py_ssize_t pending_count;
+};
+
+typedef struct {
+    uint32_t raw_len;
+    uint32_t note_len;
+} rec_head;
+
+/* ---- sizes, as Python counts them ------------------------------------------ */
+
+/* Bytes of the UTF-8 encoding of data.decode("utf-8", errors="replace"): valid sequences
+ * count as they are, each maximal invalid subpart (Unicode's "substitution of maximal
+ * subparts", which CPython's decoder follows) as one U+FFFD, 3 bytes. */
+static size_t utf8_replaced_size(const uint8_t *s, size_t n) {
+    size_t i = 0, out = 0;
+    while (i < n) {
+        uint64_t eight;
+        if (n - i >= 8 && (memcpy(&eight, s + i, 8), (eight & 0x8080808080808080ULL) == 0)) {
+            out += 8; /* eight ASCII bytes */
+            i += 8;
+            continue;
+        }
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            out++;
+            i++;
+            continue;
+        }
+        int need;
+        uint8_t lo = 0x80, hi = 0xBF; /* the range of the byte after c */
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c == 0xE0) {
+            need = 2;
+            lo = 0xA0;
+        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+            need = 2;
+        } else if (c == 0xED) {
+            need = 2;
+            hi = 0x9F;
+        } else if (c == 0xF0) {
+            need = 3;
+            lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            need = 3;
+        } else if (c == 0xF4) {
+            need = 3;
+            hi = 0x8F;
+        } else { /* 0x80..0xC1, 0xF5..0xFF: never a lead byte */
+            out += 3;
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        int k = 0;
+        while (k < need && j < n && s[j] >= lo && s[j] <= hi) {
+            j++;
+            k++;
+            lo = 0x80;
+            hi = 0xBF;
+        }
+        out += k == need ? (size_t)need + 1 : 3; /* a valid sequence, or one U+FFFD */
+        i = j;
+    }
+    return out;
+}
+
+/* ---- writing: no GIL needed ----------------------------------------------------- */
+
+static inline int book_full(const LogBookObject *b) {
+    return b->kept_lines >= b->max_lines || b->kept_bytes >= b->max_bytes;
+}
+
+static void book_drop(LogBookObject *b, long long lines, long long nbytes) {
+    b->dropped_lines += lines;
+    b->dropped_bytes += nbytes;
+}
+
+/* Keep a line of `size` bytes (raw + note) if the budget allows (RequestLog.add); if
+ * not, count the `written` bytes the guest asked to log. 1 if kept. */
+static int book_add(LogBookObject *b, const char *raw, uint32_t raw_len, const char *note,
+                    uint32_t note_len, size_t size, uint32_t written) {
+    if (b->kept_lines >= b->max_lines || b->kept_bytes + (long long)size > b->max_bytes) {
+        book_drop(b, 1, written);
+        return 0;
+    }
+    size_t need = sizeof(rec_head) + raw_len + note_len;
+    if (b->pending_len + need > b->pending_cap) {
+        size_t cap = b->pending_cap ? b->pending_cap : 4096;
+        while (cap < b->pending_len + need)
+            cap *= 2;
+        char *grown = PyMem_RawRealloc(b->pending, cap);
+        if (grown == NULL) { /* the host is out of memory: the line is not kept */
+            book_drop(b, 1, written);
+            return 0;
+        }
+        b->pending = grown;
+        b->pending_cap = cap;
+    }
+    rec_head h = {raw_len, note_len};
+    char *at = b->pending + b->pending_len;
+    memcpy(at, &h, sizeof h);
+    memcpy(at + sizeof h, raw, raw_len);
+    memcpy(at + sizeof h + raw_len, note, note_len);
+    b->pending_len += need;
+    b->pending_count++;
+    b->kept_lines++;
+    b->kept_bytes += (long long)size;
+    return 1;
+}
+
+/* One atoll:log.write(ptr, length): `data` is guest memory at ptr (NULL when ptr/length
+ * is out of bounds); hostfuncs._log_write, step for step. */
+static void book_write(LogBookObject *b, const uint8_t *data, uint32_t ptr, uint32_t length) {
+    if (book_full(b)) { /* nothing read or copied */
+        book_drop(b, 1, length);
+        return;
+    }
+    char note[96];
+    if (data == NULL) {
+        int n = snprintf(note, sizeof note, "<atoll:log.write: bad pointer/length %u/%u>", ptr,
+                         length);
+        book_add(b, note, (uint32_t)n, "", 0, (size_t)n, length);
+        return;
+    }
+    uint32_t n = length < (uint64_t)b->max_line ? length : (uint32_t)b->max_line;
+    int note_len = 0;
+    if (length > (uint64_t)b->max_line)
+        note_len = snprintf(note, sizeof note, "\xe2\x80\xa6 (cut at %zd bytes of %u)",
+                            b->max_line, length);
+    /* the line takes at least its raw bytes (a replacement only adds): when those do not
+     * fit, it is not kept, and its bytes need not be read */
+    if (b->kept_bytes + (long long)n + note_len > b->max_bytes) {
+        book_drop(b, 1, length);
+        return;
+    }
+    size_t size = utf8_replaced_size(data, n) + (size_t)note_len;
+    if (book_add(b, (const char *)data, n, note, (uint32_t)note_len, size, length) && note_len)
+        book_drop(b, 0, (long long)length - b->max_line); /* the part cut off */
+}
+
+/* ---- collecting: with the GIL ----------------------------------------------------- */
+
+/* Move the pending lines into `lines`. -1 with an exception set if one could not be
+ * made (the lines not moved are then counted as dropped, not kept). */
+static int book_collect(LogBookObject *b) {
+    size_t at = 0;
+    int rc = 0;
+    while (at < b->pending_len) {
+        rec_head h;
+        memcpy(&h, b->pending + at, sizeof h);
+        const char *raw = b->pending + at + sizeof h;
+        PyObject *line = PyUnicode_DecodeUTF8(raw, h.raw_len, "replace");
+        if (line != NULL && h.note_len) {
+            PyObject *note = PyUnicode_DecodeUTF8(raw + h.raw_len, h.note_len, "strict");
+            if (note == NULL) {
+                Py_CLEAR(line);
+            } else {
+                PyUnicode_Append(&line, note);
+                Py_DECREF(note);
+            }
+        }
+        if (line == NULL || PyList_Append(b->lines, line) < 0) {
+            Py_XDECREF(line);
+            rc = -1;
+            break;
+        }
+        Py_DECREF(line);
+        at += sizeof h + h.raw_len + h.note_len;
+        b->pending_count--;
+    }
+    if (rc < 0) { /* what is left is not kept */
+        b->kept_lines -= b->pending_count;
+        book_drop(b, b->pending_count, 0);
+    }
+    b->pending_len = 0;
+    b->pending_count = 0;
+    return rc;
+}
+
+/* The outermost call into m's store returned: its log lines go to the request's list
+ * and the LogBook is let go (a warm store serves other requests next). With the GIL. */
+void atoll_log_detach(MeterObject *m) {
+    LogBookObject *b = m->log;
+    m->log = NULL;
+    if (b == NULL)
+        return;
+    if (b->pending_len) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (book_collect(b) < 0)
+            PyErr_Clear();
+        PyErr_Restore(et, ev, etb);
+    }
+    Py_DECREF(b);
+}
+
+/* The LogBook of the request the outermost call runs for (invocation.log_book.counts),
+ * or NULL. Takes the GIL (once per outermost call that logs). */
+static LogBookObject *attach(MeterObject *m) {
+    if (m->depth == 0 || m->invocation == NULL)
+        return NULL;
+    PyGILState_STATE g = PyGILState_Ensure();
+    LogBookObject *found = NULL;
+    PyObject *book = PyObject_GetAttrString(m->invocation, "log_book");
+    PyObject *counts = book ? PyObject_GetAttrString(book, "counts") : NULL;
+    if (counts != NULL && Py_TYPE(counts) == &LogBookType) {
+        Py_INCREF(counts);
+        found = m->log = (LogBookObject *)counts;
+    }
+    if (PyErr_Occurred())
+        PyErr_Clear(); /* not an Invocation: Python serves the call */
+    Py_XDECREF(counts);
+    Py_XDECREF(book);
+    PyGILState_Release(g);
+    return found;
+}
+
+/* atoll:log.write(ptr, len) for a store with a Meter. */
+wt_trap_t *atoll_log_write(MeterObject *m, void *caller, wt_val_raw_t *vals) {
+    LogBookObject *b = m->log != NULL ? m->log : attach(m);
+    if (b == NULL)
+        return FALLBACK;
+    uint32_t ptr = (uint32_t)vals[0].i32, length = (uint32_t)vals[1].i32;
+    if (book_full(b)) {
+        book_drop(b, 1, length);
+        return NULL;
+    }
+    const uint8_t *data = NULL;
+    wt_extern_t item;
+    memset(&item, 0, sizeof(item));
+    if (W.caller_export_get(caller, "memory", 6, &item) && item.kind == WT_EXTERN_MEMORY) {
+        wt_context_t *ctx = W.caller_context(caller);
+        uint8_t *base = W.memory_data(ctx, &item.of.memory);
+        size_t size = W.memory_data_size(ctx, &item.of.memory);
+        uint64_t n = length < (uint64_t)b->max_line ? length : (uint64_t)b->max_line;
+        if (base != NULL && (uint64_t)ptr + n <= size)
+            data = base + ptr;
+    }
+    book_write(b, data, ptr, length);
+    return NULL;
+}
+
+/* ---- the Python type ------------------------------------------------------------- */
+
+static int LogBook_init(LogBookObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"lines", "max_lines", "max_bytes", "max_line", NULL};
+    PyObject *lines;
+    Py_ssize_t max_lines, max_bytes, max_line;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!nnn:LogBook", kwlist, &PyList_Type, &lines,
+                                     &max_lines, &max_bytes, &max_line))
+        return -1;
+    if (max_lines < 0 || max_bytes < 0 || max_line < 0 || max_line > 0x7FFFFFFF) {
+        PyErr_SetString(PyExc_ValueError, "LogBook: limits must be >= 0 (max_line < 2**31)");
+        return -1;
+    }
+    Py_INCREF(lines);
+    Py_XSETREF(self->lines, lines);
+    self->max_lines = max_lines;
+    self->max_bytes = max_bytes;
+    self->max_line = max_line;
+    return 0;
+}
+
+static void LogBook_dealloc(LogBookObject *self) {
+    Py_XDECREF(self->lines);
+    PyMem_RawFree(self->pending);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *LogBook_collect(LogBookObject *self, PyObject *unused) {
+    if (self->pending_len && book_collect(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* write(data, length=len(data)): what atoll:log.write does with guest bytes (for tests,
+ * and for a caller that has the bytes already); data None: a bad pointer. */
+static PyObject *LogBook_write(LogBookObject *self, PyObject *args) {
+    Py_buffer view = {0};
+    PyObject *data;
+    long long length = -1;
+    unsigned int ptr = 0;
+    if (!PyArg_ParseTuple(args, "O|LI:write", &data, &length, &ptr))
+        return NULL;
+    if (data != Py_None && PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (length < 0)
+        length = view.len;
+    long long want = length < self->max_line ? length : self->max_line;
+    if (length > 0xFFFFFFFFLL || (data != Py_None && view.len < want)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError,
+                        "LogBook.write: length is a u32, and data holds min(length, max_line) bytes");
+        return NULL;
+    }
+    book_write(self, data == Py_None ? NULL : view.buf, ptr, (uint32_t)length);
+    if (data != Py_None)
+        PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef LogBook_methods[] = {
+    {"collect", (PyCFunction)LogBook_collect, METH_NOARGS,
+     "move the lines written in C (pending) into the list of lines"},
+    {"write", (PyCFunction)LogBook_write, METH_VARARGS,
+     "write(data, length=len(data), ptr=0): as atoll:log.write with these guest bytes "
+     "(data None: a bad pointer)"},
+    {NULL},
+};
+
+static PyMemberDef LogBook_members[] = {
+    {"lines", T_OBJECT, offsetof(LogBookObject, lines), READONLY, "the request's lines"},
+    {"kept_lines", T_LONGLONG, offsetof(LogBookObject, kept_lines), 0, "lines kept"},
+    {"kept_bytes", T_LONGLONG, offsetof(LogBookObject, kept_bytes), 0, "bytes of lines kept"},
+    {"dropped_lines", T_LONGLONG, offsetof(LogBookObject, dropped_lines), 0,
+     "lines not kept (whole or partial)"},
+    {"dropped_bytes", T_LONGLONG, offsetof(LogBookObject, dropped_bytes), 0, "bytes not kept"},
+    {"pending", T_PYSSIZET, offsetof(LogBookObject, pending_count), READONLY,
+     "lines kept in C and not yet in lines (collect() moves them)"},
+    {"max_lines", T_PYSSIZET, offsetof(LogBookObject, max_lines), READONLY, NULL},
+    {"max_bytes", T_PYSSIZET, offsetof(LogBookObject, max_bytes), READONLY, NULL},
+    {"max_line", T_PYSSIZET, offsetof(LogBookObject, max_line), READONLY, NULL},
+    {NULL},
+};
+
+PyTypeObject LogBookType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.LogBook",
+    .tp_basicsize = sizeof(LogBookObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "LogBook(lines, max_lines, max_bytes, max_line): a request's log counters, "
+              "and the lines atoll:log.write wrote in C",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)LogBook_init,
+    .tp_dealloc = (destructor)LogBook_dealloc,
+    .tp_methods = LogBook_methods,
+    .tp_members = LogBook_members,
+};

@@ -1,0 +1,449 @@
+"""A request's log, bounded: ``atoll:log.write`` on both backends, and its C writer.
+
+The guest tests run on whichever backend the process uses (scripts/test.sh runs
+them on both): on the native one ``atoll:log.write`` is served in C
+(``runtime/native/log.c``), on the public one by ``hostfuncs._log_write``; the
+expected lines are computed here, the same for both. The ``native_backend``
+tests check that C serves the calls (Python's writer is not called) and compare
+the C writer with the Python one on the same writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from atoll.errors import CpuLimitError, GuestError
+from atoll.manifest.schema import Limits
+from atoll.runtime import hostfuncs
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.hostfuncs import CURRENT
+from atoll.runtime.instance import Instance
+from atoll.runtime.invocation import GuestStore, Invocation
+from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES, RequestLog
+from atoll.runtime.module import WasmModule
+from atoll.worker import Runtime
+from tests.support import wat
+
+IMPORTS = """
+  (import "atoll:log" "write" (func $log (param i32 i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+"""
+#: Where the guests below keep their text.
+TEXT = 65536
+
+
+def dropped(lines: int, nbytes: int) -> str:
+    return (
+        f"… {lines} lines / {nbytes} bytes dropped (a request logs at most {MAX_LOG_LINES}"
+        f" lines and {MAX_LOG_BYTES} bytes)"
+    )
+
+
+def cut(text: str, length: int) -> str:
+    return f"{text}… (cut at {MAX_LOG_LINE} bytes of {length})"
+
+
+@dataclass
+class Ran:
+    error: BaseException | None
+    logs: list[str]
+    python_writes: int
+
+
+@contextmanager
+def python_log_writes() -> Iterator[list[int]]:
+    """Count the calls of hostfuncs._log_write (the Python writer) on this thread."""
+    count = [0]
+    code = hostfuncs._log_write.__code__
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is code:
+            count[0] += 1
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield count
+    finally:
+        sys.setprofile(previous)
+
+
+def load(runtime: Runtime, tmp_path: Path, body: str, pages: int = 3) -> WasmModule:
+    source = f'(module {IMPORTS} (memory (export "memory") {pages}) {body})'
+    path = tmp_path / "guest.wasm"
+    path.write_bytes(wat(source))
+    return WasmModule.load("guest", path, cache=runtime.cache, linker=runtime.linker)
+
+
+def run(
+    runtime: Runtime,
+    tmp_path: Path,
+    body: str,
+    *,
+    export: str = "go",
+    pages: int = 3,
+    limits: Limits | None = None,
+) -> Ran:
+    """Instantiate a guest in a request's fresh store and call its ``() -> ()`` export
+    ``export`` (none: instantiating is the run, as with a start function)."""
+    module = load(runtime, tmp_path, body, pages)
+    invocation = Invocation(runtime.engine, limits or Limits(cpu_ms=5000), "rid", "w")
+    token = CURRENT.set(invocation)
+    error: BaseException | None = None
+    try:
+        with python_log_writes() as count:
+            try:
+                instance = Instance.create(module, invocation.fresh_store(), invocation, invocation)
+                if export:
+                    instance.exports[export]()
+            except GuestError as exc:
+                error = exc
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
+    return Ran(error, invocation.logs, count[0])
+
+
+def served_in_c(ran: Ran) -> None:
+    """On the native backend no call went to the Python writer."""
+    if BACKEND.name == "native":
+        assert ran.python_writes == 0
+
+
+def data(text: str | bytes, at: int = TEXT) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    escaped = "".join(f"\\{b:02x}" for b in raw)
+    return f'(data (i32.const {at}) "{escaped}")'
+
+
+# -- one line per call ---------------------------------------------------------------
+
+
+def test_each_call_is_one_line_as_written(runtime: Runtime, tmp_path: Path) -> None:
+    texts = data("hello\nworld") + data("héllo ✓", TEXT + 100) + data(b"bad \xff\xc3", TEXT + 200)
+    body = f"""{texts}
+      (func (export "go")
+        (call $log (i32.const {TEXT}) (i32.const 11))
+        (call $log (i32.const {TEXT + 100}) (i32.const {len("héllo ✓".encode())}))
+        (call $log (i32.const {TEXT + 200}) (i32.const 6))
+        (call $log (i32.const 0) (i32.const 0)))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.error is None
+    assert ran.logs == ["hello\nworld", "héllo ✓", "bad \ufffd\ufffd", ""]
+    served_in_c(ran)
+
+
+def test_a_64_kib_write_is_cut_at_16_kib_and_says_so(runtime: Runtime, tmp_path: Path) -> None:
+    body = """
+      (func (export "go")
+        (memory.fill (i32.const 0) (i32.const 97) (i32.const 65536))
+        (call $log (i32.const 0) (i32.const 65536)))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.error is None
+    assert ran.logs == [cut("a" * MAX_LOG_LINE, 65536), dropped(0, 65536 - MAX_LOG_LINE)]
+    served_in_c(ran)
+
+
+def test_a_cut_through_a_character_leaves_one_replacement(runtime: Runtime, tmp_path: Path) -> None:
+    # "é" (2 bytes) straddles the cut: its first byte is kept, and decodes as U+FFFD
+    text = "a" * (MAX_LOG_LINE - 1) + "é" * 10
+    length = len(text.encode())
+    ran = run(
+        runtime,
+        tmp_path,
+        f'{data(text, 0)} (func (export "go") (call $log (i32.const 0) (i32.const {length})))',
+    )
+    assert ran.logs == [
+        cut("a" * (MAX_LOG_LINE - 1) + "\ufffd", length),
+        dropped(0, length - MAX_LOG_LINE),
+    ]
+    served_in_c(ran)
+
+
+@pytest.mark.parametrize(
+    ("ptr", "length"),
+    [(65536 * 3 - 4, 5), (0xFFFFFFFF, 1), (0x80000000, 0x80000000), (65536 * 3, 0)],
+)
+def test_a_bad_pointer_or_length_logs_what_was_asked(
+    runtime: Runtime, tmp_path: Path, ptr: int, length: int
+) -> None:
+    body = f"""(func (export "go") (call $log (i32.const {ptr - (1 << 32) if ptr >= 1 << 31 else ptr})
+                                        (i32.const {length - (1 << 32) if length >= 1 << 31 else length})))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.error is None
+    if ptr == 65536 * 3 and length == 0:  # the end of memory, nothing read: in bounds
+        assert ran.logs == [""]
+    else:
+        assert ran.logs == [f"<atoll:log.write: bad pointer/length {ptr}/{length}>"]
+    served_in_c(ran)
+
+
+def test_a_guest_without_memory_gets_the_bad_pointer_line(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "nomem.wasm"
+    path.write_bytes(
+        wat(f'(module {IMPORTS} (func (export "go") (call $log (i32.const 8) (i32.const 3))))')
+    )
+    module = WasmModule.load("nomem", path, cache=runtime.cache, linker=runtime.linker)
+    invocation = Invocation(runtime.engine, Limits(), "rid", "w")
+    token = CURRENT.set(invocation)
+    try:
+        Instance.create(module, invocation.fresh_store(), invocation, invocation).exports.go()
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
+    assert invocation.logs == ["<atoll:log.write: bad pointer/length 8/3>"]
+
+
+# -- the request's budget ----------------------------------------------------------------
+
+LOOP = """
+      (func $many (param $ptr i32) (param $len i32) (param $n i32)
+        (loop $again
+          (call $log (local.get $ptr) (local.get $len))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br_if $again (i32.gt_s (local.get $n) (i32.const 0)))))
+"""
+
+
+def test_past_the_line_budget_calls_are_counted_not_kept(runtime: Runtime, tmp_path: Path) -> None:
+    text = data("line")
+    body = f"""{text} {LOOP}
+      (func (export "go") (call $many (i32.const {TEXT}) (i32.const 4) (i32.const 5000)))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.logs == ["line"] * MAX_LOG_LINES + [dropped(4000, 4000 * 4)]
+    served_in_c(ran)
+
+
+def test_past_the_byte_budget_then_more_calls(runtime: Runtime, tmp_path: Path) -> None:
+    # 10,000 writes of 64 KiB: the cut lines that fit in 1 MiB are kept (the part cut off
+    # of each counted as dropped), every later one is dropped whole; a short line after
+    # them still fits in what the byte budget has left, and is kept
+    per_line = len(cut("b" * MAX_LOG_LINE, 65536).encode())
+    kept = MAX_LOG_BYTES // per_line
+    assert MAX_LOG_BYTES - kept * per_line >= 5
+    text = data("short", 0)
+    body = f"""{text} {LOOP}
+      (func (export "go")
+        (memory.fill (i32.const 1024) (i32.const 98) (i32.const 65536))
+        (call $many (i32.const 1024) (i32.const 65536) (i32.const 10000))
+        (call $log (i32.const 0) (i32.const 5)))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.error is None
+    assert ran.logs[:kept] == [cut("b" * MAX_LOG_LINE, 65536)] * kept
+    refused = 10000 - kept
+    assert ran.logs[kept:] == [
+        "short",
+        dropped(refused, kept * (65536 - MAX_LOG_LINE) + refused * 65536),
+    ]
+    served_in_c(ran)
+
+
+def test_invalid_utf8_counts_as_its_replacement_characters(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # 2,000 writes of 1,000 invalid bytes: each line is 1,000 U+FFFD, 3,000 bytes, so the
+    # byte budget (not the raw bytes written) decides how many are kept
+    body = f"""{LOOP}
+      (func (export "go")
+        (memory.fill (i32.const 0) (i32.const 255) (i32.const 1000))
+        (call $many (i32.const 0) (i32.const 1000) (i32.const 2000)))"""
+    ran = run(runtime, tmp_path, body)
+    kept = MAX_LOG_BYTES // 3000
+    assert ran.logs[:-1] == ["\ufffd" * 1000] * kept
+    assert ran.logs[-1] == dropped(2000 - kept, (2000 - kept) * 1000)
+    served_in_c(ran)
+
+
+# -- order, and where lines go ----------------------------------------------------------------
+
+
+def test_lines_from_c_and_from_python_keep_their_order(runtime: Runtime, tmp_path: Path) -> None:
+    # log.write (C on the native backend), stderr (Python), log.write
+    texts = data("one", 0) + data("two\n", 16) + data("three", 32)
+    body = f"""{texts}
+      (func (export "go")
+        (call $log (i32.const 0) (i32.const 3))
+        (i32.store (i32.const 64) (i32.const 16))
+        (i32.store (i32.const 68) (i32.const 4))
+        (drop (call $fd_write (i32.const 2) (i32.const 64) (i32.const 1) (i32.const 72)))
+        (call $log (i32.const 32) (i32.const 5)))"""
+    ran = run(runtime, tmp_path, body)
+    assert ran.logs == ["one", "two", "three"]
+    served_in_c(ran)
+
+
+def test_a_start_function_logs_during_instantiation(runtime: Runtime, tmp_path: Path) -> None:
+    body = data("starting", 0) + "(func $s (call $log (i32.const 0) (i32.const 8))) (start $s)"
+    ran = run(runtime, tmp_path, body, export="")
+    assert ran.logs == ["starting"]
+    served_in_c(ran)
+
+
+def test_lines_logged_before_a_trap_are_kept(runtime: Runtime, tmp_path: Path) -> None:
+    text = data("about to fail", 0)
+    body = f"""{text}
+      (func (export "go") (call $log (i32.const 0) (i32.const 13)) unreachable)"""
+    ran = run(runtime, tmp_path, body)
+    assert isinstance(ran.error, GuestError)
+    assert ran.logs == ["about to fail"]
+
+
+def test_a_warm_instance_logs_to_the_request_that_calls_it(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    text = data("from the warm instance", 0)
+    body = f"""{text}
+      (func (export "go") (call $log (i32.const 0) (i32.const 22)))"""
+    module = load(runtime, tmp_path, body)
+    store = GuestStore(runtime.engine, 64 << 20)
+    first = Invocation(runtime.engine, Limits(), "r1", "w")
+    second = Invocation(runtime.engine, Limits(), "r2", "w")
+    try:
+        token = CURRENT.set(first)
+        try:
+            warm = Instance.create(module, store, first, owner=None)
+            warm.exports.go()
+        finally:
+            CURRENT.reset(token)
+        for invocation in (second, second, first):
+            token = CURRENT.set(invocation)
+            try:
+                warm.exports.go()
+            finally:
+                CURRENT.reset(token)
+    finally:
+        store.close()
+        first.close()
+        second.close()
+    assert first.logs == ["from the warm instance"] * 2
+    assert second.logs == ["from the warm instance"] * 2
+
+
+# -- the CPU budget ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [5, 65536])
+def test_a_log_write_loop_is_stopped_by_the_cpu_limit(
+    runtime: Runtime, tmp_path: Path, length: int
+) -> None:
+    text = data("spin!", 0)
+    body = f"""{text}
+      (func (export "go") (loop $forever (call $log (i32.const 0) (i32.const {length})) (br $forever)))"""
+    ran = run(runtime, tmp_path, body, limits=Limits(cpu_ms=50))
+    assert isinstance(ran.error, CpuLimitError)
+    assert len(ran.logs) <= MAX_LOG_LINES + 1
+    assert ran.logs[-1].startswith("… ")
+    assert "bytes dropped" in ran.logs[-1]
+    served_in_c(ran)
+
+
+# -- the C writer against the Python one (native backend) ---------------------------------
+
+
+class _Memory:
+    """A caller whose ``memory`` is a ctypes buffer (what ``memory_bytes`` reads)."""
+
+    def __init__(self, size: int) -> None:
+        self.buffer = ctypes.create_string_buffer(size)
+        self.size = size
+
+    def memory_view(self) -> tuple[int, int]:
+        return ctypes.addressof(self.buffer), self.size
+
+
+def _random_bytes(rng: random.Random, n: int) -> bytes:
+    kind = rng.randrange(5)
+    if kind == 0:
+        return bytes(rng.randrange(32, 127) for _ in range(n))
+    if kind == 1:  # valid UTF-8 of every width
+        chars = "aé✓€𝄞\u07ff\u0800\uffff\U0010ffff"
+        text = "".join(rng.choice(chars) for _ in range(n))
+        return text.encode()[:n]
+    if kind == 2:  # bytes around the boundaries of UTF-8's ranges
+        pool = [0x7F, 0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xA0, 0x9F, 0xED, 0xEF, 0xF0]
+        pool += [0x90, 0x8F, 0xF4, 0xF5, 0xFF, 0x41]
+        return bytes(rng.choice(pool) for _ in range(n))
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+@pytest.mark.native_backend
+@pytest.mark.parametrize("seed", range(6))
+def test_the_c_writer_keeps_and_counts_exactly_as_the_python_one(
+    runtime: Runtime, seed: int
+) -> None:
+    from atoll.runtime import capi
+
+    rng = random.Random(seed)
+    memory = _Memory(1 << 17)
+    invocation = Invocation(runtime.engine, Limits(), "rid", "w")
+    invocation.log_book = RequestLog(invocation.logs)  # the Python counters
+    c_lines: list[str] = []
+    book = capi.LogBook(c_lines, MAX_LOG_LINES, MAX_LOG_BYTES, MAX_LOG_LINE)
+    token = CURRENT.set(invocation)
+    try:
+        for _ in range(1500):
+            size = rng.choice([0, 1, 3, 7, 100, 1000, MAX_LOG_LINE - 1, MAX_LOG_LINE, 20000])
+            length = size if rng.random() < 0.9 else rng.choice([size + 1, 1 << 20, 0xFFFFFFFF])
+            ptr = rng.randrange(0, memory.size - size + 1) if rng.random() < 0.95 else memory.size
+            raw = _random_bytes(rng, size)
+            if ptr + len(raw) <= memory.size:
+                ctypes.memmove(ctypes.addressof(memory.buffer) + ptr, raw, len(raw))
+            hostfuncs._log_write(memory, ptr, length)  # type: ignore[arg-type]
+            wanted = min(length, MAX_LOG_LINE)
+            in_bounds = ptr + wanted <= memory.size
+            view = (
+                ctypes.string_at(ctypes.addressof(memory.buffer) + ptr, wanted)
+                if in_bounds
+                else None
+            )
+            book.write(view, length, ptr)
+            py = invocation.log_book.counts
+            assert (book.kept_bytes, book.dropped_lines, book.dropped_bytes) == (
+                py.kept_bytes,
+                py.dropped_lines,
+                py.dropped_bytes,
+            ), (size, length, ptr)
+    finally:
+        CURRENT.reset(token)
+    book.collect()
+    counts = invocation.log_book.counts
+    assert c_lines == invocation.logs
+    assert (book.kept_lines, book.dropped_lines, book.dropped_bytes) == (
+        counts.kept_lines,
+        counts.dropped_lines,
+        counts.dropped_bytes,
+    )
+    assert book.dropped_lines > 0  # the budget was reached
+
+
+@pytest.mark.native_backend
+def test_the_c_writer_counts_utf8_as_pythons_decoder_replaces_it() -> None:
+    from atoll.runtime import capi
+
+    rng = random.Random(7)
+    samples = [
+        bytes([a, b, c, d])
+        for a in (0xE0, 0xED, 0xF0, 0xF4, 0xC2)
+        for b in (0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0)
+        for c in (0x80, 0x41)
+        for d in (0xBF, 0x80)
+    ]
+    samples += [_random_bytes(rng, rng.randrange(1, 40)) for _ in range(20000)]
+    for raw in samples:
+        for end in range(len(raw) + 1) if len(raw) <= 4 else (len(raw),):
+            book = capi.LogBook([], 10, 1 << 20, MAX_LOG_LINE)
+            book.write(raw[:end])
+            assert book.kept_bytes == len(raw[:end].decode("utf-8", errors="replace").encode()), (
+                raw[:end]
+            )
