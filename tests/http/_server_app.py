@@ -1,10 +1,11 @@
 """A raw ASGI app for test_server.py, and a script that serves it.
 
+Every answer but ``/stream``'s names the thread that served it in ``x-thread``.
 Routes: ``/hello`` answers at once; ``/client`` answers ``HOST SCHEME`` (the
 client address and scheme the server gave the app); ``/stream`` sends its head,
-then waits for the request body and answers with it; ``/spin?ms=N`` runs a wasm ``(loop br 0)``
-until an epoch deadline N ms away stops it (a 1 ms ticker thread advances the
-epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
+then waits for the request body and answers with it; ``/spin?ms=N`` (and any
+path under ``/spin/``) runs a wasm ``(loop br 0)`` until an epoch deadline N ms
+away stops it (a 1 ms ticker thread advances the epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
 lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``.
 
 Run: ``python _server_app.py LOOPS SHUTDOWN_TIMEOUT``; prints ``READY host port``
@@ -78,7 +79,7 @@ class SpinApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         assert scope["type"] == "http"
-        if scope["path"] == "/spin":
+        if scope["path"] == "/spin" or scope["path"].startswith("/spin/"):
             ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
             self.spin(ms)
             body = f"spun {ms}".encode()
@@ -104,7 +105,11 @@ class SpinApp:
 
 
 async def _respond(send: Send, body: bytes) -> None:
-    headers: list[Any] = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+    headers: list[Any] = [
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"%d" % len(body)),
+        (b"x-thread", threading.current_thread().name.encode()),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

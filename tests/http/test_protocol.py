@@ -248,9 +248,13 @@ def test_raise_fd_limit_raises_the_soft_limit_to_the_hard_one() -> None:
 
 def test_the_connection_cap_leaves_descriptors_for_the_rest() -> None:
     limits = ServerLimits(max_connections=4096)
-    assert limits.per_loop_connections(4, fd_limit=1024) == (1024 - FD_RESERVE) // 4
-    assert limits.per_loop_connections(4, fd_limit=1 << 20) == 1024
-    assert limits.per_loop_connections(64, fd_limit=100) == 1
+    assert limits.connection_caps(1, fd_limit=1024) == (1024 - FD_RESERVE, 0)
+    assert limits.connection_caps(1, fd_limit=1 << 20) == (4096, 0)
+    # The serving loop holds most; three spares share a quarter (they help only in stalls).
+    assert limits.connection_caps(4, fd_limit=1 << 20) == (4096 - 3 * 341, 341)
+    serving, spare = limits.connection_caps(4, fd_limit=1024)
+    assert serving + 3 * spare <= 1024 - FD_RESERVE
+    assert limits.connection_caps(64, fd_limit=100) == (25, 1)
 
 
 # -- the response head goes out with the body ----------------------------------------------------

@@ -18,11 +18,17 @@ connection:
   it (accepted, or the previous response sent); else ``408`` if some of it came,
   a plain close if none did (slowloris).
 - **connection cap**: each event loop holds at most its share of
-  :attr:`ServerLimits.max_connections`. A new connection past the cap closes
+  :attr:`ServerLimits.max_connections` (:meth:`ServerLimits.connection_caps`:
+  most of it for the serving loop). A new connection past the cap closes
   (at once, without an answer) the loop's connection that has waited longest
   for a request head (idle keep-alive, or a slow head); if every connection is
   serving a request, the new one gets ``503`` and is closed. Idle connections therefore never keep
   out a client that sends a request.
+
+A spare loop (``http/server.py``) takes connections only while the serving
+loop is stalled; its pool's :attr:`ConnectionPool.send_home` is set the rest
+of the time, and a request on such a connection is answered with
+``Connection: close``, so that its client reconnects to the serving loop.
 
 Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
 the loop's own tick (no timer per request). Everything here runs on the loop
@@ -84,13 +90,33 @@ class ServerLimits:
     to believe those headers, and each request would pass through one more ASGI
     layer (uvicorn's ``ProxyHeadersMiddleware``) for nothing."""
 
-    def per_loop_connections(self, loops: int, fd_limit: int | None = None) -> int:
-        """Each event loop's share of :attr:`max_connections`, within ``fd_limit``
-        (default: the process's soft ``RLIMIT_NOFILE``) less :data:`FD_RESERVE`."""
+    stall_after: float = 0.025
+    """Seconds the serving loop may go without its heartbeat (a callback every
+    5 ms) before it counts as stalled: a spare loop then takes new connections
+    until it beats again, and the request running on it is marked long (run on
+    a spare from then on). ``http/server.py`` explains the spares."""
+    spare_nice: int = 5
+    """How much lower the CPU priority of the spare loops' threads is than the
+    process's (Linux per-thread nice, 0 to 19): a guest spinning on a spare
+    then yields the CPU to the serving loop. A thread cannot raise its priority
+    again without privilege, and threads a spare starts inherit it."""
+
+    def connection_caps(self, loops: int, fd_limit: int | None = None) -> tuple[int, int]:
+        """The connection caps of the serving loop and of each spare loop.
+
+        The process holds at most :attr:`max_connections`, within ``fd_limit``
+        (default: the process's soft ``RLIMIT_NOFILE``) less :data:`FD_RESERVE`.
+        With spares (``loops > 1``) the serving loop holds three quarters of
+        that and the spares share the rest: they take connections only while
+        the serving loop is stalled, and send them home after.
+        """
         if fd_limit is None:
             fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        total = min(self.max_connections, max(fd_limit - FD_RESERVE, fd_limit // 2))
-        return max(1, total // loops)
+        total = max(1, min(self.max_connections, max(fd_limit - FD_RESERVE, fd_limit // 2)))
+        if loops == 1:
+            return total, 0
+        spare = max(1, total // 4 // (loops - 1))
+        return max(total // 2, total - spare * (loops - 1)), spare
 
 
 def raise_fd_limit() -> int:
@@ -123,6 +149,9 @@ class ConnectionPool:
         self.waiting: dict[AtollHttpProtocol, float] = {}  # insertion order = wait start
         self.evicted = 0
         self.timed_out = 0
+        self.send_home = False
+        """Answer every request with ``Connection: close`` (set on a spare loop while
+        the serving loop is healthy: its clients reconnect there)."""
 
     def wait(self, proto: AtollHttpProtocol) -> None:
         """``proto`` now waits for a head (accepted, or its last response was sent)."""
@@ -269,6 +298,8 @@ class AtollHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle  # made by uvicorn just now; its task has not run yet
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = _HeadHold(self.transport, self.loop)  # type: ignore[assignment]
+        if cycle is not None and self.pool.send_home:
+            cycle.keep_alive = False  # uvicorn adds "connection: close" and closes after
 
     def _too_large(self) -> str:
         return f"the request's headers are over {self.limits.max_head_bytes} bytes"

@@ -50,10 +50,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeAlias
 
@@ -64,6 +66,7 @@ from uvicorn.lifespan.on import LifespanOn
 
 from atoll.errors import AtollError, ConfigError
 from atoll.http.protocol import ConnectionPool, ServerLimits, protocol_class, raise_fd_limit
+from atoll.http.stalls import BEAT_INTERVAL, LongRoutes, Offload, StallWatch
 
 __all__ = [
     "DEFAULT_LOOPS",
@@ -156,10 +159,15 @@ def serve(
         listener.listen(_BACKLOG)
         if switch_interval is not None:
             sys.setswitchinterval(switch_interval)
-        limits = limits or ServerLimits()
-        cap = limits.per_loop_connections(loops, raise_fd_limit())
         control = _Control(
-            app, listener, loops, access_log, log_level, ready, shutdown_timeout, limits, cap
+            app,
+            listener,
+            loops,
+            access_log,
+            log_level,
+            ready,
+            shutdown_timeout,
+            limits or ServerLimits(),
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(control.run())
@@ -193,7 +201,14 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 
 class _LoopServer(uvicorn.Server):
-    """A uvicorn Server that takes the shared lifespan state and says when it listens."""
+    """One event loop's uvicorn Server: the serving loop (``spare=False``) or a spare.
+
+    Made once per loop by :class:`_Control`; runs in the loop's own thread. The
+    serving loop listens from the start and beats every
+    :data:`~atoll.http.stalls.BEAT_INTERVAL`; a spare listens only while the
+    watch asks it to (:meth:`accept`) and runs the requests the serving loop
+    offloads to it (:meth:`run_offloaded`).
+    """
 
     def __init__(
         self,
@@ -201,15 +216,31 @@ class _LoopServer(uvicorn.Server):
         state: dict[str, Any],
         on_started: Callable[[], None],
         pool: ConnectionPool,
+        listener: socket.socket,
+        spare: bool,
     ) -> None:
         super().__init__(config)
         self._state = state
         self._on_started = on_started
         self.pool = pool
+        self.listener = listener
+        self.spare = spare
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.beats = 0
+        self.last_beat = time.monotonic()
+        self.offloaded = 0
+        self.accepted = 0
+        """Times this spare started accepting for a stalled serving loop."""
+        self._accepting: asyncio.AbstractServer | None = None
+        self._want_accept = False
+        self._opening = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
         self.lifespan.state.update(self._state)
         await super().startup(sockets)
+        if not self.spare:
+            self._beat()
         if self.started:
             self._on_started()
 
@@ -217,6 +248,78 @@ class _LoopServer(uvicorn.Server):
         if counter % 5 == 0:  # every 0.5 s: late heads are closed within that of their timeout
             self.pool.sweep()
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.accept(False)
+        await super().shutdown(sockets)
+
+    def _beat(self) -> None:
+        self.beats += 1
+        self.last_beat = time.monotonic()
+        assert self.loop is not None
+        self.loop.call_later(BEAT_INTERVAL, self._beat)
+
+    # -- spares -------------------------------------------------------------------------------
+
+    def accept(self, on: bool) -> None:
+        """Start or stop accepting connections on a dup of the listener (on this loop).
+
+        Stopping closes the listening socket only: the connections stay, and
+        each is answered ``Connection: close`` on its next request.
+        """
+        on = on and not self.should_exit
+        self._want_accept = on
+        self.pool.send_home = not on
+        if on and self._accepting is None and not self._opening:
+            self._opening = True
+            assert self.loop is not None
+            self.loop.create_task(self._open())
+        elif not on and self._accepting is not None:
+            self._accepting.close()
+            self._accepting = None
+
+    async def _open(self) -> None:
+        assert self.loop is not None
+        config = self.config
+        try:
+            server = await self.loop.create_server(
+                lambda: config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config,
+                    server_state=self.server_state,
+                    app_state=self.lifespan.state,
+                    _loop=self.loop,
+                ),
+                sock=self.listener.dup(),  # uvloop closes the fd it is given
+                backlog=_BACKLOG,
+            )
+        except OSError:
+            _log.exception("a spare loop could not listen")
+            return
+        finally:
+            self._opening = False
+        if self._want_accept:
+            self._accepting = server
+            self.accepted += 1
+        else:
+            server.close()
+
+    async def run_offloaded(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> float:
+        """Run one request the serving loop offloaded; the CPU seconds this thread spent meanwhile.
+
+        The request counts among this loop's tasks, so that a graceful shutdown waits for it.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        start = time.thread_time()
+        try:
+            await app(scope, receive, send)
+        finally:
+            tasks.discard(task)
+        return time.thread_time() - start
 
 
 class _Control:
@@ -232,25 +335,26 @@ class _Control:
         ready: Callable[[str, int], None] | None,
         shutdown_timeout: float,
         limits: ServerLimits,
-        cap: int,
     ) -> None:
         self.app = app
         self.limits = limits
-        self.cap = cap
         self.listener = listener
         self.loops = loops
         self.access_log = access_log
         self.log_level = log_level
         self.ready = ready
         self.shutdown_timeout = shutdown_timeout
-        self.servers: list[_LoopServer] = []
+        self.servers: list[_LoopServer] = []  # the serving loop first, then the spares
+        self.watch: StallWatch | None = None
         self.errors: list[BaseException] = []
         self.stop = asyncio.Event()  # first signal
         self.forced = asyncio.Event()  # second signal
 
-    def _config(self, lifespan: str, pool: ConnectionPool | None = None) -> uvicorn.Config:
+    def _config(
+        self, lifespan: str, app: ASGIApp | None = None, pool: ConnectionPool | None = None
+    ) -> uvicorn.Config:
         return uvicorn.Config(
-            self.app,
+            app or self.app,
             loop="uvloop",
             http=protocol_class(self.limits, pool) if pool is not None else "httptools",
             timeout_keep_alive=self.limits.keep_alive_timeout,
@@ -275,10 +379,11 @@ class _Control:
                 raise AtollError("the app's lifespan startup failed", hint="see the log above")
             started = [loop.create_future() for _ in range(self.loops)]
             stopped = [loop.create_future() for _ in range(self.loops)]
-            for i in range(self.loops):
-                self._start_loop(i, lifespan.state, started[i], stopped[i])
+            self._make_servers(lifespan.state, started, stopped)
             try:
                 if await _first(asyncio.gather(*started), self.stop.wait(), *stopped) == 0:
+                    if self.watch is not None:
+                        self.watch.start()
                     if self.ready is not None:
                         host, port = self.listener.getsockname()[:2]
                         self.ready(host, port)
@@ -293,34 +398,63 @@ class _Control:
         if self.errors:
             raise AtollError(f"an event loop failed: {self.errors[0]!r}") from self.errors[0]
 
-    def _start_loop(
+    def _make_servers(
         self,
-        index: int,
         state: dict[str, Any],
-        started: asyncio.Future[None],
-        stopped: asyncio.Future[None],
+        started: list[asyncio.Future[None]],
+        stopped: list[asyncio.Future[None]],
     ) -> None:
-        control = started.get_loop()
+        """Make the loops' servers and start their threads: the serving loop, then the spares."""
+        serving_cap, spare_cap = self.limits.connection_caps(self.loops, raise_fd_limit())
+        control = asyncio.get_running_loop()
 
         def resolve(fut: asyncio.Future[None]) -> None:
             # The control loop is closed if it stopped waiting for this loop.
             with contextlib.suppress(RuntimeError):
                 control.call_soon_threadsafe(_set_done, fut)
 
-        pool = ConnectionPool(self.limits, self.cap)
-        server = _LoopServer(self._config("off", pool), state, lambda: resolve(started), pool)
+        def make(index: int, app: ASGIApp, cap: int, spare: bool) -> _LoopServer:
+            pool = ConnectionPool(self.limits, cap)
+            pool.send_home = spare
+            config = self._config("off", app, pool)
+            ready = started[index]
+            return _LoopServer(config, state, lambda: resolve(ready), pool, self.listener, spare)
+
+        spares = [make(i, self.app, spare_cap, True) for i in range(1, self.loops)]
+        app = self.app
+        if spares:
+            routes = LongRoutes(quick=self.limits.stall_after / 4)
+            offload = Offload(self.app, routes, spares)
+            app = offload
+        serving = make(0, app, serving_cap, False)
+        if spares:
+            self.watch = StallWatch(serving, offload, spares, self.limits.stall_after)
+        self.servers = [serving, *spares]
+        for index, server in enumerate(self.servers):
+            self._start_thread(index, server, stopped[index], resolve)
+
+    def _start_thread(
+        self,
+        index: int,
+        server: _LoopServer,
+        stopped: asyncio.Future[None],
+        resolve: Callable[[asyncio.Future[None]], None],
+    ) -> None:
+        nice = self.limits.spare_nice if server.spare else 0
 
         def run() -> None:
             try:
-                server.run(sockets=[self.listener.dup()])
+                if nice:
+                    _lower_priority(nice)
+                server.run(sockets=[] if server.spare else [self.listener.dup()])
             except BaseException as exc:
                 self.errors.append(exc)
                 _log.exception("event loop %d failed", index)
             finally:
                 resolve(stopped)
 
-        self.servers.append(server)
-        threading.Thread(target=run, name=f"atoll-http-{index}", daemon=True).start()
+        name = f"atoll-http-spare-{index}" if server.spare else "atoll-http-0"
+        threading.Thread(target=run, name=name, daemon=True).start()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
@@ -337,15 +471,22 @@ class _Control:
         return sigs
 
     async def _stop_loops(self, stopped: list[asyncio.Future[None]]) -> bool:
-        """Ask every loop to stop and wait for them; True if all stopped."""
+        """Ask every loop to stop and wait for them; True if all stopped.
+
+        The serving loop first: until its requests end, they may still run on
+        spares. The spares follow when it has stopped (or the time is up).
+        """
         self.stop.set()
-        for server in self.servers:
-            server.should_exit = True  # read by the loop's 0.1 s tick
-        try:
-            async with asyncio.timeout(self.shutdown_timeout):
-                await _first(asyncio.gather(*stopped), self.forced.wait())
-        except TimeoutError:
-            pass
+        if self.watch is not None:
+            self.watch.stop()
+        deadline = asyncio.get_running_loop().time() + self.shutdown_timeout
+        for wave in (self.servers[:1], self.servers[1:]):
+            for server in wave:
+                server.should_exit = True  # read by the loop's 0.1 s tick
+            waiting = [stopped[self.servers.index(s)] for s in wave]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await _first(asyncio.gather(*waiting), self.forced.wait())
         if all(f.done() for f in stopped):
             return True
         for server in self.servers:
@@ -358,6 +499,16 @@ class _Control:
         if busy:
             _log.warning("%d event loop(s) still busy in a call at shutdown; not waiting", busy)
         return busy == 0
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux: nice is per thread)."""
+    try:
+        tid = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
+    except OSError as exc:  # not Linux, or a sandbox that forbids it: serve anyway
+        _log.warning("could not lower a spare loop's priority: %s", exc)
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:

@@ -1,0 +1,343 @@
+"""What the serving loop does about stalls: a watch, long requests, and the spares that take over.
+
+``http/server.py`` serves every connection from one event loop (the *serving
+loop*) and keeps ``loops - 1`` *spare loops* idle in their own threads. A
+synchronous wasm call blocks the loop that makes it for up to its CPU limit;
+this module keeps such a call from stopping the node:
+
+- :class:`StallWatch` runs on the control loop (``serve``'s own thread) every
+  :data:`WATCH_INTERVAL`. The serving loop beats every :data:`BEAT_INTERVAL`
+  (a timer callback). When it has not beaten for
+  :attr:`~atoll.http.protocol.ServerLimits.stall_after`, a spare starts
+  accepting on the listening socket, until the serving loop beats again.
+- The same watch reads the serving loop's current task
+  (:func:`asyncio.current_task` with that loop, from the control thread: a dict
+  lookup under the GIL in CPython 3.11-3.13, a scan of the thread states in
+  3.14; made only while the loop is stalled). When one task is current at two
+  stalled checks in a row with no beat between them, one step of it has run for
+  at least a check interval inside a stalled iteration (a new iteration would
+  have run the due beat first). That task's request is then marked long in
+  :class:`LongRoutes`.
+- :class:`Offload` is the ASGI app the serving loop calls. It records which
+  task serves which request (two dict operations a request), and runs a request
+  whose route is marked long on a spare loop: the app coroutine runs there,
+  its ``receive`` and ``send`` are proxied back to the serving loop, which owns
+  the connection. The hand-off costs a few thread hops (tens of µs each); short
+  requests never pay it.
+
+A route is its request's ``Host`` header and path (no query). Marks are
+bounded (:data:`CAPACITY`, oldest dropped first) and escalate: a host with
+more than :data:`PATHS_PER_HOST` marked paths is marked whole, and more than
+:data:`HOSTS` marked hosts mark every request, so that a client varying the
+path or host stalls the serving loop a bounded number of times. A mark is
+dropped when its offloaded requests ran quickly (under a quarter of
+``stall_after`` of the spare thread's CPU) :data:`QUICK_RUNS` times in a row
+(:data:`QUICK_RUNS` times :data:`PATHS_PER_HOST` for a host or everything).
+
+:class:`LongRoutes` and :class:`Offload` are used on the serving loop only
+(the watch marks through ``call_soon_threadsafe``); the watch's state is the
+control loop's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
+from typing import Any, Protocol, TypeAlias, cast
+
+__all__ = [
+    "BEAT_INTERVAL",
+    "CAPACITY",
+    "HOSTS",
+    "PATHS_PER_HOST",
+    "QUICK_RUNS",
+    "WATCH_INTERVAL",
+    "LongRoutes",
+    "Offload",
+    "Serving",
+    "Spare",
+    "StallWatch",
+]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+Key: TypeAlias = tuple[bytes, str] | tuple[bytes] | tuple[()]
+"""A marked route: ``(host, path)``, a whole host ``(host,)``, or every request ``()``."""
+
+BEAT_INTERVAL = 0.005
+"""Seconds between two heartbeats of the serving loop."""
+WATCH_INTERVAL = 0.005
+"""Seconds between two checks of the watch."""
+CAPACITY = 1024
+"""Marked routes kept; past it the least recently marked is dropped."""
+PATHS_PER_HOST = 8
+"""Marked paths of one host past which the whole host is marked."""
+HOSTS = 32
+"""Hosts with marked paths past which every request is marked."""
+QUICK_RUNS = 8
+"""Quick runs in a row after which a route's mark is dropped."""
+
+_log = logging.getLogger("atoll.http")
+
+
+class Serving(Protocol):
+    """The serving loop, as the watch sees it."""
+
+    loop: asyncio.AbstractEventLoop | None
+    beats: int
+    last_beat: float
+
+
+class Spare(Protocol):
+    """A spare loop, as the serving loop and the watch see it."""
+
+    loop: asyncio.AbstractEventLoop | None
+    offloaded: int
+    """Requests offloaded to it and not finished (counted on the serving loop)."""
+
+    def accept(self, on: bool) -> None:
+        """Start or stop accepting new connections (called on the spare's own loop)."""
+
+    def run_offloaded(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> Coroutine[Any, Any, float]:
+        """Run ``app`` for one request on the spare's loop; the spare thread's CPU seconds."""
+
+
+def _host(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return bytes(value).lower()
+    return b""
+
+
+class LongRoutes:
+    """Routes whose requests stalled the serving loop (see the module docstring).
+
+    Created once per :func:`~atoll.http.server.serve` call; read for every
+    request and changed only on the serving loop.
+    """
+
+    def __init__(
+        self, quick: float, quick_runs: int = QUICK_RUNS, capacity: int = CAPACITY
+    ) -> None:
+        self.quick = quick
+        """A run under this many seconds of the spare thread's CPU counts as quick."""
+        self.quick_runs = quick_runs
+        self.capacity = capacity
+        self.marked: dict[Key, int] = {}  # key -> quick runs in a row; order = least recent first
+        self._paths: dict[bytes, int] = {}  # host -> its marked (host, path) keys
+
+    def lookup(self, scope: Scope) -> Key | None:
+        """The mark that covers this request, if any (``self.marked`` is not empty)."""
+        marked = self.marked
+        if () in marked:
+            return ()
+        host = _host(scope)
+        if (host,) in marked:
+            return (host,)
+        key = (host, scope["path"])
+        return key if key in marked else None
+
+    def mark(self, scope: Scope) -> None:
+        """Mark this request's route long (escalating as the module docstring says)."""
+        host = _host(scope)
+        key: Key = (host, scope["path"])
+        if key in self.marked:
+            del self.marked[key]
+            self.marked[key] = 0
+            return
+        self.marked[key] = 0
+        paths = self._paths[host] = self._paths.get(host, 0) + 1
+        _log.info("%s%s stalled the event loop: its requests run on a spare loop", *_show(key))
+        if paths > PATHS_PER_HOST and (host,) not in self.marked:
+            self.marked[(host,)] = 0
+            _log.info("host %r has %d slow paths: all its requests run on a spare", host, paths)
+        if len(self._paths) > HOSTS and () not in self.marked:
+            self.marked[()] = 0
+            _log.info("over %d hosts have slow paths: every request runs on a spare", HOSTS)
+        while len(self.marked) > self.capacity:
+            self._drop(next(iter(self.marked)))
+
+    def ran(self, key: Key, cpu: float) -> None:
+        """An offloaded request under ``key`` finished, after ``cpu`` seconds of its spare's CPU."""
+        runs = self.marked.get(key)
+        if runs is None:
+            return
+        if cpu >= self.quick:
+            self.marked[key] = 0
+        elif runs + 1 >= self.quick_runs * (1 if len(key) == 2 else PATHS_PER_HOST):
+            self._drop(key)
+        else:
+            self.marked[key] = runs + 1
+
+    def _drop(self, key: Key) -> None:
+        del self.marked[key]
+        if len(key) == 2:
+            host = key[0]
+            left = self._paths[host] - 1
+            if left:
+                self._paths[host] = left
+            else:
+                del self._paths[host]
+
+
+def _show(key: Key) -> tuple[str, str]:
+    host = key[0].decode("latin-1") if key else "*"
+    return host, (key[1] if len(key) == 2 else "/*")
+
+
+class _Across:
+    """``receive`` or ``send`` of the serving loop, awaited from a spare loop."""
+
+    __slots__ = ("fn", "home")
+
+    def __init__(self, fn: Callable[..., Awaitable[Any]], home: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.home = home
+
+    async def __call__(self, *args: Any) -> Any:
+        # uvicorn's receive and send are coroutine functions (an ASGI server's may be any awaitable).
+        coro = cast(Coroutine[Any, Any, Any], self.fn(*args))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.home))
+
+
+class Offload:
+    """The ASGI app the serving loop calls: ``app`` inline, or on a spare for long routes.
+
+    Called for every request the serving loop serves; ``inflight`` maps each
+    request's task to its scope while ``app`` runs inline (read by the watch).
+    """
+
+    def __init__(self, app: ASGIApp, routes: LongRoutes, spares: Sequence[Spare]) -> None:
+        self.app = app
+        self.routes = routes
+        self.spares = spares
+        self.inflight: dict[asyncio.Task[Any] | None, Scope] = {}
+        self._next = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.routes.marked:
+            key = self.routes.lookup(scope)
+            if key is not None and await self._offload(key, scope, receive, send):
+                return
+        task = asyncio.current_task()
+        inflight = self.inflight
+        inflight[task] = scope
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            del inflight[task]
+
+    async def _offload(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Run the request on a spare; False if none runs any more (shutdown: run it here)."""
+        spare = self._pick()
+        home = asyncio.get_running_loop()
+        coro = spare.run_offloaded(self.app, scope, _Across(receive, home), _Across(send, home))
+        try:
+            if spare.loop is None:
+                raise RuntimeError("not started")
+            future = asyncio.run_coroutine_threadsafe(coro, spare.loop)
+        except RuntimeError:  # its loop is closed
+            coro.close()
+            return False
+        spare.offloaded += 1
+        try:
+            cpu = await asyncio.wrap_future(future)
+        finally:
+            spare.offloaded -= 1
+        self.routes.ran(key, cpu)
+        return True
+
+    def _pick(self) -> Spare:
+        """The spare with the fewest offloaded requests; ties taken in turn."""
+        spares = self.spares
+        count = len(spares)
+        start = self._next
+        self._next = (start + 1) % count
+        best = spares[start]
+        for i in range(1, count):
+            spare = spares[(start + i) % count]
+            if spare.offloaded < best.offloaded:
+                best = spare
+        return best
+
+
+class StallWatch:
+    """Watches the serving loop from the control loop (see the module docstring).
+
+    :meth:`start` once when every loop runs; :meth:`stop` once at shutdown. Each
+    check costs the control thread a GIL acquisition and a few attribute reads.
+    """
+
+    def __init__(
+        self,
+        serving: Serving,
+        offload: Offload,
+        spares: Sequence[Spare],
+        stall_after: float,
+    ) -> None:
+        self.serving = serving
+        self.offload = offload
+        self.spares = spares
+        self.stall_after = stall_after
+        self.stalls = 0
+        """Stalls seen (each one a spare accepted for the serving loop)."""
+        self.helper: Spare | None = None  # the spare accepting now
+        self._seen: tuple[asyncio.Task[Any] | None, int] | None = None
+        self._marked: asyncio.Task[Any] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(WATCH_INTERVAL, self._check)
+
+    def stop(self) -> None:
+        """Stop watching; a spare that accepts for the serving loop stops."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._release()
+
+    def _check(self) -> None:
+        assert self._loop is not None
+        self._handle = self._loop.call_later(WATCH_INTERVAL, self._check)
+        serving = self.serving
+        beats = serving.beats
+        if time.monotonic() - serving.last_beat < self.stall_after:
+            self._seen = None
+            self._release()
+            return
+        if self.helper is None:
+            self._help()
+        task = asyncio.current_task(serving.loop)
+        seen = (task, beats)
+        if task is not None and seen == self._seen and task is not self._marked:
+            scope = self.offload.inflight.get(task)
+            if scope is not None and serving.loop is not None:
+                self._marked = task
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    serving.loop.call_soon_threadsafe(self.offload.routes.mark, scope)
+        self._seen = seen
+
+    def _help(self) -> None:
+        spare = min(self.spares, key=lambda s: s.offloaded)
+        if spare.loop is None:
+            return
+        self.stalls += 1
+        self.helper = spare
+        with contextlib.suppress(RuntimeError):
+            spare.loop.call_soon_threadsafe(spare.accept, True)
+
+    def _release(self) -> None:
+        spare, self.helper = self.helper, None
+        if spare is not None and spare.loop is not None:
+            with contextlib.suppress(RuntimeError):
+                spare.loop.call_soon_threadsafe(spare.accept, False)

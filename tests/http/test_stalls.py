@@ -1,0 +1,221 @@
+"""What the server does about a stalled serving loop: atoll.http.stalls.
+
+The end-to-end tests serve ``_server_app.py`` (its answers name the thread that
+served them in ``x-thread``) and stall the serving loop with a wasm spin; they
+assert which thread answered, never how fast. :class:`LongRoutes` is tested
+directly.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from atoll.http.protocol import ServerLimits
+from atoll.http.stalls import CAPACITY, HOSTS, PATHS_PER_HOST, QUICK_RUNS, LongRoutes
+from tests.http.test_server import Running, Spin, start
+
+SERVING = "atoll-http-0"
+SPARE = "atoll-http-spare-"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    running = start(tmp_path)
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+    running.proc.communicate()
+
+
+def thread(url: str, path: str = "/hello", **headers: str) -> str:
+    """The thread that answered ``path`` on a new connection."""
+    response = httpx.get(url + path, headers={"connection": "close", **headers}, timeout=30)
+    assert response.status_code == 200
+    return response.headers["x-thread"]
+
+
+def mark_long(url: str, path: str = "/spin?ms=300", **headers: str) -> None:
+    """Stall the serving loop with ``path`` once: its route is marked long."""
+    assert thread(url, path, **headers) == SERVING
+
+
+# -- while the serving loop is stuck --------------------------------------------------------------
+
+
+def test_the_serving_loop_serves_everything_while_healthy(server: Running) -> None:
+    assert {thread(server.url) for _ in range(20)} == {SERVING}
+
+
+def test_a_spare_answers_new_connections_while_the_serving_loop_spins(server: Running) -> None:
+    spin = Spin(server.url, 2000)
+    time.sleep(0.3)  # the spin has started on the serving loop
+    assert thread(server.url).startswith(SPARE)
+    assert not spin.done.is_set(), "/hello had to wait for the wasm spin"
+    assert spin.result().headers["x-thread"] == SERVING
+
+
+def test_a_route_that_stalled_the_loop_runs_on_a_spare_from_then_on(server: Running) -> None:
+    mark_long(server.url)
+    assert thread(server.url, "/spin?ms=300").startswith(SPARE)
+    assert thread(server.url, "/spin?ms=0").startswith(SPARE)  # the query is not the route
+    assert thread(server.url) == SERVING  # other routes stay inline
+
+
+def test_an_offloaded_request_leaves_the_serving_loop_free(server: Running) -> None:
+    mark_long(server.url)
+    with httpx.Client(base_url=server.url, timeout=30) as keep_alive:
+        assert keep_alive.get("/hello").headers["x-thread"] == SERVING
+        spin = Spin(server.url, 2000)  # offloaded: runs on a spare
+        time.sleep(0.3)
+        # The same keep-alive connection, on the serving loop, is answered meanwhile.
+        assert keep_alive.get("/hello").headers["x-thread"] == SERVING
+        assert not spin.done.is_set()
+    response = spin.result()
+    assert (response.text, response.headers["x-thread"][: len(SPARE)]) == ("spun 2000", SPARE)
+
+
+def test_a_marked_route_comes_back_inline_after_quick_runs(server: Running) -> None:
+    mark_long(server.url)
+    served = [thread(server.url, "/spin?ms=0") for _ in range(QUICK_RUNS * 3)]
+    assert served[0].startswith(SPARE)
+    assert SERVING in served, served
+    back = served.index(SERVING)
+    assert all(name.startswith(SPARE) for name in served[:back])
+    assert served[back:] == [SERVING] * (len(served) - back)  # and it stays inline
+
+
+def test_a_host_with_many_slow_paths_is_marked_whole(server: Running) -> None:
+    for i in range(PATHS_PER_HOST + 1):
+        mark_long(server.url, f"/spin/{i}?ms=150")
+    assert thread(server.url, "/spin/new?ms=0").startswith(SPARE)
+    assert thread(server.url).startswith(SPARE)  # every path of that host
+    assert thread(server.url, "/spin/new?ms=0", host="other.test") == SERVING
+
+
+def test_connections_a_spare_took_are_sent_home_after_the_stall(server: Running) -> None:
+    spin = Spin(server.url, 1500)
+    time.sleep(0.3)
+    with socket.create_connection((server.host, server.port), timeout=20) as sock:
+        request = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+        sock.sendall(request)
+        first = _response(sock)
+        assert b"x-thread: " + SPARE.encode() in first
+        assert b"connection: close" not in first  # kept alive during the stall
+        spin.result()  # the serving loop is healthy again
+        time.sleep(0.1)  # the watch has seen its heartbeat
+        sock.sendall(request)
+        second = _response(sock)
+        assert b"x-thread: " + SPARE.encode() in second
+        assert b"connection: close" in second
+        assert sock.recv(1024) == b""  # closed: the client reconnects...
+    assert thread(server.url) == SERVING  # ...to the serving loop
+
+
+def _response(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"hello"):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data.lower()
+
+
+def test_spare_threads_run_at_the_configured_lower_priority(server: Running) -> None:
+    nice = ServerLimits().spare_nice
+    assert nice > 0
+    values = [_nice(stat) for stat in Path(f"/proc/{server.proc.pid}/task").glob("*/stat")]
+    assert values.count(nice) == 3  # loops=4: three spares; every other thread keeps 0
+    assert set(values) == {0, nice}
+
+
+def _nice(stat: Path) -> int:
+    return int(stat.read_text().rpartition(")")[2].split()[16])  # field 19 of proc(5)
+
+
+def test_shutdown_waits_for_a_request_running_on_a_spare(server: Running) -> None:
+    mark_long(server.url)
+    spin = Spin(server.url, 1500)
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    response = spin.result()
+    assert (response.status_code, response.text) == (200, "spun 1500")
+    assert response.headers["x-thread"].startswith(SPARE)
+    assert server.wait(10) == 0
+    assert server.lifespan() == ["startup", "shutdown"]
+
+
+def test_one_loop_has_no_spares(tmp_path: Path) -> None:
+    running = start(tmp_path, loops=1)
+    try:
+        stats = Path(f"/proc/{running.proc.pid}/task").glob("*/stat")
+        assert {_nice(stat) for stat in stats} == {0}
+        spin = Spin(running.url, 800)
+        time.sleep(0.3)
+        assert thread(running.url) == SERVING  # (once the spin is over: no one else accepts)
+        assert spin.result().headers["x-thread"] == SERVING
+        assert thread(running.url, "/spin?ms=0") == SERVING  # nothing is offloaded
+    finally:
+        running.proc.kill()
+        running.proc.communicate()
+
+
+# -- LongRoutes -------------------------------------------------------------------------------
+
+
+def scope(path: str, host: bytes = b"a.test") -> dict[str, object]:
+    return {"type": "http", "path": path, "headers": [(b"host", host)]}
+
+
+def test_a_mark_covers_its_host_and_path_only() -> None:
+    routes = LongRoutes(quick=0.005)
+    routes.mark(scope("/slow"))
+    assert routes.lookup(scope("/slow")) == (b"a.test", "/slow")
+    assert routes.lookup(scope("/slow", b"A.TEST")) == (b"a.test", "/slow")
+    assert routes.lookup(scope("/fast")) is None
+    assert routes.lookup(scope("/slow", b"b.test")) is None
+
+
+def test_quick_runs_in_a_row_drop_a_mark_and_a_slow_one_starts_over() -> None:
+    routes = LongRoutes(quick=0.005)
+    routes.mark(scope("/slow"))
+    key = routes.lookup(scope("/slow"))
+    assert key is not None
+    for _ in range(QUICK_RUNS - 1):
+        routes.ran(key, 0.001)
+    routes.ran(key, 0.050)  # slow again: the count starts over
+    for _ in range(QUICK_RUNS - 1):
+        routes.ran(key, 0.001)
+    assert routes.lookup(scope("/slow")) == key
+    routes.ran(key, 0.001)
+    assert routes.lookup(scope("/slow")) is None
+
+
+def test_many_slow_paths_mark_the_host_and_many_hosts_mark_everything() -> None:
+    routes = LongRoutes(quick=0.005)
+    for i in range(PATHS_PER_HOST):
+        routes.mark(scope(f"/p{i}"))
+    assert routes.lookup(scope("/other")) is None
+    routes.mark(scope("/one-more"))
+    assert routes.lookup(scope("/other")) == (b"a.test",)
+    assert routes.lookup(scope("/other", b"b.test")) is None
+    for h in range(HOSTS):
+        routes.mark(scope("/x", f"h{h}.test".encode()))
+    assert routes.lookup(scope("/anything", b"new.test")) == ()
+    for _ in range(QUICK_RUNS * PATHS_PER_HOST):
+        routes.ran((), 0.0)
+    assert routes.lookup(scope("/anything", b"new.test")) is None
+
+
+def test_marks_are_bounded() -> None:
+    routes = LongRoutes(quick=0.005)
+    for i in range(CAPACITY * 2):
+        routes.mark(scope("/x", f"h{i}.test".encode()))
+    assert len(routes.marked) <= CAPACITY
+    assert routes.lookup(scope("/x", f"h{CAPACITY * 2 - 1}.test".encode())) is not None
