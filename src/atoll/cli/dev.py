@@ -63,7 +63,10 @@ __all__ = ["dev"]
     default=DEFAULT_LOOPS,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Event loops (threads) serving requests; a loop stuck in wasm leaves the others.",
+    help=(
+        "Event loops (threads): one serves, the rest are spares that take over new"
+        " connections while it is stuck in wasm and run the routes found slow."
+    ),
 )
 @click.option(
     "--kv",

@@ -52,7 +52,10 @@ def _cores() -> int:
     default=DEFAULT_LOOPS,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Event loops (threads) per process; a loop stuck in wasm leaves the others.",
+    help=(
+        "Event loops (threads) per process: one serves, the rest are spares that take over"
+        " new connections while it is stuck in wasm and run the routes found slow."
+    ),
 )
 @click.option(
     "--kv",

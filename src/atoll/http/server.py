@@ -1,44 +1,77 @@
-"""Serve an ASGI app from several event loops in threads of one process.
+"""Serve an ASGI app from one event loop, with spare loops in threads for when it stalls.
 
-Why: a worker's ``fetch`` calls wasm exports synchronously, and one call may
-spin up to its CPU limit (30 s). wasmtime releases the GIL while wasm runs, so
-while one loop is stuck in a call the others go on. Every loop runs a full
-uvicorn :class:`uvicorn.Server` (uvloop + httptools) on the *same* listening
-socket: no request hops to another thread, and a loop that is busy in wasm
-simply stops calling ``accept()`` while the others take the new connections.
+Why spares: a worker's ``fetch`` calls wasm exports synchronously, and one
+call may spin up to its CPU limit (30 s), blocking the loop that makes it.
+Why one serving loop: several loops that all serve connections contend for
+the GIL on every callback (a futex hand-off per read, write and timer: 17-31
+futex calls per request with 4 busy loops against 0.5 with one), which cost
+about half the requests per CPU-second. So one loop serves while it is healthy
+and the others wait, idle in ``epoll_wait``, until it is not
+(``http/stalls.py`` has the watch, the marks and the offload).
 
 Threads, all started by one :func:`serve` call::
 
-    caller's thread   the control loop: binds once, runs the app's ASGI lifespan
-                      (startup and shutdown, once each), handles SIGINT/SIGTERM,
-                      stops the loops; idle otherwise
-    atoll-http-0..N   one uvloop loop + one uvicorn Server each (lifespan off),
-                      listening on its own dup() of the socket (uvloop closes the
-                      fd it is given, so the loops cannot share one fd)
+    caller's thread      the control loop: binds once, runs the app's ASGI lifespan
+                         (startup and shutdown, once each), handles SIGINT/SIGTERM,
+                         stops the loops, and runs the stall watch (a check every 5 ms)
+    atoll-http-0         the serving loop: uvloop + a uvicorn Server (lifespan off)
+                         listening on a dup() of the socket (uvloop closes the fd it
+                         is given); accepts and serves every connection while healthy;
+                         beats every 5 ms (a timer)
+    atoll-http-spare-N   ``loops - 1`` spare loops, each a uvicorn Server with no
+                         listener, at a lower CPU priority
+                         (:attr:`ServerLimits.spare_nice`); they run the requests
+                         of routes marked long, and accept while the serving loop
+                         is stalled
 
-Thread safety: **the app is called concurrently from several threads**, one
-per loop. Everything requests share — caches, counters, compiled modules,
-pools — must be thread-safe, and an object bound to one event loop (a Future,
-an ``asyncio.Lock``, a client session) must not be used from a request served
-by another loop. Tasks the lifespan startup creates run on the control loop.
-``scope["state"]`` is, per request, a shallow copy of what the lifespan
-startup put in its state (as in any ASGI server).
+What happens when the serving loop stalls (no beat for
+:attr:`ServerLimits.stall_after`, 25 ms by default):
+
+1. The least busy spare starts accepting on a dup of the listener; when the
+   serving loop beats again it stops (the listening fd only).
+2. The request whose task is running on the stalled loop is marked long (its
+   host and path); from its next request on, the route runs on a spare: the app
+   coroutine there, ``receive``/``send`` proxied back to the serving loop, which
+   keeps the connection. A mark is dropped after a few quick runs.
+3. Connections a spare accepted get ``Connection: close`` on their first
+   response once the serving loop is healthy again, so their clients come back
+   to it (``http/protocol.py``).
+
+With ``loops=1`` there are no spares, no watch and no offload: one loop, as a
+plain uvicorn.
+
+Thread safety: **the app is called from several threads**: the serving loop's,
+and each spare's for the requests it runs. Everything requests share (caches,
+counters, compiled modules, pools) must be thread-safe, and an object bound to
+one event loop (a Future, an ``asyncio.Lock``, a client session) must not be
+used from a request served by another loop: a request offloaded to a spare runs
+on the spare's loop (``asyncio.get_running_loop()`` is the spare's), its
+``receive`` and ``send`` excepted. Tasks the lifespan startup creates run on
+the control loop. ``scope["state"]`` is, per request, a shallow copy of what
+the lifespan startup put in its state (as in any ASGI server).
 
 Each connection is bounded by ``http/protocol.py`` (head size and time,
 connections per loop, keep-alive), with the :class:`ServerLimits` given to
-:func:`serve`; docs/limits.md lists them.
+:func:`serve`; docs/limits.md lists them. The serving loop holds most of the
+connection cap, the spares share a quarter of it.
 
 Known limits (numbers in docs/benchmarks/http_server.md):
 
-- A keep-alive connection stays with the loop that accepted it: while that
-  loop is stuck in wasm, the next request on the connection waits for the
-  call to end. Only *new* connections go to a free loop.
-- A new connection that a loop accepts just before it starts a long call
-  waits for that call too (the accept and the call's request came in the
-  same loop iteration).
-- Under contention each ctypes call (every wasmtime API call) gives up and
-  retakes the GIL, and a thread wanting the GIL back may wait up to the switch
-  interval; Python threads such as an epoch ticker wait the same way.
+- The first long request of a route runs on the serving loop: it stalls every
+  connection the serving loop holds (keep-alive clients wait for it; new
+  connections go to a spare after ``stall_after``). Only its later requests run
+  on a spare. A client that makes every request a new route (host and path)
+  gets a stall per route until the escalation in ``http/stalls.py`` marks the
+  host, then every request.
+- A connection the serving loop accepted in the iteration it started a long
+  call in waits for that call.
+- A stall outside a request (a long garbage collection, a slow callback) also
+  hands new connections to a spare, but marks nothing.
+- More concurrent long requests than spares share the spares: a spare stuck in
+  one wasm call makes the requests offloaded to it wait.
+- Threads a spare starts (a lazily started helper thread, on the first request
+  that needs it) inherit its lower priority; Linux does not let an
+  unprivileged process raise it back.
 - Shutdown cannot interrupt a synchronous wasm call: a stuck loop stops when
   the call returns (its CPU limit ends it). After ``shutdown_timeout``,
   :func:`serve` returns anyway; loop threads are daemons and die with the process.
@@ -89,11 +122,11 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application: ``await app(scope, receive, send)``."""
 
 DEFAULT_LOOPS = 4
-"""Event loops per process. A loop stuck in a long call is gone until it ends, so
-this is how many concurrent long calls the node survives (minus one). On 2
-cores, 4 loops served wasm-bound requests as fast as 2 or 8 (~1.5x one loop)
-for 8-30 % fewer /hello requests per CPU-second than one loop (8 loops: up to
-44 %). See docs/benchmarks/http_server.md."""
+"""Event loops per process: one serving loop and three spares. The spares are
+idle (no GIL contention) until the serving loop stalls or a route is marked
+long, so they cost memory (a thread and a loop each), not requests per
+CPU-second. Their count is how many long requests run at once without waiting
+for each other. See docs/benchmarks/http_server.md."""
 
 DEFAULT_SWITCH_INTERVAL: float | None = None
 """The :func:`sys.setswitchinterval` :func:`serve` sets; ``None`` keeps CPython's
@@ -117,20 +150,20 @@ def serve(
     switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
     limits: ServerLimits | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port`` from ``loops`` event loops until SIGINT/SIGTERM.
+    """Serve ``app`` on ``host:port`` until SIGINT/SIGTERM: one serving loop, ``loops - 1`` spares.
 
     Blocks. Binds once with ``SO_REUSEADDR`` (``port=0`` picks a free port),
     or listens on ``sock`` if given: a bound TCP socket that the caller keeps
     and closes. Runs the app's lifespan startup once, starts the loops, then
-    calls ``ready(host, port)`` once, in the calling thread, when every loop
-    listens (``port`` is the actual port).
+    calls ``ready(host, port)`` once, in the calling thread, when the serving
+    loop listens and every spare runs (``port`` is the actual port).
 
-    Shutdown, on the first SIGINT or SIGTERM: every loop stops accepting,
-    closes idle connections and lets in-flight requests finish; after
-    ``shutdown_timeout`` seconds the rest are cancelled (a synchronous wasm
-    call cannot be: see the module docstring). The app's lifespan shutdown then
-    runs once, if every loop has stopped. A second signal stops waiting for
-    both. Signal handlers are installed only when called from the main thread,
+    Shutdown, on the first SIGINT or SIGTERM: the serving loop stops accepting,
+    closes idle connections and lets in-flight requests finish (those running
+    on spares too), then the spares do the same; after ``shutdown_timeout``
+    seconds the rest are cancelled (a synchronous wasm call cannot be: see the
+    module docstring). The app's lifespan shutdown then runs once, if every
+    loop has stopped. A second signal stops waiting for both. Signal handlers are installed only when called from the main thread,
     and removed on return.
 
     ``switch_interval`` (seconds), if not None, is set with
@@ -138,8 +171,9 @@ def serve(
     restored on return.
 
     ``limits`` bound what each connection may cost (head size and time, open
-    connections, keep-alive; see ``http/protocol.py``). The soft file-descriptor
-    limit is raised to the hard one first, once per process.
+    connections, keep-alive; see ``http/protocol.py``) and say when the serving
+    loop counts as stalled and how much lower the spares' priority is. The soft
+    file-descriptor limit is raised to the hard one first, once per process.
 
     Raises :class:`~atoll.errors.ConfigError` if ``loops < 1`` or the address
     cannot be bound, and :class:`~atoll.errors.AtollError` if the lifespan
@@ -226,6 +260,7 @@ class _LoopServer(uvicorn.Server):
         self.listener = listener
         self.spare = spare
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._cpu_clock: int | None = None
         self.beats = 0
         self.last_beat = time.monotonic()
         self.offloaded = 0
@@ -237,6 +272,8 @@ class _LoopServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        with contextlib.suppress(AttributeError, OSError):  # not on every platform
+            self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         self.lifespan.state.update(self._state)
         await super().startup(sockets)
         if not self.spare:
@@ -252,6 +289,15 @@ class _LoopServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.accept(False)
         await super().shutdown(sockets)
+
+    def cpu_time(self) -> float:
+        """CPU seconds this loop's thread has used (any thread may ask; 0 if unknown)."""
+        if self._cpu_clock is None:
+            return 0.0
+        try:
+            return time.clock_gettime(self._cpu_clock)
+        except OSError:  # the thread ended
+            return 0.0
 
     def _beat(self) -> None:
         self.beats += 1

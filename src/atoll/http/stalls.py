@@ -8,7 +8,9 @@ this module keeps such a call from stopping the node:
 - :class:`StallWatch` runs on the control loop (``serve``'s own thread) every
   :data:`WATCH_INTERVAL`. The serving loop beats every :data:`BEAT_INTERVAL`
   (a timer callback). When it has not beaten for
-  :attr:`~atoll.http.protocol.ServerLimits.stall_after`, a spare starts
+  :attr:`~atoll.http.protocol.ServerLimits.stall_after` and its thread was busy
+  on a CPU for half of that (else for :data:`STARVED` times as long: a thread
+  that only waits for a CPU on a loaded machine is not stuck), a spare starts
   accepting on the listening socket, until the serving loop beats again.
 - The same watch reads the serving loop's current task
   (:func:`asyncio.current_task` with that loop, from the control thread: a dict
@@ -54,6 +56,7 @@ __all__ = [
     "HOSTS",
     "PATHS_PER_HOST",
     "QUICK_RUNS",
+    "STARVED",
     "WATCH_INTERVAL",
     "LongRoutes",
     "Offload",
@@ -82,6 +85,11 @@ HOSTS = 32
 """Hosts with marked paths past which every request is marked."""
 QUICK_RUNS = 8
 """Quick runs in a row after which a route's mark is dropped."""
+STARVED = 4
+"""A serving loop without a beat for ``stall_after`` counts as stalled if its
+thread used the CPU for at least half that time (it is busy: in wasm, in
+Python); one that did not (it waits for a CPU on a loaded machine, or blocks in
+a system call) counts as stalled after this many times ``stall_after``."""
 
 _log = logging.getLogger("atoll.http")
 
@@ -92,6 +100,9 @@ class Serving(Protocol):
     loop: asyncio.AbstractEventLoop | None
     beats: int
     last_beat: float
+
+    def cpu_time(self) -> float:
+        """CPU seconds its thread has used (readable from any thread)."""
 
 
 class Spare(Protocol):
@@ -290,6 +301,8 @@ class StallWatch:
         self.stalls = 0
         """Stalls seen (each one a spare accepted for the serving loop)."""
         self.helper: Spare | None = None  # the spare accepting now
+        self._beats = -1  # the serving loop's beat count at the last check
+        self._cpu0: float | None = None  # its CPU time at the first check without a beat
         self._seen: tuple[asyncio.Task[Any] | None, int] | None = None
         self._marked: asyncio.Task[Any] | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -311,9 +324,21 @@ class StallWatch:
         self._handle = self._loop.call_later(WATCH_INTERVAL, self._check)
         serving = self.serving
         beats = serving.beats
-        if time.monotonic() - serving.last_beat < self.stall_after:
+        if beats != self._beats:  # it beat since the last check
+            self._beats = beats
+            self._cpu0 = None
             self._seen = None
             self._release()
+            return
+        if self._cpu0 is None:
+            self._cpu0 = serving.cpu_time()
+        silent = time.monotonic() - serving.last_beat
+        if silent < self.stall_after:
+            return
+        # A loop that is busy (in wasm, in Python) stalls; one that is only waiting for a
+        # CPU on a loaded machine does not, unless it waits long: then a spare helps too.
+        busy = serving.cpu_time() - self._cpu0
+        if busy < self.stall_after / 2 and silent < STARVED * self.stall_after:
             return
         if self.helper is None:
             self._help()
