@@ -24,11 +24,10 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atoll.api import ExecutionContext, Request, Response, ScheduledEvent
 from atoll.bindings import Env, WasmModuleBinding
-from atoll.bindings.assets import Assets, AssetsBinding
 from atoll.bindings.kv import host as kv_host
 from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, begin, policy_of
 from atoll.bindings.outbound import host as http_host
@@ -51,6 +50,9 @@ from atoll.runtime.invocation import CURRENT, Invocation
 from atoll.runtime.module import WasmModule
 from atoll.runtime.outcome import Outcome
 from atoll.runtime.wasi import preview1
+
+if TYPE_CHECKING:
+    from atoll.bindings.assets import Assets
 
 __all__ = ["Result", "Runtime", "Worker", "load_worker"]
 
@@ -340,9 +342,13 @@ def load_worker(
         entries = tuple((s.binding, s.service, s.entrypoint) for s in manifest.services)
         bindings.update(service_bindings(manifest.name, entries, services))
     bindings.update(manifest.vars)
-    assets = Assets.from_manifest(manifest)
-    if assets is not None and manifest.assets is not None and manifest.assets.binding:
-        bindings[manifest.assets.binding] = AssetsBinding(assets)
+    assets: Assets | None = None
+    if manifest.assets is not None or manifest.site is not None:
+        from atoll.bindings.assets import Assets, AssetsBinding  # a worker with static files only
+
+        assets = Assets.from_manifest(manifest)
+        if assets is not None and manifest.assets is not None and manifest.assets.binding:
+            bindings[manifest.assets.binding] = AssetsBinding(assets)
     fetch = load_entry(
         manifest,
         runtime.cache,
