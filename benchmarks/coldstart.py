@@ -31,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.report import results_text, write_results
 from benchmarks.servers import (
     ROOT,
     Server,
@@ -75,18 +74,26 @@ def first_200(server: Server, path: str = PATH) -> tuple[float, float]:
     return wall, cpu
 
 
-def launches(times: int, with_workerd: bool) -> dict[str, list[tuple[float, float]]]:
-    """``times`` launches of each server, alternating; (wall ms, CPU ms) per launch."""
-    first_200(atoll_server())  # warms atoll's compiled-code cache on disk (and the page cache)
+def launches(
+    times: int, with_workerd: bool, folder: Path | None = None, path: str = PATH
+) -> dict[str, list[tuple[float, float]]]:
+    """``times`` launches of each server, alternating; (wall ms, CPU ms) per launch.
+
+    workerd's configs are written into ``folder`` (a temporary folder by default).
+    """
+    first_200(
+        atoll_server(), path
+    )  # warms atoll's compiled-code cache on disk (and the page cache)
     out: dict[str, list[tuple[float, float]]] = {"atoll": []}
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
+        where = folder if folder is not None else Path(tmp)
         if with_workerd:
             out["workerd"] = []
-            first_200(bench_workerd(Path(tmp)))
+            first_200(bench_workerd(where), path)
         for i in range(times):
             for name in out:
-                server = atoll_server() if name == "atoll" else bench_workerd(Path(tmp))
-                wall, cpu = first_200(server)
+                server = atoll_server() if name == "atoll" else bench_workerd(where)
+                wall, cpu = first_200(server, path)
                 out[name].append((wall, cpu))
                 print(f"launch {i + 1} {name:8} wall {wall:7.1f} ms  CPU {cpu:7.1f} ms")
     return out
@@ -141,6 +148,9 @@ def main() -> None:
     parser.add_argument("--no-workerd", action="store_true", help="atoll only")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    # here: report imports workerd.compare, which takes its cold starts from this module
+    from benchmarks.report import results_text, write_results
+
     times = args.times or (3 if args.quick else 10)
     with_workerd = not args.no_workerd
     if with_workerd:

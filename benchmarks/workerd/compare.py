@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.coldstart import launches
 from benchmarks.servers import Server, atoll_server, bench_workerd, get
 from benchmarks.workerd.load import finish, start_wrk
 
@@ -169,16 +170,10 @@ def measure(
 
 
 def cold_starts(times: int, folder: Path, path: str = "/compute?n=1000") -> dict[str, list[float]]:
-    """Launch → first 200 on ``path``, ``times`` times each, alternating the servers (ms)."""
-    out: dict[str, list[float]] = {"atoll": [], "workerd": []}
-    for _ in range(times):
-        for name in ("workerd", "atoll"):
-            server = atoll_server() if name == "atoll" else bench_workerd(folder)
-            try:
-                out[name].append(server.start().wait_ready(path) * 1000)
-            finally:
-                server.stop()
-    return out
+    """Launch → first 200 on ``path``, ``times`` times each, alternating the servers (wall
+    ms; ``python -m benchmarks.coldstart`` measures the CPU too)."""
+    samples = launches(times, with_workerd=True, folder=folder, path=path)
+    return {name: [wall for wall, _ in runs] for name, runs in samples.items()}
 
 
 def run_compare(

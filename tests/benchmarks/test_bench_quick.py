@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import seed_table
+from benchmarks.coldstart import launches, table
 from benchmarks.seed_table import pure
 from benchmarks.seed_table.cases import Case, json_text, random_bytes
 from benchmarks.seed_table.columns import count_values
@@ -83,6 +84,19 @@ def test_servers_answer_the_same(workerd: Path, workdir: Path) -> None:
     with running([atoll_server(), bench_workerd(workdir)]) as servers:
         for server in servers:
             check_answers([server])
+
+
+def test_cold_starts_give_wall_and_cpu_per_launch(workerd: Path, workdir: Path) -> None:
+    samples = launches(1, with_workerd=True, folder=workdir)
+    assert sorted(samples) == ["atoll", "workerd"]
+    for runs in samples.values():
+        assert len(runs) == 1
+        wall, cpu = runs[0]
+        assert wall > 0
+        assert cpu > 0  # read from the server's threads, not this process
+    text = table(samples, {"import_cpu_ms": 1.0, "modules": 2, "bare_ms": 3.0})
+    assert "| `atoll dev` |" in text
+    assert "| workerd |" in text
 
 
 def test_limits_side_by_side(workerd: Path) -> None:
