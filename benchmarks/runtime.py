@@ -35,6 +35,8 @@ from atoll.runtime.cache import ModuleCache
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.invocation import Invocation
 from atoll.worker import Runtime, Worker, load_worker
+from benchmarks.coldstart import first_200
+from benchmarks.servers import atoll_server
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "examples" / "seed"
@@ -213,24 +215,10 @@ def start_dev(folder: Path, port: int, loops: int = 4) -> subprocess.Popen[bytes
 
 
 def bench_cold_start(n: int) -> dict[str, float]:
-    """Process launch → first 200 from examples/seed, disk cache warm."""
-    samples = []
-    for _ in range(n + 1):
-        port = free_port()
-        start = time.perf_counter()
-        proc = start_dev(SEED, port)
-        try:
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/?n=1000", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.002)
-            samples.append((time.perf_counter() - start) * 1000)
-        finally:
-            proc.terminate()
-            proc.wait()
-    return {"cold_start_ms": statistics.median(samples[1:])}  # first run warms the disk cache
+    """Process launch → first 200 from examples/seed, disk cache warm (the first launch warms it)."""
+    first_200(atoll_server(SEED), "/?n=1000")
+    samples = [first_200(atoll_server(SEED), "/?n=1000")[0] for _ in range(n)]
+    return {"cold_start_ms": statistics.median(samples)}
 
 
 HELLO = """
