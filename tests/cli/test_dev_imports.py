@@ -11,11 +11,14 @@ that creeps back anywhere on the path fails here, whoever brings it.
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
 import httpx
+from click.testing import CliRunner
 
+from atoll.cli import main
 from tests.support import StartDev, WorkerFactory
 
 #: Imported by no part of the path from ``atoll dev`` to a plain worker's first response.
@@ -24,7 +27,6 @@ NOT_ON_THE_PATH = (
     "uvicorn.main",  # http/__init__.py: uvicorn's package initialised on demand
     "uvicorn.supervisors",
     "multiprocessing",
-    "click.testing",
     "watchfiles",  # the dev reloader, once serving (off here: --no-reload)
     "httpx",  # bindings/outbound: on a process's first subrequest
     "httpcore",
@@ -46,11 +48,14 @@ NOT_ON_THE_PATH = (
 )
 
 MODULES_WORKER = """
+import gc
 import sys
 from atoll import Response
 
 async def fetch(request, env, ctx):
     env.M.instantiate().exports.one()  # the wasm path too
+    if request.path == "/gc":
+        return Response(f"{gc.isenabled()} {gc.get_freeze_count() > 0}")
     return Response("\\n".join(sorted(sys.modules)))
 """
 
@@ -77,6 +82,16 @@ def test_a_served_worker_finds_none_of_the_lazy_modules_imported(
     loaded = set(response.text.split("\n"))
     assert {"atoll.http.server", "uvicorn.server"} <= loaded  # it is the dev process
     assert on_the_path(loaded) == []
+    # the collector, paused while the command imported, runs again once serving
+    assert httpx.get(f"{server.url}/gc", timeout=30).text == "True True"
+
+
+def test_a_command_invoked_in_process_leaves_the_collector_alone() -> None:
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(main, ["dev", "--help"])
+    assert result.exit_code == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before
 
 
 def test_the_checker_sees_a_submodule() -> None:
