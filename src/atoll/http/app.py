@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from atoll.api import Headers, Request, Response, ScheduledEvent
 from atoll.errors import BodyTooLargeError, ResponseError
-from atoll.http.bodies import BodyBudget, BodyReader
+from atoll.http.bodies import ATTACH_KEY, BodyBudget, BodyReader
 from atoll.http.wire import wire_headers
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
@@ -179,7 +179,9 @@ class AtollApp:
             else:
                 client = scope.get("client")
                 length = int(declared) if declared is not None and declared.isdigit() else None
-                body = BodyReader(receive, limit, self.body_budget, length)
+                body = BodyReader(
+                    receive, limit, self.body_budget, length, attach=scope.get(ATTACH_KEY)
+                )
                 request = Request(
                     url,
                     method=method,

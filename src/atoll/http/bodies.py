@@ -43,12 +43,13 @@ import asyncio
 import functools
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from atoll.errors import BodyTooLargeError, RequestError
 
-__all__ = ["DEFAULT_BODY_MEMORY", "BodyBudget", "BodyReader"]
+__all__ = ["ATTACH_KEY", "DEFAULT_BODY_MEMORY", "Attach", "BodyBudget", "BodyReader", "BodySink"]
 
 MIB = 1024 * 1024
 #: Default bytes of request bodies one process holds at once.
@@ -95,13 +96,22 @@ class BodyBudget:
             self.used -= size
 
 
+#: ``attach(receive, sink)``: the server's offer to hand a request's body bytes to
+#: ``sink`` as they arrive (``http/protocol.py``); the ASGI scope holds it under
+#: :data:`ATTACH_KEY`. True if it will; ``attach(receive, None)`` stops it.
+Attach = Callable[[Receive, "BodySink | None"], bool]
+ATTACH_KEY = "atoll.body"
+
+
 class BodyReader:
     """Reads one request's body from ASGI ``receive``, within ``limit`` and the ``budget``.
 
     One per request; :meth:`release` (idempotent) is called when the request ends.
+    ``attach`` (the scope's :data:`ATTACH_KEY`, if the server offers it) lets the
+    body's bytes go straight from the connection into a :class:`BodySink`.
     """
 
-    __slots__ = ("budget", "declared", "held", "limit", "receive", "timeout")
+    __slots__ = ("attach", "budget", "declared", "held", "limit", "receive", "timeout")
 
     def __init__(
         self,
@@ -111,12 +121,14 @@ class BodyReader:
         declared: int | None,
         *,
         timeout: float = BODY_TIMEOUT,
+        attach: Attach | None = None,
     ) -> None:
         self.receive = receive
         self.limit = limit
         self.budget = budget
         self.declared = declared
         self.timeout = timeout
+        self.attach = attach
         self.held = 0
 
     def _refuse(self) -> RequestError:
@@ -129,11 +141,6 @@ class BodyReader:
             hint="retry later, or raise --body-memory-mb",
         )
 
-    def _hold(self, size: int) -> None:
-        if not self.budget.take(size):
-            raise self._refuse()
-        self.held += size
-
     async def __call__(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` (413) past
         ``limit``, :class:`~atoll.errors.RequestError` 503 past the budget, 408
@@ -142,69 +149,126 @@ class BodyReader:
         declared = self.declared
         if declared is not None and not self.budget.fits(declared):
             raise self._refuse()  # before a byte is read
-        # A large declared body goes straight into its final bytes object; any
-        # other is kept as its chunks and joined at the end.
-        fill: _Unfilled | None = None
-        if _PRESIZE and declared is not None and PRESIZE_BYTES <= declared <= self.limit:
-            fill = _Unfilled(declared)
-        room = declared if fill is not None and declared is not None else 0
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    message = await self.receive()
-            except TimeoutError:
-                self.release()
-                raise RequestError(
-                    f"the request body stopped coming ({self.timeout:g} s without a byte)",
-                    status=408,
-                    hint="send the body as fast as the network allows",
-                ) from None
-            if message["type"] == "http.disconnect":
-                self.release()
-                raise RequestError(
-                    f"the client closed the connection after {size} bytes of its body"
-                    + (f" (of {declared} declared)" if declared is not None else ""),
-                    hint="the client must send the whole body before it stops",
-                )
-            chunk = message.get("body", b"")
-            if chunk:
-                start = size
-                size += len(chunk)
-                if size > self.limit:
+        sink = BodySink(self)
+        attach = self.attach
+        attached = attach is not None and attach(self.receive, sink)
+        try:
+            while True:
+                # An attached sink takes bytes without waking this task: the wait
+                # is for the end of the body, or for timeout seconds without a byte.
+                wait = self.timeout - (time.monotonic() - sink.last)
+                try:
+                    async with asyncio.timeout(max(wait, 0.0)):
+                        message = await self.receive()
+                except TimeoutError:
+                    if time.monotonic() - sink.last < self.timeout:
+                        continue
                     self.release()
-                    raise BodyTooLargeError(
-                        f"request body is over the limit of {self.limit // MIB} MiB "
-                        "(refused while reading)"
+                    raise RequestError(
+                        f"the request body stopped coming ({self.timeout:g} s without a byte)",
+                        status=408,
+                        hint="send the body as fast as the network allows",
+                    ) from None
+                if message["type"] == "http.disconnect":
+                    self.release()
+                    raise RequestError(
+                        f"the client closed the connection after {sink.size} bytes of its body"
+                        + (f" (of {declared} declared)" if declared is not None else ""),
+                        hint="the client must send the whole body before it stops",
                     )
-                if size > self.held:
-                    self._hold(size - self.held)
-                if fill is None:
-                    chunks.append(chunk)
-                elif size <= room:
-                    fill.write(start, chunk)
-                else:  # the HTTP parser frames bodies by Content-Length: never happens
-                    self.release()
-                    raise RequestError(f"the request body is over its Content-Length {declared}")
-            if not message.get("more_body", False):
-                break
-        if fill is not None:
-            if size != room:
-                self.release()
-                raise RequestError(
-                    f"the request body ended after {size} bytes; its Content-Length said {declared}"
-                )
-            return fill.out
-        if size < PRESIZE_BYTES or not _PRESIZE:
-            return b"".join(chunks)
-        return await _assemble(chunks, size)
+                chunk = message.get("body", b"")
+                if chunk:
+                    sink.feed(chunk)
+                if sink.error is not None:
+                    raise sink.error
+                if not message.get("more_body", False):
+                    break
+        finally:
+            if attached and attach is not None:
+                attach(self.receive, None)
+        return await sink.body()
 
     def release(self) -> None:
         """Give back what this body held (once the request is over)."""
         if self.held:
             self.budget.give(self.held)
             self.held = 0
+
+
+class BodySink:
+    """Where one request's body bytes go as they arrive: counted against the limit
+    and the budget, and kept (see the module docstring for how).
+
+    Made by :meth:`BodyReader.__call__`; :meth:`feed` runs for each chunk, either
+    from that call or, when the server attached the sink, from the connection's
+    ``data_received`` (without waking the request's task).
+    """
+
+    __slots__ = ("chunks", "error", "fill", "last", "reader", "room", "size")
+
+    def __init__(self, reader: BodyReader) -> None:
+        self.reader = reader
+        self.size = 0
+        self.last = time.monotonic()
+        #: Why the body was refused (the reader raises it); bytes fed after it are dropped.
+        self.error: RequestError | None = None
+        self.chunks: list[bytes] = []
+        declared = reader.declared
+        # A large declared body goes straight into its final bytes object; any
+        # other is kept as its chunks and joined at the end.
+        self.fill: _Unfilled | None = None
+        self.room = 0
+        if _PRESIZE and declared is not None and PRESIZE_BYTES <= declared <= reader.limit:
+            self.fill = _Unfilled(declared)
+            self.room = declared
+
+    def feed(self, chunk: bytes) -> bool:
+        """Count and keep ``chunk``. Never raises: True when the body has just been
+        refused (:attr:`error` says why), so that the reader is woken to raise it."""
+        if self.error is not None:
+            return False
+        reader = self.reader
+        start = self.size
+        size = self.size = start + len(chunk)
+        self.last = time.monotonic()
+        if size > reader.limit:
+            reader.release()
+            self.error = BodyTooLargeError(
+                f"request body is over the limit of {reader.limit // MIB} MiB "
+                "(refused while reading)"
+            )
+            return True
+        if size > reader.held:
+            if not reader.budget.take(size - reader.held):
+                self.error = reader._refuse()
+                return True
+            reader.held = size
+        fill = self.fill
+        if fill is None:
+            self.chunks.append(chunk)
+        elif size <= self.room:
+            fill.write(start, chunk)
+        else:  # the HTTP parser frames bodies by Content-Length: never happens
+            reader.release()
+            self.error = RequestError(
+                f"the request body is over its Content-Length {reader.declared}"
+            )
+            return True
+        return False
+
+    async def body(self) -> bytes:
+        """The whole body, once its last chunk has been fed."""
+        if self.fill is not None:
+            if self.size != self.room:
+                self.reader.release()
+                raise RequestError(
+                    f"the request body ended after {self.size} bytes; "
+                    f"its Content-Length said {self.room}"
+                )
+            return self.fill.out
+        if self.size < PRESIZE_BYTES or not _PRESIZE:
+            return b"".join(self.chunks)
+        return await _assemble(self.chunks, self.size)
 
 
 async def _assemble(chunks: list[bytes], size: int) -> bytes:

@@ -30,6 +30,13 @@ loop is stalled; its pool's :attr:`ConnectionPool.send_home` is set the rest
 of the time, and a request on such a connection is answered with
 ``Connection: close``, so that its client reconnects to the serving loop.
 
+A request's body goes from ``data_received`` straight into the
+:class:`~atoll.http.bodies.BodySink` of the worker reading it, once the worker
+asks for it (the scope's ``atoll.body`` offers this; :meth:`AtollHttpProtocol.attach_body`):
+no copy into uvicorn's buffer and out of it again, no wake-up of the request's
+task per chunk, no pausing and resuming of the connection per 64 KiB. A body
+nobody reads goes through uvicorn as before (paused past 64 KiB).
+
 Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
 the loop's own tick (no timer per request). Everything here runs on the loop
 that owns the connection: a pool is never touched from another thread.
@@ -42,10 +49,13 @@ import logging
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from atoll.http.bodies import BodySink, Receive
 
 __all__ = [
     "AtollHttpProtocol",
@@ -207,6 +217,8 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
         self._dropped = 0
+        self._sink: BodySink | None = None  # takes the current request's body bytes
+        self._attach = self.attach_body  # bound once: put in each request's scope
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -298,8 +310,49 @@ class AtollHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle  # made by uvicorn just now; its task has not run yet
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = _HeadHold(self.transport, self.loop)  # type: ignore[assignment]
+            cycle.scope["atoll.body"] = self._attach  # type: ignore[typeddict-unknown-key]
         if cycle is not None and self.pool.send_home:
             cycle.keep_alive = False  # uvicorn adds "connection: close" and closes after
+
+    # -- request bodies -------------------------------------------------------------------------
+
+    def attach_body(self, receive: Receive, sink: BodySink | None) -> bool:
+        """Send the rest of the body of the request whose ASGI ``receive`` this is to
+        ``sink`` (``None``: stop). Called by the request's task when its worker reads
+        the body, and again when it stops; False (nothing changes) when that request
+        is not the one whose body the connection is reading, or its body has ended.
+        Bytes uvicorn already buffered for the request are fed to the sink first."""
+        cycle = self.cycle
+        if sink is None:
+            if cycle is not None and getattr(receive, "__self__", None) is cycle:
+                self._sink = None
+            return True
+        if (
+            cycle is None
+            or getattr(receive, "__self__", None) is not cycle
+            or not cycle.more_body
+            or cycle.disconnected
+            or cycle.response_complete
+        ):
+            return False
+        if cycle.body:
+            buffered, cycle.body = bytes(cycle.body), bytearray()
+            if sink.feed(buffered):
+                cycle.message_event.set()
+        self._sink = sink
+        self.flow.resume_reading()  # uvicorn paused it past 64 KiB buffered
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            super().on_body(body)
+        elif not self.cycle.response_complete and sink.feed(body):
+            self.cycle.message_event.set()  # refused: the reader raises why
+
+    def on_message_complete(self) -> None:
+        self._sink = None
+        super().on_message_complete()
 
     def _too_large(self) -> str:
         return f"the request's headers are over {self.limits.max_head_bytes} bytes"
