@@ -1,0 +1,58 @@
+"""A raw ASGI app for test_bodies.py that reads each request's body with
+:class:`~atoll.http.bodies.BodyReader`, and a script that serves it.
+
+Every request is answered ``ATTACHED SIZE SHA256``: whether the server took the
+sink the reader offered (the body went from the connection straight into it),
+the body's length and its sha256; ``/ignore`` answers ``ignored`` without
+reading the body. Run: ``python _bodies_app.py``; prints ``READY host port``
+once it listens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from atoll.http.bodies import ATTACH_KEY, MIB, BodyBudget, BodyReader, BodySink
+from atoll.http.server import Receive, Scope, Send, serve
+
+BUDGET = BodyBudget(64 * MIB)
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    answer = b"ignored"
+    if scope["path"] != "/ignore":
+        offered = scope.get(ATTACH_KEY)
+        attached: list[bool] = []
+
+        def attach(receive: Any, sink: BodySink | None) -> bool:
+            took = bool(offered(receive, sink)) if offered is not None else False
+            if sink is not None:
+                attached.append(took)
+            return took
+
+        declared = dict(scope["headers"]).get(b"content-length")
+        reader = BodyReader(
+            receive, 64 * MIB, BUDGET, int(declared) if declared else None, attach=attach
+        )
+        try:
+            body = await reader()
+        finally:
+            reader.release()
+        answer = f"{attached == [True]} {len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+    headers = [(b"content-length", str(len(answer)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def main() -> None:
+    def ready(host: str, port: int) -> None:
+        print(f"READY {host} {port}", flush=True)
+
+    serve(app, port=0, loops=1, ready=ready, shutdown_timeout=1.0)
+
+
+if __name__ == "__main__":
+    main()
