@@ -320,8 +320,10 @@ class AtollHttpProtocol(HttpToolsProtocol):
         """Send the rest of the body of the request whose ASGI ``receive`` this is to
         ``sink`` (``None``: stop). Called by the request's task when its worker reads
         the body, and again when it stops; False (nothing changes) when that request
-        is not the one whose body the connection is reading, or its body has ended.
-        Bytes uvicorn already buffered for the request are fed to the sink first."""
+        is not the one whose body the connection is reading, or its body has ended,
+        or ``receive`` is not uvicorn's own (a request offloaded to a spare loop gets
+        a proxy, and reads its body through it). Bytes uvicorn already buffered for
+        the request are fed to the sink first."""
         cycle = self.cycle
         if sink is None:
             if cycle is not None and getattr(receive, "__self__", None) is cycle:
