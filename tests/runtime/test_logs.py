@@ -342,9 +342,12 @@ def test_a_log_write_loop_is_stopped_by_the_cpu_limit(
       (func (export "go") (loop $forever (call $log (i32.const 0) (i32.const {length})) (br $forever)))"""
     ran = run(runtime, tmp_path, body, limits=Limits(cpu_ms=50))
     assert isinstance(ran.error, CpuLimitError)
-    assert len(ran.logs) <= MAX_LOG_LINES + 1
-    assert ran.logs[-1].startswith("… ")
-    assert "bytes dropped" in ran.logs[-1]
+    # how far it got depends on the machine: lines as written, then what was dropped
+    line = "spin!" if length == 5 else cut("spin!" + "\0" * (MAX_LOG_LINE - 5), length)
+    kept = [text for text in ran.logs if not text.startswith("… ")]
+    assert kept == [line] * len(kept)
+    assert len(kept) <= MAX_LOG_LINES
+    assert len(ran.logs) - len(kept) <= 1
     served_in_c(ran)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -25,7 +27,7 @@ from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import Invocation
 from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
 from atoll.runtime.module import WasmModule
-from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext
+from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext, preview1
 from atoll.runtime.wasi.context import HOST_FILES, MAX_OPEN_FILES
 from atoll.runtime.wasi.preview1 import (
     INVAL,
@@ -111,7 +113,11 @@ def run(
 
 
 def u32s(ran: Ran, at: int, n: int) -> list[int]:
-    return list(struct.unpack_from(f"<{n}I", ran.head, at))
+    return u32s_of(ran.head, at, n)
+
+
+def u32s_of(data: bytes, at: int, n: int) -> list[int]:
+    return list(struct.unpack_from(f"<{n}I", data, at))
 
 
 # -- iovec counts --------------------------------------------------------------------
@@ -138,6 +144,50 @@ def test_more_iovecs_than_iov_max_is_einval_at_once(
     assert u32s(ran, 0, 4) == [INVAL, INVAL, INVAL, SUCCESS]
     assert ran.stdout == b""
     assert ran.logs == []
+
+
+def test_a_module_called_from_python_gets_einval_for_too_many_iovecs_from_c(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # the hostile benchmark's fd_write loop, from a Python worker (no CGI Stdio): on the
+    # native backend C answers, no call reaches preview1.fd_write (and the GIL)
+    source = f"""(module {IMPORTS} (memory (export "memory") 800)
+      (func (export "go") (param $n i32)
+        (loop $again
+          (i32.store (i32.const 0) (call $fd_write (i32.const 1) (i32.const 65536)
+                                                   (i32.const 6000000) (i32.const 64)))
+          (i32.store (i32.const 4) (call $fd_read (i32.const 0) (i32.const 65536)
+                                                  (i32.const 6000000) (i32.const 64)))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br_if $again (local.get $n)))))"""
+    wasm = tmp_path / "guest.wasm"
+    wasm.write_bytes(wat(source))
+    module = WasmModule.load("guest", wasm, cache=runtime.cache, linker=runtime.linker)
+    invocation = Invocation(runtime.engine, Limits(cpu_ms=5000), "rid", "w")
+    calls = []
+    source_file = preview1.__file__
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == source_file:
+            calls.append(frame.f_code.co_name)
+
+    token = CURRENT.set(invocation)
+    try:
+        instance = Instance.create(module, invocation.fresh_store(), invocation, invocation)
+        sys.setprofile(profile)
+        try:
+            instance.exports.go(1000)
+        finally:
+            sys.setprofile(None)
+        assert u32s_of(instance.memory.read(0, 8), 0, 2) == [INVAL, INVAL]
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
+    assert invocation.logs == []
+    if BACKEND.name == "native":
+        assert calls == []
+    else:
+        assert calls.count("fd_write") == calls.count("fd_read") == 1000
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -132,6 +132,7 @@ class WasiContext:
     files: dict[int, OpenFile] = field(default_factory=dict)
     next_fd: int = 3
     _env_block: list[bytes] | None = None
+    _roots: dict[DirGrant, str] = field(default_factory=dict)
     _arg_block: list[bytes] | None = None
     #: ``capi.Stdio`` once :meth:`serve_stdio_in_c` ran: stdin, stdout, argv and the
     #: environment then live there, and the common WASI calls are served in C.
@@ -218,6 +219,14 @@ class WasiContext:
         self.stderr_cut = 0
         if log is not None:
             log.add(line, cut=False)  # at most MAX_LOG_LINE bytes, and the note
+
+    def grant_root(self, grant: DirGrant) -> str:
+        """The real path of ``grant``'s host folder (symlinks followed), looked up once
+        per context: what every path a guest opens in it must stay inside."""
+        root = self._roots.get(grant)
+        if root is None:
+            root = self._roots[grant] = os.path.realpath(grant.host)
+        return root
 
     def open_count(self) -> int:
         """Entries of the fd table the guest opened (not stdio, not the granted folders)."""

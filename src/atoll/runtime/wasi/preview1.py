@@ -24,7 +24,7 @@ import stat
 import struct
 import time
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import wasmtime
@@ -476,8 +476,11 @@ def fd_readdir(
 # -- paths (inside a granted folder, read-only) ------------------------------
 
 
-def _resolve(context: WasiContext, fd: int, path: str) -> Path | int:
-    """The host path of ``path`` relative to dir ``fd``, or an errno if it leaves the grant."""
+def _resolve(context: WasiContext, fd: int, path: str) -> str | int:
+    """The real host path of ``path`` relative to dir ``fd``, or an errno if it leaves the
+    grant. Strings, not ``pathlib`` (a guest may call this in a loop: each call runs
+    under the GIL): ``..`` is applied to the guest's path, then the result's real path
+    (every symlink followed) must be inside the grant's real path."""
     entry = context.files.get(fd)
     if entry is None:
         return BADF
@@ -485,20 +488,41 @@ def _resolve(context: WasiContext, fd: int, path: str) -> Path | int:
         return NOTDIR
     if path.startswith("/") or "\0" in path:
         return NOTCAPABLE
-    root = entry.grant.host.resolve()
-    parts: list[str] = list(entry.host.resolve().relative_to(root).parts)
-    for part in PurePosixPath(path).parts:
+    root = context.grant_root(entry.grant)
+    # a folder the guest opened is kept as its real path inside the grant
+    parts = [] if entry.preopen else os.path.relpath(entry.host, root).split("/")
+    if parts == ["."]:  # the grant's folder itself, opened again
+        parts = []
+    for part in path.split("/"):
         if part == "..":
             if not parts:
                 return NOTCAPABLE
             parts.pop()
-        elif part != ".":
+        elif part and part != ".":
             parts.append(part)
-    target = root.joinpath(*parts)
-    real = target.resolve()
-    if not real.is_relative_to(root):
+    real = _real_below(root, parts)
+    if real != root and not real.startswith(root.rstrip("/") + "/"):
         return NOTCAPABLE
     return real
+
+
+def _real_below(root: str, parts: list[str]) -> str:
+    """``os.path.realpath(os.path.join(root, *parts))`` for a ``root`` that is a real path
+    already: only the components below it are looked at (one ``lstat`` each), and
+    ``realpath`` does the rest from the first one that is not a plain folder or file."""
+    current = root
+    for i, part in enumerate(parts):
+        if part == "..":
+            return os.path.realpath(os.path.join(current, *parts[i:]))
+        candidate = os.path.join(current, part)
+        try:
+            link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+        except OSError:  # missing (or not a folder): realpath keeps the rest as written
+            link = True
+        if link:
+            return os.path.realpath(os.path.join(current, *parts[i:]))
+        current = candidate
+    return current
 
 
 class _PathTooLong(Exception):
@@ -524,6 +548,8 @@ def path_open(
     out: int,
 ) -> int:
     context = context_for(caller)
+    if context.open_count() >= MAX_OPEN_FILES and fd in context.files:
+        return MFILE  # this request's guests hold as many as one may (first, as open(2))
     target = _resolve(context, fd, _path_arg(caller, path, path_len))
     if isinstance(target, int):
         return target
@@ -532,12 +558,12 @@ def path_open(
     if rights & ((1 << 6) | (1 << 8) | (1 << 22)):  # fd_write, fd_allocate, set_size
         return ROFS
     grant = context.files[fd].grant
-    if not target.exists():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(target).st_mode)
+    except OSError:
         return NOENT
-    if context.open_count() >= MAX_OPEN_FILES:
-        return MFILE  # this request's guests hold as many as one may
-    if target.is_dir():
-        new = OpenFile(target, grant, is_dir=True)
+    if is_dir:
+        new = OpenFile(Path(target), grant, is_dir=True)
     elif oflags & O_DIRECTORY:
         return NOTDIR
     else:
@@ -551,7 +577,7 @@ def path_open(
         except OSError:
             HOST_FILES.give()
             return IO
-        new = OpenFile(target, grant, is_dir=False, os_fd=os_fd)
+        new = OpenFile(Path(target), grant, is_dir=False, os_fd=os_fd)
     GuestMemory(caller).set_u32(out, context.add(new))
     return SUCCESS
 
@@ -563,7 +589,7 @@ def path_filestat_get(
     if isinstance(target, int):
         return target
     try:
-        st = target.stat()
+        st = os.stat(target)
     except FileNotFoundError:
         return NOENT
     GuestMemory(caller).write(out, _filestat(st))
