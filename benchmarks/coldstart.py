@@ -15,8 +15,8 @@ server process used until then (the sum of its threads' run time from
 is mostly waiting for a core; the CPU time is what load does not change much.
 atoll's compiled-code cache on disk is warm: an unmeasured launch goes first.
 
-Then, for the record, what ``import atoll.cli.dev`` costs in a fresh interpreter
-(CPU and modules) against ``python -c pass``. The table is printed and written
+Then what a fresh interpreter costs (CPU of the whole process, interleaved): alone,
+importing only the libraries ``atoll dev`` serves with, and importing the dev command. The table is printed and written
 into ``docs/benchmarks/coldstart.md`` (between its result markers).
 """
 
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.servers import (
@@ -45,11 +45,21 @@ __all__ = ["cpu_ns", "first_200", "main"]
 DOC = ROOT / "docs" / "benchmarks" / "coldstart.md"
 PATH = "/compute?n=1000"
 
-#: Prints the CPU (ns) and the module count of ``import atoll.cli.dev`` in this interpreter.
-IMPORT_PROBE = (
-    "import sys, time; t = time.process_time_ns(); import atoll.cli.dev; "
-    "print(time.process_time_ns() - t, len(sys.modules))"
-)
+#: What a fresh interpreter runs, for the CPU the whole process takes (start to exit): the
+#: interpreter alone, the libraries ``atoll dev`` serves with (uvicorn's parts without its
+#: CLI, as ``atoll.http`` imports them), and the dev command's whole import.
+PROBES: dict[str, str] = {
+    "`python -c pass`": "pass",
+    "the libraries alone (asyncio, uvloop, wasmtime, click, tomllib, uvicorn's parts)": (
+        "import importlib.util, sys, asyncio, uvloop, wasmtime, click, tomllib; "
+        "u = importlib.util.module_from_spec(importlib.util.find_spec('uvicorn')); "
+        "sys.modules['uvicorn'] = u; import uvicorn.config, uvicorn.server; "
+        "u.Config = uvicorn.config.Config; "
+        "import uvicorn.lifespan.on, uvicorn.protocols.http.httptools_impl"
+    ),
+    "`import atoll.cli.dev`": "import atoll.cli.dev",
+}
+MODULES = "; import sys; print(len(sys.modules))"
 
 
 def cpu_ns(pid: int) -> int:
@@ -99,23 +109,24 @@ def launches(
     return out
 
 
-def import_cost(times: int) -> dict[str, float]:
-    """Median CPU of ``import atoll.cli.dev`` in a fresh interpreter, its modules, and
-    the wall time of ``python -c pass`` (the interpreter's own start)."""
-    cpu, modules, bare = [], 0, []
+def import_cost(times: int) -> dict[str, tuple[float, float, int]]:
+    """Each of :data:`PROBES` ``times`` times, interleaved: (median CPU ms, min CPU ms,
+    modules) of the whole process (``getrusage`` of the children: user + system)."""
+    cpu: dict[str, list[float]] = {name: [] for name in PROBES}
+    modules: dict[str, int] = {}
     for _ in range(times):
-        out = subprocess.run(
-            [sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True
-        ).stdout.split()
-        cpu.append(int(out[0]) / 1e6)
-        modules = int(out[1])
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        bare.append((time.perf_counter() - start) * 1000)
+        for name, code in PROBES.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = subprocess.run(
+                [sys.executable, "-c", code + MODULES], capture_output=True, text=True, check=True
+            ).stdout
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu[name].append(used * 1000)
+            modules[name] = int(out.split()[-1])
     return {
-        "import_cpu_ms": statistics.median(cpu),
-        "modules": modules,
-        "bare_ms": statistics.median(bare),
+        name: (statistics.median(values), min(values), modules[name])
+        for name, values in cpu.items()
     }
 
 
@@ -124,7 +135,9 @@ def _cell(samples: list[tuple[float, float]], index: int) -> str:
     return f"{statistics.median(values):,.1f} <sub>{min(values):,.1f}–{max(values):,.1f}</sub>"
 
 
-def table(results: dict[str, list[tuple[float, float]]], imports: dict[str, float]) -> str:
+def table(
+    results: dict[str, list[tuple[float, float]]], imports: dict[str, tuple[float, float, int]]
+) -> str:
     lines = [
         "| server | wall to first 200, ms | CPU to first 200, ms | launches |",
         "|---|---:|---:|---:|",
@@ -134,10 +147,12 @@ def table(results: dict[str, list[tuple[float, float]]], imports: dict[str, floa
         lines.append(f"| {label} | {_cell(samples, 0)} | {_cell(samples, 1)} | {len(samples)} |")
     lines += [
         "",
-        f"`import atoll.cli.dev` in a fresh interpreter: {imports['import_cpu_ms']:.0f} ms of CPU, "
-        f"{imports['modules']:.0f} modules in `sys.modules`; `python -c pass`: "
-        f"{imports['bare_ms']:.0f} ms wall. Load average {os.getloadavg()[0]:.1f} at the end.",
+        "| a fresh interpreter runs | CPU of the process, ms, median | min | modules |",
+        "|---|---:|---:|---:|",
     ]
+    for name, (median, least, count) in imports.items():
+        lines.append(f"| {name} | {median:,.1f} | {least:,.1f} | {count} |")
+    lines += ["", f"Load average {os.getloadavg()[0]:.1f} at the end."]
     return "\n".join(lines)
 
 
