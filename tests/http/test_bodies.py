@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from atoll.errors import BodyTooLargeError, RequestError
-from atoll.http.bodies import COPY_SLICE, MIB, PRESIZE_BYTES, BodyBudget, BodyReader
+from atoll.http.bodies import (
+    COPY_SLICE,
+    MIB,
+    PRESIZE_BYTES,
+    SEGMENT_BYTES,
+    BodyBudget,
+    BodyReader,
+)
 from tests.support import StartDev, WorkerFactory
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -59,8 +66,9 @@ def parts(*bodies: bytes, disconnect: bool = False) -> Receive:
         [PRESIZE_BYTES],
         [65536] * 40,
         [7, COPY_SLICE + 3, 65536, 2 * COPY_SLICE + 1, 1],
+        [PRESIZE_BYTES - 1, SEGMENT_BYTES + 5, 1, 3 * MIB, 65536],
     ],
-    ids=["empty", "one-byte", "under-presize", "presize", "64k-chunks", "odd-chunks"],
+    ids=["empty", "one-byte", "under-presize", "presize", "64k-chunks", "odd-chunks", "segments"],
 )
 def test_a_body_is_read_exactly_as_sent(declared: bool, sizes: list[int]) -> None:
     sent = [os.urandom(size) for size in sizes]

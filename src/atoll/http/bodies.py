@@ -60,6 +60,8 @@ BODY_TIMEOUT = 30.0
 PRESIZE_BYTES = 1 * MIB
 #: Bytes copied at most between two turns of the event loop while assembling a body.
 COPY_SLICE = 1 * MIB
+#: Size of the pieces a large body without a ``Content-Length`` is kept in.
+SEGMENT_BYTES = 4 * MIB
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -204,7 +206,7 @@ class BodySink:
     ``data_received`` (without waking the request's task).
     """
 
-    __slots__ = ("chunks", "error", "fill", "last", "reader", "room", "size")
+    __slots__ = ("chunks", "error", "fill", "last", "reader", "room", "segments", "size", "used")
 
     def __init__(self, reader: BodyReader) -> None:
         self.reader = reader
@@ -212,7 +214,9 @@ class BodySink:
         self.last = time.monotonic()
         #: Why the body was refused (the reader raises it); bytes fed after it are dropped.
         self.error: RequestError | None = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes] = []  # a small body, or the first bytes of a large one
+        self.segments: list[_Unfilled | None] = []  # the rest of a large one (chunked)
+        self.used = 0  # bytes in the last segment
         declared = reader.declared
         # A large declared body goes straight into its final bytes object; any
         # other is kept as its chunks and joined at the end.
@@ -245,7 +249,10 @@ class BodySink:
             reader.held = size
         fill = self.fill
         if fill is None:
-            self.chunks.append(chunk)
+            if size <= PRESIZE_BYTES or not _PRESIZE:
+                self.chunks.append(chunk)
+            else:
+                self._spill(chunk)
         elif size <= self.room:
             fill.write(start, chunk)
         else:  # the HTTP parser frames bodies by Content-Length: never happens
@@ -255,6 +262,19 @@ class BodySink:
             )
             return True
         return False
+
+    def _spill(self, chunk: bytes) -> None:
+        at, n = 0, len(chunk)
+        segments = self.segments
+        while at < n:
+            segment = segments[-1] if segments else None
+            if segment is None or self.used == SEGMENT_BYTES:
+                segment = _Unfilled(SEGMENT_BYTES)
+                segments.append(segment)
+                self.used = 0
+            copied = segment.write(self.used, chunk, at, at + SEGMENT_BYTES - self.used)
+            self.used += copied
+            at += copied
 
     async def body(self) -> bytes:
         """The whole body, once its last chunk has been fed."""
@@ -266,28 +286,25 @@ class BodySink:
                     f"its Content-Length said {self.room}"
                 )
             return self.fill.out
-        if self.size < PRESIZE_BYTES or not _PRESIZE:
+        if not self.segments:
             return b"".join(self.chunks)
-        return await _assemble(self.chunks, self.size)
-
-
-async def _assemble(chunks: list[bytes], size: int) -> bytes:
-    """``b"".join(chunks)`` (``size`` bytes in all) without holding the GIL or the loop
-    long: at most :data:`COPY_SLICE` bytes between two turns of the loop. Empties
-    ``chunks`` (each chunk's memory is freed once copied)."""
-    fill = _Unfilled(size)
-    at = copied = 0
-    for i, chunk in enumerate(chunks):
-        chunks[i] = b""
-        for piece in range(0, len(chunk), COPY_SLICE):
-            n = fill.write(at, chunk, piece, piece + COPY_SLICE)
-            at += n
-            copied += n
-            if copied >= COPY_SLICE:
-                copied = 0
+        # One bytes of the whole size, copied from the chunks and the segments with
+        # the loop free every COPY_SLICE bytes; each segment is freed once copied.
+        out = _Unfilled(self.size)
+        at = 0
+        for chunk in self.chunks:
+            at += out.write(at, chunk)
+        self.chunks.clear()
+        segments, last = self.segments, len(self.segments) - 1
+        for i, segment in enumerate(segments):
+            assert segment is not None
+            end = self.used if i == last else SEGMENT_BYTES
+            for piece in range(0, end, COPY_SLICE):
+                at += out.write(at, segment.out, piece, min(piece + COPY_SLICE, end))
                 await asyncio.sleep(0)
-    chunks.clear()
-    return fill.out
+            segments[i] = segment = None
+        segments.clear()
+        return out.out
 
 
 #: Whether :class:`_Unfilled` can be made (it needs CPython's C API); elsewhere
