@@ -33,7 +33,6 @@ from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, b
 from atoll.bindings.outbound import host as http_host
 from atoll.bindings.services import ServiceCaller, service_bindings
 from atoll.entries import FetchHandler, load_entry
-from atoll.entries.cgi import wasi_grants
 from atoll.errors import (
     AtollError,
     GuestError,
@@ -49,7 +48,7 @@ from atoll.runtime.hostfuncs import BUILTIN, HostLinker
 from atoll.runtime.invocation import CURRENT, Invocation
 from atoll.runtime.module import WasmModule
 from atoll.runtime.outcome import Outcome
-from atoll.runtime.wasi import preview1
+from atoll.runtime.wasi import preview1, wasi_grants
 
 if TYPE_CHECKING:
     from atoll.bindings.assets import Assets

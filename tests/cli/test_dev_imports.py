@@ -44,6 +44,9 @@ NOT_ON_THE_PATH = (
     "atoll.control.supervisor",
     "atoll.control.cluster",
     "atoll.entries.js",  # a JavaScript entry only
+    "atoll.entries.cgi",  # a whole-wasm entry only
+    "atoll.entries.mounts",
+    "atoll.runtime.program",  # env.NAME.run() and whole-wasm entries only
     "STPyV8",
 )
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from atoll.errors import AtollError
 from atoll.runtime.engine import Engine
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import CURRENT, MIB, GuestStore, Invocation
 from atoll.runtime.module import WasmModule
-from atoll.runtime.program import ProgramResult, run_in_request
+
+if TYPE_CHECKING:
+    from atoll.runtime.program import ProgramResult
 
 __all__ = ["WasmModuleBinding"]
 
@@ -86,6 +89,8 @@ class WasmModuleBinding:
         environment; ``dirs`` the guest paths of ``[wasi] dirs`` it may read (default:
         all). CPU, memory and output count toward the request's limits; see
         :func:`atoll.runtime.program.run_in_request` for what it raises."""
+        from atoll.runtime.program import run_in_request  # only for a module run as a program
+
         return run_in_request(
             self.module, argv=argv, stdin=stdin, env=env, dirs=dirs, entrypoint=entrypoint
         )

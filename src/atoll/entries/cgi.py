@@ -40,7 +40,7 @@ from atoll.runtime.hostfuncs import HostLinker
 from atoll.runtime.invocation import CURRENT
 from atoll.runtime.module import WasmModule
 from atoll.runtime.program import run_program
-from atoll.runtime.wasi import DirGrant, WasiContext
+from atoll.runtime.wasi import DirGrant, WasiContext, wasi_grants
 from atoll.version import __version__
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "header_variable",
     "load_wasi_entry",
     "parse_cgi_output",
-    "wasi_grants",
     "worker_environment",
 ]
 
@@ -272,13 +271,6 @@ def parse_cgi_output(output: bytes, program: str) -> Response:
     response = Response(output[body_start:], status=status)
     response.headers._extend_checked(headers)  # names matched _HEADER_NAME, values BAD_VALUE
     return response
-
-
-def wasi_grants(manifest: Manifest) -> tuple[DirGrant, ...]:
-    """The ``[wasi] dirs`` of a manifest as grants (resolved once per deploy)."""
-    return tuple(
-        DirGrant(manifest.resolve(folder), guest) for guest, folder in manifest.wasi.dirs.items()
-    )
 
 
 def load_wasi_entry(manifest: Manifest, cache: ModuleCache, linker: HostLinker) -> Any:

@@ -5,6 +5,6 @@ functions; the runtime wires them into its linker (``worker.Runtime``).
 Importing this package registers nothing.
 """
 
-from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
+from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext, wasi_grants
 
-__all__ = ["DirGrant", "ProcExit", "WasiContext"]
+__all__ = ["DirGrant", "ProcExit", "WasiContext", "wasi_grants"]

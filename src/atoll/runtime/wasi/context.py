@@ -17,10 +17,13 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atoll.runtime.logs import MAX_LOG_LINE, RequestLog
 from atoll.runtime.memory import memory_view
+
+if TYPE_CHECKING:
+    from atoll.manifest import Manifest
 
 __all__ = [
     "HOST_FILES",
@@ -31,6 +34,7 @@ __all__ = [
     "OpenFile",
     "ProcExit",
     "WasiContext",
+    "wasi_grants",
 ]
 
 #: Entries a request's guests may hold in their fd table beyond stdio and the granted
@@ -314,3 +318,10 @@ class GuestMemory:
     def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
         self.check(ptr, 8 * count)
         return [struct.unpack_from("<II", self.view, ptr + 8 * i) for i in range(count)]
+
+
+def wasi_grants(manifest: Manifest) -> tuple[DirGrant, ...]:
+    """The ``[wasi] dirs`` of a manifest as grants (resolved once per deploy)."""
+    return tuple(
+        DirGrant(manifest.resolve(folder), guest) for guest, folder in manifest.wasi.dirs.items()
+    )
