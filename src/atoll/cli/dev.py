@@ -157,7 +157,9 @@ def dev(
     limits, body_memory = server_limits(limit_options)
     with fail_on_errors():
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
-        raw = load_config(directory)  # prints the config's notices, once
+        # Prints the config's notices, once. Its files are checked now unless a build
+        # may make them (then once more after the build, in _serve).
+        raw = load_config(directory, check_files=no_build)
         if not no_build and raw.build.command:
             from atoll.devtools.build import run_build  # toolchains: only to build
 
@@ -185,6 +187,7 @@ def dev(
                 body_memory=body_memory,
                 test_scheduled=test_scheduled,
                 others=directories[1:],
+                loaded=raw if no_build else None,
             )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
@@ -248,10 +251,12 @@ def _serve(
     body_memory: int,
     test_scheduled: bool = False,
     others: tuple[Path, ...] = (),
+    loaded: Manifest | None = None,
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
-    manifest = load_config(directory, check_files=True, notices=False)
+    # ``loaded``: the config as dev() read it, files checked (no build ran since)
+    manifest = loaded or load_config(directory, check_files=True, notices=False)
     if adjust is not None:
         manifest = adjust(manifest)
     siblings: dict[str, Worker] = {}
