@@ -134,43 +134,42 @@ class Worker:
 
     async def handle(self, request: Request, request_id: str) -> Result:
         """Serve one request. Never raises (but for cancellation): failures become responses."""
-
-        async def call(ctx: ExecutionContext) -> Response:
-            response = await self.fetch(request, self.env, ctx)
-            if not isinstance(response, Response):
-                raise TypeError(
-                    f"fetch() must return an atoll.Response, got {type(response).__name__}"
-                )
-            if isinstance(response, FetchResponse):  # a streamed subrequest passed through
-                await response.bytes()
-            return response
-
-        return await self._run(call, request_id)
+        return await self._run(request_id, request, None)
 
     async def run_scheduled(self, event: ScheduledEvent, request_id: str) -> Result:
         """Run ``scheduled(event, env, ctx)`` once (a cron trigger fired), under the same
         limits, log and outcome as a request. Never raises (but for cancellation). The
         result's response stands for the run: 200 when it ended well, else the error page
         (500, or 503 past a limit). A worker without ``scheduled`` is a 500 naming it."""
+        return await self._run(request_id, None, event)
+
+    async def _fetch(self, request: Request, ctx: ExecutionContext) -> Response:
+        response = await self.fetch(request, self.env, ctx)
+        if type(response) is Response:
+            return response
+        if not isinstance(response, Response):
+            raise TypeError(f"fetch() must return an atoll.Response, got {type(response).__name__}")
+        if isinstance(response, FetchResponse):  # a streamed subrequest passed through
+            await response.bytes()
+        return response
+
+    async def _scheduled(self, event: ScheduledEvent, ctx: ExecutionContext) -> Response:
         scheduled = self.scheduled
-
-        async def call(ctx: ExecutionContext) -> Response:
-            if scheduled is None:
-                raise WorkerLoadError(
-                    f"{self.manifest.main} defines no scheduled handler, but "
-                    f"[triggers] crons fired {event.cron!r}",
-                    hint="add `async def scheduled(event, env, ctx)` to the entry",
-                )
-            await scheduled(event, self.env, ctx)
-            return Response(f"ran {event.cron}\n")
-
-        return await self._run(call, request_id)
+        if scheduled is None:
+            raise WorkerLoadError(
+                f"{self.manifest.main} defines no scheduled handler, but "
+                f"[triggers] crons fired {event.cron!r}",
+                hint="add `async def scheduled(event, env, ctx)` to the entry",
+            )
+        await scheduled(event, self.env, ctx)
+        return Response(f"ran {event.cron}\n")
 
     async def _run(
-        self, call: Callable[[ExecutionContext], Awaitable[Response]], request_id: str
+        self, request_id: str, request: Request | None, event: ScheduledEvent | None
     ) -> Result:
-        """One invocation (a request or a scheduled run): its budget, its subrequests, its
-        outcome. Never raises (but for cancellation): failures become error pages."""
+        """One invocation (``request``'s ``fetch``, or ``event``'s ``scheduled``): its budget,
+        its subrequests, its outcome. Never raises (but for cancellation): failures become
+        error pages."""
         invocation = Invocation(
             self.runtime.engine, self.manifest.limits, request_id, self.name, self.env
         )
@@ -182,8 +181,13 @@ class Worker:
         book = begin(self.egress, self.manifest.limits, invocation.log)
         error: BaseException | None = None
         context: contextvars.Context | None = None
+        pending: list[Awaitable[Any]] = []
         try:
-            response = await call(ctx)
+            if request is not None:
+                response = await self._fetch(request, ctx)
+            else:
+                assert event is not None
+                response = await self._scheduled(event, ctx)
         except RequestError as exc:
             invocation.outcome = Outcome.REFUSED
             error = exc
@@ -198,8 +202,11 @@ class Worker:
             response = self._error_response(500, exc, request_id)
         finally:
             CURRENT.reset(token)
-            await book.close()
-            context = contextvars.copy_context()
+            if book.count:  # a subrequest was made: close the responses left unread
+                await book.close()
+            pending = ctx.take_pending()
+            if pending:  # wait_until work runs in this context: its subrequests still count
+                context = contextvars.copy_context()
             OUTBOUND.reset(outbound_token)
             invocation.close()
         return Result(
@@ -209,7 +216,7 @@ class Worker:
             cpu_ms=invocation.cpu_ms,
             logs=invocation.logs,
             error=error,
-            pending=ctx.take_pending(),
+            pending=pending,
             subrequests=book.records,
             context=context,
         )

@@ -92,3 +92,54 @@ def test_an_empty_query() -> None:
     query = Request("http://h/p").query
     assert len(query) == 0
     assert query.items() == []
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "query"),
+    [
+        ("localhost:8787", "/compute", "n=1000"),
+        ("example.test", "/", ""),
+        ("example.test", "/a%20b//c", "x=1&x=2&y"),
+        ("example.test", "//double", "q=a?b"),
+        ("[::1]:8787", "/v6", "a=1"),  # not plain: split at once, as Request(url) does
+        ("a, b", "/two-hosts", ""),
+        ("user@host", "/at", ""),
+        ("h/extra", "/path", "q"),  # a "/" in Host moves the path, as in Request(url)
+        ("h", "/a#frag", "q"),
+        ("h", "/tab\there", "q=\t"),
+        ("h", "*", ""),
+        ("ÿhost", "/latin-1", ""),
+    ],
+)
+def test_from_parts_is_the_request_that_its_url_makes(host: str, target: str, query: str) -> None:
+    url = f"http://{host}{target}" + (f"?{query}" if query else "")
+    raw = [(b"host", host.encode("latin-1")), (b"X-Mixed", b"1"), (b"x-mixed", b"2")]
+    made = Request.from_parts(
+        "http", host, target, query, method="post", raw_headers=raw, remote_addr="10.0.0.2"
+    )
+    expected = Request(url, method="post", headers=Headers.from_raw(raw), remote_addr="10.0.0.2")
+    assert made.url == expected.url == url
+    assert made.path == expected.path
+    assert made.host == expected.host
+    assert made.url_parts == expected.url_parts
+    assert made.query.items() == expected.query.items()
+    assert made.headers == expected.headers
+    assert made.headers.get("x-mixed") == "1, 2"
+    assert (made.method, made.remote_addr, made.http_version) == ("POST", "10.0.0.2", "1.1")
+    assert repr(made) == repr(expected)
+
+
+def test_from_parts_refuses_a_host_as_urlsplit_does() -> None:
+    with pytest.raises(ValueError, match="IPv6"):
+        Request("http://[::1/x")
+    with pytest.raises(ValueError, match="IPv6"):
+        Request.from_parts("http", "[::1", "/x", "", method="GET", raw_headers=[])
+
+
+async def test_from_parts_reads_its_body_from_the_reader() -> None:
+    async def reader() -> bytes:
+        return b"body"
+
+    request = Request.from_parts("http", "h", "/", "", method="PUT", raw_headers=[], reader=reader)
+    assert await request.text() == "body"
+    assert len(request.headers) == 0

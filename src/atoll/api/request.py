@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
@@ -65,19 +66,33 @@ class Request:
     ``url`` is the full URL (scheme, host, path, query); ``path`` and ``query``
     are parsed from it. The body is read on the first ``await bytes()`` /
     ``text()`` / ``json()`` and kept, so each may be called more than once.
+
+    A request the server made (:meth:`from_parts`) builds its ``url``,
+    ``headers`` and ``query`` when the worker first reads them: a worker that
+    reads only ``path`` pays for nothing else.
     """
 
     __slots__ = (
         "_body",
+        "_headers",
+        "_host",
+        "_path",
+        "_query",
+        "_query_string",
+        "_raw_headers",
         "_reader",
+        "_scheme",
         "_split",
-        "headers",
+        "_target",
+        "_url",
         "http_version",
         "method",
-        "query",
         "remote_addr",
-        "url",
     )
+
+    _scheme: str
+    _host: str
+    _target: str
 
     def __init__(
         self,
@@ -90,30 +105,115 @@ class Request:
         remote_addr: str | None = None,
         http_version: str = "1.1",
     ) -> None:
-        self.url = url
+        self._url: str | None = url
         #: The HTTP version the client spoke (``"1.0"``, ``"1.1"``, ``"2"``), as ASGI gives it.
         self.http_version = http_version
         #: The client's address, when the server knows it.
         self.remote_addr = remote_addr
         self.method = method.upper()
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        self._split = urlsplit(url)
-        self.query = QueryParams(self._split.query)
+        self._headers: Headers | None = (
+            headers if isinstance(headers, Headers) else Headers(headers)
+        )
+        self._raw_headers: list[tuple[bytes, bytes]] | None = None
+        self._split: SplitResult | None = urlsplit(url)
+        self._path: str | None = None
+        self._query: QueryParams | None = None
+        self._query_string: str | None = None
         self._body: bytes | None = body.encode() if isinstance(body, str) else body
         self._reader = reader
 
+    @classmethod
+    def from_parts(
+        cls,
+        scheme: str,
+        host: str,
+        target: str,
+        query: str,
+        *,
+        method: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        reader: BodyReader | None = None,
+        remote_addr: str | None = None,
+        http_version: str = "1.1",
+    ) -> Request:
+        """The request the server received: ``url`` is ``scheme://host`` + ``target`` +
+        ``?query`` (when ``query`` is not empty), ``headers`` come from ASGI's
+        ``raw_headers`` (names lowercased when built). Once per request, by the app.
+
+        The same request as ``Request(url, ...)`` would make, field for field; only
+        its ``url``, ``headers`` and ``query`` are built on first use. Raises
+        ``ValueError`` as ``urllib.parse.urlsplit`` does for a host it refuses."""
+        request = cls.__new__(cls)
+        request.http_version = http_version
+        request.remote_addr = remote_addr
+        request.method = method.upper()
+        request._headers = None
+        request._raw_headers = raw_headers
+        request._query = None
+        request._body = None
+        request._reader = reader
+        request._scheme = scheme
+        request._host = host
+        request._target = target
+        request._query_string = query
+        if (
+            _PLAIN_HOST.fullmatch(host)
+            and _PLAIN_TARGET.fullmatch(target)
+            and not (query and _BAD_QUERY.search(query))
+        ):
+            # urlsplit would give exactly these parts: split only if url_parts is read.
+            request._url = None
+            request._split = None
+            request._path = target
+        else:
+            url = request._url = _join(scheme, host, target, query)
+            request._split = urlsplit(url)
+            request._path = None
+            request._query_string = None
+        return request
+
+    @property
+    def url(self) -> str:
+        url = self._url
+        if url is None:
+            url = self._url = _join(
+                self._scheme, self._host, self._target, self._query_string or ""
+            )
+        return url
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers.from_raw(self._raw_headers or ())
+        return headers
+
+    @property
+    def query(self) -> QueryParams:
+        query = self._query
+        if query is None:
+            string = self._query_string
+            query = self._query = QueryParams(self.url_parts.query if string is None else string)
+        return query
+
     @property
     def path(self) -> str:
-        return self._split.path or "/"
+        path = self._path
+        if path is None:
+            path = self._path = self.url_parts.path or "/"
+        return path
 
     @property
     def host(self) -> str:
-        return self._split.netloc
+        return self.url_parts.netloc
 
     @property
     def url_parts(self) -> SplitResult:
         """``urllib.parse.urlsplit(url)``, computed once."""
-        return self._split
+        split = self._split
+        if split is None:
+            split = self._split = urlsplit(self.url)
+        return split
 
     async def bytes(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` past the limit."""
@@ -135,3 +235,18 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
+
+
+#: A host ``urlsplit`` takes whole as the netloc, unchanged (no port check: urlsplit
+#: checks a port only when ``.port`` is read).
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9._:-]+")
+#: A target ``urlsplit`` gives back whole as the path: no query, fragment, or the
+#: tab, CR and LF it strips.
+_PLAIN_TARGET = re.compile(r"/[^?#\t\r\n]*")
+#: What would make ``urlsplit`` change a query: a fragment, or a character it strips.
+_BAD_QUERY = re.compile(r"[#\t\r\n]")
+
+
+def _join(scheme: str, host: str, target: str, query: str) -> str:
+    url = f"{scheme}://{host}{target}"
+    return url + "?" + query if query else url

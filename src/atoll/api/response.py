@@ -33,8 +33,9 @@ class Response:
             self.body = b""
         elif isinstance(body, str):
             self.body = body.encode("utf-8")
-            if not self.headers.has("content-type"):
-                self.headers.set("content-type", "text/plain;charset=UTF-8")
+            fields = self.headers._map
+            if "content-type" not in fields:  # a valid name and value: set without the checks
+                fields["content-type"] = ["text/plain;charset=UTF-8"]
         elif isinstance(body, bytes | bytearray | memoryview):
             self.body = bytes(body)
         else:

@@ -19,14 +19,14 @@ threads at once: it keeps no per-request state outside the call.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from atoll.api import Headers, Request, Response, ScheduledEvent
+from atoll.api import Request, Response, ScheduledEvent
 from atoll.errors import BodyTooLargeError, ResponseError
 from atoll.http.bodies import ATTACH_KEY, BodyBudget, BodyReader
 from atoll.http.wire import wire_headers
@@ -131,19 +131,18 @@ class AtollApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         rid = request_id()
-        headers = Headers.from_raw(scope["headers"])
-        url = _url(scope, headers)
+        raw_headers = scope["headers"]
+        host, declared = _host_and_length(raw_headers)
         method = scope["method"]
-        path = scope.get("path", "/")
         if scope.get("root_path"):  # mounted under a prefix: routes and workers see what is below
             scope = _below_root(scope)
-            path = scope["path"]
-            url = _url(scope, headers)
-        worker = self.router.match(headers.get("host") or "", path)
+        path = scope.get("path", "/")
+        parts = _url_parts(scope, host)
+        worker = self.router.match(host or "", path)
         if self.test_scheduled and path == "/__scheduled" and worker is not None:
-            await self._scheduled(worker, scope, send, rid, url, started)
+            await self._scheduled(worker, scope, send, rid, _join(*parts), started)
             return
         if worker is not None and worker.assets is not None:
             status = await worker.assets.serve(scope, receive, send, has_worker=True)
@@ -151,7 +150,7 @@ class AtollApp:
                 self._finish(
                     worker,
                     method,
-                    url,
+                    _join(*parts),
                     scope,
                     Result(Response(status=status), Outcome.OK, rid),
                     started,
@@ -159,15 +158,15 @@ class AtollApp:
                 return
         result: Result
         body: BodyReader | None = None
+        request: Request | None = None
         if worker is None:
             result = Result(
-                Response(f"404 Not Found\nno route matched {url}\n", status=404),
+                Response(f"404 Not Found\nno route matched {_join(*parts)}\n", status=404),
                 Outcome.REFUSED,
                 rid,
             )
         else:
             limit = worker.manifest.limits.request_body_mb * MIB
-            declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 exc = BodyTooLargeError(
                     f"request body of {declared} bytes is over the limit of "
@@ -182,10 +181,10 @@ class AtollApp:
                 body = BodyReader(
                     receive, limit, self.body_budget, length, attach=scope.get(ATTACH_KEY)
                 )
-                request = Request(
-                    url,
+                request = Request.from_parts(
+                    *parts,
                     method=method,
-                    headers=headers,
+                    raw_headers=raw_headers,
                     reader=body,
                     remote_addr=client[0] if client else None,
                     http_version=scope.get("http_version", "1.1"),
@@ -209,8 +208,12 @@ class AtollApp:
         finally:
             if body is not None:
                 body.release()
+        url = ""  # built for the result hooks only
+        if self.on_result:
+            url = request.url if request is not None else _join(*parts)
         self._finish(worker, method, url, scope, result, started)
-        await run_pending(result)
+        if result.pending:
+            await run_pending(result)
 
     async def fetch(self, worker: Worker, request: Request) -> Result:
         """One request served in process, without ASGI (``atoll.load(...).fetch``).
@@ -221,7 +224,7 @@ class AtollApp:
         request is already in memory). Its ``wait_until`` work is left in
         ``result.pending`` for the caller. Never raises (but for cancellation).
         """
-        started = time.perf_counter()
+        started = perf_counter()
         result = await worker.handle(request, request_id())
         result, _wire = self._checked(result, worker, head=request.method == "HEAD")
         query = request.url.partition("?")[2].partition("#")[0]
@@ -262,7 +265,7 @@ class AtollApp:
         started: float,
     ) -> None:
         """Once per request, after its response was sent: the log line and the result hooks."""
-        wall_ms = (time.perf_counter() - started) * 1000
+        wall_ms = (perf_counter() - started) * 1000
         _log_request(method, scope, result, wall_ms)
         for hook in self.on_result:
             try:
@@ -276,31 +279,51 @@ class AtollApp:
         """``result`` and its wire headers, or, when its response cannot be sent as
         written, an error page in its place (502 for a whole-wasm worker, 500 for
         the others) with the reason as the request's error. Once per request."""
-        status = 502 if worker is not None and worker.manifest.whole_wasm else 500
         try:
-            return result, wire_headers(result.response, head=head, error_status=status)
+            return result, wire_headers(result.response, head=head)
         except ResponseError as exc:
             error = exc
         except Exception as exc:  # not a rule of wire_headers: still one clean error
-            error = ResponseError(f"the response cannot be sent: {exc!r}", status=status)
+            error = ResponseError(f"the response cannot be sent: {exc!r}")
+        error.status = 502 if worker is not None and worker.manifest.whole_wasm else 500
         name = worker.name if worker is not None else ""
         page = error_response(error.status, error, result.request_id, dev=self.dev, worker=name)
         result = replace(result, response=page, outcome=Outcome.EXCEPTION, error=error)
         return result, wire_headers(page, head=head)
 
 
-def _url(scope: Scope, headers: Headers) -> str:
-    host = headers.get("host")
+def _host_and_length(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The ``host`` and ``content-length`` of ASGI's raw headers, as ``Headers.get`` gives
+    them (names in any case; repeated values joined with ``", "``), without building a
+    :class:`Headers` (the worker's request builds its own when it reads them)."""
+    host: str | None = None
+    length: str | None = None
+    for name, value in raw:
+        key = name.lower()
+        if key == b"host":
+            text = value.decode("latin-1")
+            host = text if host is None else f"{host}, {text}"
+        elif key == b"content-length":
+            text = value.decode("latin-1")
+            length = text if length is None else f"{length}, {text}"
+    return host, length
+
+
+def _url_parts(scope: Scope, host: str | None) -> tuple[str, str, str, str]:
+    """The request's URL as ``(scheme, host, target, query)`` (see :func:`_join`): the
+    ``Host`` header, else the address the server listens on; the raw path as sent."""
     if not host:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
     path = scope.get("raw_path")
     target = path.decode("latin-1") if isinstance(path, bytes) else scope.get("path", "/")
     query = scope.get("query_string", b"")
-    url = f"{scope.get('scheme', 'http')}://{host}{target}"
-    if query:
-        url += "?" + query.decode("latin-1")
-    return url
+    return scope.get("scheme", "http"), host, target, query.decode("latin-1") if query else ""
+
+
+def _join(scheme: str, host: str, target: str, query: str) -> str:
+    url = f"{scheme}://{host}{target}"
+    return url + "?" + query if query else url
 
 
 def _below_root(scope: Scope) -> Scope:
