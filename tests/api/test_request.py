@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from urllib.parse import parse_qsl
+
 import pytest
 
 from atoll.api import Headers, QueryParams, Request
@@ -143,3 +146,12 @@ async def test_from_parts_reads_its_body_from_the_reader() -> None:
     request = Request.from_parts("http", "h", "/", "", method="PUT", raw_headers=[], reader=reader)
     assert await request.text() == "body"
     assert len(request.headers) == 0
+
+
+def test_query_params_parse_as_parse_qsl_does() -> None:
+    alphabet = ["a", "=", "&", ";", "%41", "+", "é", "?", " ", ""]
+    for size in range(5):
+        for parts in itertools.product(alphabet, repeat=size):
+            query = "".join(parts)
+            expected = parse_qsl(query, keep_blank_values=True)
+            assert QueryParams(query).items() == expected, query

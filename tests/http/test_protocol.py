@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -403,3 +404,139 @@ def test_past_the_cap_with_every_connection_in_a_request_the_new_one_gets_503(
         assert b"connection limit" in body
         assert parse(read_all(busy)) == (200, b"slept 1500")
     assert server.get() == (200, b"hello")
+
+
+# -- a whole response in one call (the app's fast path) ---------------------------------------
+
+RESPONSES_WORKER = """
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    path = request.path
+    if path == "/bytes":
+        return Response(b"\\x00\\x01", headers=[("X-A", "1"), ("x-a", "2"), ("Content-Length", "2")])
+    if path == "/empty":
+        return Response(status=204, headers={"x-b": "b"})
+    if path == "/not-modified":
+        return Response(status=304, headers={"content-length": "10", "etag": '"e"'})
+    if path == "/hop":
+        return Response("hop", headers={"connection": "keep-alive", "transfer-encoding": "x"})
+    if path == "/bad":
+        return Response("bad", headers={"content-length": "9"})
+    if path == "/raise":
+        raise RuntimeError("boom")
+    return Response("Hello, world!")
+"""
+
+
+class _Wire:
+    """A transport that records what a connection writes (for the in-process protocol)."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 8787), "peername": ("127.0.0.1", 5555)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def _exchange(app: object, requests: list[bytes]) -> list[tuple[list[bytes], bool]]:
+    """What the protocol writes for each request (each on a new connection), and
+    whether it closed the connection."""
+    import uvicorn
+    import uvloop
+    from uvicorn.server import ServerState
+
+    from atoll.http.protocol import ConnectionPool, protocol_class
+
+    async def run() -> list[tuple[list[bytes], bool]]:
+        limits = ServerLimits()
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            http=protocol_class(limits, ConnectionPool(limits, 16)),
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            proxy_headers=False,
+        )
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Sun, 06 Dec 2026 03:22:06 GMT"), (b"server", b"t")]
+        loop = asyncio.get_running_loop()
+        seen = []
+        for request in requests:
+            proto: Any = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state={}, _loop=loop
+            )
+            wire = _Wire()
+            proto.connection_made(wire)
+            proto.data_received(request)
+            for _ in range(20):  # the request's task, the held head's flush
+                await asyncio.sleep(0)
+            seen.append((wire.out, wire.closed))
+            proto.connection_lost(None)
+        return seen
+
+    return uvloop.run(run())
+
+
+def test_a_whole_response_in_one_call_is_the_response_send_makes(
+    make_worker: Callable[..., Path], runtime: object
+) -> None:
+    from atoll.http.app import RESPOND, AtollApp, SingleWorker
+    from atoll.worker import load_worker
+
+    worker = load_worker(make_worker(RESPONSES_WORKER), runtime=runtime)  # type: ignore[arg-type]
+    app = AtollApp(SingleWorker(worker))
+
+    async def without_respond(scope: dict[str, object], receive: object, send: object) -> None:
+        assert scope["type"] != "http" or RESPOND in scope
+        scope.pop(RESPOND, None)
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    async def proxied(scope: dict[str, object], receive: object, send: Any) -> None:
+        async def through(message: object) -> None:  # as a request offloaded to a spare sends
+            await send(message)
+
+        assert scope["type"] != "http" or RESPOND in scope  # offered, but not for this send
+        await app(scope, receive, through)  # type: ignore[arg-type]
+
+    requests = [
+        f"{method} {path} HTTP/{version}\r\nHost: t\r\n{extra}\r\n".encode()
+        for method in ("GET", "HEAD")
+        for path in ("/", "/bytes", "/empty", "/not-modified", "/hop", "/bad", "/raise")
+        for version, extra in (("1.1", ""), ("1.1", "Connection: close\r\n"), ("1.0", ""))
+    ]
+    fast = _exchange(app, requests)
+    plain = _exchange(without_respond, requests)
+    through = _exchange(proxied, requests)
+    for request, one, other, third in zip(requests, fast, plain, through, strict=True):
+        # atoll-request-id differs from run to run on error pages: compare without it
+        def shown(seen: tuple[list[bytes], bool]) -> tuple[bytes, bool]:
+            raw = b"".join(seen[0])
+            lines = [line for line in raw.split(b"\r\n") if b"request" not in line]
+            return b"\r\n".join(lines), seen[1]
+
+        assert shown(one) == shown(other) == shown(third), request
+    # The common case goes out in one write, head and body together.
+    assert fast[0][0] == [
+        b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 03:22:06 GMT\r\nserver: t\r\n"
+        b"content-type: text/plain;charset=UTF-8\r\ncontent-length: 13\r\n\r\nHello, world!"
+    ]
+    assert fast[0][1] is False  # kept alive
+    assert len(through[0][0]) == 1  # through a proxy: send, head held and sent with the body
+    assert fast[1][0][0].endswith(b"connection: close\r\n\r\nHello, world!")
+    assert fast[1][1]

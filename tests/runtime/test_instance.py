@@ -316,3 +316,23 @@ async def test_argument_errors_read_the_same_on_both_backends(
         "-1",
         "-1",
     ]
+
+
+SAME_EXPORT_WORKER = """
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    exports = env.C.instance.exports
+    first = exports.bump
+    same = first is exports.bump and first is exports["bump"]
+    return Response(f"{same} {first()} {'bump' in dir(exports)}")
+"""
+
+
+async def test_an_export_is_looked_up_once_and_found_again(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    root = make_worker(SAME_EXPORT_WORKER, modules={"C": COUNTER})
+    worker = load_worker(root, runtime=runtime)
+    result = await worker.handle(Request("http://t/"), "r")
+    assert result.response.body == b"True 1001 True"

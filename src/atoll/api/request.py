@@ -29,7 +29,12 @@ class QueryParams:
     def _pairs(self) -> list[tuple[str, str]]:
         pairs = self._parsed
         if pairs is None:
-            pairs = self._parsed = parse_qsl(self._query, keep_blank_values=True)
+            query = self._query
+            if "%" in query or "+" in query:
+                pairs = parse_qsl(query, keep_blank_values=True)
+            else:  # nothing to unquote: parse_qsl's pairs, without its per-field calls
+                pairs = [(n, v) for f in query.split("&") if f for n, _, v in (f.partition("="),)]
+            self._parsed = pairs
         return pairs
 
     def get(self, name: str, default: str | None = None) -> str | None:

@@ -14,10 +14,17 @@ class Env(Mapping[str, Any]):
     Built once per deploy; shared (read-only) by every request.
     """
 
-    __slots__ = ("_bindings",)
+    __slots__ = ("__dict__", "_bindings")
 
     def __init__(self, bindings: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_bindings", dict(bindings))
+        # ``env.NAME`` is read in every request: a binding whose name nothing of the class
+        # holds (``get``, ``keys``… stay methods) is found in the instance dict, without
+        # the failed lookup that precedes ``__getattr__``.
+        fields = self.__dict__
+        for name, value in self._bindings.items():
+            if isinstance(name, str) and not hasattr(type(self), name):
+                fields[name] = value
 
     def __getattr__(self, name: str) -> Any:
         try:

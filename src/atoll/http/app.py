@@ -43,6 +43,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MIB = 1024 * 1024
+#: The scope key under which atoll's server offers to take a whole response in one call
+#: (``http/protocol.py``), on the connection's own loop; elsewhere (another server, a
+#: request offloaded to a spare loop) the app sends the two ASGI messages.
+RESPOND = "atoll.respond"
 
 
 class Router(Protocol):
@@ -196,13 +200,18 @@ class AtollApp:
                     raise
         head = method == "HEAD"
         result, wire = self._checked(result, worker, head=head)
+        response = result.response
+        respond = scope.get(RESPOND)
+        if respond is not None and getattr(send, "__self__", None) is not respond.__self__:
+            respond = None  # send is a proxy (the request runs on another loop): use it
         try:
-            await send(
-                {"type": "http.response.start", "status": result.response.status, "headers": wire}
-            )
-            await send(
-                {"type": "http.response.body", "body": b"" if head else result.response.body}
-            )
+            if respond is not None:  # atoll's own server: the whole response in one call
+                await respond(response.status, wire, b"" if head else response.body)
+            else:
+                await send(
+                    {"type": "http.response.start", "status": response.status, "headers": wire}
+                )
+                await send({"type": "http.response.body", "body": b"" if head else response.body})
         except Exception as exc:  # the client is gone, or the server refused: still logged
             result.logs.append(f"sending the response failed: {exc!r}")
         finally:

@@ -52,12 +52,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 if TYPE_CHECKING:
     from atoll.http.bodies import BodySink, Receive
 
 __all__ = [
+    "RESPOND",
     "AtollHttpProtocol",
     "ConnectionPool",
     "ServerLimits",
@@ -311,6 +317,8 @@ class AtollHttpProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = _HeadHold(self.transport, self.loop)  # type: ignore[assignment]
             cycle.scope["atoll.body"] = self._attach  # type: ignore[typeddict-unknown-key]
+            cycle.__class__ = _Cycle  # the same object, with respond() (no new state)
+            cycle.scope[RESPOND] = cycle.respond  # type: ignore[literal-required, attr-defined]
         if cycle is not None and self.pool.send_home:
             cycle.keep_alive = False  # uvicorn adds "connection: close" and closes after
 
@@ -431,8 +439,87 @@ class _HeadHold:
         self.flush()
         self._transport.close()
 
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The connection's transport, which this one writes to."""
+        return self._transport
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+#: The scope key under which the app finds :meth:`_Cycle.respond` (as ``atoll.body``).
+RESPOND = "atoll.respond"
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request cycle, plus :meth:`respond`: a whole response in one call.
+
+    Offered to the app in the scope, under :data:`RESPOND`. Everything else
+    (``receive``, ``send``, 100-continue, keep-alive) is uvicorn's. Like ``send``,
+    it must be called on the connection's loop: a request run elsewhere (offloaded
+    to a spare loop, with a proxied ``send``) sends through its proxy.
+    """
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Send ``status``, ``headers`` and ``body`` as one response, in one write: what
+        ``send`` does for ``http.response.start`` then ``http.response.body`` (no
+        ``more_body``), without the two messages or the held head. Once per request, at
+        most, by the app, instead of ``send``.
+
+        The caller checked ``headers`` as :func:`atoll.http.wire.wire_headers` does
+        (names HTTP tokens, values without control characters, no hop-by-hop field).
+        A response uvicorn would frame otherwise (a HEAD request, a 204 or 304, no
+        ``content-length`` equal to the body's length) goes through ``send``.
+        """
+        length = None
+        for name, value in headers:
+            if name == b"content-length":
+                length = value
+        if (
+            length is None
+            or int(length) != len(body)
+            or status in (204, 304)
+            or self.scope["method"] == "HEAD"
+            or self.response_started
+        ):
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(self.scope),
+                self.scope["method"],
+                get_path_with_query_string(self.scope),
+                self.scope["http_version"],
+                status,
+            )
+        content = [STATUS_LINE[status]]
+        for name, value in self.default_headers:
+            content += (name.lower(), b": ", value, b"\r\n")
+        for name, value in headers:
+            content += (name.lower(), b": ", value, b"\r\n")
+        if not self.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        self.chunked_encoding = False
+        self.expected_content_length = 0
+        transport: Any = self.transport
+        if isinstance(transport, _HeadHold):
+            transport = transport.transport  # nothing is held: the head goes with the body
+        transport.write(b"".join(content))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
 
 
 class _Refused(Exception):

@@ -187,7 +187,7 @@ class Instance:
 class Exports:
     """``instance.exports.NAME`` → an :class:`ExportFunction` (looked up once per instance)."""
 
-    __slots__ = ("_cache", "_instance")
+    __slots__ = ("__dict__", "_cache", "_instance")
 
     def __init__(self, instance: Instance) -> None:
         self._instance = instance
@@ -199,6 +199,10 @@ class Exports:
         fn = self._cache.get(name)
         if fn is None:
             fn = self._cache[name] = self._instance.function(name)
+            # Found by plain lookup from now on (a warm instance's exports are read in
+            # every request), unless the class holds the name.
+            if not hasattr(Exports, name):
+                self.__dict__[name] = fn
         return fn
 
     __getitem__ = __getattr__
