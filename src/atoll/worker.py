@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 from atoll.api import ExecutionContext, Request, Response, ScheduledEvent
 from atoll.bindings import Env, WasmModuleBinding
 from atoll.bindings.kv import host as kv_host
-from atoll.bindings.outbound import OUTBOUND, FetchResponse, SubrequestRecord, begin, policy_of
+from atoll.bindings.outbound import (
+    OUTBOUND,
+    FetchResponse,
+    SubrequestRecord,
+    Subrequests,
+    policy_of,
+)
 from atoll.bindings.outbound import host as http_host
 from atoll.bindings.services import ServiceCaller, service_bindings
 from atoll.entries import FetchHandler, load_entry
@@ -86,7 +92,7 @@ class Runtime:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """What one request produced: the response, its outcome and what the log line needs."""
 
@@ -143,16 +149,6 @@ class Worker:
         (500, or 503 past a limit). A worker without ``scheduled`` is a 500 naming it."""
         return await self._run(request_id, None, event)
 
-    async def _fetch(self, request: Request, ctx: ExecutionContext) -> Response:
-        response = await self.fetch(request, self.env, ctx)
-        if type(response) is Response:
-            return response
-        if not isinstance(response, Response):
-            raise TypeError(f"fetch() must return an atoll.Response, got {type(response).__name__}")
-        if isinstance(response, FetchResponse):  # a streamed subrequest passed through
-            await response.bytes()
-        return response
-
     async def _scheduled(self, event: ScheduledEvent, ctx: ExecutionContext) -> Response:
         scheduled = self.scheduled
         if scheduled is None:
@@ -177,14 +173,16 @@ class Worker:
         invocation.wasi_dirs = self.wasi_dirs
         ctx = ExecutionContext(request_id, invocation.log)
         token = CURRENT.set(invocation)
-        outbound_token = OUTBOUND.set(None)
-        book = begin(self.egress, self.manifest.limits, invocation.log)
+        book = Subrequests(self.egress, self.manifest.limits, invocation.log)
+        outbound_token = OUTBOUND.set(book)  # what begin() does, with the token to reset
         error: BaseException | None = None
         context: contextvars.Context | None = None
         pending: list[Awaitable[Any]] = []
         try:
             if request is not None:
-                response = await self._fetch(request, ctx)
+                response = await self.fetch(request, self.env, ctx)
+                if type(response) is not Response:
+                    response = await _returned(response)
             else:
                 assert event is not None
                 response = await self._scheduled(event, ctx)
@@ -223,6 +221,16 @@ class Worker:
 
     def _error_response(self, status: int, exc: BaseException, request_id: str) -> Response:
         return error_response(status, exc, request_id, dev=self.dev, worker=self.name)
+
+
+async def _returned(response: object) -> Response:
+    """What ``fetch`` returned, when not exactly a :class:`Response`: a subclass (a
+    streamed subrequest passed through is read whole), or a ``TypeError``."""
+    if not isinstance(response, Response):
+        raise TypeError(f"fetch() must return an atoll.Response, got {type(response).__name__}")
+    if isinstance(response, FetchResponse):  # a streamed subrequest passed through
+        await response.bytes()
+    return response
 
 
 def error_response(
