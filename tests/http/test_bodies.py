@@ -32,6 +32,7 @@ from atoll.http.bodies import (
     BodyBudget,
     BodyReader,
 )
+from atoll.http.protocol import PACE_BYTES, BodyPacer
 from tests.support import StartDev, WorkerFactory
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -462,3 +463,51 @@ def test_a_body_after_100_continue_goes_to_the_sink(body_server: tuple[str, int]
         assert interim.startswith(b"HTTP/1.1 100 "), interim
         sock.sendall(body)
         assert answers(sock, 1) == [expect(body)]
+
+
+class _Flow:
+    def __init__(self) -> None:
+        self.read_paused = False
+
+    def pause_reading(self) -> None:
+        self.read_paused = True
+
+    def resume_reading(self) -> None:
+        self.read_paused = False
+
+
+class _Conn:
+    """What BodyPacer uses of a connection: its loop, flow control and transport."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.flow = _Flow()
+        self.transport = self
+        self.closing = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_a_loop_reads_at_most_a_turn_of_body_bytes_then_resumes_connections_in_turn() -> None:
+    async def scenario() -> None:
+        pacer = BodyPacer()
+        conns = [_Conn(asyncio.get_running_loop()) for _ in range(4)]
+        pacer.spent(conns[0], PACE_BYTES // 2)  # type: ignore[arg-type]
+        assert not conns[0].flow.read_paused
+        for conn in conns:  # the turn's bytes are spent: each stops after its read
+            pacer.spent(conn, PACE_BYTES)  # type: ignore[arg-type]
+        assert [c.flow.read_paused for c in conns] == [True] * 4
+        conns[1].closing = True  # closed while waiting: skipped
+        reading = []
+        for _ in range(3):  # each turn resumes one more (a turn's bytes allow one read)
+            await asyncio.sleep(0)
+            reading.append([not c.flow.read_paused for c in conns])
+        assert reading == [
+            [True, False, False, False],
+            [True, False, True, False],
+            [True, False, True, True],
+        ]
+        assert not pacer.line
+
+    asyncio.run(scenario())

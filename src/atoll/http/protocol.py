@@ -34,8 +34,11 @@ A request's body goes from ``data_received`` straight into the
 :class:`~atoll.http.bodies.BodySink` of the worker reading it, once the worker
 asks for it (the scope's ``atoll.body`` offers this; :meth:`AtollHttpProtocol.attach_body`):
 no copy into uvicorn's buffer and out of it again, no wake-up of the request's
-task per chunk, no pausing and resuming of the connection per 64 KiB. A body
-nobody reads goes through uvicorn as before (paused past 64 KiB).
+task per chunk. A body nobody reads goes through uvicorn as before (paused past
+64 KiB). The body bytes a loop reads this way are paced (:class:`BodyPacer`): at
+most :data:`PACE_BYTES` per turn of the loop, and connections past that wait for
+the next turn, so that a few clients sending large bodies as fast as the network
+allows cannot keep the loop from the other connections for longer than that.
 
 Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
 the loop's own tick (no timer per request). Everything here runs on the loop
@@ -48,6 +51,7 @@ import asyncio
 import logging
 import resource
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -82,6 +86,8 @@ LINGER = 2.0
 #: ...and bytes: past them the connection is closed (reset), so that a client sending
 #: a head of many MiB costs the node this much reading, not its whole head.
 LINGER_BYTES = 1024 * 1024
+#: Body bytes one event loop hands to requests' sinks per turn (:class:`BodyPacer`).
+PACE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +212,64 @@ class ConnectionPool:
             proto.close_waiting(408)
 
 
+class BodyPacer:
+    """How many body bytes one event loop reads per turn, for requests whose body
+    goes to a sink (:meth:`AtollHttpProtocol.attach_body`).
+
+    Every sink-bound read is counted; once a turn's :data:`PACE_BYTES` are spent,
+    the connection that read stops reading and waits in line. At the next turn
+    (a ``call_soon``), connections are resumed in the order they stopped, as many
+    as a turn's bytes allow at one read (256 KiB) each; the rest wait for the
+    turns after. A turn of the loop therefore reads at most about
+    ``PACE_BYTES`` plus one read per resumed connection of body bytes, whatever
+    the number of clients sending (each turn until the line is empty). One per loop (made by :func:`protocol_class`);
+    used only on that loop.
+    """
+
+    __slots__ = ("left", "line", "turn")
+
+    #: Bytes uvloop reads from a socket at most at once.
+    READ = 256 * 1024
+
+    def __init__(self) -> None:
+        self.left = PACE_BYTES
+        self.line: deque[AtollHttpProtocol] = deque()
+        self.turn = False  # a next turn is scheduled
+
+    def spent(self, proto: AtollHttpProtocol, size: int) -> None:
+        """``proto`` read ``size`` body bytes for a sink; it stops reading if the
+        turn's bytes are spent."""
+        self.left -= size
+        if not self.turn:
+            self.turn = True
+            proto.loop.call_soon(self._next_turn)
+        if self.left <= 0 and not proto.flow.read_paused:
+            proto.flow.pause_reading()
+            self.line.append(proto)
+
+    def _next_turn(self) -> None:
+        self.turn = False
+        self.left = PACE_BYTES
+        line = self.line
+        room = PACE_BYTES
+        proto = None
+        while line and room > 0:
+            proto = line.popleft()
+            if not proto.transport.is_closing():
+                proto.flow.resume_reading()
+                room -= self.READ
+        if line and proto is not None:  # the rest wait for the turns after
+            self.turn = True
+            proto.loop.call_soon(self._next_turn)
+
+
 class AtollHttpProtocol(HttpToolsProtocol):
     """One client connection (see the module docstring). :func:`protocol_class`
     makes one subclass per event loop, bound to that loop's pool."""
 
     pool: ClassVar[ConnectionPool]
     limits: ClassVar[ServerLimits]
+    pacer: ClassVar[BodyPacer]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -357,8 +415,10 @@ class AtollHttpProtocol(HttpToolsProtocol):
         sink = self._sink
         if sink is None:
             super().on_body(body)
-        elif not self.cycle.response_complete and sink.feed(body):
-            self.cycle.message_event.set()  # refused: the reader raises why
+        elif not self.cycle.response_complete:
+            if sink.feed(body):
+                self.cycle.message_event.set()  # refused: the reader raises why
+            self.pacer.spent(self, len(body))
 
     def on_message_complete(self) -> None:
         self._sink = None
@@ -541,4 +601,5 @@ def _peer(client: tuple[str, int] | None) -> str:
 
 def protocol_class(limits: ServerLimits, pool: ConnectionPool) -> type[AtollHttpProtocol]:
     """The protocol class uvicorn instantiates per connection on one loop (bound to ``pool``)."""
-    return type("AtollHttpProtocol", (AtollHttpProtocol,), {"limits": limits, "pool": pool})
+    attributes = {"limits": limits, "pool": pool, "pacer": BodyPacer()}
+    return type("AtollHttpProtocol", (AtollHttpProtocol,), attributes)
