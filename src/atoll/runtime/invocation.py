@@ -137,7 +137,7 @@ class Invocation:
         """Drop the request's store and every fresh instance in it, close the files its
         guests opened, and end its log (with what was dropped). Idempotent."""
         if self.wasi is not None:
-            if self.wasi.stderr or self.wasi.stderr_cut:  # a last line without its newline
+            if self.wasi.has_partial_line():  # a last line without its newline
                 self.wasi.flush_log(self.log_book)
             self.wasi.close()
         if not self.closed:

@@ -78,7 +78,7 @@ def run_program(
     saved = invocation.wasi
     invocation.wasi = context
     if not context.stdout_to_log:  # argv, environ, stdio in C (native backend)
-        BACKEND.serve_stdio(store.meter, context)
+        BACKEND.serve_stdio(store.meter, context, invocation.log_book.counts)
     code = 0
     try:
         instance = Instance.create(module, store, invocation, owner=invocation)
@@ -86,7 +86,7 @@ def run_program(
     except ProcExit as exit_:
         code = exit_.code
     finally:
-        if context.stderr or context.stderr_cut:  # a last log line without its newline
+        if context.has_partial_line():  # a last log line without its newline
             context.flush_log(invocation.log_book)
         if own:
             invocation.wasi = saved

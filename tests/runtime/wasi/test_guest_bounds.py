@@ -25,8 +25,9 @@ from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import Invocation
-from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
+from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES, RequestLog
 from atoll.runtime.module import WasmModule
+from atoll.runtime.program import run_program
 from atoll.runtime.wasi import DirGrant, ProcExit, WasiContext, preview1
 from atoll.runtime.wasi.context import HOST_FILES, MAX_OPEN_FILES
 from atoll.runtime.wasi.preview1 import (
@@ -96,7 +97,7 @@ def run(
     try:
         store = invocation.fresh_store()
         if path == "c":
-            BACKEND.serve_stdio(store.meter, context)
+            BACKEND.serve_stdio(store.meter, context, invocation.log_book.counts)
         instance = Instance.create(module, store, invocation, owner=invocation)
         error: BaseException | None = None
         try:
@@ -283,6 +284,90 @@ def test_stderr_lines_past_the_request_budget_are_counted_not_kept(
         f"… {dropped} lines / {dropped * 5} bytes dropped (a request logs at most"
         f" {MAX_LOG_LINES} lines and {MAX_LOG_BYTES} bytes)"
     )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_stderr_and_atoll_log_write_lines_keep_their_order(
+    runtime: Runtime, tmp_path: Path, path: str
+) -> None:
+    # log.write "a"; stderr "b\nc"; log.write "d"; stderr "\n" (ends the line "c")
+    body = """
+      (data (i32.const 1024) "a") (data (i32.const 1032) "b\\nc") (data (i32.const 1040) "d")
+      (data (i32.const 1048) "\\n")
+      (func $err (param $at i32) (param $n i32)
+        (i32.store (i32.const 0) (local.get $at))
+        (i32.store (i32.const 4) (local.get $n))
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 64))))
+      (func (export "_start")
+        (call $log (i32.const 1024) (i32.const 1))
+        (call $err (i32.const 1032) (i32.const 3))
+        (call $log (i32.const 1040) (i32.const 1))
+        (call $err (i32.const 1048) (i32.const 1)))"""
+    ran = run(runtime, tmp_path, body, path)
+    assert ran.error is None
+    assert ran.logs == ["a", "b", "d", "c"]
+
+
+@pytest.mark.native_backend
+def test_a_stderr_flood_is_served_in_c(runtime: Runtime, tmp_path: Path) -> None:
+    # 20,000 writes of a 64 KiB line: with the request's LogBook on the CGI run's Stdio,
+    # none reaches preview1.fd_write (and so the GIL); the log keeps its budget
+    body = """
+      (func (export "_start") (local $i i32)
+        (memory.fill (i32.const 1024) (i32.const 122) (i32.const 65536))
+        (i32.store8 (i32.const 66559) (i32.const 10))
+        (i32.store (i32.const 0) (i32.const 1024))
+        (i32.store (i32.const 4) (i32.const 65536))
+        (loop $again
+          (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 64)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 20000)))))"""
+    calls: list[str] = []
+    source_file = preview1.__file__
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == source_file:
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        ran = run(runtime, tmp_path, body, "c", pages=2)
+    finally:
+        sys.setprofile(None)
+    assert ran.error is None
+    assert calls == []
+    line = (
+        "z" * MAX_LOG_LINE + f"… (cut at {MAX_LOG_LINE} bytes; {65535 - MAX_LOG_LINE} more dropped)"
+    )
+    kept = MAX_LOG_BYTES // len(line.encode())
+    assert ran.logs[:-1] == [line] * kept
+    assert ran.logs[-1].startswith(f"… {20000 - kept} lines / ")
+
+
+@pytest.mark.parametrize("native", [True, False] if BACKEND.name == "native" else [False])
+def test_a_last_stderr_line_is_in_the_log_when_run_program_returns(
+    runtime: Runtime, tmp_path: Path, native: bool
+) -> None:
+    # as wagi's _routes reads the log: after run_program, before the request ends
+    source = f"""(module {IMPORTS} (memory (export "memory") 1)
+      (data (i32.const 1024) "first\\nno newline")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 1024))
+        (i32.store (i32.const 4) (i32.const 16))
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 64)))))"""
+    wasm = tmp_path / "guest.wasm"
+    wasm.write_bytes(wat(source))
+    module = WasmModule.load("guest", wasm, cache=runtime.cache, linker=runtime.linker)
+    invocation = Invocation(runtime.engine, Limits(), "rid", "w")
+    if not native:  # the Python counters: no C writer anywhere
+        invocation.log_book = RequestLog(invocation.logs)
+    token = CURRENT.set(invocation)
+    try:
+        assert run_program(module, invocation, WasiContext(args=["p"])) == 0
+        assert invocation.logs == ["first", "no newline"]
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
 
 
 def test_atoll_log_write_in_a_loop_keeps_the_request_budget(

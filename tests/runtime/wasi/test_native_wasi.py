@@ -281,7 +281,8 @@ def run_guest(
         store = invocation.fresh_store()
         if native:
             assert capi is not None
-            store.meter.stdio = context.serve_stdio_in_c(capi.Stdio)
+            # stderr to the request's log in C as well
+            store.meter.stdio = context.serve_stdio_in_c(capi.Stdio, invocation.log_book.counts)
         else:
             assert store.meter.stdio is None
         instance = Instance.create(module, store, invocation, owner=invocation)
@@ -304,7 +305,7 @@ def run_guest(
             errnos=errnos,
             stdout=context.stdout_bytes(),
             logs=list(invocation.logs),
-            stderr=bytes(context.stderr),
+            stderr=context.stderr_line()[0],
             stdin_pos=stdio.stdin_pos if stdio is not None else context.stdin_pos,
             python_calls=counts,
             error=error,
@@ -421,10 +422,10 @@ def parity_guest(world: World) -> Parity:
     g.call("fd_write", 1, MEM - 8 * IOV_MAX + 8, IOV_MAX, out, expect=FAULT)  # the last one out
     g.call("fd_write", 1, 0xFFFFFFF8, 1, out, expect=FAULT)
     err = [b"err line 1\nerr ", b"line 2\npart", b"", b"ial"]
-    g.call("fd_write", 2, g.write_iovs(*err), 4, g.out(4), expect=SUCCESS, served=False)
-    g.call("fd_write", 2, MEM - 4, 1, out, expect=FAULT, served=False)
+    g.call("fd_write", 2, g.write_iovs(*err), 4, g.out(4), expect=SUCCESS)
+    g.call("fd_write", 2, MEM - 4, 1, out, expect=FAULT)
     # FAULT before anything is written (nwritten is past the end)
-    g.call("fd_write", 2, g.write_iovs(b"?"), 1, MEM, expect=FAULT, served=False)
+    g.call("fd_write", 2, g.write_iovs(b"?"), 1, MEM, expect=FAULT)
     one = g.write_iovs(b"z")
     g.call("fd_write", 3, one, 1, out, expect=ISDIR if dirs else BADF, served=False)
     g.call("fd_write", 99, one, 1, out, expect=BADF, served=False)

@@ -168,8 +168,9 @@ class Backend(Protocol):
         """True if ``exc`` means the guest was stopped for time (epoch or meter)."""
         ...
 
-    def serve_stdio(self, meter: Meter, context: Any) -> None:
-        """Serve a CGI run's common WASI calls in C, if this backend can (per request)."""
+    def serve_stdio(self, meter: Meter, context: Any, log: Any = None) -> None:
+        """Serve a CGI run's common WASI calls in C, if this backend can (per request);
+        ``log``: the request's ``RequestLog.counts``, for its stderr."""
         ...
 
     def log_counts(self, lines: list[str]) -> Any:

@@ -141,8 +141,10 @@ class NativeBackend:
             return True
         return capi.is_interrupt(exc)
 
-    def serve_stdio(self, meter: Meter, context: Any) -> None:
-        meter.stdio = context.serve_stdio_in_c(capi.Stdio)
+    def serve_stdio(self, meter: Meter, context: Any, log: Any = None) -> None:
+        """``log`` a ``capi.LogBook`` (the request's counts): stderr goes to it in C too."""
+        book = log if isinstance(log, capi.LogBook) else None
+        meter.stdio = context.serve_stdio_in_c(capi.Stdio, book)
 
     def log_counts(self, lines: list[str]) -> Any:
         """A ``capi.LogBook``: ``atoll:log.write`` keeps and counts lines in C (no GIL)."""

@@ -263,5 +263,5 @@ class PublicBackend:
     def log_counts(self, lines: list[str]) -> Any:
         return None  # atoll:log.write runs in Python: RequestLog counts in Python
 
-    def serve_stdio(self, meter: Meter, context: Any) -> None:
+    def serve_stdio(self, meter: Meter, context: Any, log: Any = None) -> None:
         return None  # the WASI functions all run in Python (runtime/wasi/preview1.py)

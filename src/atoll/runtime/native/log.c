@@ -170,6 +170,20 @@ static void book_write(LogBookObject *b, const uint8_t *data, uint32_t ptr, uint
         book_drop(b, 0, (long long)length - b->max_line); /* the part cut off */
 }
 
+int atoll_book_full(const LogBookObject *b) { return book_full(b); }
+
+Py_ssize_t atoll_book_max_line(const LogBookObject *b) { return b->max_line; }
+
+void atoll_book_drop(LogBookObject *b, long long lines, long long nbytes) {
+    book_drop(b, lines, nbytes);
+}
+
+void atoll_book_add_line(LogBookObject *b, const char *raw, uint32_t raw_len, const char *note,
+                         uint32_t note_len) {
+    size_t size = utf8_replaced_size((const uint8_t *)raw, raw_len) + note_len;
+    book_add(b, raw, raw_len, note, note_len, size, (uint32_t)(size > 0xFFFFFFFFu ? 0xFFFFFFFFu : size));
+}
+
 /* ---- collecting: with the GIL ----------------------------------------------------- */
 
 /* Move the pending lines into `lines`. -1 with an exception set if one could not be
@@ -209,13 +223,7 @@ static int book_collect(LogBookObject *b) {
     return rc;
 }
 
-/* The outermost call into m's store returned: its log lines go to the request's list
- * and the LogBook is let go (a warm store serves other requests next). With the GIL. */
-void atoll_log_detach(MeterObject *m) {
-    LogBookObject *b = m->log;
-    m->log = NULL;
-    if (b == NULL)
-        return;
+static void collect_keeping_error(LogBookObject *b) {
     if (b->pending_len) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
@@ -223,6 +231,22 @@ void atoll_log_detach(MeterObject *m) {
             PyErr_Clear();
         PyErr_Restore(et, ev, etb);
     }
+}
+
+/* The outermost call into m's store returned: its log lines (atoll:log.write's, and a
+ * CGI run's stderr) go to the request's list, and the LogBook is let go (a warm store
+ * serves other requests next). With the GIL. */
+void atoll_log_detach(MeterObject *m) {
+    LogBookObject *b = m->log;
+    m->log = NULL;
+    if (m->stdio != NULL) {
+        LogBookObject *err = atoll_stdio_log(m->stdio);
+        if (err != NULL && err != b)
+            collect_keeping_error(err);
+    }
+    if (b == NULL)
+        return;
+    collect_keeping_error(b);
     Py_DECREF(b);
 }
 
@@ -298,6 +322,8 @@ static void LogBook_dealloc(LogBookObject *self) {
     PyMem_RawFree(self->pending);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
+
+int atoll_book_collect(LogBookObject *b) { return b->pending_len ? book_collect(b) : 0; }
 
 static PyObject *LogBook_collect(LogBookObject *self, PyObject *unused) {
     if (self->pending_len && book_collect(self) < 0)

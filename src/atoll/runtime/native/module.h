@@ -151,7 +151,8 @@ typedef struct {
     LogBookObject *log;   /* that request's LogBook, once the guest logged (owned) */
 } MeterObject;
 
-/* The outermost call returned: the LogBook's lines go to the request (log.c). GIL held. */
+/* The outermost call returned: the lines logged in C (atoll:log.write, a Stdio's stderr)
+ * go to the request (log.c). GIL held. */
 void atoll_log_detach(MeterObject *m);
 
 /* A call into the store begins: the outermost one starts the clock. */
@@ -171,7 +172,7 @@ static inline long long meter_exit(MeterObject *m) {
     m->depth = 0;
     m->used_ns = thread_ns() - m->seg_ns;
     m->invocation = NULL;
-    if (m->log != NULL)
+    if (m->log != NULL || m->stdio != NULL)
         atoll_log_detach(m);
     return m->used_ns;
 }
@@ -215,7 +216,20 @@ int atoll_wasi_count(void);
 /* wasi_names() -> the WASI preview 1 functions served in C */
 PyObject *atoll_wasi_names(PyObject *mod, PyObject *unused);
 
+/* The LogBook a Stdio writes stderr to, or NULL (wasi.c) */
+LogBookObject *atoll_stdio_log(StdioObject *o);
+
 /* atoll:log.write(ptr, len) (define_host's native index LOG_WRITE_NATIVE) */
 wt_trap_t *atoll_log_write(MeterObject *m, void *caller, wt_val_raw_t *vals);
+
+/* A LogBook's budget, for the other writers in C (wasi.c: a CGI run's stderr); no GIL. */
+int atoll_book_full(const LogBookObject *b);
+Py_ssize_t atoll_book_max_line(const LogBookObject *b);
+void atoll_book_drop(LogBookObject *b, long long lines, long long nbytes);
+/* RequestLog.add(raw.decode("utf-8", "replace") + note, cut=False) */
+void atoll_book_add_line(LogBookObject *b, const char *raw, uint32_t raw_len, const char *note,
+                         uint32_t note_len);
+/* LogBook.collect(): the pending lines into the request's list. With the GIL; -1: error */
+int atoll_book_collect(LogBookObject *b);
 
 #endif /* ATOLL_NATIVE_MODULE_H */

@@ -29,6 +29,12 @@ struct StdioObject {
     int has_dirs;         /* folders granted: fd_prestat_get goes to Python */
     int exited;
     unsigned int exit_code;
+    /* stderr to the request's log, line by line (WasiContext.log_output's rules), when
+     * a LogBook was given; NULL: Python serves stderr */
+    LogBookObject *log;
+    char *err;               /* the line being written (at most the log's max_line bytes) */
+    size_t err_len;
+    unsigned long long err_cut; /* bytes of that line dropped past max_line */
 };
 
 static Py_ssize_t count_nuls(PyObject *b) {
@@ -40,13 +46,30 @@ static Py_ssize_t count_nuls(PyObject *b) {
 }
 
 static int Stdio_init(StdioObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"args", "env", "stdin", "stdout_limit", "has_dirs", NULL};
-    PyObject *a, *e, *in;
+    static char *kwlist[] = {"args", "env", "stdin", "stdout_limit", "has_dirs", "log", NULL};
+    PyObject *a, *e, *in, *log = Py_None;
     Py_ssize_t limit;
     int has_dirs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "SSSn|p:Stdio", kwlist, &a, &e, &in, &limit,
-                                     &has_dirs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "SSSn|pO:Stdio", kwlist, &a, &e, &in, &limit,
+                                     &has_dirs, &log))
         return -1;
+    if (log != Py_None && Py_TYPE(log) != &LogBookType) {
+        PyErr_SetString(PyExc_TypeError, "Stdio: log must be a LogBook or None");
+        return -1;
+    }
+    if (log != Py_None) {
+        char *err = PyMem_RawMalloc((size_t)atoll_book_max_line((LogBookObject *)log) + 1);
+        if (err == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        PyMem_RawFree(self->err);
+        self->err = err;
+        self->err_len = 0;
+        self->err_cut = 0;
+        Py_INCREF(log);
+    }
+    Py_XSETREF(self->log, log == Py_None ? NULL : (LogBookObject *)log);
     if (limit < 0) {
         PyErr_SetString(PyExc_ValueError, "Stdio: stdout_limit must be >= 0");
         return -1;
@@ -65,6 +88,8 @@ static int Stdio_init(StdioObject *self, PyObject *args, PyObject *kw) {
 }
 
 static void Stdio_dealloc(StdioObject *self) {
+    Py_XDECREF(self->log);
+    PyMem_RawFree(self->err);
     Py_XDECREF(self->args);
     Py_XDECREF(self->env);
     Py_XDECREF(self->stdin_data);
@@ -104,6 +129,97 @@ static PyObject *Stdio_write_stdout(StdioObject *self, PyObject *data) {
     Py_RETURN_NONE;
 }
 
+/* ---- stderr to the log: WasiContext.log_output / flush_log, in C (no GIL) ---------- */
+
+LogBookObject *atoll_stdio_log(StdioObject *o) { return o->log; }
+
+/* Log the line written so far (at a newline, and when the run ends). */
+static void err_flush(StdioObject *o) {
+    char note[96];
+    int note_len = 0;
+    if (o->err_cut) {
+        note_len = snprintf(note, sizeof note, "\xe2\x80\xa6 (cut at %zd bytes; %llu more dropped)",
+                            atoll_book_max_line(o->log), o->err_cut);
+        atoll_book_drop(o->log, 0, (long long)o->err_cut);
+    }
+    atoll_book_add_line(o->log, o->err, (uint32_t)o->err_len, note, (uint32_t)note_len);
+    o->err_len = 0;
+    o->err_cut = 0;
+}
+
+/* Add data to the log line by line: a line is kept up to max_line bytes, the rest of it
+ * counted as dropped; once the log is full, lines are only counted. */
+static void err_output(StdioObject *o, const uint8_t *data, size_t n) {
+    LogBookObject *b = o->log;
+    if (atoll_book_full(b)) {
+        long long lines = 0;
+        for (const uint8_t *p = data, *end = data + n; (p = memchr(p, '\n', (size_t)(end - p)));
+             p++)
+            lines++;
+        atoll_book_drop(b, lines, (long long)(n + o->err_len + o->err_cut));
+        o->err_len = 0;
+        o->err_cut = 0;
+        return;
+    }
+    size_t max_line = (size_t)atoll_book_max_line(b), start = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(data + start, '\n', n - start);
+        size_t end = nl != NULL ? (size_t)(nl - data) : n;
+        size_t room = max_line - o->err_len, len = end - start;
+        size_t take = len <= room ? len : room;
+        memcpy(o->err + o->err_len, data + start, take);
+        o->err_len += take;
+        o->err_cut += len - take;
+        if (nl == NULL)
+            return;
+        err_flush(o);
+        start = end + 1;
+    }
+}
+
+static PyObject *Stdio_log_output(StdioObject *self, PyObject *data) {
+    Py_buffer view;
+    if (self->log == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Stdio.log_output: this Stdio has no log");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    err_output(self, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (atoll_book_collect(self->log) < 0) /* from Python: the list is up to date at once */
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stdio_flush_log(StdioObject *self, PyObject *unused) {
+    if (self->log == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Stdio.flush_log: this Stdio has no log");
+        return NULL;
+    }
+    err_flush(self);
+    if (atoll_book_collect(self->log) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stdio_stderr_line(StdioObject *self, PyObject *unused) {
+    return PyBytes_FromStringAndSize(self->err ? self->err : "", (Py_ssize_t)self->err_len);
+}
+
+static PyObject *Stdio_get_log(StdioObject *self, void *closure) {
+    if (self->log == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self->log);
+    return (PyObject *)self->log;
+}
+
+static PyGetSetDef Stdio_getset[] = {
+    {"log", (getter)Stdio_get_log, NULL,
+     "the LogBook stderr goes to, line by line, in C (None: Python serves stderr)", NULL},
+    {NULL},
+};
+
 static PyObject *Stdio_read_stdin(StdioObject *self, PyObject *arg) {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n == -1 && PyErr_Occurred())
@@ -122,6 +238,12 @@ static PyMethodDef Stdio_methods[] = {
     {"stdout", (PyCFunction)Stdio_stdout, METH_NOARGS, "the bytes written to stdout so far"},
     {"write_stdout", (PyCFunction)Stdio_write_stdout, METH_O, "append bytes to stdout"},
     {"read_stdin", (PyCFunction)Stdio_read_stdin, METH_O, "read up to n bytes of stdin"},
+    {"log_output", (PyCFunction)Stdio_log_output, METH_O,
+     "add bytes of stderr to the log (WasiContext.log_output's rules)"},
+    {"flush_log", (PyCFunction)Stdio_flush_log, METH_NOARGS,
+     "log the stderr line written so far (WasiContext.flush_log)"},
+    {"stderr_line", (PyCFunction)Stdio_stderr_line, METH_NOARGS,
+     "the stderr line written so far and not yet logged"},
     {NULL},
 };
 
@@ -131,6 +253,8 @@ static PyMemberDef Stdio_members[] = {
     {"exited", T_INT, offsetof(StdioObject, exited), 0,
      "proc_exit was called (cleared by whoever reports it)"},
     {"exit_code", T_UINT, offsetof(StdioObject, exit_code), READONLY, "proc_exit's code"},
+    {"stderr_cut", T_ULONGLONG, offsetof(StdioObject, err_cut), READONLY,
+     "bytes of the stderr line being written dropped past the line limit"},
     {NULL},
 };
 
@@ -138,12 +262,14 @@ PyTypeObject StdioType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Stdio",
     .tp_basicsize = sizeof(StdioObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Stdio(args, env, stdin, stdout_limit, has_dirs=False): WASI stdio served in C",
+    .tp_doc = "Stdio(args, env, stdin, stdout_limit, has_dirs=False, log=None): WASI stdio "
+              "served in C (stderr too, into the LogBook log, when one is given)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Stdio_init,
     .tp_dealloc = (destructor)Stdio_dealloc,
     .tp_methods = Stdio_methods,
     .tp_members = Stdio_members,
+    .tp_getset = Stdio_getset,
 };
 
 /* ---- WASI preview 1 functions served in C (no GIL) -------------------------- */
@@ -153,6 +279,7 @@ enum { E_SUCCESS = 0, E_BADF = 8, E_FAULT = 21, E_INVAL = 28, E_SPIPE = 70 };
 /* What one call may ask of the host, as in preview1.py (docs/limits.md). */
 #define WASI_IOV_MAX 1024          /* iovecs per fd_read/fd_write: more is EINVAL */
 #define WASI_RANDOM_CHUNK 65536    /* random_get checks the CPU budget between chunks */
+#define WASI_LOG_WRITE_MAX 65536   /* bytes one fd_write to the log takes (LOG_WRITE_MAX) */
 
 typedef struct {
     uint8_t *base;
@@ -249,14 +376,16 @@ static wt_trap_t *w_environ_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
     return fill(c, v, o->envc, o->env);
 }
 
-/* fd_write(fd, iovs, count, nwritten): stdout within its limit; else Python */
+/* fd_write(fd, iovs, count, nwritten): stdout within its limit, stderr to the log (with a
+ * LogBook); else Python */
 static wt_trap_t *w_fd_write(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
     if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) { /* first, for any fd (as preview1.py) */
         ret_i32(vals, E_INVAL);
         return NULL;
     }
     StdioObject *o = mt->stdio;
-    if (o == NULL || vals[0].i32 != 1)
+    int fd = vals[0].i32;
+    if (o == NULL || !(fd == 1 || (fd == 2 && o->log != NULL)))
         return FALLBACK;
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
@@ -275,6 +404,19 @@ static wt_trap_t *w_fd_write(MeterObject *mt, void *caller, wt_val_raw_t *vals) 
             return NULL;
         }
         total += len;
+    }
+    if (fd == 2) { /* to the log: at most WASI_LOG_WRITE_MAX bytes, a short write past it */
+        uint32_t taken = 0;
+        for (uint32_t i = 0; i < count && taken < WASI_LOG_WRITE_MAX; i++) {
+            uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
+            uint32_t n = len < WASI_LOG_WRITE_MAX - taken ? len : WASI_LOG_WRITE_MAX - taken;
+            if (n)
+                err_output(o, m.base + ptr, n);
+            taken += n;
+        }
+        put_u32(m.base + nwritten, taken);
+        ret_i32(vals, E_SUCCESS);
+        return NULL;
     }
     if (o->out_len + total > o->out_limit)
         return FALLBACK; /* Python fails the request with the limit's message */

@@ -147,14 +147,16 @@ class WasiContext:
             self.files[self.next_fd] = OpenFile(grant.host, grant, is_dir=True, preopen=True)
             self.next_fd += 1
 
-    def serve_stdio_in_c(self, stdio_type: Any) -> Any:
+    def serve_stdio_in_c(self, stdio_type: Any, log: Any = None) -> Any:
         """Move stdin/stdout state into a ``stdio_type`` (``capi.Stdio``) and return it
         (``None``, leaving everything to Python, if an argument or variable holds a NUL).
 
         Attach it to the store's meter (``meter.stdio``) so the guest's argv,
         environ, stdin, stdout, fdstat, prestat, clock, random and proc_exit
         calls run in C; the Python functions keep working on the same state.
-        Not for ``stdout_to_log`` contexts (their stdout goes to the log).
+        ``log``: the request's ``capi.LogBook``, to which stderr then goes in C as
+        well, line by line (unless stderr is captured). Not for ``stdout_to_log``
+        contexts (their stdout goes to the log).
         """
         if self.stdout or self.stdin_pos:
             raise ValueError("serve_stdio_in_c: call it before the guest runs")
@@ -163,7 +165,12 @@ class WasiContext:
         if args.count("\0") != len(self.args) or env.count("\0") != len(self.env):
             return None  # a NUL inside an entry (a URL with %00): Python serves it all
         self.native = stdio_type(
-            args.encode(), env.encode(), self.stdin, self.stdout_limit, bool(self.dirs)
+            args.encode(),
+            env.encode(),
+            self.stdin,
+            self.stdout_limit,
+            bool(self.dirs),
+            log if self.stderr_capture is None else None,
         )
         return self.native
 
@@ -190,7 +197,11 @@ class WasiContext:
     def log_output(self, data: bytes, log: RequestLog | None) -> None:
         """Add ``data`` (a guest's stderr, or stdout sent to the log) to the request's log,
         line by line: a line is kept up to ``MAX_LOG_LINE`` bytes, the rest of it counted
-        as dropped; once the log is full, lines are only counted."""
+        as dropped; once the log is full, lines are only counted. (With stderr served in
+        C, the C writer does this, on its own state: see :meth:`serve_stdio_in_c`.)"""
+        if self.native is not None and self.native.log is not None:
+            self.native.log_output(data)
+            return
         pending = self.stderr
         if log is not None and log.full():
             log.drop(data.count(b"\n"), len(data) + len(pending) + self.stderr_cut)
@@ -214,6 +225,9 @@ class WasiContext:
 
     def flush_log(self, log: RequestLog | None) -> None:
         """Log the line written so far (at a newline, and when the request ends)."""
+        if self.native is not None and self.native.log is not None:
+            self.native.flush_log()
+            return
         line = self.stderr.decode("utf-8", errors="replace")
         if self.stderr_cut:
             line += f"… (cut at {MAX_LOG_LINE} bytes; {self.stderr_cut} more dropped)"
@@ -231,6 +245,18 @@ class WasiContext:
         if root is None:
             root = self._roots[grant] = os.path.realpath(grant.host)
         return root
+
+    def stderr_line(self) -> tuple[bytes, int]:
+        """The line being written to the log and not logged yet: (its bytes kept, bytes of
+        it dropped past ``MAX_LOG_LINE``)."""
+        if self.native is not None and self.native.log is not None:
+            return self.native.stderr_line(), int(self.native.stderr_cut)
+        return bytes(self.stderr), self.stderr_cut
+
+    def has_partial_line(self) -> bool:
+        """A line was written to the log without its newline (flush it when the run ends)."""
+        kept, cut = self.stderr_line()
+        return bool(kept or cut)
 
     def open_count(self) -> int:
         """Entries of the fd table the guest opened (not stdio, not the granted folders)."""
