@@ -4,25 +4,28 @@
 Every request is answered ``ATTACHED SIZE SHA256``: whether the server took the
 sink the reader offered (the body went from the connection straight into it),
 the body's length and its sha256; ``/ignore`` answers ``ignored`` without
-reading the body. Run: ``python _bodies_app.py``; prints ``READY host port``
-once it listens.
+reading the body; a refused body is answered with its status and message.
+``$ATOLL_TEST_BODY_BUDGET`` (bytes) sets the process's body budget (64 MiB).
+Run: ``python _bodies_app.py``; prints ``READY host port`` once it listens.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
+from atoll.errors import RequestError
 from atoll.http.bodies import ATTACH_KEY, MIB, BodyBudget, BodyReader, BodySink
 from atoll.http.server import Receive, Scope, Send, serve
 
-BUDGET = BodyBudget(64 * MIB)
+BUDGET = BodyBudget(int(os.environ.get("ATOLL_TEST_BODY_BUDGET", 64 * MIB)))
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    answer = b"ignored"
+    answer, status = b"ignored", 200
     if scope["path"] != "/ignore":
         offered = scope.get(ATTACH_KEY)
         attached: list[bool] = []
@@ -39,11 +42,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         )
         try:
             body = await reader()
+            answer = f"{attached == [True]} {len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+        except RequestError as exc:
+            status, answer = exc.status, str(exc).encode()
         finally:
             reader.release()
-        answer = f"{attached == [True]} {len(body)} {hashlib.sha256(body).hexdigest()}".encode()
     headers = [(b"content-length", str(len(answer)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": answer})
 
 

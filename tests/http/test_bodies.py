@@ -8,6 +8,7 @@ arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import select
@@ -26,6 +27,7 @@ import pytest
 from atoll.errors import BodyTooLargeError, RequestError
 from atoll.http.bodies import (
     COPY_SLICE,
+    DIRECT_BYTES,
     MIB,
     PRESIZE_BYTES,
     SEGMENT_BYTES,
@@ -361,12 +363,14 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def body_server() -> Iterator[tuple[str, int]]:
-    """``_bodies_app.py`` served by ``atoll.http.server`` in a subprocess: (host, port)."""
+def body_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """``_bodies_app.py`` served by ``atoll.http.server`` in a subprocess: (host, port).
+    An indirect parameter, if any, is its body budget in bytes."""
     src = str(HERE.parents[1] / "src")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+        "ATOLL_TEST_BODY_BUDGET": str(getattr(request, "param", 64 * MIB)),
     }
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_bodies_app.py")],
@@ -511,3 +515,105 @@ def test_a_loop_reads_at_most_a_turn_of_body_bytes_then_resumes_connections_in_t
         assert not pacer.line
 
     asyncio.run(scenario())
+
+
+def post_head(size: int, path: str = "/") -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode()
+
+
+def test_a_large_body_read_on_a_thread_arrives_whole_and_the_connection_goes_on(
+    body_server: tuple[str, int],
+) -> None:
+    """Past DIRECT_BYTES still to come, a thread reads the rest of the body from the
+    socket; the connection's next requests (pipelined right behind it) are parsed anew."""
+    big, small = os.urandom(3 * DIRECT_BYTES + 7), os.urandom(1000)
+    with socket.create_connection(body_server, timeout=30) as sock:
+        sock.sendall(post_head(len(big)) + big[:MIB])
+        time.sleep(0.2)  # the reader attaches, the thread takes over
+        for at in range(MIB, len(big), 3 * MIB):
+            sock.sendall(big[at : at + 3 * MIB])
+        assert answers(sock, 1) == [expect(big)]
+        pipelined = post_head(len(big)) + big + post_head(len(small)) + small
+        sender = threading.Thread(target=sock.sendall, args=(pipelined,))
+        sender.start()
+        got = answers(sock, 2)
+        sender.join(30)
+        assert got[0].split(b" ", 1)[1] == expect(big).split(b" ", 1)[1]
+        assert got[1].split(b" ", 1)[1] == expect(small).split(b" ", 1)[1]
+
+
+@pytest.mark.parametrize("body_server", [int(2.5 * DIRECT_BYTES)], indirect=True)
+def test_a_body_read_on_a_thread_is_refused_past_the_budget_and_gives_it_back(
+    body_server: tuple[str, int],
+) -> None:
+    """Two bodies of 1.5 x DIRECT_BYTES + 1 MiB each, read on threads at the same time,
+    against a budget of 2.5 x DIRECT_BYTES: one crosses it (503, the connection closes),
+    the other is read; then the budget is whole again."""
+    size = int(1.5 * DIRECT_BYTES) + MIB
+    bodies = [os.urandom(size), os.urandom(size)]
+    socks = [socket.create_connection(body_server, timeout=30) for _ in bodies]
+    try:
+        for sock, body in zip(socks, bodies, strict=True):
+            sock.sendall(post_head(size) + body[:MIB])  # both fit when their reading starts
+        time.sleep(0.2)
+        senders = [
+            threading.Thread(target=_send_quietly, args=(sock, body[MIB:]))
+            for sock, body in zip(socks, bodies, strict=True)
+        ]
+        for sender in senders:
+            sender.start()
+        got = [parse(_read_answer(sock)) for sock in socks]
+        for sender in senders:
+            sender.join(30)
+    finally:
+        for sock in socks:
+            sock.close()
+    statuses = sorted(status for status, _ in got)
+    assert statuses == [200, 503], got
+    body = os.urandom(2 * DIRECT_BYTES)  # fits only if both gave their bytes back
+    with socket.create_connection(body_server, timeout=30) as sock:
+        sock.sendall(post_head(len(body)) + body)
+        assert answers(sock, 1) == [expect(body)]
+
+
+def test_a_client_gone_while_a_thread_reads_its_body_gives_it_back(
+    body_server: tuple[str, int],
+) -> None:
+    body = os.urandom(3 * DIRECT_BYTES)
+    with socket.create_connection(body_server, timeout=30) as sock:
+        sock.sendall(post_head(len(body)) + body[:MIB])
+        time.sleep(0.2)
+        sock.sendall(body[MIB : 2 * DIRECT_BYTES])
+    # the budget (64 MiB) holds 60 MiB only once the first body gave its bytes back
+    late = os.urandom(60 * MIB)
+    for _ in range(100):  # until the server has seen the first client go (10 s at most)
+        with socket.create_connection(body_server, timeout=30) as sock:
+            threading.Thread(target=_send_quietly, args=(sock, post_head(len(late)) + late)).start()
+            status, answer = parse(_read_answer(sock))
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert (status, answer) == (200, expect(late))
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the server may refuse, and close, before the end
+        sock.sendall(data)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    raw = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            raw += chunk
+            head, sep, rest = raw.partition(b"\r\n\r\n")
+            if sep and b"content-length: " in head.lower():
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                if len(rest) >= length:
+                    break
+    return raw
+
+
+def parse(raw: bytes) -> tuple[int, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return (int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0), body

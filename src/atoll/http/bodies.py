@@ -62,6 +62,9 @@ PRESIZE_BYTES = 1 * MIB
 COPY_SLICE = 1 * MIB
 #: Size of the pieces a large body without a ``Content-Length`` is kept in.
 SEGMENT_BYTES = 4 * MIB
+#: What is left of a declared body for the server to read it on a thread of its own,
+#: straight into the body's bytes (``http/protocol.py``), instead of on its loop.
+DIRECT_BYTES = 4 * MIB
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -263,6 +266,23 @@ class BodySink:
             return True
         return False
 
+    def direct_target(self) -> memoryview | None:
+        """A writable view of what is still to come of a body kept in one presized
+        ``bytes`` (declared, not refused), if at least :data:`DIRECT_BYTES`; else None.
+        The server may read the rest of the body straight into it
+        (``http/protocol.py``), then call :meth:`add_direct`."""
+        fill = self.fill
+        if fill is None or self.error is not None or self.room - self.size < DIRECT_BYTES:
+            return None
+        return fill.view(self.size, self.room)
+
+    def add_direct(self, size: int, taken: int) -> None:
+        """``size`` bytes were written into :meth:`direct_target`, ``taken`` of them
+        already taken from the budget (on the reading thread)."""
+        self.size += size
+        self.reader.held += taken
+        self.last = time.monotonic()
+
     def _spill(self, chunk: bytes) -> None:
         at, n = 0, len(chunk)
         segments = self.segments
@@ -326,23 +346,29 @@ class _Unfilled:
     __slots__ = ("_address", "out")
 
     def __init__(self, size: int) -> None:
-        new, address, _memmove = _capi()
+        new, address, _memmove, _view = _capi()
         self.out: bytes = new(None, size)
         self._address: int = address(self.out)
+
+    def view(self, start: int, end: int) -> memoryview:
+        """A writable view of ``out[start:end]`` (valid while ``out`` lives)."""
+        view: memoryview = _capi()[3](self._address + start, end - start, 0x200)  # PyBUF_WRITE
+        return view
 
     def write(self, at: int, data: bytes, start: int = 0, end: int | None = None) -> int:
         """Copy ``data[start:end]`` to ``out[at:]`` (the caller keeps within ``len(out)``);
         returns how many bytes it copied."""
         n = (len(data) if end is None else min(end, len(data))) - start
-        _new, address, memmove = _capi()
+        _new, address, memmove, _view = _capi()
         memmove(self._address + at, data if start == 0 else address(data) + start, n)
         return n
 
 
 @functools.cache
-def _capi() -> tuple[Any, Any, Any]:
-    """CPython's ``PyBytes_FromStringAndSize`` and ``PyBytes_AsString``, and a
-    ``memmove`` called without the GIL (looked up on the first large body)."""
+def _capi() -> tuple[Any, Any, Any, Any]:
+    """CPython's ``PyBytes_FromStringAndSize`` and ``PyBytes_AsString``, a ``memmove``
+    called without the GIL, and ``PyMemoryView_FromMemory`` (looked up on the first
+    large body)."""
     import ctypes
 
     api = ctypes.pythonapi
@@ -352,5 +378,8 @@ def _capi() -> tuple[Any, Any, Any]:
     address = api.PyBytes_AsString
     address.restype = ctypes.c_void_p
     address.argtypes = [ctypes.py_object]
+    view = api.PyMemoryView_FromMemory
+    view.restype = ctypes.py_object
+    view.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
     # ctypes.memmove is a CFUNCTYPE function: ctypes releases the GIL around it.
-    return new, address, ctypes.memmove
+    return new, address, ctypes.memmove, view

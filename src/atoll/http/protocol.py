@@ -35,7 +35,11 @@ A request's body goes from ``data_received`` straight into the
 asks for it (the scope's ``atoll.body`` offers this; :meth:`AtollHttpProtocol.attach_body`):
 no copy into uvicorn's buffer and out of it again, no wake-up of the request's
 task per chunk. A body nobody reads goes through uvicorn as before (paused past
-64 KiB). The body bytes a loop reads this way are paced (:class:`BodyPacer`): at
+64 KiB). When at least :data:`~atoll.http.bodies.DIRECT_BYTES` of a body with a
+``Content-Length`` are still to come, the connection stops reading and a thread
+of its own (:class:`_DirectRead`) reads them from the socket straight into the
+body's ``bytes``: the kernel copies them there without the GIL, and the loop does
+nothing per chunk; then the loop takes the connection back, with a new parser. The body bytes a loop reads this way are paced (:class:`BodyPacer`): at
 most :data:`PACE_BYTES` per turn of the loop, and connections past that wait for
 the next turn, so that a few clients sending large bodies as fast as the network
 allows cannot keep the loop from the other connections for longer than that.
@@ -48,8 +52,12 @@ that owns the connection: a pool is never touched from another thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import resource
+import socket
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -282,6 +290,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._lingering = False
         self._dropped = 0
         self._sink: BodySink | None = None  # takes the current request's body bytes
+        self._direct: _DirectRead | None = None  # a thread reading the rest of that body
         self._attach = self.attach_body  # bound once: put in each request's scope
 
     # -- connection lifecycle -----------------------------------------------------------------
@@ -394,6 +403,10 @@ class AtollHttpProtocol(HttpToolsProtocol):
         if sink is None:
             if cycle is not None and getattr(receive, "__self__", None) is cycle:
                 self._sink = None
+                direct, self._direct = self._direct, None
+                if direct is not None:  # the reader gave up: the body cannot be finished
+                    direct.stop = True
+                    self.transport.close()
             return True
         if (
             cycle is None
@@ -408,8 +421,45 @@ class AtollHttpProtocol(HttpToolsProtocol):
             if sink.feed(buffered):
                 cycle.message_event.set()
         self._sink = sink
-        self.flow.resume_reading()  # uvicorn paused it past 64 KiB buffered
+        target = sink.direct_target() if sink.error is None else None
+        sock = self.transport.get_extra_info("socket") if target is not None else None
+        if target is not None and sock is not None:
+            # The rest of the body is the thread's. The transport is paused behind
+            # uvicorn's flow control, which must not resume it (its receive() would).
+            self.transport.pause_reading()
+            self.flow.read_paused = False
+            self._direct = _DirectRead(self, sock.fileno(), target, sink)
+            self._direct.start()
+        else:
+            self.flow.resume_reading()  # uvicorn paused it past 64 KiB buffered
         return True
+
+    def _direct_done(self, direct: _DirectRead) -> None:
+        """On the loop, once ``direct`` has stopped: account for what it read, then
+        finish the request's body, or refuse it, or close the connection."""
+        budget = direct.sink.reader.budget
+        if self._direct is not direct:  # the reader gave up meanwhile: nothing holds it
+            budget.give(direct.taken)
+            return
+        self._direct = None
+        sink, cycle = direct.sink, self.cycle
+        sink.add_direct(direct.got, direct.taken)
+        if direct.outcome == "done":
+            # The parser never saw the body: the next request starts a new one.
+            self.parser = httptools.HttpRequestParser(self)
+            with contextlib.suppress(AttributeError):  # as uvicorn does (httptools >= 0.6.3)
+                self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            self.on_message_complete()
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+        elif direct.outcome == "budget":
+            sink.error = sink.reader._refuse()
+            cycle.keep_alive = False  # the rest of the body is not read: close after
+            cycle.message_event.set()
+        elif direct.outcome == "timeout":
+            cycle.keep_alive = False  # the reader's own timeout answers 408
+        else:  # the client closed, or the socket failed: uvicorn sees a disconnect
+            self.transport.close()
 
     def on_body(self, body: bytes) -> None:
         sink = self._sink
@@ -455,6 +505,70 @@ class AtollHttpProtocol(HttpToolsProtocol):
     def eof_received(self) -> None:
         if self._lingering:
             self.transport.close()
+
+
+class _DirectRead(threading.Thread):
+    """Reads the rest of a request body from a connection's socket into ``target``,
+    on a thread (daemon) of its own; one per body read this way.
+
+    The socket is a ``dup()`` of the connection's, whose transport does not read
+    meanwhile. Each byte is taken from the budget as it arrives; ``outcome`` says
+    how it ended: ``done``, ``budget`` (refused), ``timeout`` (no byte for the body
+    timeout), ``closed`` (the client closed, or the socket failed) or ``stopped``.
+    When it ends, :meth:`AtollHttpProtocol._direct_done` runs on the loop.
+    """
+
+    def __init__(
+        self, proto: AtollHttpProtocol, fd: int, target: memoryview, sink: BodySink
+    ) -> None:
+        super().__init__(name="atoll-body", daemon=True)
+        self.proto = proto
+        self.loop = proto.loop
+        self.fd = os.dup(fd)
+        self.target = target
+        self.sink = sink
+        self.got = 0
+        self.taken = 0
+        self.stop = False
+        self.outcome = "closed"
+
+    def run(self) -> None:
+        try:
+            self.outcome = self._read()
+        except OSError:
+            self.outcome = "closed"
+        finally:
+            self.target.release()
+            with contextlib.suppress(RuntimeError):  # the loop is closed (shutdown)
+                self.loop.call_soon_threadsafe(self.proto._direct_done, self)
+
+    def _read(self) -> str:
+        sock = socket.socket(fileno=self.fd)
+        try:
+            sock.settimeout(0.5)  # to look at ``stop`` now and then
+            budget, timeout = self.sink.reader.budget, self.sink.reader.timeout
+            target, want = self.target, len(self.target)
+            last = time.monotonic()
+            while self.got < want:
+                if self.stop:
+                    return "stopped"
+                try:
+                    n = sock.recv_into(target[self.got :])
+                except TimeoutError:
+                    if time.monotonic() - last > timeout:
+                        return "timeout"
+                    continue
+                if n == 0:
+                    return "closed"
+                if not budget.take(n):
+                    self.got += n  # read, not kept: the body is refused
+                    return "budget"
+                self.taken += n
+                self.got += n
+                last = self.sink.last = time.monotonic()
+            return "done"
+        finally:
+            sock.close()
 
 
 class _HeadHold:
