@@ -403,8 +403,9 @@ class AtollHttpProtocol(HttpToolsProtocol):
         if sink is None:
             if cycle is not None and getattr(receive, "__self__", None) is cycle:
                 self._sink = None
-                direct, self._direct = self._direct, None
-                if direct is not None:  # the reader gave up: the body cannot be finished
+                direct = self._direct
+                if direct is not None and not direct.refused:  # the body cannot be finished
+                    self._direct = None
                     direct.stop = True
                     self.transport.close()
             return True
@@ -434,16 +435,28 @@ class AtollHttpProtocol(HttpToolsProtocol):
             self.flow.resume_reading()  # uvicorn paused it past 64 KiB buffered
         return True
 
+    def _direct_refused(self, direct: _DirectRead) -> None:
+        """On the loop: ``direct`` read past the budget; the reader answers 503 (the
+        thread goes on reading and dropping the rest of the body)."""
+        if self._direct is not direct:  # the reader gave up meanwhile: nothing holds it
+            direct.sink.reader.budget.give(direct.taken)
+            return
+        sink = direct.sink
+        sink.add_direct(direct.got, direct.taken)
+        if sink.error is None:
+            sink.error = sink.reader._refuse()
+        self.cycle.message_event.set()
+
     def _direct_done(self, direct: _DirectRead) -> None:
         """On the loop, once ``direct`` has stopped: account for what it read, then
-        finish the request's body, or refuse it, or close the connection."""
-        budget = direct.sink.reader.budget
+        finish the request's body, or close the connection."""
         if self._direct is not direct:  # the reader gave up meanwhile: nothing holds it
-            budget.give(direct.taken)
+            if not direct.refused:
+                direct.sink.reader.budget.give(direct.taken)
             return
         self._direct = None
-        sink, cycle = direct.sink, self.cycle
-        sink.add_direct(direct.got, direct.taken)
+        if not direct.refused:
+            direct.sink.add_direct(direct.got, direct.taken)
         if direct.outcome == "done":
             # The parser never saw the body: the next request starts a new one.
             self.parser = httptools.HttpRequestParser(self)
@@ -452,12 +465,8 @@ class AtollHttpProtocol(HttpToolsProtocol):
             self.on_message_complete()
             if not self.transport.is_closing():
                 self.transport.resume_reading()
-        elif direct.outcome == "budget":
-            sink.error = sink.reader._refuse()
-            cycle.keep_alive = False  # the rest of the body is not read: close after
-            cycle.message_event.set()
-        elif direct.outcome == "timeout":
-            cycle.keep_alive = False  # the reader's own timeout answers 408
+        elif direct.outcome == "timeout" and not direct.refused:
+            self.cycle.keep_alive = False  # the reader's own timeout answers 408
         else:  # the client closed, or the socket failed: uvicorn sees a disconnect
             self.transport.close()
 
@@ -512,10 +521,12 @@ class _DirectRead(threading.Thread):
     on a thread (daemon) of its own; one per body read this way.
 
     The socket is a ``dup()`` of the connection's, whose transport does not read
-    meanwhile. Each byte is taken from the budget as it arrives; ``outcome`` says
-    how it ended: ``done``, ``budget`` (refused), ``timeout`` (no byte for the body
-    timeout), ``closed`` (the client closed, or the socket failed) or ``stopped``.
-    When it ends, :meth:`AtollHttpProtocol._direct_done` runs on the loop.
+    meanwhile. Each byte is taken from the budget as it arrives; past the budget
+    the body is refused (:meth:`AtollHttpProtocol._direct_refused` runs on the
+    loop) and the rest of it is read and dropped. ``outcome`` says how it ended:
+    ``done`` (the whole body was read), ``timeout`` (no byte for the body timeout),
+    ``closed`` (the client closed, or the socket failed) or ``stopped``. Then
+    :meth:`AtollHttpProtocol._direct_done` runs on the loop.
     """
 
     def __init__(
@@ -530,6 +541,7 @@ class _DirectRead(threading.Thread):
         self.got = 0
         self.taken = 0
         self.stop = False
+        self.refused = False  # past the budget: what comes next is dropped
         self.outcome = "closed"
 
     def run(self) -> None:
@@ -548,24 +560,35 @@ class _DirectRead(threading.Thread):
             sock.settimeout(0.5)  # to look at ``stop`` now and then
             budget, timeout = self.sink.reader.budget, self.sink.reader.timeout
             target, want = self.target, len(self.target)
+            scratch: memoryview | None = None
+            at = 0  # bytes of the body read (kept, or dropped once refused)
             last = time.monotonic()
-            while self.got < want:
+            while at < want:
                 if self.stop:
                     return "stopped"
                 try:
-                    n = sock.recv_into(target[self.got :])
+                    if scratch is None:
+                        n = sock.recv_into(target[at:])
+                    else:
+                        n = sock.recv_into(scratch, min(want - at, len(scratch)))
                 except TimeoutError:
                     if time.monotonic() - last > timeout:
                         return "timeout"
                     continue
                 if n == 0:
                     return "closed"
-                if not budget.take(n):
-                    self.got += n  # read, not kept: the body is refused
-                    return "budget"
-                self.taken += n
-                self.got += n
+                at += n
                 last = self.sink.last = time.monotonic()
+                if scratch is not None:
+                    continue
+                if budget.take(n):
+                    self.taken += n
+                    self.got = at
+                else:  # refused: the reader answers 503 now; the rest is read and dropped,
+                    # so that the client reads the answer and the connection goes on
+                    self.refused = True
+                    self.loop.call_soon_threadsafe(self.proto._direct_refused, self)
+                    scratch = memoryview(bytearray(256 * 1024))
             return "done"
         finally:
             sock.close()
