@@ -24,12 +24,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from atoll.api.request import Request
 from atoll.errors import BodyTooLargeError, RequestError
+from atoll.http import bodies
 from atoll.http.bodies import (
     COPY_SLICE,
     DIRECT_BYTES,
     MIB,
     PRESIZE_BYTES,
+    REAP_BYTES,
     SEGMENT_BYTES,
     BodyBudget,
     BodyReader,
@@ -617,3 +620,39 @@ def _read_answer(sock: socket.socket) -> bytes:
 def parse(raw: bytes) -> tuple[int, bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     return (int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0), body
+
+
+def test_a_large_body_held_by_nothing_but_its_request_is_freed_when_it_ends() -> None:
+    sent = os.urandom(REAP_BYTES)
+
+    async def scenario() -> None:
+        budget = BodyBudget(64 * MIB)
+        reader = BodyReader(parts(sent[:MIB], sent[MIB:]), 64 * MIB, budget, len(sent))
+        request = Request("http://t/", method="POST", reader=reader)
+        assert hashlib.sha256(await request.bytes()).digest() == hashlib.sha256(sent).digest()
+        before = bodies.reaped
+        reader.release()
+        reader.dispose(request)
+        for _ in range(200):  # the reaper thread frees it (10 s at most)
+            if bodies.reaped > before:
+                break
+            await asyncio.sleep(0.05)
+        assert bodies.reaped == before + 1
+        with pytest.raises(RequestError, match="freed when the request ended"):
+            await request.bytes()
+
+    asyncio.run(scenario())
+
+
+def test_a_large_body_the_worker_keeps_is_not_freed() -> None:
+    sent = os.urandom(REAP_BYTES + 1)
+
+    async def scenario() -> None:
+        reader = BodyReader(parts(sent), 64 * MIB, BodyBudget(64 * MIB), None)
+        request = Request("http://t/", method="POST", reader=reader)
+        kept = await request.bytes()
+        reader.dispose(request)
+        assert await request.bytes() is kept
+        assert kept == sent
+
+    asyncio.run(scenario())

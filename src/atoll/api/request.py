@@ -220,6 +220,16 @@ class Request:
             split = self._split = urlsplit(self.url)
         return split
 
+    def _body_is(self, body: bytes) -> bool:
+        """Whether ``body`` is the body this request read (``http/bodies.py``)."""
+        return self._body is body
+
+    def _forget_body(self, reader: BodyReader) -> None:
+        """Drop the body read; ``reader`` answers a later read (``http/bodies.py``:
+        a large body is freed when its request ends)."""
+        self._body = None
+        self._reader = reader
+
     async def bytes(self) -> bytes:
         """The whole body. Raises :class:`~atoll.errors.BodyTooLargeError` past the limit."""
         if self._body is None:

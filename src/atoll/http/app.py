@@ -202,6 +202,8 @@ class AtollApp:
             self._finish(worker, method, "", scope, result, started)
         if result.pending:
             await run_pending(result)
+        if body is not None and body.large is not None and request is not None:
+            body.dispose(request)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -41,13 +41,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import BodyTooLargeError, RequestError
+
+if TYPE_CHECKING:
+    from atoll.api.request import Request
 
 __all__ = ["ATTACH_KEY", "DEFAULT_BODY_MEMORY", "Attach", "BodyBudget", "BodyReader", "BodySink"]
 
@@ -62,6 +67,9 @@ PRESIZE_BYTES = 1 * MIB
 COPY_SLICE = 1 * MIB
 #: Size of the pieces a large body without a ``Content-Length`` is kept in.
 SEGMENT_BYTES = 4 * MIB
+#: Bodies at least this large are freed off the loop once their request ends
+#: (:meth:`BodyReader.dispose`).
+REAP_BYTES = 8 * MIB
 #: What is left of a declared body for the server to read it on a thread of its own,
 #: straight into the body's bytes (``http/protocol.py``), instead of on its loop.
 DIRECT_BYTES = 4 * MIB
@@ -116,7 +124,7 @@ class BodyReader:
     body's bytes go straight from the connection into a :class:`BodySink`.
     """
 
-    __slots__ = ("attach", "budget", "declared", "held", "limit", "receive", "timeout")
+    __slots__ = ("attach", "budget", "declared", "held", "large", "limit", "receive", "timeout")
 
     def __init__(
         self,
@@ -135,6 +143,7 @@ class BodyReader:
         self.timeout = timeout
         self.attach = attach
         self.held = 0
+        self.large: bytes | None = None  # a body of REAP_BYTES or more it returned
 
     def _refuse(self) -> RequestError:
         self.release()
@@ -191,13 +200,29 @@ class BodyReader:
         finally:
             if attached and attach is not None:
                 attach(self.receive, None)
-        return await sink.body()
+        body = await sink.body()
+        if len(body) >= REAP_BYTES and _REAP:
+            self.large = body
+        return body
 
     def release(self) -> None:
         """Give back what this body held (once the request is over)."""
         if self.held:
             self.budget.give(self.held)
             self.held = 0
+
+    def dispose(self, request: Request) -> None:
+        """At the very end of ``request`` (its response sent, its ``wait_until`` work
+        done): if a large body it returned is held by nothing but ``request``, take it
+        from the request and free its pages on a thread of its own, without the GIL
+        (freeing 48 MiB holds the GIL and the loop for milliseconds). The request's
+        body cannot be read after this (:class:`~atoll.errors.RequestError`)."""
+        body, self.large = self.large, None
+        # Its references: ``body`` here, getrefcount's argument, and the request's.
+        if body is None or not request._body_is(body) or sys.getrefcount(body) != 3:
+            return
+        request._forget_body(_gone)
+        _reaper().put(body)
 
 
 class BodySink:
@@ -383,3 +408,47 @@ def _capi() -> tuple[Any, Any, Any, Any]:
     view.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
     # ctypes.memmove is a CFUNCTYPE function: ctypes releases the GIL around it.
     return new, address, ctypes.memmove, view
+
+
+#: Whether bodies are freed on the reaper thread (Linux's ``madvise``, CPython).
+_REAP = _PRESIZE and sys.platform.startswith("linux")
+#: Bodies freed by the reaper thread since the process started.
+reaped = 0
+
+
+async def _gone() -> bytes:
+    raise RequestError(
+        "this request's body was freed when the request ended (its response sent, "
+        "its wait_until work done)",
+        hint="read the body while the request runs, and keep the bytes if they are needed later",
+    )
+
+
+@functools.cache
+def _reaper() -> queue.SimpleQueue[bytes]:
+    """The queue of the thread that frees large bodies (started on first use)."""
+    import ctypes
+
+    work: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    address = _capi()[1]
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def run() -> None:
+        global reaped
+        while True:
+            body = work.get()
+            # Nothing else holds ``body``: its pages are given back to the kernel
+            # (MADV_DONTNEED, ctypes releases the GIL), only those wholly inside its
+            # data, never the allocator's headers around them; then it is freed.
+            start = address(body)
+            first, end = -(-start // page) * page, (start + len(body)) // page * page
+            if end > first:
+                madvise(first, end - first, 4)  # 4: MADV_DONTNEED
+            del body
+            reaped += 1
+
+    threading.Thread(target=run, name="atoll-body-reaper", daemon=True).start()
+    return work
