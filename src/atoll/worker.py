@@ -382,4 +382,4 @@ def request_id() -> str:
     they come from the process's PRNG (seeded from the OS, reseeded in a forked
     child by :mod:`random`) rather than a ``getrandom`` system call per request.
     """
-    return f"{_getrandbits(64):016x}"
+    return _getrandbits(64).to_bytes(8, "big").hex()  # 16 hex digits, as f"{n:016x}"

@@ -698,9 +698,7 @@ class _Cycle(RequestResponseCycle):
                 self.scope["http_version"],
                 status,
             )
-        content = [STATUS_LINE[status]]
-        for name, value in self.default_headers:
-            content += (name.lower(), b": ", value, b"\r\n")
+        content = [STATUS_LINE[status], _default_lines(self.default_headers)]
         for name, value in headers:
             content += (name.lower(), b": ", value, b"\r\n")
         if not self.keep_alive:
@@ -717,6 +715,22 @@ class _Cycle(RequestResponseCycle):
         if not self.keep_alive:
             self.transport.close()
         self.on_response()
+
+
+#: The last server headers written (``date``, ``server``) and their bytes. uvicorn makes a
+#: new list when the date changes (once a second); the list is held here, so an equal
+#: identity means the same headers. A race between loops only recomputes.
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``headers`` as the head lines ``send`` writes for them (names lowercased)."""
+    global _defaults
+    held, lines = _defaults
+    if held is not headers:
+        lines = b"".join(b"%s: %s\r\n" % (name.lower(), value) for name, value in headers)
+        _defaults = (headers, lines)
+    return lines
 
 
 class _Refused(Exception):

@@ -201,7 +201,7 @@ class Exports:
             fn = self._cache[name] = self._instance.function(name)
             # Found by plain lookup from now on (a warm instance's exports are read in
             # every request), unless the class holds the name.
-            if not hasattr(Exports, name):
+            if name not in _EXPORTS_OWN:
                 self.__dict__[name] = fn
         return fn
 
@@ -212,6 +212,11 @@ class Exports:
 
     def __contains__(self, name: object) -> bool:
         return name in self._instance.module.functions
+
+
+#: Names an attribute of :class:`Exports` itself answers: an export so named is found
+#: through ``__getattr__`` only (``exports["_cache"]``).
+_EXPORTS_OWN = frozenset(dir(Exports))
 
 
 class ExportFunction:
