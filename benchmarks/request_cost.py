@@ -1,0 +1,184 @@
+"""``python -m benchmarks.request_cost``: what one request costs the serving thread, in process.
+
+Drives ``examples/bench`` through atoll's own connection protocol (uvicorn's
+httptools protocol with atoll's bounds, ``http/protocol.py``) and the ASGI app,
+on one uvloop loop, with a transport that records what would be written: no
+sockets, no system calls, no other thread. What is left is the Python (and the
+wasm) a request costs around the worker — the part of a request's CPU that
+load on the machine does not change in kind.
+
+Two measures per route:
+
+- **CPU µs per request**: the thread's CPU time over ``--requests`` requests on
+  one keep-alive connection, the lowest of ``--rounds`` rounds (noise only adds);
+- **Python calls per request**: what ``cProfile`` counts (functions, methods and
+  builtins) over the same requests, divided by their number. It does not move
+  with load, so it compares two trees on a busy machine.
+
+``--bare`` measures uvicorn alone with a two-line ASGI app answering
+``Hello, world!``: the floor under atoll's own work. Run it from two trees
+(``PYTHONPATH=other/src``) to compare them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import pstats
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from benchmarks.servers import BENCH_WORKER
+
+__all__ = ["Recorder", "measure"]
+
+ROUTES = ("/hello", "/compute?n=1000", "/fresh?n=1000")
+DATE = b"Sun, 06 Dec 2026 03:22:06 GMT"
+App = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+class Recorder:
+    """A transport that keeps what the connection writes and wakes the driver."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.written: asyncio.Future[None] | None = None
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 8787), "peername": ("127.0.0.1", 5555)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        if self.written is not None and not self.written.done():
+            self.written.set_result(None)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+async def bare(
+    scope: MutableMapping[str, Any],
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+) -> None:
+    """The least an ASGI app does to answer (the ``--bare`` floor)."""
+    headers = [(b"content-type", b"text/plain;charset=UTF-8"), (b"content-length", b"13")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+async def measure(
+    app: App, route: str, requests: int, rounds: int, profile: bool
+) -> tuple[float, float, bytes]:
+    """(lowest CPU µs per request, Python calls per request, the last response)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from atoll.http.protocol import ConnectionPool, ServerLimits, protocol_class
+
+    limits = ServerLimits()
+    config = uvicorn.Config(
+        app,
+        http=protocol_class(limits, ConnectionPool(limits, 64)),
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        proxy_headers=False,
+    )
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", DATE), *config.encoded_headers]
+    loop = asyncio.get_running_loop()
+    proto: Any = config.http_protocol_class(  # type: ignore[call-arg]
+        config=config, server_state=state, app_state={}, _loop=loop
+    )
+    wire = Recorder()
+    proto.connection_made(wire)
+    request = f"GET {route} HTTP/1.1\r\nHost: localhost:8787\r\n\r\n".encode()
+
+    async def serve(count: int) -> None:
+        for _ in range(count):
+            wire.written = loop.create_future()
+            proto.data_received(request)
+            await wire.written
+            await asyncio.sleep(0)  # the request's task ends (its response hooks run)
+            wire.writes.clear()
+
+    await serve(2000)  # warm: caches, the warm instance, specialised bytecode
+    wire.written = loop.create_future()
+    proto.data_received(request)
+    await wire.written
+    last = b"".join(wire.writes)
+    await asyncio.sleep(0)
+    gc.collect()
+    gc.freeze()  # as the server does before serving
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.thread_time()
+        await serve(requests)
+        best = min(best, (time.thread_time() - started) / requests * 1e6)
+    calls = 0.0
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await serve(requests)
+        profiler.disable()
+        calls = pstats.Stats(profiler).total_calls / requests  # type: ignore[attr-defined]
+    gc.unfreeze()
+    return best, calls, last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("routes", nargs="*", default=list(ROUTES))
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--bare", action="store_true", help="uvicorn and a two-line app")
+    parser.add_argument("--no-calls", action="store_true", help="skip the cProfile count")
+    args = parser.parse_args()
+    os.environ.setdefault("ATOLL_KV", "memory")
+
+    async def run() -> None:
+        from atoll.http.app import AtollApp, SingleWorker
+        from atoll.worker import Runtime, load_worker
+
+        app: App = bare
+        if not args.bare:
+            worker = load_worker(BENCH_WORKER, runtime=Runtime(), dev=True)
+            app = AtollApp(SingleWorker(worker), dev=True)
+        for route in ["/hello"] if args.bare else args.routes:
+            cpu, calls, last = await measure(
+                app, route, args.requests, args.rounds, not args.no_calls
+            )
+            answer = last.rpartition(b"\r\n\r\n")[2][:40].decode(errors="replace")
+            print(
+                f"{route:18} {cpu:7.2f} µs CPU/request (lowest of {args.rounds})"
+                f"  {calls:6.1f} Python calls/request  → {answer!r}"
+            )
+
+    import uvloop
+
+    uvloop.run(run())
+
+
+if __name__ == "__main__":
+    main()
