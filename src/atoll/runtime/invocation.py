@@ -118,7 +118,11 @@ class Invocation:
         no stdin, stdout and stderr to the request log, the worker's ``[wasi]`` grants."""
         if self.wasi is None:
             self.wasi = WasiContext(
-                args=list(self.wasi_args), dirs=self.wasi_dirs, stdout_to_log=True
+                args=list(self.wasi_args),
+                dirs=self.wasi_dirs,
+                stdout_to_log=True,
+                # native backend: stdout and stderr to the log in C, without the GIL
+                native=BACKEND.log_stdio(self.log_book.counts),
             )
         return self.wasi
 

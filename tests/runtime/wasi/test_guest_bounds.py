@@ -370,6 +370,85 @@ def test_a_last_stderr_line_is_in_the_log_when_run_program_returns(
         CURRENT.reset(token)
 
 
+def _called_from_python(
+    runtime: Runtime, tmp_path: Path, body: str, pages: int = 1
+) -> tuple[list[str], list[str]]:
+    """Call export ``go`` of a guest as a Python worker does (the request's default WASI
+    context, no Stdio): (the request's log, the preview1 functions Python ran)."""
+    wasm = tmp_path / "guest.wasm"
+    wasm.write_bytes(wat(f'(module {IMPORTS} (memory (export "memory") {pages}) {body})'))
+    module = WasmModule.load("guest", wasm, cache=runtime.cache, linker=runtime.linker)
+    invocation = Invocation(runtime.engine, Limits(cpu_ms=5000), "rid", "w")
+    calls: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == preview1.__file__:
+            calls.append(frame.f_code.co_name)
+
+    token = CURRENT.set(invocation)
+    try:
+        instance = Instance.create(module, invocation.fresh_store(), invocation, invocation)
+        sys.setprofile(profile)
+        try:
+            instance.exports.go()
+        finally:
+            sys.setprofile(None)
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
+    return invocation.logs, calls
+
+
+WRITE = """
+  (func $out (param $fd i32) (param $at i32) (param $n i32)
+    (i32.store (i32.const 0) (local.get $at))
+    (i32.store (i32.const 4) (local.get $n))
+    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 64))))
+"""
+
+
+def test_stdout_and_stderr_of_a_module_called_from_python_go_to_the_log(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # one line being written for both (the default context's), then log.write, and a
+    # last line without its newline, logged when the request ends
+    body = f"""{WRITE}
+      (data (i32.const 1024) "a\\nb") (data (i32.const 1032) "c\\n") (data (i32.const 1040) "d")
+      (data (i32.const 1048) "\\n") (data (i32.const 1056) "tail")
+      (func (export "go")
+        (call $out (i32.const 1) (i32.const 1024) (i32.const 3))
+        (call $out (i32.const 2) (i32.const 1032) (i32.const 2))
+        (call $log (i32.const 1040) (i32.const 1))
+        (call $out (i32.const 1) (i32.const 1048) (i32.const 1))
+        (call $out (i32.const 2) (i32.const 1056) (i32.const 4)))"""
+    logs, calls = _called_from_python(runtime, tmp_path, body)
+    assert logs == ["a", "bc", "d", "", "tail"]
+    if BACKEND.name == "native":
+        assert calls == []  # fd_write to the log and log.write: C
+
+
+def test_a_stderr_flood_from_a_module_called_from_python_keeps_the_budget(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    body = f"""{WRITE}
+      (func (export "go") (local $i i32)
+        (memory.fill (i32.const 1024) (i32.const 122) (i32.const 65536))
+        (i32.store8 (i32.const 66559) (i32.const 10))
+        (loop $again
+          (call $out (i32.const 2) (i32.const 1024) (i32.const 65536))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 3000)))))"""
+    logs, calls = _called_from_python(runtime, tmp_path, body, pages=2)
+    line = (
+        "z" * MAX_LOG_LINE + f"… (cut at {MAX_LOG_LINE} bytes; {65535 - MAX_LOG_LINE} more dropped)"
+    )
+    kept = MAX_LOG_BYTES // len(line.encode())
+    assert logs[:-1] == [line] * kept
+    assert logs[-1].startswith(f"… {3000 - kept} lines / ")
+    if BACKEND.name == "native":
+        assert calls == []
+
+
 def test_atoll_log_write_in_a_loop_keeps_the_request_budget(
     runtime: Runtime, tmp_path: Path
 ) -> None:

@@ -173,6 +173,12 @@ class Backend(Protocol):
         ``log``: the request's ``RequestLog.counts``, for its stderr."""
         ...
 
+    def log_stdio(self, log: Any) -> Any:
+        """For a WASI context whose stdout and stderr go to the log (modules called from
+        Python): the object that writes them in C (a ``capi.Stdio``), or ``None``
+        (Python writes them). ``log``: the request's ``RequestLog.counts``."""
+        ...
+
     def log_counts(self, lines: list[str]) -> Any:
         """The counters of a request's log whose lines are ``lines`` (a
         ``logs.LogCounts``), or ``None`` for ``logs.RequestLog``'s own. Per request,

@@ -146,6 +146,13 @@ class NativeBackend:
         book = log if isinstance(log, capi.LogBook) else None
         meter.stdio = context.serve_stdio_in_c(capi.Stdio, book)
 
+    def log_stdio(self, log: Any) -> Any:
+        """A ``capi.Stdio`` writing stdout and stderr to ``log`` (a ``capi.LogBook``) in C;
+        ``fd_write`` finds it through the invocation (``native/wasi.c``, ``log_out``)."""
+        if not isinstance(log, capi.LogBook):
+            return None
+        return capi.Stdio(b"", b"", b"", 0, False, log)
+
     def log_counts(self, lines: list[str]) -> Any:
         """A ``capi.LogBook``: ``atoll:log.write`` keeps and counts lines in C (no GIL)."""
         return capi.LogBook(lines, MAX_LOG_LINES, MAX_LOG_BYTES, MAX_LOG_LINE)

@@ -239,10 +239,18 @@ static void collect_keeping_error(LogBookObject *b) {
 void atoll_log_detach(MeterObject *m) {
     LogBookObject *b = m->log;
     m->log = NULL;
+    StdioObject *out = m->out;
+    m->out = NULL;
     if (m->stdio != NULL) {
         LogBookObject *err = atoll_stdio_log(m->stdio);
         if (err != NULL && err != b)
             collect_keeping_error(err);
+    }
+    if (out != NULL) {
+        LogBookObject *err = atoll_stdio_log(out);
+        if (err != NULL && err != b)
+            collect_keeping_error(err);
+        Py_DECREF(out);
     }
     if (b == NULL)
         return;

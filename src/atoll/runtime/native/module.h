@@ -149,6 +149,9 @@ typedef struct {
      * otherwise. atoll:log.write finds the request's LogBook through it. */
     PyObject *invocation;
     LogBookObject *log;   /* that request's LogBook, once the guest logged (owned) */
+    /* Without a Stdio (a module called from Python): the Stdio of that request's default
+     * WASI context, whose stdout and stderr go to its log, once the guest wrote (owned) */
+    StdioObject *out;
 } MeterObject;
 
 /* The outermost call returned: the lines logged in C (atoll:log.write, a Stdio's stderr)
@@ -172,7 +175,7 @@ static inline long long meter_exit(MeterObject *m) {
     m->depth = 0;
     m->used_ns = thread_ns() - m->seg_ns;
     m->invocation = NULL;
-    if (m->log != NULL || m->stdio != NULL)
+    if (m->log != NULL || m->stdio != NULL || m->out != NULL)
         atoll_log_detach(m);
     return m->used_ns;
 }

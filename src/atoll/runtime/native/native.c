@@ -453,6 +453,7 @@ static PyMemberDef Meter_members[] = {
 static void Meter_dealloc(MeterObject *self) {
     Py_CLEAR(self->stdio);
     Py_CLEAR(self->log);
+    Py_CLEAR(self->out);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -376,15 +376,46 @@ static wt_trap_t *w_environ_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
     return fill(c, v, o->envc, o->env);
 }
 
+/* A module called from Python (no Stdio on the meter): the Stdio of the request's default
+ * WASI context (invocation.wasi_context(), made if need be, as preview1.context_for does),
+ * when its stdout and stderr go to the log in C; else NULL (Python serves). Takes the GIL
+ * once per outermost call that writes. */
+static StdioObject *log_out(MeterObject *mt) {
+    if (mt->out != NULL)
+        return mt->out;
+    if (mt->depth == 0 || mt->invocation == NULL)
+        return NULL;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *context = PyObject_CallMethod(mt->invocation, "wasi_context", NULL);
+    PyObject *to_log = context ? PyObject_GetAttrString(context, "stdout_to_log") : NULL;
+    PyObject *native = context ? PyObject_GetAttrString(context, "native") : NULL;
+    if (to_log == Py_True && native != NULL && Py_TYPE(native) == &StdioType &&
+        ((StdioObject *)native)->log != NULL) {
+        Py_INCREF(native);
+        mt->out = (StdioObject *)native;
+    }
+    if (PyErr_Occurred())
+        PyErr_Clear(); /* Python serves the call, and says what is wrong */
+    Py_XDECREF(native);
+    Py_XDECREF(to_log);
+    Py_XDECREF(context);
+    PyGILState_Release(g);
+    return mt->out;
+}
+
 /* fd_write(fd, iovs, count, nwritten): stdout within its limit, stderr to the log (with a
- * LogBook); else Python */
+ * LogBook); without a Stdio, stdout and stderr to the log (log_out); else Python */
 static wt_trap_t *w_fd_write(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
     if ((uint32_t)vals[2].i32 > WASI_IOV_MAX) { /* first, for any fd (as preview1.py) */
         ret_i32(vals, E_INVAL);
         return NULL;
     }
     StdioObject *o = mt->stdio;
-    int fd = vals[0].i32;
+    int fd = vals[0].i32, to_log = fd == 2;
+    if (o == NULL && (fd == 1 || fd == 2)) {
+        o = log_out(mt);
+        to_log = 1;
+    }
     if (o == NULL || !(fd == 1 || (fd == 2 && o->log != NULL)))
         return FALLBACK;
     guest_mem m;
@@ -405,7 +436,7 @@ static wt_trap_t *w_fd_write(MeterObject *mt, void *caller, wt_val_raw_t *vals) 
         }
         total += len;
     }
-    if (fd == 2) { /* to the log: at most WASI_LOG_WRITE_MAX bytes, a short write past it */
+    if (to_log) { /* at most WASI_LOG_WRITE_MAX bytes, a short write past it */
         uint32_t taken = 0;
         for (uint32_t i = 0; i < count && taken < WASI_LOG_WRITE_MAX; i++) {
             uint32_t ptr = get_u32(m.base + iovs + 8 * i), len = get_u32(m.base + iovs + 8 * i + 4);
