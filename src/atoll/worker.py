@@ -21,7 +21,7 @@ import logging
 import random
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,16 +138,19 @@ class Worker:
         #: The entry's ``async def scheduled(event, env, ctx)`` (Python entries), if any.
         self.scheduled = scheduled_handler(fetch)
 
-    async def handle(self, request: Request, request_id: str) -> Result:
-        """Serve one request. Never raises (but for cancellation): failures become responses."""
-        return await self._run(request_id, request, None)
+    def handle(self, request: Request, request_id: str) -> Coroutine[Any, Any, Result]:
+        """Serve one request: ``await worker.handle(request, rid)``. Never raises (but for
+        cancellation): failures become responses. (The coroutine is ``_run``'s own: one
+        frame less per request than an ``async def`` awaiting it.)"""
+        return self._run(request_id, request, None)
 
-    async def run_scheduled(self, event: ScheduledEvent, request_id: str) -> Result:
+    def run_scheduled(self, event: ScheduledEvent, request_id: str) -> Coroutine[Any, Any, Result]:
         """Run ``scheduled(event, env, ctx)`` once (a cron trigger fired), under the same
-        limits, log and outcome as a request. Never raises (but for cancellation). The
-        result's response stands for the run: 200 when it ended well, else the error page
-        (500, or 503 past a limit). A worker without ``scheduled`` is a 500 naming it."""
-        return await self._run(request_id, None, event)
+        limits, log and outcome as a request: ``await worker.run_scheduled(event, rid)``.
+        Never raises (but for cancellation). The result's response stands for the run:
+        200 when it ended well, else the error page (500, or 503 past a limit). A worker
+        without ``scheduled`` is a 500 naming it."""
+        return self._run(request_id, None, event)
 
     async def _scheduled(self, event: ScheduledEvent, ctx: ExecutionContext) -> Response:
         scheduled = self.scheduled

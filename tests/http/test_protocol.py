@@ -453,9 +453,13 @@ class _Wire:
     def resume_reading(self) -> None: ...
 
 
-def _exchange(app: object, requests: list[bytes]) -> list[tuple[list[bytes], bool]]:
+def _exchange(
+    app: object, requests: list[bytes], *, paused: bool = False
+) -> list[tuple[list[bytes], bool]]:
     """What the protocol writes for each request (each on a new connection), and
-    whether it closed the connection."""
+    whether it closed the connection. ``paused``: the connection's writing is paused
+    (its buffer full) while the app answers, and nothing may be written until it
+    resumes."""
     import uvicorn
     import uvloop
     from uvicorn.server import ServerState
@@ -483,9 +487,16 @@ def _exchange(app: object, requests: list[bytes]) -> list[tuple[list[bytes], boo
             )
             wire = _Wire()
             proto.connection_made(wire)
+            if paused:
+                proto.flow.pause_writing()
             proto.data_received(request)
             for _ in range(20):  # the request's task, the held head's flush
                 await asyncio.sleep(0)
+            if paused:
+                assert wire.out == [], request
+                proto.flow.resume_writing()
+                for _ in range(20):
+                    await asyncio.sleep(0)
             seen.append((wire.out, wire.closed))
             proto.connection_lost(None)
         return seen
@@ -523,14 +534,17 @@ def test_a_whole_response_in_one_call_is_the_response_send_makes(
     fast = _exchange(app, requests)
     plain = _exchange(without_respond, requests)
     through = _exchange(proxied, requests)
-    for request, one, other, third in zip(requests, fast, plain, through, strict=True):
-        # atoll-request-id differs from run to run on error pages: compare without it
-        def shown(seen: tuple[list[bytes], bool]) -> tuple[bytes, bool]:
-            raw = b"".join(seen[0])
-            lines = [line for line in raw.split(b"\r\n") if b"request" not in line]
-            return b"\r\n".join(lines), seen[1]
+    drained = _exchange(app, requests, paused=True)  # written once the connection drains
 
+    def shown(seen: tuple[list[bytes], bool]) -> tuple[bytes, bool]:
+        # atoll-request-id differs from run to run on error pages: compare without it
+        raw = b"".join(seen[0])
+        lines = [line for line in raw.split(b"\r\n") if b"request" not in line]
+        return b"\r\n".join(lines), seen[1]
+
+    for request, one, other, third in zip(requests, fast, plain, through, strict=True):
         assert shown(one) == shown(other) == shown(third), request
+    assert [shown(one) for one in drained] == [shown(one) for one in fast]
     # The common case goes out in one write, head and body together.
     assert fast[0][0] == [
         b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 03:22:06 GMT\r\nserver: t\r\n"

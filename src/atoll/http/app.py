@@ -177,14 +177,19 @@ class AtollApp:
                     body.release()
                     raise
         head = method == "HEAD"
-        result, wire = self._checked(result, worker, head=head)
+        try:
+            wire = wire_headers(result.response, head=head)
+        except Exception as exc:  # cannot be sent as written: an error page in its place
+            result, wire = self._refused(result, worker, exc, head=head)
         response = result.response
         respond = scope.get(RESPOND)
         if respond is not None and getattr(send, "__self__", None) is not respond.__self__:
             respond = None  # send is a proxy (the request runs on another loop): use it
         try:
             if respond is not None:  # atoll's own server: the whole response in one call
-                await respond(response.status, wire, b"" if head else response.body)
+                unfinished = respond(response.status, wire, b"" if head else response.body)
+                if unfinished is not None:  # the connection drains first, or send is used
+                    await unfinished
             else:
                 await send(
                     {"type": "http.response.start", "status": response.status, "headers": wire}
@@ -288,13 +293,21 @@ class AtollApp:
         self, result: Result, worker: Worker | None, *, head: bool
     ) -> tuple[Result, list[tuple[bytes, bytes]]]:
         """``result`` and its wire headers, or, when its response cannot be sent as
-        written, an error page in its place (502 for a whole-wasm worker, 500 for
-        the others) with the reason as the request's error. Once per request."""
+        written, an error page in its place (see :meth:`_refused`). Once per request."""
         try:
             return result, wire_headers(result.response, head=head)
-        except ResponseError as exc:
+        except Exception as exc:
+            return self._refused(result, worker, exc, head=head)
+
+    def _refused(
+        self, result: Result, worker: Worker | None, exc: Exception, *, head: bool
+    ) -> tuple[Result, list[tuple[bytes, bytes]]]:
+        """An error page in place of a response that ``wire_headers`` refused with ``exc``
+        (502 for a whole-wasm worker, 500 for the others), with the reason as the
+        request's error, and its wire headers."""
+        if isinstance(exc, ResponseError):
             error = exc
-        except Exception as exc:  # not a rule of wire_headers: still one clean error
+        else:  # not a rule of wire_headers: still one clean error
             error = ResponseError(f"the response cannot be sent: {exc!r}")
         error.status = 502 if worker is not None and worker.manifest.whole_wasm else 500
         name = worker.name if worker is not None else ""

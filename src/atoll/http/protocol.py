@@ -60,6 +60,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -658,11 +659,16 @@ class _Cycle(RequestResponseCycle):
     to a spare loop, with a proxied ``send``) sends through its proxy.
     """
 
-    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def respond(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Coroutine[Any, Any, None] | None:
         """Send ``status``, ``headers`` and ``body`` as one response, in one write: what
         ``send`` does for ``http.response.start`` then ``http.response.body`` (no
         ``more_body``), without the two messages or the held head. Once per request, at
-        most, by the app, instead of ``send``.
+        most, by the app, instead of ``send``. Returns None when it is done (written, or
+        the client is gone), else a coroutine to await that finishes it (the connection
+        must drain first, or the response goes through ``send``): no coroutine per
+        response in the common case.
 
         The caller checked ``headers`` as :func:`atoll.http.wire.wire_headers` does
         (names HTTP tokens, values without control characters, no hop-by-hop field).
@@ -680,11 +686,25 @@ class _Cycle(RequestResponseCycle):
             or self.scope["method"] == "HEAD"
             or self.response_started
         ):
-            await self.send({"type": "http.response.start", "status": status, "headers": headers})
-            await self.send({"type": "http.response.body", "body": body})
-            return
+            return self._send_both(status, headers, body)
         if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
+            return self._drain_then_write(status, headers, body)
+        self._write(status, headers, body)
+        return None
+
+    async def _send_both(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def _drain_then_write(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        await self.flow.drain()
+        self._write(status, headers, body)
+
+    def _write(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         if self.disconnected:
             return
         self.response_started = True
