@@ -5,15 +5,21 @@ Every request is answered ``ATTACHED SIZE SHA256``: whether the server took the
 sink the reader offered (the body went from the connection straight into it),
 the body's length and its sha256; ``/ignore`` answers ``ignored`` without
 reading the body; a refused body is answered with its status and message.
+``?mark=PATH`` creates ``PATH.attached`` once the server took the sink and
+``PATH.read`` once the body is read, then holds the body (and its budget) until
+``PATH.go`` exists.
 ``$ATOLL_TEST_BODY_BUDGET`` (bytes) sets the process's body budget (64 MiB).
 Run: ``python _bodies_app.py``; prints ``READY host port`` once it listens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from atoll.errors import RequestError
 from atoll.http.bodies import ATTACH_KEY, MIB, BodyBudget, BodyReader, BodySink
@@ -30,10 +36,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         offered = scope.get(ATTACH_KEY)
         attached: list[bool] = []
 
+        query = parse_qs(scope["query_string"].decode())
+        mark = query["mark"][0] if "mark" in query else None
+
         def attach(receive: Any, sink: BodySink | None) -> bool:
             took = bool(offered(receive, sink)) if offered is not None else False
             if sink is not None:
                 attached.append(took)
+                if mark and took:
+                    _touch(mark + ".attached")
             return took
 
         declared = dict(scope["headers"]).get(b"content-length")
@@ -43,6 +54,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await reader()
             answer = f"{attached == [True]} {len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+            if mark:
+                _touch(mark + ".read")
+                for _ in range(600):  # 30 s at most
+                    if _exists(mark + ".go"):
+                        break
+                    await asyncio.sleep(0.05)
         except RequestError as exc:
             status, answer = exc.status, str(exc).encode()
         finally:
@@ -50,6 +67,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [(b"content-length", str(len(answer)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": answer})
+
+
+def _touch(path: str) -> None:
+    Path(path).touch()
+
+
+def _exists(path: str) -> bool:
+    return Path(path).exists()
 
 
 def main() -> None:
