@@ -449,6 +449,72 @@ def test_a_stderr_flood_from_a_module_called_from_python_keeps_the_budget(
         assert calls == []
 
 
+def test_stateless_wasi_calls_of_a_module_called_from_python(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # clocks, random, sched_yield, stdio's fdstat/seek/close in a loop: the same answers
+    # on both backends, and on the native one no call reaches Python (no GIL per call)
+    imports = """
+      (import "wasi_snapshot_preview1" "clock_time_get"
+        (func $clock (param i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+      (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))"""
+    body = """
+      (func (export "go") (local $i i32)
+        (loop $again
+          (i32.store (i32.const 200) (call $clock (i32.const 1) (i64.const 0) (i32.const 100)))
+          (i32.store (i32.const 204) (call $random_get (i32.const 108) (i32.const 16)))
+          (i32.store (i32.const 208) (call $yield))
+          (i32.store (i32.const 212) (call $fdstat (i32.const 2) (i32.const 128)))
+          (i32.store (i32.const 216) (call $seek (i32.const 1) (i64.const 0) (i32.const 0)
+                                                (i32.const 160)))
+          (i32.store (i32.const 220) (call $close (i32.const 0)))
+          (i32.store (i32.const 224) (call $clock (i32.const 9) (i64.const 0) (i32.const 100)))
+          (i32.store (i32.const 228) (call $random_get (i32.const 65530) (i32.const 16)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 1000)))))"""
+    wasm = tmp_path / "guest.wasm"
+    source = f'(module {IMPORTS} {imports} (memory (export "memory") 1) {body})'
+    wasm.write_bytes(wat(source))
+    module = WasmModule.load("guest", wasm, cache=runtime.cache, linker=runtime.linker)
+    invocation = Invocation(runtime.engine, Limits(cpu_ms=5000), "rid", "w")
+    calls: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == preview1.__file__:
+            calls.append(frame.f_code.co_name)
+
+    token = CURRENT.set(invocation)
+    try:
+        instance = Instance.create(module, invocation.fresh_store(), invocation, invocation)
+        sys.setprofile(profile)
+        try:
+            instance.exports.go()
+        finally:
+            sys.setprofile(None)
+        memory = instance.memory.read(0, 256)
+    finally:
+        invocation.close()
+        CURRENT.reset(token)
+    errnos = u32s_of(memory, 200, 8)
+    assert errnos == [
+        SUCCESS,
+        SUCCESS,
+        SUCCESS,
+        SUCCESS,
+        preview1.SPIPE,
+        SUCCESS,
+        INVAL,
+        preview1.FAULT,
+    ]
+    assert memory[128] == preview1.FT_CHAR
+    assert int.from_bytes(memory[100:108], "little") > 0  # the monotonic clock
+    if BACKEND.name == "native":
+        assert calls == []
+
+
 def test_atoll_log_write_in_a_loop_keeps_the_request_budget(
     runtime: Runtime, tmp_path: Path
 ) -> None:

@@ -309,13 +309,47 @@ static inline uint32_t get_u32(const uint8_t *p) {
     return v;
 }
 
+/* A module called from Python (no Stdio on the meter): the Stdio of the request's default
+ * WASI context (invocation.wasi_context(), made if need be, as preview1.context_for does),
+ * when its stdout and stderr go to the log in C; else NULL (Python serves). Takes the GIL
+ * once per outermost call that writes. */
+static StdioObject *log_out(MeterObject *mt) {
+    if (mt->out != NULL)
+        return mt->out;
+    if (mt->depth == 0 || mt->invocation == NULL)
+        return NULL;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *context = PyObject_CallMethod(mt->invocation, "wasi_context", NULL);
+    PyObject *to_log = context ? PyObject_GetAttrString(context, "stdout_to_log") : NULL;
+    PyObject *native = context ? PyObject_GetAttrString(context, "native") : NULL;
+    if (to_log == Py_True && native != NULL && Py_TYPE(native) == &StdioType &&
+        ((StdioObject *)native)->log != NULL) {
+        Py_INCREF(native);
+        mt->out = (StdioObject *)native;
+    }
+    if (PyErr_Occurred())
+        PyErr_Clear(); /* Python serves the call, and says what is wrong */
+    Py_XDECREF(native);
+    Py_XDECREF(to_log);
+    Py_XDECREF(context);
+    PyGILState_Release(g);
+    return mt->out;
+}
+
 /* The functions below get the Meter of the caller's store, and serve a CGI run (a Stdio
- * on the meter): without one (a module called from Python), Python serves the call,
- * except an iovec count over WASI_IOV_MAX, refused first (a guest asking for millions
- * of iovecs in a loop would otherwise take the GIL per call for an EINVAL). */
+ * on the meter): without one, Python serves the call, except an iovec count over
+ * WASI_IOV_MAX, refused first (a guest asking for millions of iovecs in a loop would
+ * otherwise take the GIL per call for an EINVAL), and, for a module called from Python
+ * (its request's default context: log_out), stdout and stderr to the log and the calls
+ * that need no state of the run (clocks, random, sched_yield, stdio's fdstat, seek and
+ * close): a guest looping on any of them takes no GIL per call. */
 #define STDIO_OR_FALLBACK(o, mt)                                                               \
     StdioObject *o = (mt)->stdio;                                                             \
     if (o == NULL)                                                                             \
+        return FALLBACK
+/* for the calls that need no state of the run */
+#define STDIO_OR_LOG_OUT(mt)                                                                   \
+    if ((mt)->stdio == NULL && log_out(mt) == NULL)                                            \
         return FALLBACK
 
 static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
@@ -374,33 +408,6 @@ static wt_trap_t *w_environ_sizes_get(MeterObject *mt, void *c, wt_val_raw_t *v)
 static wt_trap_t *w_environ_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
     STDIO_OR_FALLBACK(o, mt);
     return fill(c, v, o->envc, o->env);
-}
-
-/* A module called from Python (no Stdio on the meter): the Stdio of the request's default
- * WASI context (invocation.wasi_context(), made if need be, as preview1.context_for does),
- * when its stdout and stderr go to the log in C; else NULL (Python serves). Takes the GIL
- * once per outermost call that writes. */
-static StdioObject *log_out(MeterObject *mt) {
-    if (mt->out != NULL)
-        return mt->out;
-    if (mt->depth == 0 || mt->invocation == NULL)
-        return NULL;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *context = PyObject_CallMethod(mt->invocation, "wasi_context", NULL);
-    PyObject *to_log = context ? PyObject_GetAttrString(context, "stdout_to_log") : NULL;
-    PyObject *native = context ? PyObject_GetAttrString(context, "native") : NULL;
-    if (to_log == Py_True && native != NULL && Py_TYPE(native) == &StdioType &&
-        ((StdioObject *)native)->log != NULL) {
-        Py_INCREF(native);
-        mt->out = (StdioObject *)native;
-    }
-    if (PyErr_Occurred())
-        PyErr_Clear(); /* Python serves the call, and says what is wrong */
-    Py_XDECREF(native);
-    Py_XDECREF(to_log);
-    Py_XDECREF(context);
-    PyGILState_Release(g);
-    return mt->out;
 }
 
 /* fd_write(fd, iovs, count, nwritten): stdout within its limit, stderr to the log (with a
@@ -508,7 +515,7 @@ static wt_trap_t *w_fd_read(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
 
 /* fd_fdstat_get(fd, out) for stdio: character devices, as the Python version */
 static wt_trap_t *w_fd_fdstat_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT(mt);
     int32_t fd = vals[0].i32;
     if (fd < 0 || fd > 2)
         return FALLBACK;
@@ -542,7 +549,7 @@ static wt_trap_t *w_fd_prestat_get(MeterObject *mt, void *caller, wt_val_raw_t *
 
 /* clock_time_get(id, precision: i64, out) */
 static wt_trap_t *w_clock_time_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT(mt);
     static const clockid_t ids[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID,
                                     CLOCK_THREAD_CPUTIME_ID};
     int32_t id = vals[0].i32;
@@ -567,7 +574,7 @@ static wt_trap_t *w_clock_time_get(MeterObject *mt, void *caller, wt_val_raw_t *
 
 /* random_get(buf, len) */
 static wt_trap_t *w_random_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT(mt);
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
         return FALLBACK;
@@ -607,7 +614,7 @@ static wt_trap_t *w_proc_exit(MeterObject *mt, void *caller, wt_val_raw_t *vals)
 
 /* fd_close(fd) on stdio: nothing to do (as the Python version) */
 static wt_trap_t *w_fd_close(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT(mt);
     if (vals[0].i32 < 0 || vals[0].i32 > 2)
         return FALLBACK;
     ret_i32(vals, E_SUCCESS);
@@ -616,7 +623,7 @@ static wt_trap_t *w_fd_close(MeterObject *mt, void *caller, wt_val_raw_t *vals) 
 
 /* fd_seek(fd, offset, whence, out) on stdio: not seekable */
 static wt_trap_t *w_fd_seek(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT(mt);
     if (vals[0].i32 < 0 || vals[0].i32 > 2)
         return FALLBACK;
     ret_i32(vals, E_SPIPE);
@@ -624,8 +631,7 @@ static wt_trap_t *w_fd_seek(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
 }
 
 static wt_trap_t *w_sched_yield(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
-    (void)o;
+    STDIO_OR_LOG_OUT(mt);
     ret_i32(vals, E_SUCCESS);
     return NULL;
 }
