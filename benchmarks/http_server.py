@@ -169,6 +169,7 @@ def server_specs(quick: bool) -> list[ServerSpec]:
     serve = [py, "-m", "benchmarks.http_server", "--serve"]
     specs = [
         ServerSpec("uvicorn, 1 loop", [*uvicorn, "--port", "{port}"]),
+        ServerSpec("serve loops=1", [*serve, "1", "--port", "{port}"]),
         ServerSpec("serve loops=2", [*serve, "2", "--port", "{port}"]),
         ServerSpec("serve loops=4", [*serve, "4", "--port", "{port}"]),
         ServerSpec("serve loops=8", [*serve, "8", "--port", "{port}"]),
@@ -394,9 +395,15 @@ TESTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 
-def run(quick: bool, only_servers: str | None, only_tests: str | None) -> str:
-    seconds = 2 if quick else 5
-    rounds = 1 if quick else 3
+def run(
+    quick: bool,
+    only_servers: str | None,
+    only_tests: str | None,
+    rounds: int | None = None,
+    seconds: int | None = None,
+) -> str:
+    seconds = seconds or (2 if quick else 5)
+    rounds = rounds or (1 if quick else 3)
     specs = [s for s in server_specs(quick) if _picked(s.name, only_servers)]
     tests = {name: t for name, t in TESTS.items() if _picked(name, only_tests)}
     results: dict[tuple[str, str], list[Result]] = {}
@@ -475,6 +482,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s, fewer servers")
     parser.add_argument("--servers", help="only servers whose name holds one of these (a,b)")
     parser.add_argument("--tests", help="only tests whose name holds one of these (a,b)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds per cell (default 3; 1 quick)"
+    )
+    parser.add_argument("--seconds", type=int, help="seconds per round (default 5; 2 quick)")
     parser.add_argument("--serve", type=int, metavar="LOOPS", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
@@ -484,9 +495,10 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
-    table = run(args.quick, args.servers, args.tests)
+    table = run(args.quick, args.servers, args.tests, args.rounds, args.seconds)
     print(table)
-    if args.servers is None and args.tests is None:  # a partial run leaves the doc alone
+    partial = args.servers or args.tests or args.rounds or args.seconds
+    if not partial:  # a partial run leaves the doc alone
         write_doc(table)
 
 
