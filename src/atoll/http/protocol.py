@@ -121,16 +121,22 @@ class ServerLimits:
     to believe those headers, and each request would pass through one more ASGI
     layer (uvicorn's ``ProxyHeadersMiddleware``) for nothing."""
 
-    stall_after: float = 0.025
+    stall_after: float = 0.010
     """Seconds the serving loop may go without its heartbeat (a callback every
     5 ms) before it counts as stalled: a spare loop then takes new connections
     until it beats again, and the request running on it is marked long (run on
-    a spare from then on). ``http/server.py`` explains the spares."""
-    spare_nice: int = 5
+    a spare from then on). ``http/server.py`` explains the spares. Short enough
+    that requests holding the loop for ~10 ms or more leave it (each one delays
+    every other request by as much); a loop that is only busy with many short
+    requests is never marked (a mark needs one request seen running at two
+    checks 5 ms apart)."""
+    spare_nice: int = 10
     """How much lower the CPU priority of the spare loops' threads is than the
     process's (Linux per-thread nice, 0 to 19): a guest spinning on a spare
-    then yields the CPU to the serving loop. A thread cannot raise its priority
-    again without privilege, and threads a spare starts inherit it."""
+    then yields the CPU to the serving loop and its clients. Too low a priority
+    (19) starves a spare that holds the GIL, and the serving loop waits for it.
+    A thread cannot raise its priority again without privilege, and threads a
+    spare starts inherit it."""
 
     def connection_caps(self, loops: int, fd_limit: int | None = None) -> tuple[int, int]:
         """The connection caps of the serving loop and of each spare loop.

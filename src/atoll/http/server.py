@@ -25,7 +25,7 @@ Threads, all started by one :func:`serve` call::
                          is stalled
 
 What happens when the serving loop stalls (no beat for
-:attr:`ServerLimits.stall_after`, 25 ms by default):
+:attr:`ServerLimits.stall_after`, 10 ms by default, while its thread is busy):
 
 1. The least busy spare starts accepting on a dup of the listener; when the
    serving loop beats again it stops (the listening fd only).
