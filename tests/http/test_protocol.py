@@ -542,8 +542,25 @@ def test_a_whole_response_in_one_call_is_the_response_send_makes(
         lines = [line for line in raw.split(b"\r\n") if b"request" not in line]
         return b"\r\n".join(lines), seen[1]
 
+    def foreign(seen: tuple[list[bytes], bool]) -> tuple[bytes, bool]:
+        # Without atoll.respond (another server), the app drops a 304's content-length.
+        raw, closed = shown(seen)
+        if raw.startswith(b"HTTP/1.1 304 ") or raw.startswith(b"HTTP/1.0 304 "):
+            raw = raw.replace(b"content-length: 10\r\n", b"")
+        return raw, closed
+
     for request, one, other, third in zip(requests, fast, plain, through, strict=True):
-        assert shown(one) == shown(other) == shown(third), request
+        assert shown(one) == shown(third), request
+        assert foreign(one) == shown(other), request
+    # A 304 keeps the content-length the worker wrote (the 200's), without a body, and
+    # the connection is kept alive: on the one-write path, and through send.
+    not_modified = requests.index(b"GET /not-modified HTTP/1.1\r\nHost: t\r\n\r\n")
+    for seen in (fast[not_modified], through[not_modified]):
+        assert b"".join(seen[0]) == (
+            b"HTTP/1.1 304 Not Modified\r\ndate: Sun, 06 Dec 2026 03:22:06 GMT\r\nserver: t\r\n"
+            b'etag: "e"\r\ncontent-length: 10\r\n\r\n'
+        )
+        assert seen[1] is False
     assert [shown(one) for one in drained] == [shown(one) for one in fast]
     # The common case goes out in one write, head and body together.
     assert fast[0][0] == [

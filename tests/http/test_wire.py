@@ -80,6 +80,9 @@ def test_head_and_304_may_describe_a_body_they_do_not_carry() -> None:
 def test_a_204_has_neither_body_nor_content_length() -> None:
     assert wire_headers(Response(None, status=204)) == []
     assert wire_headers(Response(None, status=204, headers={"content-length": "0"})) == []
+    # RFC 9110 §8.6: a 204 never carries one, whatever the worker wrote there.
+    for value in ("3", "not a number"):
+        assert wire_headers(Response(None, status=204, headers={"content-length": value})) == []
     with pytest.raises(ResponseError, match="a 204 response has no body, but this one has 1 bytes"):
         wire_headers(Response(b"x", status=204))
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 from atoll.api import Request, Response, ScheduledEvent
 from atoll.errors import BodyTooLargeError, ResponseError
 from atoll.http.bodies import ATTACH_KEY, BodyBudget, BodyReader
-from atoll.http.wire import wire_headers
+from atoll.http.wire import drop_length, wire_headers
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
 
@@ -183,7 +183,10 @@ class AtollApp:
             result, wire = self._refused(result, worker, exc, head=head)
         response = result.response
         respond = scope.get(RESPOND)
-        if respond is not None and getattr(send, "__self__", None) is not respond.__self__:
+        if respond is None:
+            if response.status == 304:  # another server may wait for the length's body
+                wire = drop_length(wire)
+        elif getattr(send, "__self__", None) is not respond.__self__:
             respond = None  # send is a proxy (the request runs on another loop): use it
         try:
             if respond is not None:  # atoll's own server: the whole response in one call

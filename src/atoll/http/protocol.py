@@ -678,25 +678,39 @@ class _Cycle(RequestResponseCycle):
 
         The caller checked ``headers`` as :func:`atoll.http.wire.wire_headers` does
         (names HTTP tokens, values without control characters, no hop-by-hop field).
-        A response uvicorn would frame otherwise (a HEAD request, a 204 or 304, no
-        ``content-length`` equal to the body's length) goes through ``send``.
+        A response without a body (a HEAD request, a 204 or 304; ``body`` is empty) is
+        written as it is, ``content-length`` included if there is one: it describes
+        the body a GET would get (RFC 9110 §8.6). A response with a body whose
+        ``content-length`` is missing or not its length goes through ``send``.
         """
-        length = None
-        for name, value in headers:
-            if name == b"content-length":
-                length = value
-        if (
-            length is None
-            or int(length) != len(body)
-            or status in (204, 304)
-            or self.scope["method"] == "HEAD"
-            or self.response_started
-        ):
+        if self.response_started:
             return self._send_both(status, headers, body)
+        if not (status in (204, 304) or self.scope["method"] == "HEAD"):
+            length = None
+            for name, value in headers:
+                if name == b"content-length":
+                    length = value
+            if length is None or int(length) != len(body):
+                return self._send_both(status, headers, body)
+        elif body:
+            return self._send_both(status, headers, body)  # uvicorn's checks say what is wrong
         if self.flow.write_paused and not self.disconnected:
             return self._drain_then_write(status, headers, body)
         self._write(status, headers, body)
         return None
+
+    def send(self, message: Any) -> Coroutine[Any, Any, None]:
+        """uvicorn's ``send``, but a 304 may carry the ``content-length`` of the body a
+        GET would get (RFC 9110 §8.6) without uvicorn waiting for that body (it would
+        fail the response: "content shorter than Content-Length"). Per ASGI message."""
+        if message.get("status") == 304 and not self.response_started:
+            return self._send_bodiless_head(message)
+        return super().send(message)
+
+    async def _send_bodiless_head(self, message: Any) -> None:
+        await super().send(message)
+        if self.response_started and not self.chunked_encoding:
+            self.expected_content_length = 0  # no body follows, whatever its length says
 
     async def _send_both(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes

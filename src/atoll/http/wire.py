@@ -17,8 +17,17 @@ The rules (see ``docs/limits.md``, "Responses"):
   server frames the message, not the worker;
 * a ``Content-Length`` the worker sets is one number equal to the body's
   length (to a HEAD request, or on a 304, it may describe the body a GET would
-  get when the body is empty); exactly one ``Content-Length`` is sent;
-* a 204 or 304 has no body.
+  get when the body is empty, RFC 9110 §8.6); exactly one ``Content-Length`` is
+  sent;
+* a 204 or 304 has no body. A 204 is sent without ``Content-Length`` (RFC 9110
+  §8.6 forbids one), whatever the worker wrote there; a 304 (and a response to
+  HEAD) keeps the one the worker wrote, and none is made up for it.
+
+atoll's own server (``http/protocol.py``) sends a 304 or HEAD response with its
+``Content-Length`` and no body, and keeps the connection alive. Under another
+ASGI server (``atoll.asgi``) the app drops the ``Content-Length`` of a 304
+(:func:`drop_length`): uvicorn's httptools protocol, for one, would wait for that
+many body bytes and fail the response.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from atoll.api import Headers, Response
 from atoll.api.headers import BAD_VALUE, TOKEN
 from atoll.errors import ResponseError
 
-__all__ = ["HOP_BY_HOP", "wire_headers"]
+__all__ = ["HOP_BY_HOP", "drop_length", "wire_headers"]
 
 #: Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus
 #: ``Proxy-Connection``, which some clients still send.
@@ -116,16 +125,24 @@ def _wire_headers(response: Response, head: bool) -> list[tuple[bytes, bytes]]:
             f"a {status} response has no body, but this one has {length} bytes",
             f"send an empty body with status {status}",
         )
+    if status == 204:
+        return out  # never a Content-Length on a 204 (RFC 9110 §8.6), even one the worker set
     sent = _declared_length(declared) if declared is not None else None
     if sent is not None and sent != length and not (length == 0 and (head or status == 304)):
         raise refuse(
             f"the response's Content-Length is {sent} but its body has {length} bytes",
             "leave Content-Length out (atoll sets it), or make it the body's length in bytes",
         )
-    if status == 204 or (status == 304 and sent is None):
-        return out  # no Content-Length on a 204 (RFC 9110 §8.6), nor a guessed one on a 304
+    if status == 304 and sent is None:
+        return out  # no guessed Content-Length on a 304: it would describe the 200's body
     out.append((b"content-length", str(length if sent is None else sent).encode("ascii")))
     return out
+
+
+def drop_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (from :func:`wire_headers`) without ``content-length``: a 304 sent
+    through an ASGI server other than atoll's own, by the app, once per such response."""
+    return [(name, value) for name, value in headers if name != b"content-length"]
 
 
 def _encode_value(name: str, value: object) -> bytes:
