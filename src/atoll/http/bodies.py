@@ -39,6 +39,7 @@ most :data:`COPY_SLICE` bytes with the loop free between them.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import functools
 import os
@@ -450,5 +451,5 @@ def _reaper() -> queue.SimpleQueue[bytes]:
             del body
             reaped += 1
 
-    threading.Thread(target=run, name="atoll-body-reaper", daemon=True).start()
+    _thread.start_new_thread(run, ())  # not Thread.start(): it waits for the thread to run
     return work
