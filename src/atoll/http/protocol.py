@@ -95,6 +95,8 @@ LINGER = 2.0
 #: ...and bytes: past them the connection is closed (reset), so that a client sending
 #: a head of many MiB costs the node this much reading, not its whole head.
 LINGER_BYTES = 1024 * 1024
+#: Bytes a body reader thread waits for before it wakes (``SO_RCVLOWAT``).
+DIRECT_LOWAT = 1024 * 1024
 #: Body bytes one event loop hands to requests' sinks per turn (:class:`BodyPacer`).
 PACE_BYTES = 256 * 1024
 
@@ -574,9 +576,13 @@ class _DirectRead:
             scratch: memoryview | None = None
             at = 0  # bytes of the body read (kept, or dropped once refused)
             last = time.monotonic()
+            low = 1
             while at < want:
                 if self.stop:
                     return "stopped"
+                if min(want - at, DIRECT_LOWAT) != low:  # wake this thread per MiB, not per
+                    low = min(want - at, DIRECT_LOWAT)  # segment: each wake takes the GIL
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, low)
                 try:
                     if scratch is None:
                         n = sock.recv_into(target[at:])
@@ -602,6 +608,9 @@ class _DirectRead:
                     scratch = memoryview(bytearray(256 * 1024))
             return "done"
         finally:
+            if low != 1:  # the socket is the connection's: as uvloop had it
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
             sock.close()
 
 
