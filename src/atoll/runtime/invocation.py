@@ -118,12 +118,10 @@ class Invocation:
         no stdin, stdout and stderr to the request log, the worker's ``[wasi]`` grants."""
         if self.wasi is None:
             self.wasi = WasiContext(
-                args=list(self.wasi_args),
-                dirs=self.wasi_dirs,
-                stdout_to_log=True,
-                # native backend: stdout and stderr to the log in C, without the GIL
-                native=BACKEND.log_stdio(self.log_book.counts),
+                args=list(self.wasi_args), dirs=self.wasi_dirs, stdout_to_log=True
             )
+            # native backend: its WASI calls in C, stdout and stderr to the log there too
+            BACKEND.serve_log_context(self.wasi, self.log_book.counts)
         return self.wasi
 
     def fresh_store(self) -> GuestStore:

@@ -173,10 +173,10 @@ class Backend(Protocol):
         ``log``: the request's ``RequestLog.counts``, for its stderr."""
         ...
 
-    def log_stdio(self, log: Any) -> Any:
-        """For a WASI context whose stdout and stderr go to the log (modules called from
-        Python): the object that writes them in C (a ``capi.Stdio``), or ``None``
-        (Python writes them). ``log``: the request's ``RequestLog.counts``."""
+    def serve_log_context(self, context: Any, log: Any) -> None:
+        """Serve in C, if this backend can, the WASI calls of ``context``, a context whose
+        stdout and stderr go to the log (a request's default one, for modules called from
+        Python); ``log``: the request's ``RequestLog.counts``. Once per request."""
         ...
 
     def log_counts(self, lines: list[str]) -> Any:

@@ -146,12 +146,13 @@ class NativeBackend:
         book = log if isinstance(log, capi.LogBook) else None
         meter.stdio = context.serve_stdio_in_c(capi.Stdio, book)
 
-    def log_stdio(self, log: Any) -> Any:
-        """A ``capi.Stdio`` writing stdout and stderr to ``log`` (a ``capi.LogBook``) in C;
-        ``fd_write`` finds it through the invocation (``native/wasi.c``, ``log_out``)."""
-        if not isinstance(log, capi.LogBook):
-            return None
-        return capi.Stdio(b"", b"", b"", 0, False, log)
+    def serve_log_context(self, context: Any, log: Any) -> None:
+        """Give ``context`` a ``capi.Stdio`` with its argv, environment, stdin and grants,
+        writing stdout and stderr to ``log`` (a ``capi.LogBook``): a store without a Stdio
+        of its own finds it through the invocation (``native/wasi.c``, ``log_out``) and
+        serves the calls in C (all but ``proc_exit``)."""
+        if isinstance(log, capi.LogBook):
+            context.serve_stdio_in_c(capi.Stdio, log)
 
     def log_counts(self, lines: list[str]) -> Any:
         """A ``capi.LogBook``: ``atoll:log.write`` keeps and counts lines in C (no GIL)."""

@@ -260,8 +260,8 @@ class PublicBackend:
     def is_interrupt(self, exc: BaseException) -> bool:
         return isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT
 
-    def log_stdio(self, log: Any) -> Any:
-        return None
+    def serve_log_context(self, context: Any, log: Any) -> None:
+        return None  # the WASI functions all run in Python
 
     def log_counts(self, lines: list[str]) -> Any:
         return None  # atoll:log.write runs in Python: RequestLog counts in Python

@@ -340,9 +340,10 @@ static StdioObject *log_out(MeterObject *mt) {
  * on the meter): without one, Python serves the call, except an iovec count over
  * WASI_IOV_MAX, refused first (a guest asking for millions of iovecs in a loop would
  * otherwise take the GIL per call for an EINVAL), and, for a module called from Python
- * (its request's default context: log_out), stdout and stderr to the log and the calls
- * that need no state of the run (clocks, random, sched_yield, stdio's fdstat, seek and
- * close): a guest looping on any of them takes no GIL per call. */
+ * (its request's default context, whose Stdio log_out finds), all but proc_exit: stdout
+ * and stderr to the log, argv, environ, stdin, prestat, and the calls that need no state
+ * of the run (clocks, random, sched_yield, stdio's fdstat, seek and close): a guest
+ * looping on any of them takes no GIL per call. */
 #define STDIO_OR_FALLBACK(o, mt)                                                               \
     StdioObject *o = (mt)->stdio;                                                             \
     if (o == NULL)                                                                             \
@@ -350,6 +351,12 @@ static StdioObject *log_out(MeterObject *mt) {
 /* for the calls that need no state of the run */
 #define STDIO_OR_LOG_OUT(mt)                                                                   \
     if ((mt)->stdio == NULL && log_out(mt) == NULL)                                            \
+        return FALLBACK
+/* for those that read the run's argv, environment, stdin or grants: the default context's
+ * Stdio holds them too (Invocation.wasi_context) */
+#define STDIO_OR_LOG_OUT_STATE(o, mt)                                                          \
+    StdioObject *o = (mt)->stdio != NULL ? (mt)->stdio : log_out(mt);                          \
+    if (o == NULL)                                                                             \
         return FALLBACK
 
 static inline void ret_i32(wt_val_raw_t *vals, int32_t v) {
@@ -394,19 +401,19 @@ static wt_trap_t *fill(void *caller, wt_val_raw_t *vals, Py_ssize_t count, PyObj
 }
 
 static wt_trap_t *w_args_sizes_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT_STATE(o, mt);
     return sizes(c, v, o->argc, o->args);
 }
 static wt_trap_t *w_args_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT_STATE(o, mt);
     return fill(c, v, o->argc, o->args);
 }
 static wt_trap_t *w_environ_sizes_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT_STATE(o, mt);
     return sizes(c, v, o->envc, o->env);
 }
 static wt_trap_t *w_environ_get(MeterObject *mt, void *c, wt_val_raw_t *v) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT_STATE(o, mt);
     return fill(c, v, o->envc, o->env);
 }
 
@@ -474,8 +481,10 @@ static wt_trap_t *w_fd_read(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
         ret_i32(vals, E_INVAL);
         return NULL;
     }
-    StdioObject *o = mt->stdio;
-    if (o == NULL || vals[0].i32 != 0)
+    if (vals[0].i32 != 0)
+        return FALLBACK;
+    StdioObject *o = mt->stdio != NULL ? mt->stdio : log_out(mt);
+    if (o == NULL)
         return FALLBACK;
     guest_mem m;
     if (guest_memory(caller, &m) < 0)
@@ -540,7 +549,7 @@ static wt_trap_t *w_fd_fdstat_get(MeterObject *mt, void *caller, wt_val_raw_t *v
 
 /* fd_prestat_get(fd, out): no folders granted -> no preopens */
 static wt_trap_t *w_fd_prestat_get(MeterObject *mt, void *caller, wt_val_raw_t *vals) {
-    STDIO_OR_FALLBACK(o, mt);
+    STDIO_OR_LOG_OUT_STATE(o, mt);
     if (o->has_dirs)
         return FALLBACK;
     ret_i32(vals, E_BADF);

@@ -155,8 +155,10 @@ class WasiContext:
         environ, stdin, stdout, fdstat, prestat, clock, random and proc_exit
         calls run in C; the Python functions keep working on the same state.
         ``log``: the request's ``capi.LogBook``, to which stderr then goes in C as
-        well, line by line (unless stderr is captured). Not for ``stdout_to_log``
-        contexts (their stdout goes to the log).
+        well, line by line (unless stderr is captured). For a ``stdout_to_log`` context
+        (a request's default one) the Stdio is not the meter's: C finds it through the
+        invocation, writes stdout to the log like stderr, and leaves ``proc_exit`` to
+        Python.
         """
         if self.stdout or self.stdin_pos:
             raise ValueError("serve_stdio_in_c: call it before the guest runs")
