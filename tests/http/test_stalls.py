@@ -228,3 +228,13 @@ def test_marks_are_bounded() -> None:
         routes.mark(scope("/x", f"h{i}.test".encode()))
     assert len(routes.marked) <= CAPACITY
     assert routes.lookup(scope("/x", f"h{CAPACITY * 2 - 1}.test".encode())) is not None
+
+
+def test_a_marked_path_is_logged_with_its_control_characters_escaped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routes = LongRoutes(quick=0.005)
+    with caplog.at_level("INFO", logger="atoll.http"):
+        routes.mark(scope("/a\nforged line"))
+    assert "a.test/a\\nforged line stalled the event loop" in caplog.text
+    assert "\nforged" not in caplog.text

@@ -166,7 +166,7 @@ class LongRoutes:
             return
         self.marked[key] = 0
         paths = self._paths[host] = self._paths.get(host, 0) + 1
-        _log.info("%s%s stalled the event loop: its requests run on a spare loop", *_show(key))
+        _log.info("%s stalled the event loop: its requests run on a spare loop", _show(key))
         if paths > PATHS_PER_HOST and (host,) not in self.marked:
             self.marked[(host,)] = 0
             _log.info("host %r has %d slow paths: all its requests run on a spare", host, paths)
@@ -199,9 +199,11 @@ class LongRoutes:
                 del self._paths[host]
 
 
-def _show(key: Key) -> tuple[str, str]:
+def _show(key: Key) -> str:
+    """``host/path`` for a log line, control characters escaped (a path is the client's)."""
     host = key[0].decode("latin-1") if key else "*"
-    return host, (key[1] if len(key) == 2 else "/*")
+    path = key[1] if len(key) == 2 else "/*"
+    return repr(host + path)[1:-1]
 
 
 class _Across:
