@@ -287,7 +287,8 @@ class _LoopServer(uvicorn.Server):
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.accept(False)
+        if self.spare:
+            self.accept(False)
         await super().shutdown(sockets)
 
     def cpu_time(self) -> float:
