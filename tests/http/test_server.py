@@ -7,6 +7,7 @@ reads the port its ``ready`` callback prints, and talks to it with httpx.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -47,9 +48,13 @@ class Running:
         return self.proc.wait(timeout)
 
 
-def start(tmp_path: Path, loops: int = 4, shutdown_timeout: float = 10.0) -> Running:
+def start(
+    tmp_path: Path, loops: int = 4, shutdown_timeout: float = 10.0, **limits: object
+) -> Running:
+    """Serve ``_server_app.py``; ``limits``: :class:`ServerLimits` fields to change."""
     log = tmp_path / "lifespan.log"
     env = {**os.environ, "ATOLL_TEST_LIFESPAN_LOG": str(log)}
+    env["ATOLL_TEST_LIMITS"] = json.dumps(limits)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_server_app.py"), str(loops), str(shutdown_timeout)],
