@@ -13,7 +13,11 @@ Threads, all started by one :func:`serve` call::
 
     caller's thread      the control loop: binds once, runs the app's ASGI lifespan
                          (startup and shutdown, once each), handles SIGINT/SIGTERM,
-                         stops the loops, and runs the stall watch (a check every 5 ms)
+                         stops the loops, and starts and stops the stall watch
+    atoll-watch          the stall watch: a native thread (atoll.runtime._native) that
+                         checks the serving loop's beat every 5 ms and takes the GIL
+                         only when it is late (without the extension: a timer on
+                         the control loop)
     atoll-http-0         the serving loop: uvloop + a uvicorn Server (lifespan off)
                          listening on a dup() of the socket (uvloop closes the fd it
                          is given); accepts and serves every connection while healthy;
@@ -260,7 +264,8 @@ class _LoopServer(uvicorn.Server):
         self.listener = listener
         self.spare = spare
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._cpu_clock: int | None = None
+        self.cpu_clock: int | None = None
+        self.on_beat: Callable[[], None] | None = None
         self.beats = 0
         self.last_beat = time.monotonic()
         self.offloaded = 0
@@ -273,7 +278,7 @@ class _LoopServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         with contextlib.suppress(AttributeError, OSError):  # not on every platform
-            self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+            self.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         self.lifespan.state.update(self._state)
         await super().startup(sockets)
         if not self.spare:
@@ -293,16 +298,18 @@ class _LoopServer(uvicorn.Server):
 
     def cpu_time(self) -> float:
         """CPU seconds this loop's thread has used (any thread may ask; 0 if unknown)."""
-        if self._cpu_clock is None:
+        if self.cpu_clock is None:
             return 0.0
         try:
-            return time.clock_gettime(self._cpu_clock)
+            return time.clock_gettime(self.cpu_clock)
         except OSError:  # the thread ended
             return 0.0
 
     def _beat(self) -> None:
         self.beats += 1
         self.last_beat = time.monotonic()
+        if self.on_beat is not None:
+            self.on_beat()
         assert self.loop is not None
         self.loop.call_later(BEAT_INTERVAL, self._beat)
 

@@ -5,15 +5,17 @@ loop*) and keeps ``loops - 1`` *spare loops* idle in their own threads. A
 synchronous wasm call blocks the loop that makes it for up to its CPU limit;
 this module keeps such a call from stopping the node:
 
-- :class:`StallWatch` runs on the control loop (``serve``'s own thread) every
-  :data:`WATCH_INTERVAL`. The serving loop beats every :data:`BEAT_INTERVAL`
-  (a timer callback). When it has not beaten for
+- :class:`StallWatch` checks every :data:`WATCH_INTERVAL`, on a native thread
+  (``atoll-watch``, from ``atoll.runtime._native``) that takes the GIL only
+  when the beat is late, so a healthy serving loop never shares the GIL with
+  it; without the extension, on the control loop (``serve``'s own thread).
+  The serving loop beats every :data:`BEAT_INTERVAL` (a timer callback). When it has not beaten for
   :attr:`~atoll.http.protocol.ServerLimits.stall_after` and its thread was busy
   on a CPU for half of that (else for :data:`STARVED` times as long: a thread
   that only waits for a CPU on a loaded machine is not stuck), a spare starts
   accepting on the listening socket, until the serving loop beats again.
 - The same watch reads the serving loop's current task
-  (:func:`asyncio.current_task` with that loop, from the control thread: a dict
+  (:func:`asyncio.current_task` with that loop, from the watch's thread: a dict
   lookup under the GIL in CPython 3.11-3.13, a scan of the thread states in
   3.14; made only while the loop is stalled). When one task is current at two
   stalled checks in a row with no beat between them, one step of it has run for
@@ -37,8 +39,8 @@ dropped when its offloaded requests ran quickly (under a quarter of
 (:data:`QUICK_RUNS` times :data:`PATHS_PER_HOST` for a host or everything).
 
 :class:`LongRoutes` and :class:`Offload` are used on the serving loop only
-(the watch marks through ``call_soon_threadsafe``); the watch's state is the
-control loop's.
+(the watch marks through ``call_soon_threadsafe``); the watch's state is its
+checks' (one thread at a time: the native thread, or the control loop).
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ thread used the CPU for at least half that time (it is busy: in wasm, in
 Python); one that did not (it waits for a CPU on a loaded machine, or blocks in
 a system call) counts as stalled after this many times ``stall_after``."""
 
+try:
+    from atoll.runtime._native import Watch as NativeWatch
+except ImportError:  # pragma: no cover - a source tree without its build: the Python watch
+    NativeWatch = None  # type: ignore[assignment,misc]
+
 _log = logging.getLogger("atoll.http")
 
 
@@ -100,6 +107,10 @@ class Serving(Protocol):
     loop: asyncio.AbstractEventLoop | None
     beats: int
     last_beat: float
+    cpu_clock: int | None
+    """Its thread's CPU clock id (:func:`time.pthread_getcpuclockid`), once it runs."""
+    on_beat: Callable[[], None] | None
+    """Called at each beat, on the serving loop (set by the native watch)."""
 
     def cpu_time(self) -> float:
         """CPU seconds its thread has used (readable from any thread)."""
@@ -285,8 +296,12 @@ class Offload:
 class StallWatch:
     """Watches the serving loop from the control loop (see the module docstring).
 
-    :meth:`start` once when every loop runs; :meth:`stop` once at shutdown. Each
-    check costs the control thread a GIL acquisition and a few attribute reads.
+    :meth:`start` once when every loop runs; :meth:`stop` once at shutdown.
+    With the native extension (``native``, the default when it is built) the
+    checks run on a native thread that takes the GIL only for a late beat
+    (:meth:`_late`, :meth:`_beaten` run there); the serving loop's heartbeat
+    calls its ``beat`` (set as ``serving.on_beat`` here). Without it each check
+    is a timer on the control loop and costs it a GIL acquisition.
     """
 
     def __init__(
@@ -295,6 +310,7 @@ class StallWatch:
         offload: Offload,
         spares: Sequence[Spare],
         stall_after: float,
+        native: bool = True,
     ) -> None:
         self.serving = serving
         self.offload = offload
@@ -309,19 +325,45 @@ class StallWatch:
         self._marked: asyncio.Task[Any] | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._native: NativeWatch | None = None
+        if native and NativeWatch is not None:
+            self._native = NativeWatch(
+                round(WATCH_INTERVAL * 1e9),
+                round(stall_after * 1e9),
+                STARVED,
+                self._late,
+                self._beaten,
+            )
+            serving.on_beat = self._native.beat
+
+    @property
+    def native(self) -> bool:
+        """True if the checks run on the native thread."""
+        return self._native is not None
 
     def start(self) -> None:
+        """Start checking (on the control loop, once every loop runs)."""
+        if self._native is not None:
+            clock = self.serving.cpu_clock
+            self._native.start(-1 if clock is None else clock)
+            return
         self._loop = asyncio.get_running_loop()
         self._handle = self._loop.call_later(WATCH_INTERVAL, self._check)
 
     def stop(self) -> None:
-        """Stop watching; a spare that accepts for the serving loop stops."""
+        """Stop watching; a spare that accepts for the serving loop stops.
+
+        The native thread is joined first: no check runs after this returns.
+        """
+        if self._native is not None:
+            self._native.stop()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._release()
 
     def _check(self) -> None:
+        """One check of the Python watch (the native one makes the same in C)."""
         assert self._loop is not None
         self._handle = self._loop.call_later(WATCH_INTERVAL, self._check)
         serving = self.serving
@@ -329,8 +371,7 @@ class StallWatch:
         if beats != self._beats:  # it beat since the last check
             self._beats = beats
             self._cpu0 = None
-            self._seen = None
-            self._release()
+            self._beaten()
             return
         if self._cpu0 is None:
             self._cpu0 = serving.cpu_time()
@@ -342,6 +383,16 @@ class StallWatch:
         busy = serving.cpu_time() - self._cpu0
         if busy < self.stall_after / 2 and silent < STARVED * self.stall_after:
             return
+        self._late(beats)
+
+    def _beaten(self) -> None:
+        """The serving loop beat again after a late check (the native watch calls it once)."""
+        self._seen = None
+        self._release()
+
+    def _late(self, beats: int) -> None:
+        """A check found the serving loop stalled (``beats``: its beat count, unchanged)."""
+        serving = self.serving
         if self.helper is None:
             self._help()
         task = asyncio.current_task(serving.loop)

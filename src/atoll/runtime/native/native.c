@@ -1282,7 +1282,7 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SigType) < 0 || PyType_Ready(&MeterType) < 0 || PyType_Ready(&BoundType) < 0 ||
         PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0 ||
-        PyType_Ready(&LogBookType) < 0)
+        PyType_Ready(&LogBookType) < 0 || PyType_Ready(&WatchType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
@@ -1301,6 +1301,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Ticker", (PyObject *)&TickerType) < 0 ||
         PyModule_AddObjectRef(m, "Stdio", (PyObject *)&StdioType) < 0 ||
         PyModule_AddObjectRef(m, "LogBook", (PyObject *)&LogBookType) < 0 ||
+        PyModule_AddObjectRef(m, "Watch", (PyObject *)&WatchType) < 0 ||
         PyModule_AddIntConstant(m, "LOG_WRITE_NATIVE", LOG_WRITE_NATIVE) < 0 ||
         PyModule_AddStringConstant(m, "INTERRUPT_MARKER", INTERRUPT_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SLOTS", MAX_SLOTS) < 0)
