@@ -8,17 +8,29 @@ directly.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from atoll.http.protocol import ServerLimits
-from atoll.http.stalls import CAPACITY, HOSTS, PATHS_PER_HOST, QUICK_RUNS, LongRoutes
+from atoll.http.stalls import (
+    BEAT_INTERVAL,
+    CAPACITY,
+    HOSTS,
+    PATHS_PER_HOST,
+    QUICK_RUNS,
+    LongRoutes,
+    Offload,
+    StallWatch,
+)
 from tests.http.test_server import Running, Spin, start
 
 SERVING = "atoll-http-0"
@@ -154,6 +166,13 @@ def test_spare_threads_run_at_the_configured_lower_priority(server: Running) -> 
     assert set(values) == {0, nice}
 
 
+def test_the_watch_runs_on_its_native_thread(server: Running) -> None:
+    names = [
+        comm.read_text().strip() for comm in Path(f"/proc/{server.proc.pid}/task").glob("*/comm")
+    ]
+    assert names.count("atoll-watch") == 1
+
+
 def _nice(stat: Path) -> int:
     return int(stat.read_text().rpartition(")")[2].split()[16])  # field 19 of proc(5)
 
@@ -248,3 +267,121 @@ def test_a_marked_path_is_logged_with_its_control_characters_escaped(
         routes.mark(scope("/a\nforged line"))
     assert "a.test/a\\nforged line stalled the event loop" in caplog.text
     assert "\nforged" not in caplog.text
+
+
+# -- StallWatch in process: the native watch and the Python fallback alike ------------------------
+
+
+class _Loop:
+    """An event loop running in its own thread (a serving loop or a spare for the watch)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        self.ready.wait()
+
+    def _run(self) -> None:
+        assert self.loop is not None
+        self.loop.call_soon(self.ready.set)
+        self.loop.run_forever()
+
+    def close(self) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+class _Serving(_Loop):
+    def __init__(self) -> None:
+        self.beats = 0
+        self.last_beat = time.monotonic()
+        self.cpu_clock: int | None = None
+        self.on_beat: Callable[[], None] | None = None
+        super().__init__()
+
+    def _run(self) -> None:
+        self.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        assert self.loop is not None
+        self.loop.call_soon(self._beat)
+        super()._run()
+
+    def _beat(self) -> None:
+        self.beats += 1
+        self.last_beat = time.monotonic()
+        if self.on_beat is not None:
+            self.on_beat()
+        assert self.loop is not None
+        self.loop.call_later(BEAT_INTERVAL, self._beat)
+
+    def cpu_time(self) -> float:
+        assert self.cpu_clock is not None
+        return time.clock_gettime(self.cpu_clock)
+
+
+class _Spare(_Loop):
+    offloaded = 0
+
+    def __init__(self) -> None:
+        self.accepts: list[bool] = []
+        super().__init__()
+
+    def accept(self, on: bool) -> None:
+        self.accepts.append(on)
+
+    def run_offloaded(self, app: Any, scope: Any, receive: Any, send: Any) -> Any:
+        raise AssertionError("nothing is offloaded here")
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_the_watch_hands_a_stall_to_a_spare_and_marks_the_request(native: bool) -> None:
+    serving, spare = _Serving(), _Spare()
+    stop_spinning = threading.Event()
+
+    async def spin(scope: Any, receive: Any, send: Any) -> None:
+        while not stop_spinning.is_set():  # busy on the serving loop until the watch acted
+            pass
+
+    routes = LongRoutes(quick=0.005)
+    offload = Offload(spin, routes, [spare])
+    watch = StallWatch(serving, offload, [spare], stall_after=0.010, native=native)
+    assert watch.native is native
+
+    async def control() -> None:
+        watch.start()
+        try:
+            assert serving.loop is not None
+            request = asyncio.run_coroutine_threadsafe(
+                offload(scope("/slow"), _never, _never), serving.loop
+            )
+            await _until(lambda: bool(spare.accepts) and watch._marked is not None)
+            stop_spinning.set()
+            await asyncio.wrap_future(request)
+            await _until(lambda: not spare.accepts[-1])  # beating again: the spare stops
+        finally:
+            watch.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(control(), 30))
+        assert spare.accepts == [True, False]
+        assert watch.stalls == 1
+        assert serving.loop is not None
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), serving.loop).result(5)
+        assert routes.lookup(scope("/slow")) == (b"a.test", "/slow")
+    finally:
+        stop_spinning.set()
+        serving.close()
+        spare.close()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while True:
+        if check():
+            return
+        await asyncio.sleep(0.005)
+
+
+async def _never(*args: Any) -> Any:
+    raise AssertionError("not called")

@@ -8,6 +8,7 @@ deadlines; nothing asserts how fast.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -22,6 +23,10 @@ MS = 1_000_000
 
 def native_threads() -> int:
     return len(os.listdir("/proc/self/task"))
+
+
+def running(watch: Watch) -> bool:
+    return watch.running
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -53,7 +58,9 @@ def test_it_calls_back_while_the_beat_is_late_and_once_when_it_resumes() -> None
         while time.monotonic() < end:  # beating every ms, far under the 800 ms it needs
             watch.beat()
             time.sleep(0.001)
-        assert calls.late == [] and calls.beat == 0 and watch.calls == 0
+        assert calls.late == []
+        assert calls.beat == 0
+        assert watch.calls == 0
         wait_for(lambda: len(calls.late) >= 2)  # silent: a call per check while late
         assert set(calls.late) == {watch.beats}
         assert calls.beat == 0
@@ -62,7 +69,8 @@ def test_it_calls_back_while_the_beat_is_late_and_once_when_it_resumes() -> None
         late = len(calls.late)
         watch.beat()
         time.sleep(0.05)
-        assert calls.beat == 1 and len(calls.late) == late  # beating: no call
+        assert calls.beat == 1
+        assert len(calls.late) == late
     finally:
         watch.stop()
 
@@ -87,7 +95,8 @@ def test_a_busy_silent_thread_is_late_after_stall_after() -> None:
     try:
         worker.join(30)
         assert not worker.is_alive()
-        assert calls.late and calls.late[0] == 0
+        assert calls.late
+        assert calls.late[0] == 0
     finally:
         watch.stop()
 
@@ -97,12 +106,12 @@ def test_stop_joins_the_thread_and_no_callback_runs_after_it() -> None:
     calls = Calls()
     watch = Watch(1 * MS, 1 * MS, 1, calls.on_late, calls.on_beat)  # late at every check
     watch.start(-1)
-    assert watch.running
+    assert running(watch)
     assert native_threads() == before + 1
     wait_for(lambda: len(calls.late) >= 3)
     watch.stop()
     stopped = len(calls.late)
-    assert not watch.running
+    assert not running(watch)
     assert native_threads() == before
     time.sleep(0.05)
     assert len(calls.late) == stopped
@@ -119,7 +128,7 @@ def test_start_and_stop_many_times_leaves_no_thread() -> None:
         if i % 2:
             watch.start(-1)
             if i % 4 == 1:
-                wait_for(lambda: bool(calls.late))  # stop while it calls back
+                wait_for(functools.partial(bool, calls.late))  # stop while it calls back
         watch.stop()
         del watch
     assert native_threads() == before
@@ -142,11 +151,12 @@ def test_a_failing_callback_is_reported_and_the_watch_goes_on(
         wait_for(lambda: len(late) >= 2)
     finally:
         watch.stop()
-    assert reported and isinstance(reported[0], ValueError)
+    assert reported
+    assert isinstance(reported[0], ValueError)
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         Watch(0, 1, 1, print, print)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="callable"):
         Watch(1, 1, 1, None, print)  # type: ignore[arg-type]
