@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -118,6 +119,16 @@ def test_stop_joins_the_thread_and_no_callback_runs_after_it() -> None:
     watch.stop()  # twice is fine
     with pytest.raises(RuntimeError):
         watch.start(-1)
+
+
+def test_stop_lets_the_callbacks_go() -> None:
+    calls = Calls()
+    gone = weakref.ref(calls)
+    watch = Watch(1 * MS, 1 * MS, 1, calls.on_late, calls.on_beat)
+    watch.start(-1)
+    watch.stop()
+    del calls
+    assert gone() is None  # no reference left in the stopped watch (it has no GC support)
 
 
 def test_start_and_stop_many_times_leaves_no_thread() -> None:

@@ -11,7 +11,7 @@
  *
  * stop() sets the stop flag while holding the GIL and joins the thread with the
  * GIL released; the thread re-checks the flag once it holds the GIL, so no
- * callback runs after stop() has returned.
+ * callback runs after stop() has returned. stop() then drops the callbacks.
  */
 #include "module.h"
 
@@ -175,6 +175,10 @@ static PyObject *Watch_stop(WatchObject *self, PyObject *unused) {
     int was = self->running;
     __atomic_store_n(&self->stop, 1, __ATOMIC_RELEASE);
     watch_stop(self);
+    /* the callbacks (bound methods of the Python watch, which holds this object's beat)
+     * would make a cycle this type does not collect: none is called any more */
+    Py_CLEAR(self->on_late);
+    Py_CLEAR(self->on_beat);
     if (was)
         Py_DECREF(self);
     Py_RETURN_NONE;
