@@ -93,8 +93,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -102,6 +102,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.lifespan.on import LifespanOn
 
 from atoll.errors import AtollError, ConfigError
+from atoll.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from atoll.http.protocol import ConnectionPool, ServerLimits, protocol_class, raise_fd_limit
 from atoll.http.stalls import BEAT_INTERVAL, LongRoutes, Offload, StallWatch
 
@@ -118,12 +119,6 @@ __all__ = [
     "serve",
 ]
 
-Scope: TypeAlias = MutableMapping[str, Any]
-Message: TypeAlias = MutableMapping[str, Any]
-Receive: TypeAlias = Callable[[], Awaitable[Message]]
-Send: TypeAlias = Callable[[Message], Awaitable[None]]
-ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
-"""An ASGI 3 application: ``await app(scope, receive, send)``."""
 
 DEFAULT_LOOPS = 4
 """Event loops per process: one serving loop and three spares. The spares are

@@ -49,8 +49,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeAlias, cast
+
+from atoll.http.asgi import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "BEAT_INTERVAL",
@@ -67,11 +69,6 @@ __all__ = [
     "StallWatch",
 ]
 
-Scope: TypeAlias = MutableMapping[str, Any]
-Message: TypeAlias = MutableMapping[str, Any]
-Receive: TypeAlias = Callable[[], Awaitable[Message]]
-Send: TypeAlias = Callable[[Message], Awaitable[None]]
-ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 Key: TypeAlias = tuple[bytes, str] | tuple[bytes] | tuple[()]
 """A marked route: ``(host, path)``, a whole host ``(host,)``, or every request ``()``."""
 
