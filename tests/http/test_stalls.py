@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from atoll.http.protocol import ServerLimits
+from atoll.http.server import _LoopServer
 from atoll.http.stalls import (
     BEAT_INTERVAL,
     CAPACITY,
@@ -30,6 +32,7 @@ from atoll.http.stalls import (
     LongRoutes,
     Offload,
     StallWatch,
+    Steps,
 )
 from tests.http.test_server import Running, Spin, start
 
@@ -202,6 +205,89 @@ def test_one_loop_has_no_spares(tmp_path: Path) -> None:
     finally:
         running.proc.kill()
         running.proc.communicate()
+
+
+# -- what an offloaded request's run counts ---------------------------------------------------------
+
+
+def _burn(seconds: float) -> None:
+    """Use ``seconds`` of this thread's CPU (whatever the machine's load: CPU, not wall)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def _offloaded(app: Any) -> Any:
+    """``_LoopServer.run_offloaded`` of a spare for ``app``, on the running loop."""
+    spare = SimpleNamespace(server_state=SimpleNamespace(tasks=set()))
+    return _LoopServer.run_offloaded(spare, app, scope("/x"), _never, _never)  # type: ignore[arg-type]
+
+
+def test_an_offloaded_run_counts_its_own_steps_not_its_neighbours() -> None:
+    # The regression: a spare running many requests at once (32 wrk connections on a JS
+    # route marked by its isolate's first build) counted, for each, the thread's CPU over
+    # the whole request, so other requests' work made every run "slow" and the route never
+    # came back to the serving loop. A request that only waits while another one burns
+    # 50 ms on the same loop is quick; the one that burns is not.
+    async def main() -> tuple[float, float]:
+        other_ran = asyncio.Event()
+
+        async def waits(scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(0)
+            await other_ran.wait()
+            await asyncio.sleep(0)
+
+        async def burns(scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(0)
+            _burn(0.05)
+            other_ran.set()
+
+        quick, slow = await asyncio.gather(_offloaded(waits), _offloaded(burns))
+        return quick, slow
+
+    quick, slow = asyncio.run(main())
+    assert slow >= 0.05
+    routes = LongRoutes(quick=0.025)
+    routes.mark(scope("/x"))
+    for _ in range(QUICK_RUNS):
+        routes.ran((b"a.test", "/x"), quick)
+    assert routes.lookup(scope("/x")) is None, quick  # its route comes back inline
+
+
+def test_steps_pass_results_errors_and_cancellation_through() -> None:
+    async def main() -> None:
+        async def answer() -> int:
+            await asyncio.sleep(0)
+            return 42
+
+        async def fails() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("boom")
+
+        cancelled = asyncio.Event()
+
+        async def forever() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        assert await Steps(answer()) == 42
+        with pytest.raises(ValueError, match="boom"):
+            await Steps(fails())
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_soon(future.set_result, "a future")
+        assert await Steps(future) == "a future"  # an awaitable that is not a coroutine
+        task = asyncio.ensure_future(Steps(forever()))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cancelled.is_set()
+
+    asyncio.run(main())
 
 
 # -- LongRoutes -------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ from uvicorn.lifespan.on import LifespanOn
 from atoll.errors import AtollError, ConfigError
 from atoll.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from atoll.http.protocol import ConnectionPool, ServerLimits, protocol_class, raise_fd_limit
-from atoll.http.stalls import BEAT_INTERVAL, LongRoutes, Offload, StallWatch
+from atoll.http.stalls import BEAT_INTERVAL, LongRoutes, Offload, StallWatch, Steps
 
 __all__ = [
     "DEFAULT_LOOPS",
@@ -355,7 +355,8 @@ class _LoopServer(uvicorn.Server):
     async def run_offloaded(
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> float:
-        """Run one request the serving loop offloaded; the CPU seconds this thread spent meanwhile.
+        """Run one request the serving loop offloaded; the most CPU seconds one step of it used
+        (not this thread's CPU meanwhile: that counts the other requests it ran).
 
         The request counts among this loop's tasks, so that a graceful shutdown waits for it.
         """
@@ -363,12 +364,12 @@ class _LoopServer(uvicorn.Server):
         assert task is not None
         tasks = self.server_state.tasks
         tasks.add(task)
-        start = time.thread_time()
+        steps = Steps(app(scope, receive, send))
         try:
-            await app(scope, receive, send)
+            await steps
         finally:
             tasks.discard(task)
-        return time.thread_time() - start
+        return steps.longest
 
 
 class _Control:

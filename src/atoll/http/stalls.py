@@ -34,9 +34,14 @@ bounded (:data:`CAPACITY`, oldest dropped first) and escalate: a host with
 more than :data:`PATHS_PER_HOST` marked paths is marked whole, and more than
 :data:`HOSTS` marked hosts mark every request, so that a client varying the
 path or host stalls the serving loop a bounded number of times. A mark is
-dropped when its offloaded requests ran quickly (under a quarter of
-``stall_after`` of the spare thread's CPU) :data:`QUICK_RUNS` times in a row
-(:data:`QUICK_RUNS` times :data:`PATHS_PER_HOST` for a host or everything).
+dropped when its offloaded requests ran quickly (no step of one, from an
+``await`` to the next, used a quarter of ``stall_after`` of the spare thread's
+CPU: :class:`Steps`) :data:`QUICK_RUNS` times in a row (:data:`QUICK_RUNS`
+times :data:`PATHS_PER_HOST` for a host or everything). A step is what holds a
+loop; the thread's CPU over the whole request is not evidence, as it counts
+what the spare's other requests ran while this one awaited (with a few dozen
+concurrent requests on a spare, a request of 0.1 ms counted ~5-10 ms and its
+route was never dropped).
 
 :class:`LongRoutes` and :class:`Offload` are used on the serving loop only
 (the watch marks through ``call_soon_threadsafe``); the watch's state is its
@@ -49,7 +54,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any, Protocol, TypeAlias, cast
 
 from atoll.http.asgi import ASGIApp, Receive, Scope, Send
@@ -67,6 +72,7 @@ __all__ = [
     "Serving",
     "Spare",
     "StallWatch",
+    "Steps",
 ]
 
 Key: TypeAlias = tuple[bytes, str] | tuple[bytes] | tuple[()]
@@ -126,7 +132,8 @@ class Spare(Protocol):
     def run_offloaded(
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> Coroutine[Any, Any, float]:
-        """Run ``app`` for one request on the spare's loop; the spare thread's CPU seconds."""
+        """Run ``app`` for one request on the spare's loop; the most CPU seconds one step
+        of it used (:class:`Steps`)."""
 
 
 def _host(scope: Scope) -> bytes:
@@ -147,7 +154,7 @@ class LongRoutes:
         self, quick: float, quick_runs: int = QUICK_RUNS, capacity: int = CAPACITY
     ) -> None:
         self.quick = quick
-        """A run under this many seconds of the spare thread's CPU counts as quick."""
+        """A run whose longest step used under this many CPU seconds counts as quick."""
         self.quick_runs = quick_runs
         self.capacity = capacity
         self.marked: dict[Key, int] = {}  # key -> quick runs in a row; order = least recent first
@@ -185,7 +192,7 @@ class LongRoutes:
             self._drop(next(iter(self.marked)))
 
     def ran(self, key: Key, cpu: float) -> None:
-        """An offloaded request under ``key`` finished, after ``cpu`` seconds of its spare's CPU."""
+        """An offloaded request under ``key`` finished; ``cpu``: its longest step's CPU seconds."""
         runs = self.marked.get(key)
         if runs is None:
             return
@@ -212,6 +219,50 @@ def _show(key: Key) -> str:
     host = key[0].decode("latin-1") if key else "*"
     path = key[1] if len(key) == 2 else "/*"
     return repr(host + path)[1:-1]
+
+
+class Steps:
+    """Awaits a coroutine and keeps the most thread CPU one of its steps used (``longest``).
+
+    A step runs from one suspension of the coroutine (an ``await`` that waits)
+    to the next, as the event loop runs it; what other tasks of the loop run
+    meanwhile is not counted. Used by a spare for each request it runs
+    offloaded (``await Steps(app(...))``); it adds two clock reads a step.
+    """
+
+    __slots__ = ("coro", "longest")
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        # An ASGI app may return any awaitable: one that is not a coroutine is awaited in one.
+        self.coro: Coroutine[Any, Any, Any] = (
+            awaitable if isinstance(awaitable, Coroutine) else _wait(awaitable)
+        )
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self.coro
+        clock = time.thread_time
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            start = clock()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                self.longest = max(self.longest, clock() - start)
+                return stop.value
+            except BaseException:
+                self.longest = max(self.longest, clock() - start)
+                raise
+            self.longest = max(self.longest, clock() - start)
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:  # thrown in by the task (cancelled) or close()
+                value, error = None, exc
+
+
+async def _wait(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class _Across:
