@@ -314,14 +314,9 @@ class JsIsolate:
         self, request: Request, ctx: ExecutionContext, invocation: Invocation
     ) -> Response:
         """Run one request's fetch handler to its response."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
         body = await request.bytes()
-        slot = self._next_slot
-        self._next_slot += 1
-        done: asyncio.Future[str] = loop.create_future()
-        record = _Record(slot, invocation, done)
-        self.records[slot] = record
+        record, done = self._open(invocation)
+        slot = record.slot
         keep = False
         try:
             headers = json.dumps(list(request.headers.items()))
@@ -373,11 +368,8 @@ class JsIsolate:
             if not keep:
                 self._finish(record)
 
-    async def run_scheduled(
-        self, cron: str, scheduled_time_ms: int, ctx: ExecutionContext, invocation: Invocation
-    ) -> None:
-        """Run one cron trigger's ``scheduled(controller, env, ctx)`` (or the service worker's
-        ``"scheduled"`` listeners) to its end; its ``waitUntil`` work goes to ``ctx``."""
+    def _open(self, invocation: Invocation) -> tuple[_Record, asyncio.Future[str]]:
+        """A new request's record in a fresh slot, and the future its settle resolves."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         slot = self._next_slot
@@ -385,6 +377,15 @@ class JsIsolate:
         done: asyncio.Future[str] = loop.create_future()
         record = _Record(slot, invocation, done)
         self.records[slot] = record
+        return record, done
+
+    async def run_scheduled(
+        self, cron: str, scheduled_time_ms: int, ctx: ExecutionContext, invocation: Invocation
+    ) -> None:
+        """Run one cron trigger's ``scheduled(controller, env, ctx)`` (or the service worker's
+        ``"scheduled"`` listeners) to its end; its ``waitUntil`` work goes to ``ctx``."""
+        record, done = self._open(invocation)
+        slot = record.slot
         keep = False
         try:
             # A float: STPyV8 passes a Python int as a 32-bit integer.
