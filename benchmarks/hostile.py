@@ -4,6 +4,8 @@ Run from the repository root::
 
     python -m benchmarks.hostile            # ~4 minutes; writes docs/benchmarks/hostile.md
     python -m benchmarks.hostile --quick    # ~30 s; writes build/benchmarks/hostile-quick.md
+    python -m benchmarks.hostile --only "big bodies" --rounds 3 --seconds 5  # some attacks,
+                                            # each round after its own no-attack phase (ditto)
 
 One ``atoll dev`` node (default options: 4 event loops, the server limits of
 docs/limits.md), started with the common default descriptor limits (``ulimit
@@ -456,8 +458,16 @@ def probe(node: Node, seconds: float, every: float = 0.01) -> tuple[list[float],
     return latencies, failures, rss
 
 
-def run(quick: bool, seconds: float, log: Callable[[str], None] = print) -> list[Phase]:
-    """Start the node; for each attack, measure with no attack, then under it; stop the node."""
+def run(
+    quick: bool,
+    seconds: float,
+    log: Callable[[str], None] = print,
+    only: list[str] | None = None,
+    rounds: int = 1,
+) -> list[Phase]:
+    """Start the node; for each attack (those whose name contains one of ``only``, if
+    given; all of them ``rounds`` times), measure with no attack, then under it; stop
+    the node."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096 <= hard or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attackers' sockets
@@ -467,7 +477,9 @@ def run(quick: bool, seconds: float, log: Callable[[str], None] = print) -> list
         node = start_node(folder, Path(tmp) / "node.log")
         try:
             probe(node, min(1.0, seconds))  # warm up: imports, compiled modules, first instances
-            for attack in attacks(quick):
+            chosen = [a for a in attacks(quick) if not only or any(o in a.name for o in only)]
+            for attack in [a for _ in range(rounds) for a in chosen]:
+                attack.outcomes.clear()
                 quiet = Phase("no attack", *probe(node, seconds))
                 with attack.running(node.port):
                     time.sleep(min(1.0, seconds / 2))  # let the attack build up
@@ -563,12 +575,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short phases, small bodies")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per phase")
     parser.add_argument("--out", type=Path, default=None, help="where to write the page")
+    parser.add_argument(
+        "--only", action="append", help="attacks whose name contains this (repeatable)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="run the attacks this many times")
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 12.0)
-    out = args.out or (QUICK_DOC if args.quick else DOC)
+    partial = args.quick or args.only or args.rounds != 1
+    out = args.out or (QUICK_DOC if partial else DOC)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    phases = run(args.quick, seconds)
+    phases = run(args.quick, seconds, only=args.only, rounds=args.rounds)
     page = render(
         phases,
         quick=args.quick,
