@@ -1,7 +1,7 @@
 """atoll's one C extension; everything else about the package is in pyproject.toml.
 
 ``atoll.runtime._native`` (src/atoll/runtime/native/: ``native.c``, ``wasi.c``, ``log.c``,
-``watch.c`` and their shared ``module.h``) holds the hot paths into wasmtime's C API. It links
+``watch.c``, ``bodyread.c`` and their shared ``module.h``) holds the hot paths into wasmtime's C API. It links
 against nothing (atoll.runtime.capi hands it the addresses of wasmtime-py's own
 C functions), so it needs only a C compiler and Python's headers at install
 time; scripts/setup.sh installs both on Debian.
@@ -15,6 +15,7 @@ NATIVE_SOURCES = [
     "src/atoll/runtime/native/wasi.c",
     "src/atoll/runtime/native/log.c",
     "src/atoll/runtime/native/watch.c",
+    "src/atoll/runtime/native/bodyread.c",
 ]
 
 setup(

@@ -8,7 +8,9 @@ reading the body; a refused body is answered with its status and message.
 ``?mark=PATH`` creates ``PATH.attached`` once the server took the sink and
 ``PATH.read`` once the body is read, then holds the body (and its budget) until
 ``PATH.go`` exists.
-``$ATOLL_TEST_BODY_BUDGET`` (bytes) sets the process's body budget (64 MiB).
+``$ATOLL_TEST_BODY_BUDGET`` (bytes) sets the process's body budget (64 MiB);
+``$ATOLL_TEST_BODY_READER`` which thread reads the rest of a large body: ``native``
+(``_native.BodyRead``; the default, and it must be built) or ``python``.
 Run: ``python _bodies_app.py``; prints ``READY host port`` once it listens.
 """
 
@@ -22,10 +24,17 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from atoll.errors import RequestError
+from atoll.http import protocol
 from atoll.http.bodies import ATTACH_KEY, MIB, BodyBudget, BodyReader, BodySink
 from atoll.http.server import Receive, Scope, Send, serve
 
 BUDGET = BodyBudget(int(os.environ.get("ATOLL_TEST_BODY_BUDGET", 64 * MIB)))
+_PROTOCOL = vars(protocol)
+if os.environ.get("ATOLL_TEST_BODY_READER", "native") == "python":
+    _PROTOCOL["NativeBodyRead"] = None
+else:  # the native reader is what a built node uses: the test must not pass without it
+    assert _PROTOCOL["NativeBodyRead"] is not None
+    assert isinstance(BUDGET.counter, _PROTOCOL["NativeBudget"])
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

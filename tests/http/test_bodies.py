@@ -368,12 +368,16 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture
 def body_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     """``_bodies_app.py`` served by ``atoll.http.server`` in a subprocess: (host, port).
-    An indirect parameter, if any, is its body budget in bytes."""
+    An indirect parameter, if any, is its body budget in bytes, or (budget, reader):
+    the thread that reads large bodies, ``native`` (default) or ``python``."""
     src = str(HERE.parents[1] / "src")
+    param = getattr(request, "param", 64 * MIB)
+    budget, reader = param if isinstance(param, tuple) else (param, "native")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-        "ATOLL_TEST_BODY_BUDGET": str(getattr(request, "param", 64 * MIB)),
+        "ATOLL_TEST_BODY_BUDGET": str(budget),
+        "ATOLL_TEST_BODY_READER": reader,
     }
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_bodies_app.py")],
@@ -524,6 +528,15 @@ def post_head(size: int, path: str = "/") -> bytes:
     return f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode()
 
 
+READERS = pytest.mark.parametrize(
+    "body_server",
+    [(64 * MIB, "native"), (64 * MIB, "python")],
+    indirect=True,
+    ids=["native", "python"],
+)
+
+
+@READERS
 def test_a_large_body_read_on_a_thread_arrives_whole_and_the_connection_goes_on(
     body_server: tuple[str, int],
 ) -> None:
@@ -545,7 +558,12 @@ def test_a_large_body_read_on_a_thread_arrives_whole_and_the_connection_goes_on(
         assert got[1].split(b" ", 1)[1] == expect(small).split(b" ", 1)[1]
 
 
-@pytest.mark.parametrize("body_server", [int(2.5 * DIRECT_BYTES)], indirect=True)
+@pytest.mark.parametrize(
+    "body_server",
+    [(int(2.5 * DIRECT_BYTES), "native"), (int(2.5 * DIRECT_BYTES), "python")],
+    indirect=True,
+    ids=["native", "python"],
+)
 def test_a_body_read_on_a_thread_is_refused_past_the_budget_and_gives_it_back(
     body_server: tuple[str, int], tmp_path: Path
 ) -> None:
@@ -588,6 +606,7 @@ def wait_for(path: str) -> None:
     raise AssertionError(f"{path} never came")
 
 
+@READERS
 def test_a_client_gone_while_a_thread_reads_its_body_gives_it_back(
     body_server: tuple[str, int],
 ) -> None:

@@ -52,6 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.errors import BodyTooLargeError, RequestError
 
+try:
+    from atoll.runtime._native import Budget as NativeBudget
+except ImportError:  # pragma: no cover - a source tree without its build: a lock and an int
+    NativeBudget = None  # type: ignore[assignment,misc]
+
 if TYPE_CHECKING:
     from atoll.api.request import Request
 
@@ -79,25 +84,52 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 class BodyBudget:
-    """Bytes of request bodies held by one process. Thread-safe: shared by its event loops.
+    """Bytes of request bodies held by one process. Thread-safe: shared by its event loops,
+    and by the native threads that read large bodies (``http/protocol.py``).
 
-    Created once per process (one per :class:`~atoll.http.app.AtollApp`).
+    Created once per process (one per :class:`~atoll.http.app.AtollApp`). The count
+    is :attr:`counter`: a native one (atomics, usable without the GIL) when the C
+    extension is built, else a lock and an int.
     """
 
     def __init__(self, limit: int = DEFAULT_BODY_MEMORY) -> None:
         if limit < 1:
             raise ValueError(f"the body memory budget must be positive, got {limit}")
         self.limit = limit
-        self.used = 0
         self.refused = 0
-        self._lock = threading.Lock()
+        self.counter: _Counter | NativeBudget = (
+            _Counter(limit) if NativeBudget is None else NativeBudget(limit)
+        )
+
+    @property
+    def used(self) -> int:
+        """Bytes reserved now."""
+        return self.counter.used
 
     def fits(self, size: int) -> bool:
         """Whether ``size`` more bytes would fit now (nothing is reserved)."""
-        return self.used + size <= self.limit
+        return self.counter.used + size <= self.limit
 
     def take(self, size: int) -> bool:
         """Reserve ``size`` bytes; False (nothing reserved) if that would pass the budget."""
+        return self.counter.take(size)
+
+    def give(self, size: int) -> None:
+        """Return ``size`` bytes reserved by :meth:`take`."""
+        self.counter.give(size)
+
+
+class _Counter:
+    """The budget's count without the C extension (what ``_native.Budget`` does with atomics)."""
+
+    __slots__ = ("_lock", "limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
         with self._lock:
             if self.used + size > self.limit:
                 return False
@@ -105,7 +137,6 @@ class BodyBudget:
             return True
 
     def give(self, size: int) -> None:
-        """Return ``size`` bytes reserved by :meth:`take`."""
         with self._lock:
             self.used -= size
 
@@ -171,12 +202,12 @@ class BodyReader:
             while True:
                 # An attached sink takes bytes without waking this task: the wait
                 # is for the end of the body, or for timeout seconds without a byte.
-                wait = self.timeout - (time.monotonic() - sink.last)
+                wait = self.timeout - (time.monotonic() - sink.last_byte())
                 try:
                     async with asyncio.timeout(max(wait, 0.0)):
                         message = await self.receive()
                 except TimeoutError:
-                    if time.monotonic() - sink.last < self.timeout:
+                    if time.monotonic() - sink.last_byte() < self.timeout:
                         continue
                     self.release()
                     raise RequestError(
@@ -235,12 +266,26 @@ class BodySink:
     ``data_received`` (without waking the request's task).
     """
 
-    __slots__ = ("chunks", "error", "fill", "last", "reader", "room", "segments", "size", "used")
+    __slots__ = (
+        "chunks",
+        "error",
+        "fill",
+        "last",
+        "progress",
+        "reader",
+        "room",
+        "segments",
+        "size",
+        "used",
+    )
 
     def __init__(self, reader: BodyReader) -> None:
         self.reader = reader
         self.size = 0
         self.last = time.monotonic()
+        #: While a thread reads the body straight into its bytes (``http/protocol.py``):
+        #: when it last read a byte (``time.monotonic()``).
+        self.progress: Callable[[], float] | None = None
         #: Why the body was refused (the reader raises it); bytes fed after it are dropped.
         self.error: RequestError | None = None
         self.chunks: list[bytes] = []  # a small body, or the first bytes of a large one
@@ -291,6 +336,21 @@ class BodySink:
             )
             return True
         return False
+
+    def last_byte(self) -> float:
+        """When the last byte of the body came (``time.monotonic()``)."""
+        progress = self.progress
+        return self.last if progress is None else max(self.last, progress())
+
+    def direct_into(self) -> tuple[bytes, int] | None:
+        """The presized ``bytes`` of a body kept in one (declared, not refused) and how
+        much of it is written, if at least :data:`DIRECT_BYTES` are still to come; else
+        None. The server may read the rest of the body straight into it on a native
+        thread (``http/protocol.py``), then call :meth:`add_direct`."""
+        fill = self.fill
+        if fill is None or self.error is not None or self.room - self.size < DIRECT_BYTES:
+            return None
+        return fill.out, self.size
 
     def direct_target(self) -> memoryview | None:
         """A writable view of what is still to come of a body kept in one presized

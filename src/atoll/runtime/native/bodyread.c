@@ -1,0 +1,428 @@
+/*
+ * Budget and BodyRead: the http layer's request bodies (atoll.http.bodies, atoll.http.protocol)
+ * read off the GIL.
+ *
+ * Budget is the process's body budget as a counter of bytes that native threads
+ * update too (atomics, no lock, no GIL): take(n) reserves n bytes unless the sum
+ * would pass the limit, give(n) returns them.
+ *
+ * BodyRead reads the rest of one request body from a socket straight into the
+ * body's bytes object, on a native thread that never takes the GIL. A thread that
+ * held it, even for a few microseconds per read, made the event loop wait for it
+ * when it was preempted while holding it (a bulk reader runs at a low CPU
+ * priority: the loop waited for the scheduler to give that thread the CPU again),
+ * and each hand-off can cost the switch interval (5 ms). So:
+ *
+ *   - the thread runs at SCHED_IDLE (else its nice raised by `nice`): any thread of
+ *     normal priority that wakes on its CPU preempts it at once;
+ *   - it wakes once per `lowat` bytes (SO_RCVLOWAT) and copies with recv();
+ *   - each byte kept is taken from the Budget as it arrives; past the budget the
+ *     body is refused (`refused`), and the rest of it is read and dropped;
+ *   - it tells the loop that something changed (refused, or it ended) by writing to
+ *     an eventfd (`notify_fd`) that the loop watches (add_reader), not by a callback.
+ *
+ * The object holds the bytes object it writes into (and a dup of the socket) until
+ * the thread ended and finish() ran. Lifecycle, all calls with the GIL on the loop:
+ * BodyRead(...) -> start() -> [stop()] -> the loop sees notify_fd readable -> state()
+ * ... until `outcome` is not RUNNING -> finish() (joins the ended thread, closes the
+ * fds). Dealloc of a running read stops and joins it (the stop eventfd wakes its poll
+ * at once).
+ */
+#include "module.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- Budget ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    long long limit;
+    long long used; /* atomic */
+} BudgetObject;
+
+static int budget_take(BudgetObject *b, long long n) {
+    long long used = __atomic_load_n(&b->used, __ATOMIC_RELAXED);
+    do {
+        if (used + n > b->limit)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&b->used, &used, used + n, 1, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return 1;
+}
+
+static PyObject *Budget_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *names[] = {"limit", NULL};
+    long long limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L:Budget", names, &limit))
+        return NULL;
+    if (limit < 1) {
+        PyErr_Format(PyExc_ValueError, "the body memory budget must be positive, got %lld", limit);
+        return NULL;
+    }
+    BudgetObject *b = (BudgetObject *)type->tp_alloc(type, 0);
+    if (b != NULL)
+        b->limit = limit;
+    return (PyObject *)b;
+}
+
+static PyObject *Budget_take(BudgetObject *b, PyObject *arg) {
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(budget_take(b, n));
+}
+
+static PyObject *Budget_give(BudgetObject *b, PyObject *arg) {
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    __atomic_sub_fetch(&b->used, n, __ATOMIC_ACQ_REL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Budget_get_used(BudgetObject *b, void *unused) {
+    return PyLong_FromLongLong(__atomic_load_n(&b->used, __ATOMIC_ACQUIRE));
+}
+
+static PyMethodDef Budget_methods[] = {
+    {"take", (PyCFunction)Budget_take, METH_O,
+     "take(n) -> bool: reserve n bytes; False (nothing reserved) if that would pass the limit"},
+    {"give", (PyCFunction)Budget_give, METH_O, "give(n): return n bytes reserved by take()"},
+    {NULL}};
+
+static PyMemberDef Budget_members[] = {
+    {"limit", T_LONGLONG, offsetof(BudgetObject, limit), READONLY, "bytes at most"},
+    {NULL}};
+
+static PyGetSetDef Budget_getset[] = {
+    {"used", (getter)Budget_get_used, NULL, "bytes reserved now", NULL}, {NULL}};
+
+PyTypeObject BudgetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Budget",
+    .tp_basicsize = sizeof(BudgetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Budget(limit): bytes of request bodies held by a process, shared with native "
+              "threads",
+    .tp_new = Budget_new,
+    .tp_methods = Budget_methods,
+    .tp_members = Budget_members,
+    .tp_getset = Budget_getset,
+};
+
+/* ---- BodyRead ---------------------------------------------------------------- */
+
+enum { BR_RUNNING = 0, BR_DONE = 1, BR_TIMEOUT = 2, BR_CLOSED = 3, BR_STOPPED = 4 };
+
+#define BR_SCRATCH (256 * 1024)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *body;        /* the bytes object written into (held until finish/dealloc) */
+    BudgetObject *budget;  /* held */
+    char *target;          /* body's data + start */
+    long long want;        /* bytes to read */
+    long long timeout_ns;  /* without a byte */
+    int lowat;
+    int nice;              /* if SCHED_IDLE is refused: raise the thread's nice by this */
+    int fd;                /* dup of the socket (owned) */
+    int notify_fd;         /* eventfd, thread -> loop (owned) */
+    int stop_fd;           /* eventfd, loop -> thread (owned) */
+    pthread_t thread;
+    int started;           /* a thread was started and not joined (GIL) */
+    /* written by the thread (atomics) */
+    long long got;         /* bytes kept (all taken from the budget) */
+    long long taken;       /* == got: kept bytes are taken first */
+    long long last_ns;     /* CLOCK_MONOTONIC of the last byte (or of the start) */
+    int refused;
+    int outcome;
+} BodyReadObject;
+
+static inline long long br_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void br_notify(BodyReadObject *r) {
+    uint64_t one = 1;
+    ssize_t ignored = write(r->notify_fd, &one, sizeof one);
+    (void)ignored; /* an eventfd write fails only when the counter would overflow */
+}
+
+static void br_set_lowat(int fd, int *current, long long left, int lowat) {
+    int low = left < lowat ? (int)left : lowat;
+    if (low < 1)
+        low = 1;
+    if (low != *current && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low, sizeof low) == 0)
+        *current = low;
+}
+
+static void br_lower_priority(BodyReadObject *r) {
+    struct sched_param param = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0)
+        return;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0) {
+        int nice = now + r->nice > 19 ? 19 : now + r->nice;
+        (void)setpriority(PRIO_PROCESS, (id_t)tid, nice);
+    }
+}
+
+static int br_read(BodyReadObject *r) {
+    char *scratch = NULL;
+    long long at = 0;
+    int low = 1, outcome = BR_DONE;
+    while (at < r->want) {
+        br_set_lowat(r->fd, &low, r->want - at, r->lowat);
+        long long idle = br_now_ns() - __atomic_load_n(&r->last_ns, __ATOMIC_RELAXED);
+        long long wait_ns = r->timeout_ns - idle;
+        if (wait_ns <= 0) {
+            outcome = BR_TIMEOUT;
+            break;
+        }
+        struct pollfd fds[2] = {{r->fd, POLLIN, 0}, {r->stop_fd, POLLIN, 0}};
+        int k = poll(fds, 2, (int)(wait_ns / 1000000 + 1));
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            outcome = BR_CLOSED;
+            break;
+        }
+        if (fds[1].revents) {
+            outcome = BR_STOPPED;
+            break;
+        }
+        if (k == 0)
+            continue; /* the timeout is checked at the top */
+        char *into;
+        size_t room;
+        if (scratch == NULL) {
+            into = r->target + at;
+            room = (size_t)(r->want - at);
+        } else {
+            into = scratch;
+            room = (size_t)(r->want - at < BR_SCRATCH ? r->want - at : BR_SCRATCH);
+        }
+        ssize_t n = recv(r->fd, into, room, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                continue;
+            outcome = BR_CLOSED;
+            break;
+        }
+        if (n == 0) {
+            outcome = BR_CLOSED;
+            break;
+        }
+        at += n;
+        __atomic_store_n(&r->last_ns, br_now_ns(), __ATOMIC_RELAXED);
+        if (scratch != NULL)
+            continue;
+        if (budget_take(r->budget, n)) {
+            __atomic_store_n(&r->taken, at, __ATOMIC_RELAXED);
+            __atomic_store_n(&r->got, at, __ATOMIC_RELEASE);
+        } else { /* refused: the loop answers 503 now; the rest is read and dropped, so
+                  * that the client reads the answer and the connection goes on */
+            scratch = malloc(BR_SCRATCH);
+            if (scratch == NULL) {
+                outcome = BR_CLOSED;
+                break;
+            }
+            __atomic_store_n(&r->refused, 1, __ATOMIC_RELEASE);
+            br_notify(r);
+        }
+    }
+    free(scratch);
+    if (low != 1) { /* the socket is the connection's: as its loop had it */
+        int one = 1;
+        (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    }
+    return outcome;
+}
+
+static void *br_main(void *arg) {
+    BodyReadObject *r = (BodyReadObject *)arg;
+    br_lower_priority(r);
+    int outcome = br_read(r);
+    __atomic_store_n(&r->outcome, outcome, __ATOMIC_RELEASE);
+    br_notify(r);
+    return NULL;
+}
+
+static void br_join(BodyReadObject *r) {
+    if (!r->started)
+        return;
+    r->started = 0;
+    uint64_t one = 1;
+    ssize_t ignored = write(r->stop_fd, &one, sizeof one);
+    (void)ignored;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(r->thread, NULL);
+    Py_END_ALLOW_THREADS
+}
+
+static void br_close_fds(BodyReadObject *r) {
+    int *fds[] = {&r->fd, &r->notify_fd, &r->stop_fd};
+    for (size_t i = 0; i < 3; i++) {
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    }
+}
+
+static PyObject *BodyRead_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *names[] = {"fd", "body", "start", "budget", "timeout_ns", "lowat", "nice", NULL};
+    int fd, lowat, nice;
+    Py_ssize_t start;
+    long long timeout_ns;
+    PyObject *body, *budget;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iSnO!Lii:BodyRead", names, &fd, &body, &start,
+                                     &BudgetType, &budget, &timeout_ns, &lowat, &nice))
+        return NULL;
+    /* a bytes of one byte may be CPython's shared singleton: never written into */
+    if (start < 0 || start >= PyBytes_GET_SIZE(body) || PyBytes_GET_SIZE(body) < 2) {
+        PyErr_SetString(PyExc_ValueError,
+                        "BodyRead: start must be within the body (of 2 bytes or more)");
+        return NULL;
+    }
+    if (timeout_ns < 1 || lowat < 1) {
+        PyErr_SetString(PyExc_ValueError, "BodyRead: timeout_ns and lowat must be positive");
+        return NULL;
+    }
+    BodyReadObject *r = (BodyReadObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    r->fd = r->notify_fd = r->stop_fd = -1;
+    r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    r->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->fd < 0 || r->notify_fd < 0 || r->stop_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(r);
+        return NULL;
+    }
+    r->body = Py_NewRef(body);
+    r->budget = (BudgetObject *)Py_NewRef(budget);
+    r->target = PyBytes_AS_STRING(body) + start;
+    r->want = PyBytes_GET_SIZE(body) - start;
+    r->timeout_ns = timeout_ns;
+    r->lowat = lowat;
+    r->nice = nice;
+    return (PyObject *)r;
+}
+
+static PyObject *BodyRead_start(BodyReadObject *r, PyObject *unused) {
+    if (r->started || r->notify_fd < 0 || r->body == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "BodyRead.start(): already started");
+        return NULL;
+    }
+    r->last_ns = br_now_ns();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int err = pthread_create(&r->thread, &attr, br_main, r);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    r->started = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *BodyRead_stop(BodyReadObject *r, PyObject *unused) {
+    if (r->stop_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t ignored = write(r->stop_fd, &one, sizeof one);
+        (void)ignored;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *BodyRead_ack(BodyReadObject *r, PyObject *unused) {
+    if (r->notify_fd >= 0) {
+        uint64_t count;
+        ssize_t ignored = read(r->notify_fd, &count, sizeof count);
+        (void)ignored;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *BodyRead_finish(BodyReadObject *r, PyObject *unused) {
+    if (r->started && __atomic_load_n(&r->outcome, __ATOMIC_ACQUIRE) == BR_RUNNING) {
+        PyErr_SetString(PyExc_RuntimeError, "BodyRead.finish(): the read has not ended");
+        return NULL;
+    }
+    br_join(r);
+    br_close_fds(r);
+    Py_CLEAR(r->body);
+    Py_RETURN_NONE;
+}
+
+static void BodyRead_dealloc(BodyReadObject *r) {
+    br_join(r);
+    br_close_fds(r);
+    Py_CLEAR(r->body);
+    Py_CLEAR(r->budget);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+#define BR_ATOMIC_GETTER(name, type, convert)                                   \
+    static PyObject *BodyRead_get_##name(BodyReadObject *r, void *unused) {    \
+        return convert(__atomic_load_n(&r->name, __ATOMIC_ACQUIRE));            \
+    }
+BR_ATOMIC_GETTER(got, long long, PyLong_FromLongLong)
+BR_ATOMIC_GETTER(taken, long long, PyLong_FromLongLong)
+BR_ATOMIC_GETTER(refused, int, PyBool_FromLong)
+BR_ATOMIC_GETTER(outcome, int, PyLong_FromLong)
+
+static PyObject *BodyRead_get_last(BodyReadObject *r, void *unused) {
+    return PyFloat_FromDouble((double)__atomic_load_n(&r->last_ns, __ATOMIC_ACQUIRE) / 1e9);
+}
+
+static PyObject *BodyRead_get_notify_fd(BodyReadObject *r, void *unused) {
+    return PyLong_FromLong(r->notify_fd);
+}
+
+static PyMethodDef BodyRead_methods[] = {
+    {"start", (PyCFunction)BodyRead_start, METH_NOARGS, "start(): start the reading thread"},
+    {"stop", (PyCFunction)BodyRead_stop, METH_NOARGS,
+     "stop(): ask the thread to stop (outcome STOPPED, unless it ended first)"},
+    {"ack", (PyCFunction)BodyRead_ack, METH_NOARGS, "ack(): clear notify_fd's readiness"},
+    {"finish", (PyCFunction)BodyRead_finish, METH_NOARGS,
+     "finish(): once outcome is not RUNNING: join the thread, close the fds, drop the body"},
+    {NULL}};
+
+static PyGetSetDef BodyRead_getset[] = {
+    {"got", (getter)BodyRead_get_got, NULL, "bytes read and kept (all taken from the budget)",
+     NULL},
+    {"taken", (getter)BodyRead_get_taken, NULL, "bytes taken from the budget", NULL},
+    {"refused", (getter)BodyRead_get_refused, NULL, "the budget refused the body", NULL},
+    {"outcome", (getter)BodyRead_get_outcome, NULL,
+     "0 running, 1 done, 2 timeout, 3 closed (or failed), 4 stopped", NULL},
+    {"last", (getter)BodyRead_get_last, NULL, "time.monotonic() of the last byte read", NULL},
+    {"notify_fd", (getter)BodyRead_get_notify_fd, NULL,
+     "readable when refused changed or the read ended (then call ack())", NULL},
+    {NULL}};
+
+PyTypeObject BodyReadType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.BodyRead",
+    .tp_basicsize = sizeof(BodyReadObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "BodyRead(fd, body, start, budget, timeout_ns, lowat, nice): read body[start:] "
+              "from the socket fd on a native thread, without the GIL",
+    .tp_new = BodyRead_new,
+    .tp_dealloc = (destructor)BodyRead_dealloc,
+    .tp_methods = BodyRead_methods,
+    .tp_getset = BodyRead_getset,
+};

@@ -1,0 +1,222 @@
+"""atoll.runtime._native.Budget and BodyRead: a request body read on a native thread.
+
+``http/protocol.py`` uses them to read the rest of a large body straight into its
+``bytes`` without the GIL. Here over a real socket pair: the bytes arrive exact,
+each is taken from the budget, past the budget the rest is read and dropped, and
+the thread ends for a closed peer, a stop, or a body that stops coming; the
+eventfd says so. Waits poll for what happened, with generous deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from atoll.runtime._native import BodyRead, Budget
+
+MIB = 1024 * 1024
+RUNNING, DONE, TIMEOUT, CLOSED, STOPPED = range(5)
+SECOND = 1_000_000_000
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def wait_ended(read: BodyRead, seconds: float = 20.0) -> None:
+    """Until the thread says it ended (the eventfd is readable and outcome is set)."""
+    deadline = time.monotonic() + seconds
+    while read.outcome == RUNNING:
+        left = deadline - time.monotonic()
+        assert left > 0, "the read never ended"
+        select.select([read.notify_fd], [], [], left)
+        read.ack()
+
+
+def send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(data)
+
+
+def test_the_budget_counts_and_refuses_past_its_limit() -> None:
+    budget = Budget(100)
+    assert budget.limit == 100
+    assert budget.take(60)
+    assert not budget.take(41)  # nothing reserved
+    assert budget.used == 60
+    assert budget.take(40)
+    budget.give(100)
+    assert budget.used == 0
+    with pytest.raises(ValueError, match="positive"):
+        Budget(0)
+
+
+def test_a_budget_shared_by_threads_never_passes_its_limit() -> None:
+    budget = Budget(1000)
+    taken = [0] * 8
+
+    def take(i: int) -> None:
+        for _ in range(10_000):
+            if budget.take(7):
+                taken[i] += 7
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(taken) == budget.used <= 1000
+    assert budget.used > 1000 - 7
+
+
+def test_a_body_arrives_whole_in_its_bytes_and_in_the_budget(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, server = pair
+    sent = os.urandom(9 * MIB + 13)
+    body = bytes(len(sent))  # a fresh bytes of that size (the server's is presized)
+    head = 1000  # bytes already kept by the loop
+    budget = Budget(64 * MIB)
+    read = BodyRead(server.fileno(), body, head, budget, 30 * SECOND, MIB, 10)
+    read.start()
+    sender = threading.Thread(target=client.sendall, args=(sent[head:],))
+    sender.start()
+    wait_ended(read)
+    sender.join(30)
+    assert read.outcome == DONE
+    assert (read.got, read.taken, read.refused) == (len(sent) - head, len(sent) - head, False)
+    assert budget.used == len(sent) - head
+    assert body[head:] == sent[head:]
+    assert time.monotonic() - read.last < 30
+    read.finish()
+    # the socket is untouched: the next bytes are the connection's
+    client.sendall(b"next request")
+    assert server.recv(100) == b"next request"
+
+
+def test_past_the_budget_the_body_is_refused_and_the_rest_is_read_and_dropped(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, server = pair
+    sent = os.urandom(8 * MIB)
+    body = bytes(len(sent))
+    budget = Budget(3 * MIB)
+    read = BodyRead(server.fileno(), body, 0, budget, 30 * SECOND, MIB, 10)
+    read.start()
+    sender = threading.Thread(target=client.sendall, args=(sent + b"after",))
+    sender.start()
+    wait_ended(read)
+    sender.join(30)
+    assert read.outcome == DONE  # the whole body was read, most of it dropped
+    assert read.refused
+    assert read.got == read.taken == budget.used <= 3 * MIB
+    assert body[: read.got] == sent[: read.got]
+    assert server.recv(100) == b"after"
+    read.finish()
+
+
+def test_a_client_gone_mid_body_ends_the_read_closed(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, server = pair
+    body = bytes(4 * MIB)
+    budget = Budget(64 * MIB)
+    read = BodyRead(server.fileno(), body, 0, budget, 30 * SECOND, MIB, 10)
+    read.start()
+    client.sendall(os.urandom(MIB + 5))
+    client.shutdown(socket.SHUT_WR)
+    wait_ended(read)
+    assert read.outcome == CLOSED
+    assert read.got == read.taken == budget.used == MIB + 5
+    read.finish()
+
+
+def test_a_body_that_stops_coming_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, server = pair
+    body = bytes(4 * MIB)
+    read = BodyRead(server.fileno(), body, 0, Budget(64 * MIB), SECOND // 5, MIB, 10)
+    read.start()
+    client.sendall(b"x" * 100)
+    wait_ended(read)
+    assert read.outcome == TIMEOUT
+    assert read.got == 100
+    read.finish()
+
+
+def test_stop_ends_the_thread_and_finish_joins_it(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    _, server = pair
+    before = native_threads()
+    read = BodyRead(server.fileno(), bytes(4 * MIB), 0, Budget(64 * MIB), 30 * SECOND, MIB, 10)
+    read.start()
+    with pytest.raises(RuntimeError, match="not ended"):
+        read.finish()
+    read.stop()
+    wait_ended(read)
+    assert read.outcome == STOPPED
+    read.finish()
+    assert native_threads() == before
+
+
+def test_a_running_read_dropped_stops_and_joins(pair: tuple[socket.socket, socket.socket]) -> None:
+    _, server = pair
+    before = native_threads()
+    read = BodyRead(server.fileno(), bytes(4 * MIB), 0, Budget(64 * MIB), 30 * SECOND, MIB, 10)
+    read.start()
+    del read
+    assert native_threads() == before
+
+
+def test_the_reading_thread_runs_at_idle_priority(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    _, server = pair
+    before = set(os.listdir("/proc/self/task"))
+    read = BodyRead(server.fileno(), bytes(4 * MIB), 0, Budget(64 * MIB), 30 * SECOND, MIB, 10)
+    read.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            new = set(os.listdir("/proc/self/task")) - before
+            if new:
+                break
+            assert time.monotonic() < deadline
+        (tid,) = new
+        for _ in range(1000):  # until the thread has set its policy
+            policy = os.sched_getscheduler(int(tid))
+            if policy == os.SCHED_IDLE:
+                break
+            time.sleep(0.01)
+        assert policy == os.SCHED_IDLE
+    finally:
+        read.stop()
+        wait_ended(read)
+        read.finish()
+
+
+def test_the_arguments_are_checked(pair: tuple[socket.socket, socket.socket]) -> None:
+    _, server = pair
+    with pytest.raises(ValueError, match="start"):
+        BodyRead(server.fileno(), bytes(10), 10, Budget(100), SECOND, MIB, 10)
+    with pytest.raises(ValueError, match="positive"):
+        BodyRead(server.fileno(), bytes(10), 0, Budget(100), 0, MIB, 10)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        BodyRead(-1, bytes(10), 0, Budget(100), SECOND, MIB, 10)
