@@ -658,14 +658,14 @@ def test_a_large_body_held_by_nothing_but_its_request_is_freed_when_it_ends() ->
         reader = BodyReader(parts(sent[:MIB], sent[MIB:]), 64 * MIB, budget, len(sent))
         request = Request("http://t/", method="POST", reader=reader)
         assert hashlib.sha256(await request.bytes()).digest() == hashlib.sha256(sent).digest()
-        before = bodies.reaped
+        before = bodies.reaped()
         reader.release()
         reader.dispose(request)
         for _ in range(200):  # the reaper thread frees it (10 s at most)
-            if bodies.reaped > before:
+            if bodies.reaped() > before:
                 break
             await asyncio.sleep(0.05)
-        assert bodies.reaped == before + 1
+        assert bodies.reaped() == before + 1
         with pytest.raises(RequestError, match="freed when the request ended"):
             await request.bytes()
 

@@ -54,8 +54,10 @@ from atoll.errors import BodyTooLargeError, RequestError
 
 try:
     from atoll.runtime._native import Budget as NativeBudget
+    from atoll.runtime._native import Reaper as _NativeReaper
 except ImportError:  # pragma: no cover - a source tree without its build: a lock and an int
     NativeBudget = None  # type: ignore[assignment,misc]
+    _NativeReaper = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from atoll.api.request import Request
@@ -247,7 +249,7 @@ class BodyReader:
         """At the very end of ``request`` (its response sent, its ``wait_until`` work
         done): if a large body it returned is held by nothing but ``request``, take it
         from the request and free its pages on a thread of its own, without the GIL
-        (freeing 48 MiB holds the GIL and the loop for milliseconds). The request's
+        (freeing 48 MiB holds the GIL and the loop for milliseconds): :func:`_reaper`. The request's
         body cannot be read after this (:class:`~atoll.errors.RequestError`)."""
         body, self.large = self.large, None
         # Its references: ``body`` here, getrefcount's argument, and the request's.
@@ -473,8 +475,14 @@ def _capi() -> tuple[Any, Any, Any, Any]:
 
 #: Whether bodies are freed on the reaper thread (Linux's ``madvise``, CPython).
 _REAP = _PRESIZE and sys.platform.startswith("linux")
-#: Bodies freed by the reaper thread since the process started.
-reaped = 0
+#: Bodies freed by the Python reaper thread (without the C extension) since the process
+#: started; :func:`reaped` counts both.
+_reaped = 0
+
+
+def reaped() -> int:
+    """How many large bodies the reaper has given back to the kernel since the process started."""
+    return _reaped + (_NATIVE_REAPER.reaped if _NATIVE_REAPER is not None else 0)
 
 
 async def _gone() -> bytes:
@@ -485,9 +493,16 @@ async def _gone() -> bytes:
     )
 
 
+def _reaper() -> _NativeReaper | queue.SimpleQueue[bytes]:
+    """Where :meth:`BodyReader.dispose` puts a body to free: the native reaper (its
+    thread never takes the GIL, and waking it never preempts the loop: it runs at
+    ``SCHED_IDLE``), else the queue of a Python thread (started on first use)."""
+    return _NATIVE_REAPER if _NATIVE_REAPER is not None else _python_reaper()
+
+
 @functools.cache
-def _reaper() -> queue.SimpleQueue[bytes]:
-    """The queue of the thread that frees large bodies (started on first use)."""
+def _python_reaper() -> queue.SimpleQueue[bytes]:
+    """The queue of the Python thread that frees large bodies (started on first use)."""
     import ctypes
 
     work: queue.SimpleQueue[bytes] = queue.SimpleQueue()
@@ -498,7 +513,7 @@ def _reaper() -> queue.SimpleQueue[bytes]:
     page = os.sysconf("SC_PAGE_SIZE")
 
     def run() -> None:
-        global reaped
+        global _reaped
         while True:
             body = work.get()
             # Nothing else holds ``body``: its pages are given back to the kernel
@@ -509,7 +524,11 @@ def _reaper() -> queue.SimpleQueue[bytes]:
             if end > first:
                 madvise(first, end - first, 4)  # 4: MADV_DONTNEED
             del body
-            reaped += 1
+            _reaped += 1
 
     _thread.start_new_thread(run, ())  # not Thread.start(): it waits for the thread to run
     return work
+
+
+#: The native reaper (``runtime/native/bodyread.c``), if the C extension is built.
+_NATIVE_REAPER = _NativeReaper() if _NativeReaper is not None and _REAP else None

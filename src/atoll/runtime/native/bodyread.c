@@ -2,6 +2,8 @@
  * Budget and BodyRead: the http layer's request bodies (atoll.http.bodies, atoll.http.protocol)
  * read off the GIL.
  *
+ * (Reaper, at the end, frees the pages of large bodies the same way.)
+ *
  * Budget is the process's body budget as a counter of bytes that native threads
  * update too (atomics, no lock, no GIL): take(n) reserves n bytes unless the sum
  * would pass the limit, give(n) returns them.
@@ -34,6 +36,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -175,6 +178,26 @@ static void br_lower_priority(BodyReadObject *r) {
         int nice = now + r->nice > 19 ? 19 : now + r->nice;
         (void)setpriority(PRIO_PROCESS, (id_t)tid, nice);
     }
+}
+
+/* A thread born at SCHED_IDLE (so that it never preempts the thread that creates it,
+ * not even before it runs), else at the creator's policy; it lowers itself anyway. */
+static int br_spawn(pthread_t *thread, void *(*run)(void *), void *arg) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    struct sched_param param = {0};
+    int err = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) ||
+              pthread_attr_setschedpolicy(&attr, SCHED_IDLE) ||
+              pthread_attr_setschedparam(&attr, &param) || pthread_create(thread, &attr, run, arg);
+    pthread_attr_destroy(&attr);
+    if (err == 0)
+        return 0;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    err = pthread_create(thread, &attr, run, arg);
+    pthread_attr_destroy(&attr);
+    return err;
 }
 
 static int br_read(BodyReadObject *r) {
@@ -327,11 +350,7 @@ static PyObject *BodyRead_start(BodyReadObject *r, PyObject *unused) {
         return NULL;
     }
     r->last_ns = br_now_ns();
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    int err = pthread_create(&r->thread, &attr, br_main, r);
-    pthread_attr_destroy(&attr);
+    int err = br_spawn(&r->thread, br_main, r);
     if (err != 0) {
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -425,4 +444,173 @@ PyTypeObject BodyReadType = {
     .tp_dealloc = (destructor)BodyRead_dealloc,
     .tp_methods = BodyRead_methods,
     .tp_getset = BodyRead_getset,
+};
+
+/* ---- Reaper ------------------------------------------------------------------ */
+
+/* Frees the pages of large bodies off the loop and off the GIL: put(body) (with the
+ * GIL, on the loop) holds the body and hands it to a native SCHED_IDLE thread, which
+ * gives the pages wholly inside its data back to the kernel (madvise MADV_DONTNEED:
+ * tens of MiB take milliseconds, which the loop must not spend); the object itself is
+ * released (its now empty pages unmapped, cheap) by the next put() or collect(), with
+ * the GIL. The thread never takes the GIL, and waking it never preempts the loop. */
+
+typedef struct reap_item {
+    PyObject *obj;
+    struct reap_item *next;
+} reap_item;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    reap_item *todo;
+    reap_item *done;
+    pthread_t thread;
+    int started;
+    int stop;
+    unsigned long long reaped; /* atomic */
+    long page;
+} ReaperObject;
+
+static void *reaper_main(void *arg) {
+    ReaperObject *r = (ReaperObject *)arg;
+    struct sched_param param = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->todo == NULL && !r->stop)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->stop)
+            break;
+        reap_item *batch = r->todo;
+        r->todo = NULL;
+        pthread_mutex_unlock(&r->mu);
+        reap_item *last = NULL;
+        int n = 0;
+        for (reap_item *it = batch; it != NULL; it = it->next) {
+            /* the object is held and read by no one: its contents may go */
+            uintptr_t start = (uintptr_t)PyBytes_AS_STRING(it->obj);
+            uintptr_t end = start + (uintptr_t)PyBytes_GET_SIZE(it->obj);
+            uintptr_t first = (start + r->page - 1) / r->page * r->page;
+            uintptr_t stop = end / r->page * r->page;
+            if (stop > first)
+                (void)madvise((void *)first, stop - first, MADV_DONTNEED);
+            last = it;
+            n++;
+        }
+        pthread_mutex_lock(&r->mu);
+        last->next = r->done;
+        r->done = batch;
+        __atomic_add_fetch(&r->reaped, (unsigned long long)n, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Release the objects whose pages went back (GIL held). */
+static void reaper_collect(ReaperObject *r) {
+    pthread_mutex_lock(&r->mu);
+    reap_item *done = r->done;
+    r->done = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (done != NULL) {
+        reap_item *next = done->next;
+        Py_DECREF(done->obj);
+        PyMem_RawFree(done);
+        done = next;
+    }
+}
+
+static PyObject *Reaper_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (!PyArg_ParseTuple(args, ":Reaper"))
+        return NULL;
+    ReaperObject *r = (ReaperObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->page = sysconf(_SC_PAGESIZE);
+    return (PyObject *)r;
+}
+
+static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
+    if (!PyBytes_CheckExact(body)) {
+        PyErr_SetString(PyExc_TypeError, "Reaper.put() takes a bytes object");
+        return NULL;
+    }
+    reaper_collect(r);
+    if (!r->started) {
+        int err = br_spawn(&r->thread, reaper_main, r);
+        if (err != 0) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        r->started = 1;
+    }
+    reap_item *it = PyMem_RawMalloc(sizeof *it);
+    if (it == NULL)
+        return PyErr_NoMemory();
+    it->obj = Py_NewRef(body);
+    pthread_mutex_lock(&r->mu);
+    it->next = r->todo;
+    r->todo = it;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reaper_collect(ReaperObject *r, PyObject *unused) {
+    reaper_collect(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reaper_get_reaped(ReaperObject *r, void *unused) {
+    return PyLong_FromUnsignedLongLong(__atomic_load_n(&r->reaped, __ATOMIC_ACQUIRE));
+}
+
+static void Reaper_dealloc(ReaperObject *r) {
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(r->thread, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    reaper_collect(r);
+    reap_item *todo = r->todo;
+    r->todo = NULL;
+    while (todo != NULL) { /* put but never reaped: released whole */
+        reap_item *next = todo->next;
+        Py_DECREF(todo->obj);
+        PyMem_RawFree(todo);
+        todo = next;
+    }
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef Reaper_methods[] = {
+    {"put", (PyCFunction)Reaper_put, METH_O,
+     "put(body): give body's pages back on the reaper thread, then release it (the caller "
+     "holds no other reference that is read)"},
+    {"collect", (PyCFunction)Reaper_collect, METH_NOARGS,
+     "collect(): release the bodies whose pages went back"},
+    {NULL}};
+
+static PyGetSetDef Reaper_getset[] = {
+    {"reaped", (getter)Reaper_get_reaped, NULL, "bodies whose pages went back", NULL}, {NULL}};
+
+PyTypeObject ReaperType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Reaper",
+    .tp_basicsize = sizeof(ReaperObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Reaper(): frees the pages of large bodies on a native thread, without the GIL",
+    .tp_new = Reaper_new,
+    .tp_dealloc = (destructor)Reaper_dealloc,
+    .tp_methods = Reaper_methods,
+    .tp_getset = Reaper_getset,
 };

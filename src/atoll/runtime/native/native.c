@@ -17,7 +17,8 @@
  *   caller_memory    (address, length) of the calling instance's memory
  *   caller_cpu_left  the CPU a host function's caller may still use (long host loops)
  *   Ticker           the engine's epoch ticker as a native thread (no GIL)
- *   Budget, BodyRead request bodies read from a socket on a native thread (bodyread.c)
+ *   Budget, BodyRead request bodies read from a socket on a native thread (bodyread.c),
+ *   Reaper           and their pages freed on one
  *
  * The WASI calls served in C are in wasi.c, the request log's in log.c; what the files share (wasmtime's
  * layouts, the table W of its functions, the Meter's state) is in module.h.
@@ -1284,7 +1285,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SigType) < 0 || PyType_Ready(&MeterType) < 0 || PyType_Ready(&BoundType) < 0 ||
         PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0 ||
         PyType_Ready(&LogBookType) < 0 || PyType_Ready(&WatchType) < 0 ||
-        PyType_Ready(&BudgetType) < 0 || PyType_Ready(&BodyReadType) < 0)
+        PyType_Ready(&BudgetType) < 0 || PyType_Ready(&BodyReadType) < 0 ||
+        PyType_Ready(&ReaperType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
@@ -1306,6 +1308,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Watch", (PyObject *)&WatchType) < 0 ||
         PyModule_AddObjectRef(m, "Budget", (PyObject *)&BudgetType) < 0 ||
         PyModule_AddObjectRef(m, "BodyRead", (PyObject *)&BodyReadType) < 0 ||
+        PyModule_AddObjectRef(m, "Reaper", (PyObject *)&ReaperType) < 0 ||
         PyModule_AddIntConstant(m, "LOG_WRITE_NATIVE", LOG_WRITE_NATIVE) < 0 ||
         PyModule_AddStringConstant(m, "INTERRUPT_MARKER", INTERRUPT_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SLOTS", MAX_SLOTS) < 0)
