@@ -36,9 +36,14 @@ phase ends):
 - guest side (one attacker request in flight at a time, so the attack holds at
   most one of the 4 event loops): ``wasm infinite loop``, ``memory bomb`` (grows
   and fills memory until refused, then traps), ``log flood`` (``atoll:log.write``
-  of 64 KiB in a loop), ``fd_write, 6M buffers`` (``fd_write`` of 6,000,000
-  empty iovecs in a loop), ``path_open loop`` (opens a granted file until
-  refused, never closing).
+  of 64 KiB in a loop: the request keeps as many 16 KiB lines as its log's bytes
+  allow), ``log flood, short lines`` (of 16 bytes in a loop: it keeps as many
+  lines as its log's count allows), ``fd_write, 6M buffers`` (``fd_write`` of
+  6,000,000 empty iovecs in a loop), ``path_open loop`` (opens a granted file
+  until refused, never closing).
+
+The node logs at ``--log-level info`` (``atoll dev``'s default; ``--log-level``
+changes it) to a file: a line per request, and the lines a request logged.
 
 The target: p99 under attack at most 3x the p99 with no attack just before, for
 every attack that does not occupy every event loop (none of these does).
@@ -96,6 +101,12 @@ GUESTS = {
   (import "atoll:log" "write" (func $log (param i32 i32)))
   (memory (export "memory") 2)
   (func (export "flood") (loop $l (call $log (i32.const 0) (i32.const 65536)) (br $l))))""",
+    "LINES": """
+(module
+  (import "atoll:log" "write" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "a short log line")
+  (func (export "flood") (loop $l (call $log (i32.const 0) (i32.const 16)) (br $l))))""",
     "WRITEV": """
 (module
   (import "wasi_snapshot_preview1" "fd_write"
@@ -138,6 +149,8 @@ async def fetch(request, env, ctx):
         env.BOMB.instantiate().exports.bomb()
     elif path == "/log":
         env.LOG.instantiate().exports.flood()
+    elif path == "/lines":
+        env.LINES.instantiate().exports.flood()
     elif path == "/writev":
         env.WRITEV.instantiate().exports.writev()
     elif path == "/opens":
@@ -210,12 +223,12 @@ def _node_limits() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (NODE_NOFILE[0], min(NODE_NOFILE[1], hard)))
 
 
-def start_node(folder: Path, log: Path) -> Node:
+def start_node(folder: Path, log: Path, log_level: str = "info") -> Node:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     argv = [sys.executable, "-m", "atoll.cli", "dev", str(folder), "--port", str(port)]
-    argv += ["--log-level", "warning", "--no-build", "--no-reload"]
+    argv += ["--log-level", log_level, "--no-build", "--no-reload"]
     out = log.open("wb")
     env = dict(os.environ, ATOLL_KV="memory", NO_COLOR="1")
     proc = subprocess.Popen(
@@ -407,6 +420,7 @@ def attacks(quick: bool) -> list[Attack]:
         Attack("wasm infinite loop", guest("/loop")),
         Attack("memory bomb", guest("/bomb")),
         Attack("log flood", guest("/log")),
+        Attack("log flood, short lines", guest("/lines")),
         Attack("fd_write, 6M buffers", guest("/writev")),
         Attack("path_open loop", guest("/opens")),
     ]
@@ -464,6 +478,7 @@ def run(
     log: Callable[[str], None] = print,
     only: list[str] | None = None,
     rounds: int = 1,
+    log_level: str = "info",
 ) -> list[Phase]:
     """Start the node; for each attack (those whose name contains one of ``only``, if
     given; all of them ``rounds`` times), measure with no attack, then under it; stop
@@ -474,7 +489,7 @@ def run(
     phases = []
     with tempfile.TemporaryDirectory(prefix="atoll-bench-hostile-") as tmp:
         folder = write_worker(Path(tmp) / "worker")
-        node = start_node(folder, Path(tmp) / "node.log")
+        node = start_node(folder, Path(tmp) / "node.log", log_level)
         try:
             probe(node, min(1.0, seconds))  # warm up: imports, compiled modules, first instances
             chosen = [a for a in attacks(quick) if not only or any(o in a.name for o in only)]
@@ -515,6 +530,7 @@ def render(
     seconds: float,
     elapsed: float,
     load: tuple[float, float] = (0.0, 0.0),
+    log_level: str = "info",
 ) -> str:
     rows = [
         "| attack | no attack just before: p99 ms | under attack: requests | p50 ms | p99 ms "
@@ -547,7 +563,7 @@ def render(
             "that answer them in [../limits.md](../limits.md).",
             "",
             f"One `atoll dev` node (4 event loops, `ulimit -n` {NODE_NOFILE[0]}, hard limit "
-            f"{NODE_NOFILE[1]}); a new "
+            f"{NODE_NOFILE[1]}, `--log-level {log_level}` to a file); a new "
             "client asks for `/hello` every 10 ms. Target: p99 under attack at most "
             f"{TARGET:g}x the p99 just before it for every attack that does not occupy every "
             "event loop (none of these does: the guest attacks keep one request in "
@@ -579,19 +595,27 @@ def main(argv: list[str] | None = None) -> None:
         "--only", action="append", help="attacks whose name contains this (repeatable)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="run the attacks this many times")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["info", "warning"],
+        help="the node's --log-level (info, atoll dev's default: a line per request and "
+        "the request's log lines, to a file)",
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 12.0)
     partial = args.quick or args.only or args.rounds != 1
     out = args.out or (QUICK_DOC if partial else DOC)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    phases = run(args.quick, seconds, only=args.only, rounds=args.rounds)
+    phases = run(args.quick, seconds, only=args.only, rounds=args.rounds, log_level=args.log_level)
     page = render(
         phases,
         quick=args.quick,
         seconds=seconds,
         elapsed=time.monotonic() - started,
         load=(load_before, os.getloadavg()[0]),
+        log_level=args.log_level,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)

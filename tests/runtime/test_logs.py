@@ -11,6 +11,8 @@ the C writer with the Python one on the same writes, byte for byte.
 from __future__ import annotations
 
 import ctypes
+import io
+import logging
 import random
 import sys
 from collections.abc import Iterator
@@ -29,7 +31,14 @@ from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
 from atoll.runtime.invocation import GuestStore, Invocation
-from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES, RequestLog
+from atoll.runtime.logs import (
+    MAX_LOG_BYTES,
+    MAX_LOG_LINE,
+    MAX_LOG_LINES,
+    LineHandler,
+    RequestLog,
+    log_lines,
+)
 from atoll.runtime.module import WasmModule
 from atoll.worker import Runtime
 from tests.support import wat
@@ -226,7 +235,7 @@ def test_past_the_line_budget_calls_are_counted_not_kept(runtime: Runtime, tmp_p
 
 
 def test_past_the_byte_budget_then_more_calls(runtime: Runtime, tmp_path: Path) -> None:
-    # 10,000 writes of 64 KiB: the cut lines that fit in 1 MiB are kept (the part cut off
+    # 10,000 writes of 64 KiB: the cut lines that fit in the byte budget are kept (the part cut off
     # of each counted as dropped), every later one is dropped whole; a short line after
     # them still fits in what the byte budget has left, and is kept
     per_line = len(cut("b" * MAX_LOG_LINE, 65536).encode())
@@ -450,3 +459,94 @@ def test_the_c_writer_counts_utf8_as_pythons_decoder_replaces_it() -> None:
             assert book.kept_bytes == len(raw[:end].decode("utf-8", errors="replace").encode()), (
                 raw[:end]
             )
+
+
+# -- writing a request's lines: log_lines and LineHandler -----------------------------------
+
+
+class Writes(io.StringIO):
+    """A stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@contextmanager
+def logger_with(*handlers: logging.Handler) -> Iterator[logging.Logger]:
+    logger = logging.getLogger(f"atoll.test-log-lines.{random.random()}")
+    logger.handlers[:] = list(handlers)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        logger.handlers.clear()
+
+
+FORMAT = logging.Formatter("%(levelname)s %(name)s: %(message)s <")
+LINES = ["one", "", "tr\u00e8s \U0001f600", "x" * 20_000, "last"]
+
+
+def test_a_line_handler_writes_a_requests_lines_once_as_a_record_per_line_would() -> None:
+    batched, plain = Writes(), Writes()
+    line_handler = LineHandler(batched)
+    stream_handler = logging.StreamHandler(plain)
+    for handler in (line_handler, stream_handler):
+        handler.setFormatter(FORMAT)
+    with logger_with(line_handler) as logger:
+        log_lines(logger, "rid1", LINES)
+        logger.info("a record of its own")
+    with logger_with(stream_handler) as other:
+        other.name = logger.name
+        for line in LINES:
+            other.info("  [%s] %s", "rid1", line)
+        other.info("a record of its own")
+    assert batched.getvalue() == plain.getvalue()
+    assert batched.getvalue().startswith(f"INFO {logger.name}:   [rid1] one <\n")
+    assert batched.writes == 2  # the request's lines, then the other record
+    assert plain.writes == len(LINES) + 1
+
+
+def test_any_other_handler_or_a_filter_gets_a_record_per_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # caplog's handler is not a LineHandler: every record as logging makes it
+    with logger_with() as logger:
+        logger.propagate = True
+        caplog.set_level(logging.INFO, logger.name)
+        log_lines(logger, "rid2", LINES)
+    assert [r.getMessage() for r in caplog.records] == [f"  [rid2] {line}" for line in LINES]
+    # a filter on the logger sees each record, and may drop some
+    stream = Writes()
+    handler = LineHandler(stream)
+    handler.setFormatter(FORMAT)
+    with logger_with(handler) as logger:
+        logger.addFilter(lambda record: record.getMessage() != "  [rid3] ")
+        log_lines(logger, "rid3", LINES)
+    assert stream.getvalue().count("\n") == len(LINES) - 1
+    assert stream.writes == len(LINES) - 1
+
+
+def test_a_formatter_without_the_message_once_gets_a_record_per_line() -> None:
+    stream = Writes()
+    handler = LineHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s"))
+    with logger_with(handler) as logger:
+        log_lines(logger, "rid4", LINES)
+    assert stream.getvalue() == "INFO\n" * len(LINES)
+
+
+def test_lines_below_the_level_are_not_written() -> None:
+    stream = Writes()
+    quiet = LineHandler(stream)
+    quiet.setLevel(logging.WARNING)
+    with logger_with(quiet) as logger:
+        log_lines(logger, "rid5", LINES)
+        logger.setLevel(logging.WARNING)
+        log_lines(logger, "rid5", LINES, logging.INFO)
+    assert stream.getvalue() == ""

@@ -21,6 +21,7 @@ import click
 from atoll.errors import AtollError
 from atoll.manifest import Manifest, load_manifest
 from atoll.manifest.routes import manifest_routes
+from atoll.runtime.logs import LineHandler
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -114,7 +115,7 @@ def fail_on_errors() -> Iterator[None]:
 
 def setup_logging(level: str) -> None:
     """One line per event on stderr: ``HH:MM:SS message``."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)  # a request's lines in one write (runtime/logs.py)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     root = logging.getLogger("atoll")
     root.handlers[:] = [handler]

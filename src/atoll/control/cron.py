@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from atoll.api import ScheduledEvent
 from atoll.manifest.crons import next_time
+from atoll.runtime.logs import log_lines
 from atoll.worker import Result, Worker, run_pending
 
 if TYPE_CHECKING:
@@ -223,7 +224,6 @@ def log_run(worker: Worker, event: ScheduledEvent, result: Result, wall_ms: floa
         result.cpu_ms,
         result.request_id,
     )
-    for line in result.logs:
-        log.info("  [%s] %s", result.request_id, line)
+    log_lines(log, result.request_id, result.logs)
     if result.error is not None:
         log.warning("  [%s] %s: %s", result.request_id, type(result.error).__name__, result.error)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from atoll.api import Request, Response
 from atoll.bindings.services import ServiceError
+from atoll.runtime.logs import log_lines
 from atoll.worker import Worker, request_id, run_pending
 
 __all__ = ["LocalServices"]
@@ -62,8 +63,7 @@ class LocalServices:
             service,
             caller,
         )
-        for line in result.logs:
-            log.info("  [%s] %s", result.request_id, line)
+        log_lines(log, result.request_id, result.logs)
         for hook in self.on_result:
             try:
                 hook(worker, request.method, request.url, result, wall_ms)

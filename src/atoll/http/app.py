@@ -30,6 +30,7 @@ from atoll.api import Request, Response, ScheduledEvent
 from atoll.errors import BodyTooLargeError, ResponseError
 from atoll.http.bodies import ATTACH_KEY, BodyBudget, BodyReader
 from atoll.http.wire import drop_length, wire_headers
+from atoll.runtime.logs import log_lines
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Worker, error_response, request_id, run_pending
 
@@ -385,7 +386,6 @@ def _log_request(method: str, scope: Scope, result: Result, wall_ms: float) -> N
         result.cpu_ms,
         result.request_id,
     )
-    for line in result.logs:
-        log.info("  [%s] %s", result.request_id, line)
+    log_lines(log, result.request_id, result.logs)
     if result.error is not None and result.outcome != Outcome.OK:
         log.warning("  [%s] %s: %s", result.request_id, type(result.error).__name__, result.error)

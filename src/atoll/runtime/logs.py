@@ -15,26 +15,38 @@ On the native backend ``atoll:log.write`` is served in C without the GIL
 (their one definition), which the C writer and :class:`RequestLog` share; the
 lines it keeps reach :attr:`RequestLog.lines` when the guest's call returns,
 or before Python logs a line of its own (:meth:`LogCounts.collect`).
+
+When the request ends, the host logs its lines (``http/app.py``, cron runs,
+service calls) with :func:`log_lines`: a record per line, ``"  [ID] line"``, as
+any ``logging`` handler expects; the CLI's handler (:class:`LineHandler`, set
+by ``--log-level``) takes all of a request's lines in one write, so that a
+request that logged its 1,000 lines costs the thread that ends it one write,
+not 1,000 records.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from collections.abc import Sequence
+from typing import Protocol, TextIO
 
 __all__ = [
     "MAX_LOG_BYTES",
     "MAX_LOG_LINE",
     "MAX_LOG_LINES",
+    "LineHandler",
     "LogCounts",
     "PyLogCounts",
     "RequestLog",
     "cut_line",
+    "log_lines",
 ]
 
 #: Lines kept per request.
 MAX_LOG_LINES = 1000
-#: Bytes (UTF-8) of log lines kept per request.
-MAX_LOG_BYTES = 1024 * 1024
+#: Bytes (UTF-8) of log lines kept per request: Workers keeps 256 KB of log events
+#: per invocation (docs/limits.md).
+MAX_LOG_BYTES = 256 * 1024
 #: Longest line kept, in characters (a guest's raw lines are cut at as many bytes first).
 MAX_LOG_LINE = 16 * 1024
 
@@ -135,3 +147,86 @@ class RequestLog:
                 f" logs at most {MAX_LOG_LINES} lines and {MAX_LOG_BYTES} bytes)"
             )
             counts.dropped_lines = counts.dropped_bytes = 0
+
+
+# -- writing a request's lines to the log -------------------------------------------------
+
+#: Where the line goes in the one record :meth:`LineHandler.emit_lines` formats.
+_MARK = "\x00atoll-line\x00"
+
+
+class LineHandler(logging.StreamHandler[TextIO]):
+    """A ``StreamHandler`` that writes all the lines of a request in one write.
+
+    :func:`log_lines` hands it a request's lines at once (:meth:`emit_lines`);
+    every other record is emitted as a ``StreamHandler`` does. What it writes is
+    what one record per line would have written, each line formatted alike.
+    """
+
+    def emit_lines(self, record: logging.LogRecord, lines: Sequence[str]) -> None:
+        """Write ``record`` once per line of ``lines``, each in place of the record's
+        last argument, in one write (and one flush). Once per request that logged,
+        on the thread that ends it."""
+        try:
+            head, mark, tail = self.format(record).partition(_MARK)
+            if not mark or _MARK in tail:  # a formatter that moves or repeats the message
+                for line in lines:
+                    self.emit(_with_line(record, line))
+                return
+            end = tail + self.terminator
+            text = head + (end + head).join(lines) + end
+            self.acquire()
+            try:
+                self.stream.write(text)
+                self.flush()
+            finally:
+                self.release()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _with_line(record: logging.LogRecord, line: str) -> logging.LogRecord:
+    one = logging.makeLogRecord(record.__dict__)
+    one.args = (*record.args[:-1], line) if isinstance(record.args, tuple) else (line,)
+    return one
+
+
+def _line_handlers(logger: logging.Logger, level: int) -> list[LineHandler] | None:
+    """The handlers a record of ``logger`` at ``level`` would reach, if all are
+    :class:`LineHandler` without filters (on them or on the loggers passed); else None."""
+    found: list[LineHandler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if type(handler) is not LineHandler or handler.filters:
+                return None
+            if level >= handler.level:
+                found.append(handler)
+        if not current.propagate:
+            break
+        current = current.parent
+    return found or None  # none: logging's last resort decides, record by record
+
+
+def log_lines(
+    logger: logging.Logger, request_id: str, lines: Sequence[str], level: int = logging.INFO
+) -> None:
+    """Log each of a request's ``lines`` as ``"  [request_id] line"`` at ``level``: one
+    record per line, or, when every handler the records would reach is a
+    :class:`LineHandler`, one write per handler. Once per request, when it ends."""
+    if not lines or not logger.isEnabledFor(level):
+        return
+    handlers = _line_handlers(logger, level)
+    if handlers is None:
+        for line in lines:
+            logger.log(level, "  [%s] %s", request_id, line)
+        return
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, "  [%s] %s", (request_id, _MARK), None, "log_lines"
+    )
+    for handler in handlers:
+        handler.emit_lines(record, lines)
