@@ -34,7 +34,7 @@ from typing import Any
 
 from benchmarks.servers import BENCH_WORKER
 
-__all__ = ["Recorder", "measure"]
+__all__ = ["Recorder", "connect", "measure", "serve"]
 
 ROUTES = ("/hello", "/compute?n=1000", "/fresh?n=1000")
 DATE = b"Sun, 06 Dec 2026 03:22:06 GMT"
@@ -86,10 +86,9 @@ async def bare(
     await send({"type": "http.response.body", "body": b"Hello, world!"})
 
 
-async def measure(
-    app: App, route: str, requests: int, rounds: int, profile: bool
-) -> tuple[float, float, bytes]:
-    """(lowest CPU µs per request, Python calls per request, the last response)."""
+def connect(app: App) -> tuple[Any, Recorder]:
+    """One connection of atoll's protocol (a fresh pool, the server's default limits) to
+    ``app`` on the running loop, over a :class:`Recorder`: ``(protocol, transport)``."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -107,40 +106,47 @@ async def measure(
     config.load()
     state = ServerState()
     state.default_headers = [(b"date", DATE), *config.encoded_headers]
-    loop = asyncio.get_running_loop()
     proto: Any = config.http_protocol_class(  # type: ignore[call-arg]
-        config=config, server_state=state, app_state={}, _loop=loop
+        config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
     )
     wire = Recorder()
     proto.connection_made(wire)
+    return proto, wire
+
+
+async def serve(proto: Any, wire: Recorder, route: str, count: int) -> bytes:
+    """``count`` keep-alive GET requests of ``route``, one after the other, each until its
+    response is written and its task has ended; the last response."""
+    loop = asyncio.get_running_loop()
     request = f"GET {route} HTTP/1.1\r\nHost: localhost:8787\r\n\r\n".encode()
+    for _ in range(count):
+        wire.writes.clear()
+        wire.written = loop.create_future()
+        proto.data_received(request)
+        await wire.written
+        await asyncio.sleep(0)  # the request's task ends (its response hooks run)
+    return b"".join(wire.writes)
 
-    async def serve(count: int) -> None:
-        for _ in range(count):
-            wire.written = loop.create_future()
-            proto.data_received(request)
-            await wire.written
-            await asyncio.sleep(0)  # the request's task ends (its response hooks run)
-            wire.writes.clear()
 
-    await serve(2000)  # warm: caches, the warm instance, specialised bytecode
-    wire.written = loop.create_future()
-    proto.data_received(request)
-    await wire.written
-    last = b"".join(wire.writes)
-    await asyncio.sleep(0)
+async def measure(
+    app: App, route: str, requests: int, rounds: int, profile: bool
+) -> tuple[float, float, bytes]:
+    """(lowest CPU µs per request, Python calls per request, the last response)."""
+    proto, wire = connect(app)
+    await serve(proto, wire, route, 2000)  # warm: caches, the warm instance, specialised bytecode
+    last = await serve(proto, wire, route, 1)
     gc.collect()
     gc.freeze()  # as the server does before serving
     best = float("inf")
     for _ in range(rounds):
         started = time.thread_time()
-        await serve(requests)
+        await serve(proto, wire, route, requests)
         best = min(best, (time.thread_time() - started) / requests * 1e6)
     calls = 0.0
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        await serve(requests)
+        await serve(proto, wire, route, requests)
         profiler.disable()
         calls = pstats.Stats(profiler).total_calls / requests  # type: ignore[attr-defined]
     gc.unfreeze()

@@ -46,7 +46,9 @@ the next turn, so that a few clients sending large bodies as fast as the network
 allows cannot keep the loop from the other connections for longer than that.
 
 Timeouts are checked by :meth:`ConnectionPool.sweep`, a few times a second from
-the loop's own tick (no timer per request). Everything here runs on the loop
+the loop's own tick (no timer per request): the head timeout, and the keep-alive
+timeout of a connection idle after a response (uvicorn arms and cancels a timer
+per request for that one; here it is checked within the sweep's half second). Everything here runs on the loop
 that owns the connection: a pool is never touched from another thread.
 """
 
@@ -61,12 +63,14 @@ import resource
 import socket
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -227,17 +231,30 @@ class ConnectionPool:
         return False
 
     def sweep(self) -> None:
-        """Close the connections whose head is late; run from the loop's tick."""
-        deadline = time.monotonic() - self.limits.header_timeout
+        """Close the connections whose head is late, and those idle past the keep-alive
+        timeout since their last response (no byte of a new request came); run from the
+        loop's tick. An idle connection times out after the shorter of the two."""
+        now = time.monotonic()
+        limits = self.limits
+        head_deadline = now - limits.header_timeout
+        idle_deadline = now - min(limits.keep_alive_timeout, limits.header_timeout)
         late = []
+        idle = []
         for proto, since in self.waiting.items():
-            if since > deadline:
+            if since > idle_deadline:  # the ones after it waited less (insertion order)
                 break
-            late.append(proto)
+            if since <= head_deadline:
+                late.append(proto)
+            elif proto._kept and not proto._head_started:
+                idle.append(proto)
         for proto in late:
             self.waiting.pop(proto, None)
             self.timed_out += 1
             proto.close_waiting(408)
+        for proto in idle:  # as uvicorn's keep-alive timer: closed without an answer
+            self.waiting.pop(proto, None)
+            if not proto.transport.is_closing():
+                proto.transport.close()
 
 
 class BodyPacer:
@@ -306,6 +323,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._head_raw = 0  # bytes of reads that came entirely while in a head
         self._head_counted = 0  # bytes of the URL and headers the parser delivered
         self._head_lines = 0
+        self._kept = False  # a response was sent: idle now means keep-alive (see sweep)
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
         self._dropped = 0
@@ -328,10 +346,22 @@ class AtollHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
-        idle = not self.pipeline  # else the next (pipelined) request starts now
-        super().on_response_complete()
-        if idle and not self.transport.is_closing():
-            self.pool.wait(self)
+        # uvicorn's, without its keep-alive timer (a call_later and a cancel per request):
+        # the pool's sweep closes a connection idle for that long.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        if self.pipeline:  # the next (pipelined) request starts now
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._kept = True
+            waiting = self.pool.waiting  # pool.wait(self): the sweep's keep-alive clock
+            waiting.pop(self, None)
+            waiting[self] = time.monotonic()
 
     def close_waiting(self, status: int) -> None:
         """Close this connection, which waits for a head: ``status`` if part of it came."""
@@ -350,8 +380,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
             if self._dropped > LINGER_BYTES:
                 self.transport.close()
             return
-        self._unset_keepalive_if_required()
-        was_in_head = self._in_head
+        was_in_head = self._in_head  # (no keep-alive timer to cancel: see on_response_complete)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -371,43 +400,107 @@ class AtollHttpProtocol(HttpToolsProtocol):
             if self._head_raw > self.limits.max_head_bytes:
                 self._refuse(431, self._too_large())
 
+    # uvicorn's head callbacks, merged with the limits' (one call each instead of two)
+    # and without what atoll's server never uses: the cycle is made as a _Cycle, its
+    # send path holds the head only when it is used (see _Cycle.send).
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        self.url = b""
+        self.expect_100_continue = False
+        headers: list[tuple[bytes, bytes]] = []
+        self.headers = headers
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": headers,
+            "state": self.app_state.copy(),
+        }
         self._in_head = True
         self._head_started = True
         self._head_raw = self._head_counted = self._head_lines = 0
 
     def on_url(self, url: bytes) -> None:
-        self._head_counted += len(url)
-        if self._head_counted > self.limits.max_head_bytes:
+        counted = self._head_counted = self._head_counted + len(url)
+        if counted > self.limits.max_head_bytes:
             self._refusal = (414, f"the request line is over {self.limits.max_head_bytes} bytes")
             raise _Refused
-        super().on_url(url)
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_lines += 1
-        self._head_counted += len(name) + len(value) + 4
-        if self._head_lines > self.limits.max_headers:
-            self._refusal = (431, f"the request has over {self.limits.max_headers} headers")
+        lines = self._head_lines = self._head_lines + 1
+        counted = self._head_counted = self._head_counted + len(name) + len(value) + 4
+        limits = self.limits
+        if lines > limits.max_headers:
+            self._refusal = (431, f"the request has over {limits.max_headers} headers")
             raise _Refused
-        if self._head_counted > self.limits.max_head_bytes:
+        if counted > limits.max_head_bytes:
             self._refusal = (431, self._too_large())
             raise _Refused
-        super().on_header(name, value)
+        name = name.lower()
+        # llhttp keeps trailing whitespace, which RFC 9110 §5.5 excludes from the value.
+        value = value.rstrip(b" \t")
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_started = False
-        self.pool.done(self)
-        super().on_headers_complete()
-        cycle = self.cycle  # made by uvicorn just now; its task has not run yet
-        if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = _HeadHold(self.transport, self.loop)  # type: ignore[assignment]
-            cycle.scope["atoll.body"] = self._attach  # type: ignore[typeddict-unknown-key]
-            cycle.__class__ = _Cycle  # the same object, with respond() (no new state)
-            cycle.scope[RESPOND] = cycle.respond  # type: ignore[literal-required, attr-defined]
-        if cycle is not None and self.pool.send_home:
-            cycle.keep_alive = False  # uvicorn adds "connection: close" and closes after
+        pool = self.pool
+        pool.waiting.pop(self, None)  # pool.done(self)
+        parser = self.parser
+        scope = self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        root = self.root_path
+        if root:
+            scope["path"] = root + path
+            scope["raw_path"] = root.encode("ascii") + raw_path
+        else:
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+        scope["query_string"] = parsed_url.query or b""
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        previous = self.cycle
+        cycle = self.cycle = _Cycle(
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            # send_home: uvicorn adds "connection: close" and closes after
+            http_version != "1.0" and parser.should_keep_alive() and not pool.send_home,
+            self.on_response_complete,
+        )
+        scope["atoll.body"] = self._attach  # type: ignore[typeddict-unknown-key]
+        scope[RESPOND] = cycle.respond  # type: ignore[literal-required]
+        if previous is None or previous.response_complete:
+            self._start_asgi_task(cycle, app)
+        else:  # pipelined: queued until the response before it is complete
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
 
     # -- request bodies -------------------------------------------------------------------------
 
@@ -829,16 +922,22 @@ class _Cycle(RequestResponseCycle):
         return None
 
     def send(self, message: Any) -> Coroutine[Any, Any, None]:
-        """uvicorn's ``send``, but a 304 may carry the ``content-length`` of the body a
-        GET would get (RFC 9110 §8.6) without uvicorn waiting for that body (it would
-        fail the response: "content shorter than Content-Length"). Per ASGI message."""
-        if message.get("status") == 304 and not self.response_started:
-            return self._send_bodiless_head(message)
+        """uvicorn's ``send``, with the response head held until the body's first write
+        (:class:`_HeadHold`, installed by the first message: :meth:`respond` needs none),
+        and a 304 that may carry the ``content-length`` of the body a GET would get (RFC
+        9110 §8.6) without uvicorn waiting for that body (it would fail the response:
+        "content shorter than Content-Length"). Per ASGI message."""
+        if not self.response_started:
+            return self._send_start(message)
         return super().send(message)
 
-    async def _send_bodiless_head(self, message: Any) -> None:
+    async def _send_start(self, message: Any) -> None:
+        transport: Any = self.transport
+        if type(transport) is not _HeadHold:  # on the connection's loop (not a proxy's thread)
+            self.transport = _HeadHold(transport, asyncio.get_running_loop())  # type: ignore[assignment]
+            self.scope.pop(RESPOND, None)  # type: ignore[misc]  # (see _write)
         await super().send(message)
-        if self.response_started and not self.chunked_encoding:
+        if message.get("status") == 304 and self.response_started and not self.chunked_encoding:
             self.expected_content_length = 0  # no body follows, whatever its length says
 
     async def _send_both(
@@ -858,6 +957,10 @@ class _Cycle(RequestResponseCycle):
             return
         self.response_started = True
         self.waiting_for_100_continue = False
+        # respond() is offered once: the scope lets go of it, and so of this cycle (the
+        # scope held the cycle's bound method and the cycle the scope: a reference cycle
+        # per request, left to the garbage collector).
+        self.scope.pop(RESPOND, None)  # type: ignore[misc]
         if self.access_log:
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',

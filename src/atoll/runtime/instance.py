@@ -126,6 +126,18 @@ class Instance:
             self._memory = Memory(self, mem)
         return self._memory
 
+    def release(self) -> None:
+        """Let go of what refers back to this instance (its exports' cache, its memory):
+        called when its store closes (a fresh instance: when its request ends), so that
+        reference counting frees it then, rather than the garbage collector later. An
+        export looked up again afterwards is refused as a call would be."""
+        exports = self.exports
+        exports._instance = None
+        exports._gone = self.module.binding, self.owner is not None
+        exports._cache.clear()
+        exports.__dict__.clear()
+        self._memory = None
+
     def memory_size(self) -> int:
         """Bytes of linear memory this instance holds now (0 if it exports none)."""
         if self.module.memory_export is None:
@@ -187,18 +199,35 @@ class Instance:
 class Exports:
     """``instance.exports.NAME`` → an :class:`ExportFunction` (looked up once per instance)."""
 
-    __slots__ = ("__dict__", "_cache", "_instance")
+    __slots__ = ("__dict__", "_cache", "_gone", "_instance")
 
     def __init__(self, instance: Instance) -> None:
-        self._instance = instance
+        self._instance: Instance | None = instance  # None once its store closed
         self._cache: dict[str, ExportFunction] = {}
+        self._gone: tuple[str, bool]  # set with _instance = None: (binding, fresh)
+
+    def _live(self) -> Instance:
+        instance = self._instance
+        if instance is None:
+            binding, fresh = self._gone
+            if fresh:  # as Instance.invocation says it
+                raise AtollError(
+                    f"{binding}: this instance belongs to another request",
+                    hint="call instantiate() in each request; use .instance for one shared "
+                    "warm instance",
+                )
+            raise AtollError(
+                f"{binding}: this warm instance was discarded after a failed call",
+                hint="use env.NAME.instance again: it is replaced by a new one",
+            )
+        return instance
 
     def __getattr__(self, name: str) -> ExportFunction:
         if name.startswith("__"):
             raise AttributeError(name)
         fn = self._cache.get(name)
         if fn is None:
-            fn = self._cache[name] = self._instance.function(name)
+            fn = self._cache[name] = self._live().function(name)
             # Found by plain lookup from now on (a warm instance's exports are read in
             # every request), unless the class holds the name.
             if name not in _EXPORTS_OWN:
@@ -208,10 +237,10 @@ class Exports:
     __getitem__ = __getattr__
 
     def __dir__(self) -> list[str]:
-        return sorted(self._instance.module.functions)
+        return sorted(self._live().module.functions)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._instance.module.functions
+        return name in self._live().module.functions
 
 
 #: Names an attribute of :class:`Exports` itself answers: an export so named is found

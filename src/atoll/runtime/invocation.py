@@ -60,6 +60,8 @@ class StoredInstance(Protocol):
 
     def memory_size(self) -> int: ...
 
+    def release(self) -> None: ...
+
 
 #: The invocation (request) on whose behalf wasm runs right now: set by the worker for
 #: the duration of a request, read by instances and host functions.
@@ -174,6 +176,8 @@ class GuestStore:
         )
 
     def close(self) -> None:
+        for instance in self.instances:
+            instance.release()
         self.instances.clear()
         self.store.close()
 
