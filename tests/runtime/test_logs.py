@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import os
 import random
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,8 @@ import pytest
 
 from atoll.errors import CpuLimitError, GuestError
 from atoll.manifest.schema import Limits
-from atoll.runtime import hostfuncs
+from atoll.runtime import hostfuncs, logs
+from atoll.runtime._native import write_lines
 from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.instance import Instance
@@ -550,3 +553,73 @@ def test_lines_below_the_level_are_not_written() -> None:
         logger.setLevel(logging.WARNING)
         log_lines(logger, "rid5", LINES, logging.INFO)
     assert stream.getvalue() == ""
+
+
+MIXED = [
+    "",
+    "ascii",
+    "caf\u00e9 \xff",  # latin-1
+    "\u2026 (cut)" + "b" * 70_000,  # UCS-2, longer than write_lines' chunk
+    "\U0001f600 \u00e9\u2026",  # UCS-4
+    *[f"line {n}" for n in range(2000)],
+]
+
+
+def test_write_lines_writes_what_the_stream_would_encode(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with path.open("wb") as out:
+        assert write_lines(out.fileno(), "12:00:00   [rid] ", " <\n", MIXED) is True
+        assert write_lines(out.fileno(), "", "\n", []) is True
+    assert path.read_bytes() == "".join(f"12:00:00   [rid] {line} <\n" for line in MIXED).encode()
+
+
+@pytest.mark.parametrize("odd", ["lone \udc80 surrogate", b"bytes", None])
+def test_write_lines_leaves_what_it_cannot_encode_to_the_stream(tmp_path: Path, odd: Any) -> None:
+    path = tmp_path / "log"
+    with path.open("wb") as out:
+        assert write_lines(out.fileno(), "h ", "\n", ["fine", odd]) is False
+    assert path.read_bytes() == b""  # nothing written: the stream writes it all
+
+
+def test_write_lines_raises_when_the_write_fails() -> None:
+    read, write = os.pipe()
+    os.close(read)
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        with pytest.raises(BrokenPipeError):
+            write_lines(write, "h ", "\n", ["x"])
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+        os.close(write)
+
+
+@pytest.mark.parametrize("lines", [MIXED, [*MIXED, "lone \udc80 surrogate"]])
+def test_a_line_handler_on_a_file_writes_what_a_record_per_line_would(
+    tmp_path: Path, lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in C (a file in UTF-8), or through the stream (a surrogate: its errors= decides)
+    written: list[bool] = []
+
+    def recorded(fd: int, head: str, end: str, lines: list[str]) -> bool:
+        written.append(write_lines(fd, head, end, lines))
+        return written[-1]
+
+    monkeypatch.setattr(logs, "_write_lines", recorded)
+    outputs = []
+    for name, cls in (("batched", LineHandler), ("plain", logging.StreamHandler)):
+        with (tmp_path / name).open("w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write("before\n")  # held by the stream: written first
+            handler = cls(out)
+            handler.setFormatter(FORMAT)
+            with logger_with(handler) as logger:
+                logger.name = "atoll.test-file"
+                if isinstance(handler, LineHandler):
+                    log_lines(logger, "rid6", lines)
+                else:
+                    for line in lines:
+                        logger.info("  [%s] %s", "rid6", line)
+                logger.info("after")
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].startswith(b"before\nINFO atoll.test-file:   [rid6]  <\n")
+    assert written == [lines is MIXED]

@@ -15,8 +15,16 @@
  * (UTF-8, as Python's decoder with errors="replace" makes them) fit in max_bytes;
  * what is not kept is counted: a line not kept as the bytes the guest asked to log, a
  * cut line as the bytes cut off. The limits come from logs.py (LogBook's arguments).
+ *
+ * write_lines: when the request ends, the CLI's log handler (runtime/logs.py, LineHandler)
+ * writes its lines to the log's file with the GIL released: a request that logged its
+ * whole budget holds the GIL for a snapshot of its list, not for formatting and encoding
+ * it (what a str made of guest bytes costs grows with their kind: a 16 KiB line cut with
+ * a note is a UCS-2 str).
  */
 #include "module.h"
+
+#include <unistd.h>
 
 struct LogBookObject {
     PyObject_HEAD
@@ -302,6 +310,186 @@ wt_trap_t *atoll_log_write(MeterObject *m, void *caller, wt_val_raw_t *vals) {
     }
     book_write(b, data, ptr, length);
     return NULL;
+}
+
+/* ---- writing a request's lines to the log: one str at a time, without the GIL --------- */
+
+/* A str as write_lines reads it: its data stays put while the caller holds a reference
+ * (a str never changes), so it is read with the GIL released. */
+typedef struct {
+    int kind;             /* PyUnicode_1BYTE_KIND (ascii or latin-1), 2BYTE, 4BYTE */
+    int ascii;
+    const void *data;
+    Py_ssize_t length;
+} text_ref;
+
+static int text_of(PyObject *s, text_ref *t) {
+    if (!PyUnicode_CheckExact(s))
+        return -1;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    t->kind = PyUnicode_KIND(s);
+    t->ascii = PyUnicode_IS_ASCII(s);
+    t->data = PyUnicode_DATA(s);
+    t->length = PyUnicode_GET_LENGTH(s);
+    return 0;
+}
+
+/* 1 if t holds a lone surrogate (which UTF-8 cannot carry: Python's stream decides). */
+static int has_surrogate(const text_ref *t) {
+    if (t->kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *u = t->data;
+        for (Py_ssize_t i = 0; i < t->length; i++)
+            if (u[i] >= 0xD800 && u[i] <= 0xDFFF)
+                return 1;
+    } else if (t->kind == PyUnicode_4BYTE_KIND) {
+        const Py_UCS4 *u = t->data;
+        for (Py_ssize_t i = 0; i < t->length; i++)
+            if (u[i] >= 0xD800 && u[i] <= 0xDFFF)
+                return 1;
+    }
+    return 0;
+}
+
+#define WRITE_CHUNK 65536
+
+typedef struct {
+    int fd;
+    int err;              /* errno of a failed write, or 0 */
+    size_t len;
+    char buf[WRITE_CHUNK];
+} writer;
+
+static void writer_flush(writer *w) {
+    size_t at = 0;
+    while (at < w->len && !w->err) {
+        ssize_t n = write(w->fd, w->buf + at, w->len - at);
+        if (n > 0)
+            at += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            w->err = n < 0 ? errno : EIO;
+    }
+    w->len = 0;
+}
+
+static inline void writer_room(writer *w, size_t need) {
+    if (w->len + need > WRITE_CHUNK)
+        writer_flush(w);
+}
+
+static void put_code(writer *w, Py_UCS4 c) {
+    char *o;
+    writer_room(w, 4);
+    o = w->buf + w->len;
+    if (c < 0x80) {
+        o[0] = (char)c;
+        w->len += 1;
+    } else if (c < 0x800) {
+        o[0] = (char)(0xC0 | (c >> 6));
+        o[1] = (char)(0x80 | (c & 0x3F));
+        w->len += 2;
+    } else if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12));
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        w->len += 3;
+    } else {
+        o[0] = (char)(0xF0 | (c >> 18));
+        o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+        o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[3] = (char)(0x80 | (c & 0x3F));
+        w->len += 4;
+    }
+}
+
+/* t as UTF-8 (t holds no lone surrogate). */
+static void put_text(writer *w, const text_ref *t) {
+    if (t->ascii) {
+        const char *s = t->data;
+        Py_ssize_t left = t->length;
+        while (left > 0 && !w->err) {
+            writer_room(w, 1);
+            size_t n = WRITE_CHUNK - w->len;
+            if ((Py_ssize_t)n > left)
+                n = (size_t)left;
+            memcpy(w->buf + w->len, s, n);
+            w->len += n;
+            s += n;
+            left -= (Py_ssize_t)n;
+        }
+        return;
+    }
+    for (Py_ssize_t i = 0; i < t->length && !w->err; i++)
+        put_code(w, PyUnicode_READ(t->kind, t->data, i));
+}
+
+/* write_lines(fd, head, end, lines) -> bool: head + line + end for each line, as UTF-8, to
+ * fd, without the GIL (LineHandler.emit_lines, runtime/logs.py). False, with nothing
+ * written, when one of them is not a str or holds a lone surrogate (the caller's stream
+ * then writes them as its errors= says); OSError if a write fails. */
+PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyLong_Check(args[0]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "write_lines(fd: int, head: str, end: str, lines: list)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "write_lines: fd out of range");
+        return NULL;
+    }
+    PyObject *lines = PySequence_Tuple(args[3]); /* the strs stay alive while written */
+    if (lines == NULL)
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(lines);
+    text_ref head, end;
+    text_ref *refs = PyMem_RawMalloc(sizeof(text_ref) * (size_t)(count ? count : 1));
+    writer *w = PyMem_RawMalloc(sizeof(writer));
+    PyObject *result = NULL;
+    if (refs == NULL || w == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ok = text_of(args[1], &head) == 0 && text_of(args[2], &end) == 0;
+    for (Py_ssize_t i = 0; ok && i < count; i++)
+        ok = text_of(PyTuple_GET_ITEM(lines, i), &refs[i]) == 0;
+    if (PyErr_Occurred())
+        goto done;
+    if (!ok) {
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    w->fd = (int)fd;
+    w->err = 0;
+    w->len = 0;
+    Py_BEGIN_ALLOW_THREADS
+    ok = !has_surrogate(&head) && !has_surrogate(&end);
+    for (Py_ssize_t i = 0; ok && i < count; i++)
+        ok = !has_surrogate(&refs[i]);
+    for (Py_ssize_t i = 0; ok && i < count && !w->err; i++) {
+        put_text(w, &head);
+        put_text(w, &refs[i]);
+        put_text(w, &end);
+    }
+    if (ok && !w->err)
+        writer_flush(w);
+    Py_END_ALLOW_THREADS
+    if (w->err) {
+        errno = w->err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = Py_NewRef(ok ? Py_True : Py_False);
+done:
+    PyMem_RawFree(w);
+    PyMem_RawFree(refs);
+    Py_DECREF(lines);
+    return result;
 }
 
 /* ---- the Python type ------------------------------------------------------------- */

@@ -1271,6 +1271,9 @@ static PyMethodDef module_methods[] = {
     {"define_host", (PyCFunction)(void (*)(void))native_define_host, METH_FASTCALL,
      "define_host(linker, module, name, functype, impl, params, result, make_caller, on_error)"},
     {"thread_ns", native_thread_ns, METH_NOARGS, "this thread's CPU time in ns"},
+    {"write_lines", (PyCFunction)(void (*)(void))atoll_write_lines, METH_FASTCALL,
+     "write_lines(fd, head, end, lines) -> bool: head + line + end for each line, as UTF-8, "
+     "to fd without the GIL; False (nothing written) for a non-str or a lone surrogate"},
     {"wasi_names", atoll_wasi_names, METH_NOARGS,
      "the WASI preview 1 functions served in C (index + 1 is define_host's native)"},
     {NULL},
