@@ -9,6 +9,7 @@ the JS stack.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,22 @@ export default {
       return new Response(`${greet("js")} ${page.trim()} ${raw.byteLength} ${inst.exports.myFunction(6)}`);
     }
     if (url.pathname === "/hits") return new Response(String(hits));
+    if (url.pathname === "/echo") {
+      // Every byte of the body back, the request's head as JSON in a header, and headers the
+      // host must keep apart (two Set-Cookie), join (x-many) and pass through (tab, latin-1).
+      const body = new Uint8Array(await request.arrayBuffer());
+      const headers = new Headers({ "x-head": JSON.stringify([request.method, request.url, [...request.headers]]) });
+      headers.append("set-cookie", "a=1");
+      headers.append("set-cookie", "b=2");
+      headers.append("x-many", "one");
+      headers.append("x-many", "two");
+      headers.append("x-odd", "tab\tand \u00e9");
+      return new Response(body, { status: 207, headers });
+    }
+    if (url.pathname === "/later") {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return new Response("later", { headers: { "x-later": "1" } });
+    }
     if (url.pathname === "/log") {
       console.log("hello from", "js", { a: 1 });
       console.warn("careful");
@@ -329,6 +346,35 @@ def test_wait_until_promises_already_settled_or_never_settling(module_worker: De
 def test_request_method_body_and_headers(module_worker: DevServer) -> None:
     response = httpx.post(module_worker.url + "/post", content=b"payload", headers={"x-test": "t"})
     assert response.text == "POST payload t"
+
+
+def test_request_and_response_heads_and_bodies_cross_whole(module_worker: DevServer) -> None:
+    # Bytes that frame the host's strings (NUL, newline) and every other byte, in both bodies.
+    body = bytes(range(256)) + b"\n\x00\r\n"
+    response = httpx.post(
+        module_worker.url + "/echo?q=a%00b",
+        content=body,
+        headers=[(b"x-test", b"one\ttwo"), (b"x-empty", b""), (b"x-latin", b"caf\xe9")],
+    )
+    assert response.status_code == 207
+    assert response.content == body
+    method, url, headers = json.loads(response.headers["x-head"])
+    assert (method, url) == ("POST", module_worker.url + "/echo?q=a%00b")
+    sent = dict(headers)
+    assert (sent["x-test"], sent["x-empty"], sent["x-latin"]) == ("one\ttwo", "", "caf\xe9")
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert response.headers["x-many"] == "one, two"
+    assert response.headers["x-odd"].encode("latin-1") == "tab\tand \u00e9".encode("latin-1")
+    assert response.headers["content-length"] == str(len(body))
+
+
+def test_a_response_that_settles_after_the_dispatch(module_worker: DevServer) -> None:
+    # Settled from a timer's run (after the run that dispatched the request), then at once again.
+    with httpx.Client() as client:
+        for _ in range(3):
+            later = client.get(module_worker.url + "/later")
+            assert (later.text, later.headers["x-later"]) == ("later", "1")
+            assert client.get(module_worker.url + "/hits").status_code == 200
 
 
 def test_uncaught_exception_is_a_500_with_the_js_stack(module_worker: DevServer) -> None:

@@ -119,3 +119,19 @@ def test_url_pattern(js: WebApi) -> None:
 def test_url_pattern_rejects_bad_patterns(js: WebApi) -> None:
     # URL Pattern Standard: an invalid pattern throws TypeError.
     assert js.fails("new URLPattern({pathname: '/(unclosed'})").name == "TypeError"
+
+
+def test_a_url_parsed_again_is_its_own_copy(js: WebApi) -> None:
+    # The bundle keeps the parse of each input string: a URL changed through its setters (path,
+    # host, search) leaves the next parse of the same string as the parser gives it.
+    assert js.eval(
+        "(() => { const s = 'http://[::1]:81/a/b?x=1#f';"
+        " const a = new URL(s); a.pathname = '/c'; a.hostname = 'h'; a.searchParams.set('x', '2');"
+        " a.hash = ''; const b = new URL(s); b.pathname = b.pathname + '/d';"
+        " return [a.href, b.href, new URL(s).href, URL.canParse(s)]; })()"
+    ) == ["http://h:81/c?x=2", "http://[::1]:81/a/b/d?x=1#f", "http://[::1]:81/a/b?x=1#f", True]
+    # A string that does not parse fails every time.
+    assert js.eval(
+        "[0, 1].map(() => { try { return new URL('http://a b/').href; } catch (e) { return e.name; } })"
+    ) == ["TypeError", "TypeError"]
+    assert js.eval("[URL.canParse('http://a b/'), URL.canParse('http://a b/')]") == [False, False]

@@ -1,9 +1,10 @@
 // atoll's JS core: evaluated once per isolate, after the Web API bundle (webapi.js) and
 // before the worker. The expression below is a function; Python calls it once and keeps
-// the object it returns (the core's API). It takes `py` from globalThis (a plain JS object
-// whose functions wrap the host's: primitives in, primitives out) and deletes it. Nothing
-// here is left on globalThis but what Workers defines (fetch, timers, addEventListener):
-// `py` and the returned API live only in this closure and in Python. (Python never passes
+// the two functions it returns (post and postDispatch: the door below). It takes `py` from
+// globalThis (a plain JS object whose functions wrap the host's: primitives in, primitives
+// out) and deletes it. Nothing here is left on globalThis but what Workers defines (fetch,
+// timers, addEventListener) and the door's __atoll_run/__atoll_take: `py` and the returned
+// functions live only in this closure and in Python. (Python never passes
 // a JS object back into JS: STPyV8 crashes doing that in any isolate but the first.)
 (function () {
   "use strict";
@@ -378,8 +379,13 @@
     if (responded === null) throw new Error("No response: the fetch event listener did not call event.respondWith()");
     return responded;
   }
-  function dispatch(slot, method, url, headersJson, body) {
+  // A request's head comes as one string: its slot, method, URL and header names and values,
+  // separated by NUL (which none of them can hold: the host checks), and its body ("" for none).
+  function dispatch(head, body) {
+    const parts = head.split("\0");
+    const slot = Number(parts[0]);
     current = slot;
+    stashing = slot;
     const record = { waits: [], meta: null, body: null, error: null };
     requests.set(slot, record);
     const ctx = Object.freeze({
@@ -388,23 +394,47 @@
     });
     let result;
     try {
-      const request = rt.makeRequest(method, url, headersJson, body === null ? undefined : body);
+      const pairs = [];
+      for (let i = 3; i < parts.length; i += 2) pairs.push([parts[i], parts[i + 1]]);
+      const request = rt.makeRequestFrom(parts[1], parts[2], pairs, body === "" ? undefined : body);
       result = handler !== null ? handler.fetch(request, env, ctx) : serviceWorkerResponse(request, record);
     } catch (err) {
       result = Promise.reject(err);
     }
-    Promise.resolve(result).then((response) => rt.readResponse(response)).then(
-      ([status, statusText, headers, responseBody]) => {
-        record.meta = JSON_stringify([status, statusText, headers]);
+    Promise.resolve(result).then((response) => rt.readResponsePairs(response)).then(
+      ([status, , headers, responseBody]) => {
+        // The head as the host reads it: status, then header names and values, NUL-separated
+        // (the Headers refuse NUL and newlines in both), then a newline.
+        let meta = String(status);
+        for (const [name, value] of headers) meta += "\0" + name + "\0" + value;
+        record.meta = meta;
         record.body = responseBody;
-        // The response goes to the host with the settle: no second call into the isolate.
-        py.settle(slot, "response", collect(slot));
+        settle(slot, collect(slot));
       },
       (err) => {
         record.error = describe(err);
-        py.settle(slot, "error", collect(slot));
+        settle(slot, collect(slot));
       },
     );
+  }
+  // The response (or error) of a request goes to the host with its settle. One that settles while
+  // the run that dispatched it drains its microtasks is kept for the host's __atoll_take() right
+  // after that run (a return value, not a call out of the isolate).
+  let stashing = 0;
+  let stash = null;
+  function settle(slot, text) {
+    if (slot === stashing && text[0] !== "W") {
+      stashing = 0;
+      stash = text;
+      return;
+    }
+    py.settle(slot, text[0] === "E" ? "error" : "response", text);
+  }
+  function takeSettled() {
+    const text = stash;
+    stash = null;
+    stashing = 0;
+    return text;
   }
   // A cron trigger's run (Workers' scheduled event): `scheduled(controller, env, ctx)` of the
   // default export, or the "scheduled" event listeners of a service worker. Settles like a
@@ -432,7 +462,7 @@
     }
     Promise.resolve(result).then(
       () => {
-        record.meta = JSON_stringify([200, "OK", "[]"]);
+        record.meta = "200";
         record.body = "";
         py.settle(slot, "response", collect(slot));
       },
@@ -476,9 +506,9 @@
     dropTimers(slot);
   }
   // What the host needs once the response settled (passed with py.settle): "E" + the error's JSON, or
-  // "R"/"W" + the response's [status, statusText, headers] JSON + "\n" + its body (binary
-  // string). "W": waitUntil work is pending (settles "waited" later); "R": the request is
-  // finished here.
+  // "R"/"W" + the response's head (status, then NUL-separated header names and values) + "\n" +
+  // its body (binary string). "W": waitUntil work is pending (settles "waited" later); "R": the
+  // request is finished here.
   function collect(slot) {
     const record = requests.get(slot);
     if (record.error !== null) {
@@ -519,12 +549,20 @@
   function post(name, a, b, c, d, e) {
     mailbox = [name, [a, b, c, d, e]];
   }
+  // A request's dispatch, posted with its own function: every argument STPyV8 converts from
+  // Python costs a few thousand instructions, so the name is not one of them.
+  function postDispatch(head, body) {
+    mailbox = ["dispatch", [head, body === undefined ? "" : body]];
+  }
   function run() {
     const call = mailbox;
     mailbox = null;
+    stashing = 0;
+    stash = null;
     if (call === null) return undefined;
     return Reflect_apply(api[call[0]], undefined, call[1]);
   }
   Object.defineProperty(globalThis, "__atoll_run", { value: run, writable: false, configurable: false, enumerable: false });
-  return post;
+  Object.defineProperty(globalThis, "__atoll_take", { value: takeSettled, writable: false, configurable: false, enumerable: false });
+  return [post, postDispatch];
 })

@@ -7,11 +7,19 @@ that worker on that thread, so globals persist between requests as they do in
 a warm Workers isolate. Replaced after a limit stopped a call in it (its state
 may be half-updated, its heap full) and on reload/deploy (a new worker).
 
-Every entry into JS goes through :meth:`JsIsolate.call`: enter the isolate,
-arm the watchdog with what is left of the request's CPU, run, charge the
-thread CPU used (JS, wasm and the host functions it called), leave. V8 runs
-the microtasks queued meanwhile before the outermost call returns, so a
-promise chain advances inside the call that resolved it and is metered there.
+Every entry into JS goes through :meth:`JsIsolate.call` (a request's dispatch
+through :meth:`JsIsolate._dispatch`, the same door): enter the isolate, arm the
+watchdog with what is left of the request's CPU, run, charge the thread CPU
+used (JS, wasm and the host functions it called), leave. V8 runs the microtasks
+queued meanwhile before the outermost call returns, so a promise chain advances
+inside the call that resolved it and is metered there.
+
+A request crosses into V8 once and back once when its handler answers without
+waiting on a timer or subrequest: its head goes in as one string (every value
+STPyV8 converts costs thousands of instructions), and the response that settled
+while the dispatch drained its microtasks comes back as the return value of
+``__atoll_take()`` (a script run, no call out of V8 and into Python); a response
+that settles later comes through the ``settle`` host function.
 
 SECURITY: JS reaches the host only through the functions in :meth:`_host`
 and :meth:`_core_host`. Each is wrapped, in JS, in a closure that passes only
@@ -32,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atoll.api import ExecutionContext, Request, Response
@@ -133,7 +142,8 @@ class _Record:
     #: The core already dropped the request (collect() without waitUntil work).
     collected: bool = False
     #: What the core's collect() gave with the "response"/"error" settle: "E" + the error's
-    #: JSON, or "R"/"W" + the response's meta JSON + "\n" + its body.
+    #: JSON, or "R"/"W" + the response's head (status, then NUL-separated header names and
+    #: values) + "\n" + its body.
     text: str | None = None
 
     def busy(self) -> bool:
@@ -189,10 +199,13 @@ class JsIsolate:
             self.context.eval(_MAKE_CORE_HOST, "<host>")(
                 self._op, self._settle, self._timer, self._clear_timer
             )
-            self._post: Any = make_core()
+            door = make_core()
+            self._post: Any = door[0]
+            self._post_dispatch: Any = door[1]
             # A JSScript keeps a reference (not a copy) to the engine that compiled it.
             self._engine: Any = STPyV8.JSEngine()
             self._run: Any = self._engine.compile("__atoll_run()", "<atoll>")
+            self._take: Any = self._engine.compile("__atoll_take()", "<atoll>")
             for path, (kind, data) in worker.modules.items():
                 self._call(setup, "addModule", path, kind, data)
             self._call(setup, "setEnv", worker.env_json)
@@ -319,17 +332,22 @@ class JsIsolate:
         slot = record.slot
         keep = False
         try:
-            headers = json.dumps(list(request.headers.items()))
-            self.call(
-                record,
-                "dispatch",
-                slot,
-                request.method,
-                request.url,
-                headers,
-                body.decode("latin-1") if body else None,
-            )
-            self._check_stuck(record)
+            # One string for the head (see core.js dispatch): NUL cannot occur in a method, a
+            # header name or value (the server refuses it), nor in a URL the server parsed; a
+            # request made in Python (a service binding's) is checked.
+            pairs = request.headers.items()
+            head = "\0".join([str(slot), request.method, request.url, *chain.from_iterable(pairs)])
+            if head.count("\0") != 2 + 2 * len(pairs):
+                raise ScriptError(
+                    f"worker {self.worker.name}: the request's URL or headers hold a NUL character",
+                    hint="NUL is not allowed in a URL or a header",
+                )
+            text = self._dispatch(record, head, body.decode("latin-1") if body else "")
+            if text is not None:
+                self._settled(record, text)
+                done.set_result("response")
+            else:
+                self._check_stuck(record)
             if not done.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
@@ -345,18 +363,7 @@ class JsIsolate:
                 record.collected = True
                 record.waited = None
                 raise _thrown(text[1:], self.worker.sourcemap)
-            meta, _, out = text[1:].partition("\n")
-            status, _status_text, headers_json = json.loads(meta)
-            if status == 0:
-                raise ScriptError(
-                    f"worker {self.worker.name}: fetch() answered with Response.error()",
-                    hint="a network error response cannot be sent; return a Response with a status",
-                )
-            response = Response(
-                out.encode("latin-1") if out else b"",
-                status=status,
-                headers=json.loads(headers_json),
-            )
+            response = self._response(text)
             record.collected = True
             if text[0] == "W":
                 ctx.wait_until(self._after(record))
@@ -367,6 +374,52 @@ class JsIsolate:
         finally:
             if not keep:
                 self._finish(record)
+
+    def _dispatch(self, record: _Record, head: str, body: str) -> str | None:
+        """Run the core's ``dispatch(head, body)`` (as :meth:`call` does) and take what it
+        settled with meanwhile: the response text, or None while it is still pending."""
+        if self.broken:
+            raise _reset_error(self.worker, self.broken)
+        self.isolate.enter()
+        self.context.enter()
+        failure: ScriptError | None = None
+        try:
+            if body:
+                self._post_dispatch(head, body)
+            else:
+                self._post_dispatch(head)
+            self._metered(record, self._run.run)
+            text: str | None = self._take.run()
+            return text
+        except STPyV8.JSError as exc:
+            failure = _script_error(exc, self.worker.sourcemap)
+        finally:
+            self.context.leave()
+            self.isolate.leave()
+        raise failure
+
+    def _response(self, text: str) -> Response:
+        """The :class:`Response` of a response text ("R"/"W" + head + "\\n" + body)."""
+        head, _, out = text.partition("\n")
+        fields = head.split("\0")
+        status = int(fields[0][1:])
+        if status == 0:
+            raise ScriptError(
+                f"worker {self.worker.name}: fetch() answered with Response.error()",
+                hint="a network error response cannot be sent; return a Response with a status",
+            )
+        response = Response(out.encode("latin-1") if out else b"", status=status)
+        # Names and values as the worker's Headers checked them (tokens, lower-cased; values
+        # without NUL, CR or LF): set as they are.
+        index: dict[str, list[str]] = {}
+        for i in range(1, len(fields) - 1, 2):
+            values = index.get(fields[i])
+            if values is None:
+                index[fields[i]] = [fields[i + 1]]
+            else:
+                values.append(fields[i + 1])
+        response.headers._map = index
+        return response
 
     def _open(self, invocation: Invocation) -> tuple[_Record, asyncio.Future[str]]:
         """A new request's record in a fresh slot, and the future its settle resolves."""
@@ -551,14 +604,17 @@ class JsIsolate:
         if record is None:
             return
         if text is not None:
-            # The response (or error) itself, collected in JS as it settled (one crossing).
-            record.text = text
-            if text[0] == "W" and self._loop is not None:
-                # Made now: waitUntil promises that already settled report right after.
-                record.waited = self._loop.create_future()
+            self._settled(record, text)
         future = record.waited if kind == "waited" else record.done
         if future is not None and not future.done():
             future.set_result(kind)
+
+    def _settled(self, record: _Record, text: str) -> None:
+        # The response (or error) itself, collected in JS as it settled (one crossing).
+        record.text = text
+        if text[0] == "W" and self._loop is not None:
+            # Made now: waitUntil promises that already settled report right after.
+            record.waited = self._loop.create_future()
 
     def _timer(self, slot: int, timer_id: int, ms: float) -> bool:
         record = self._record(slot)
@@ -595,7 +651,9 @@ class JsIsolate:
             # A limit's exception may have left frames (cyclic garbage) holding JS values.
             gc.collect()
         self.__dict__.pop("_post", None)
+        self.__dict__.pop("_post_dispatch", None)
         self.__dict__.pop("_run", None)
+        self.__dict__.pop("_take", None)
         self.__dict__.pop("_engine", None)
         if "context" in self.__dict__:
             lock = getattr(self.context, "lock", None)

@@ -27,6 +27,41 @@ const patches = {
       "this.#type = /^[\\x20-\\x7E]*$/.test(type) ? type.toLowerCase() : ''",
     ],
   ],
+  // A worker parses the same few URLs again and again (`new URL(request.url)` on every request):
+  // the parse of an input without base or state override is a pure function of the string, so
+  // its URL record is kept (a bounded map per isolate) and each caller gets its own copy.
+  "whatwg-url/lib/url-state-machine.js": [
+    [
+      `module.exports.basicURLParse = function (input, options = {}) {
+  return basicURLParse(input, options);
+};`,
+      `const parsedURLs = new Map();
+function copyURLRecord(url) {
+  return {
+    scheme: url.scheme,
+    username: url.username,
+    password: url.password,
+    host: Array.isArray(url.host) ? url.host.slice() : url.host,
+    port: url.port,
+    path: Array.isArray(url.path) ? url.path.slice() : url.path,
+    query: url.query,
+    fragment: url.fragment
+  };
+}
+module.exports.basicURLParse = function (input, options = {}) {
+  if (typeof input !== "string" || input.length > 2048 || options.baseURL || options.url !== undefined ||
+      options.stateOverride !== undefined || options.encoding !== undefined) {
+    return basicURLParse(input, options);
+  }
+  const known = parsedURLs.get(input);
+  if (known !== undefined) return known === null ? null : copyURLRecord(known);
+  const parsed = basicURLParse(input, options);
+  if (parsedURLs.size >= 512) parsedURLs.clear();
+  parsedURLs.set(input, parsed === null ? null : copyURLRecord(parsed));
+  return parsed;
+};`,
+    ],
+  ],
   // whatwg-url lower-cases an ASCII domain itself and calls tr46 only for non-ASCII ones: load
   // tr46 (its IDNA table and Unicode regexes) then, not with the URL parser.
   "whatwg-url/lib/url-miscellaneous.js": [

@@ -140,6 +140,8 @@ const rt = Object.freeze({
   makeResponse: (status, statusText, headersJson, body, url, redirected) =>
     responseModule().makeResponse(status, statusText, headersJson, body, url, redirected),
   readResponse: (value) => responseModule().readResponse(value),
+  makeRequestFrom: (method, url, pairs, body) => requestModule().makeRequestFrom(method, url, pairs, body),
+  readResponsePairs: (value) => responseModule().readResponsePairs(value),
   toBinary,
   fromBinary: (s) => binaryToBytes(String(s)),
   formatLog: (args) => formatLog(args),

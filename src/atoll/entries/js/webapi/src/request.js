@@ -227,4 +227,12 @@ export function makeRequest(method, url, headersJson, body, cfJson) {
   return makeTrusted(String(method), String(url), pairs, body, cf);
 }
 
+/**
+ * __atoll_rt.makeRequestFrom: makeRequest with the headers as an array of [name, value] pairs
+ * (js-core's per-request path: no JSON between the host's string and the Headers).
+ */
+export function makeRequestFrom(method, url, pairs, body) {
+  return makeTrusted(String(method), String(url), pairs, body, undefined);
+}
+
 export { headerList };

@@ -192,8 +192,20 @@ export function makeResponse(status, statusText, headersJson, body, url, redirec
  * is not a Response, and when its body was already used.
  */
 export function readResponse(value) {
+  return readAs(value, (headers) => JSON.stringify(headerPairs(headers)));
+}
+
+/**
+ * __atoll_rt.readResponsePairs: readResponse with the headers as an array of [name, value] pairs
+ * (js-core's per-request path: no JSON between the Headers and the host's string).
+ */
+export function readResponsePairs(value) {
+  return readAs(value, headerPairs);
+}
+
+function readAs(value, encode) {
   const parts = readParts(value);
-  if (parts === null) return readAwaited(value);
+  if (parts === null) return readAwaited(value, encode);
   const [status, statusText, headers, body] = parts;
   // Bodies held as a string or bytes are read without a promise per step: the common case.
   if (body === null || (!body.unusable && (body.kind === "text" || body.kind === "binary" || body.kind === "bytes"))) {
@@ -203,22 +215,22 @@ export function readResponse(value) {
     } catch (err) {
       return Promise.reject(err);
     }
-    return Promise.resolve([status, statusText, JSON.stringify(headerPairs(headers)), binary]);
+    return Promise.resolve([status, statusText, encode(headers), binary]);
   }
-  return readWhole(parts);
+  return readWhole(parts, encode);
 }
 
-async function readAwaited(value) {
+async function readAwaited(value, encode) {
   if (value !== null && typeof value === "object" && typeof value.then === "function") value = await value;
   const parts = readParts(value);
   if (parts === null) {
     throw new TypeError(`The worker's fetch handler must return a Response (or a Promise of one), but it returned ${describe(value)}.`);
   }
-  return readWhole(parts);
+  return readWhole(parts, encode);
 }
 
-async function readWhole([status, statusText, headers, body]) {
+async function readWhole([status, statusText, headers, body], encode) {
   if (body !== null && body.unusable) throw new TypeError(`The Response the worker returned has a body that was already used. ${USED_MESSAGE}`);
   const binary = body === null ? "" : await body.readBinary();
-  return [status, statusText, JSON.stringify(headerPairs(headers)), binary];
+  return [status, statusText, encode(headers), binary];
 }
