@@ -23,18 +23,25 @@
  *   - it tells the loop that something changed (refused, or it ended) by writing to
  *     an eventfd (`notify_fd`) that the loop watches (add_reader), not by a callback.
  *
- * The object holds the bytes object it writes into (and a dup of the socket) until
- * the thread ended and finish() ran. Lifecycle, all calls with the GIL on the loop:
- * BodyRead(...) -> start() -> [stop()] -> the loop sees notify_fd readable -> state()
- * ... until `outcome` is not RUNNING -> finish() (joins the ended thread, closes the
- * fds). Dealloc of a running read stops and joins it (the stop eventfd wakes its poll
- * at once).
+ * The loop never waits for these threads: they run at SCHED_IDLE, and one that
+ * holds anything the loop needs (a lock, a join) can wait for a CPU for as long as
+ * the machine is busy. So no lock is shared with them (atomics only), they are not
+ * joined (detached), and what a thread and its Python object share (the fds and the
+ * counters, `br_state`) is freed by whichever of the two lets go of it last.
+ *
+ * Lifecycle, all calls with the GIL on the loop: BodyRead(...) -> start() ->
+ * [stop()] -> the loop sees notify_fd readable -> ack(), reads the state ... until
+ * `outcome` is not RUNNING (the thread will not touch the body again) -> finish()
+ * (drops the body; the loop stops watching notify_fd first). A BodyRead dropped while
+ * its thread runs stops it and keeps the body alive for it (never freed: only at
+ * shutdown).
  */
 #include "module.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -125,26 +132,31 @@ enum { BR_RUNNING = 0, BR_DONE = 1, BR_TIMEOUT = 2, BR_CLOSED = 3, BR_STOPPED = 
 
 #define BR_SCRATCH (256 * 1024)
 
+/* What a reading thread and its BodyRead share; freed by the last of the two. */
 typedef struct {
-    PyObject_HEAD
-    PyObject *body;        /* the bytes object written into (held until finish/dealloc) */
-    BudgetObject *budget;  /* held */
-    char *target;          /* body's data + start */
+    int refs;              /* atomic: 2 while both hold it */
+    BudgetObject *budget;  /* borrowed: the BodyRead holds it for the thread's life */
+    char *target;          /* the body's data + start */
     long long want;        /* bytes to read */
     long long timeout_ns;  /* without a byte */
     int lowat;
     int nice;              /* if SCHED_IDLE is refused: raise the thread's nice by this */
-    int fd;                /* dup of the socket (owned) */
-    int notify_fd;         /* eventfd, thread -> loop (owned) */
-    int stop_fd;           /* eventfd, loop -> thread (owned) */
-    pthread_t thread;
-    int started;           /* a thread was started and not joined (GIL) */
+    int fd;                /* dup of the socket: the thread's, closed when it is done */
+    int notify_fd;         /* eventfd, thread -> loop */
+    int stop_fd;           /* eventfd, loop -> thread */
     /* written by the thread (atomics) */
     long long got;         /* bytes kept (all taken from the budget) */
-    long long taken;       /* == got: kept bytes are taken first */
     long long last_ns;     /* CLOCK_MONOTONIC of the last byte (or of the start) */
     int refused;
     int outcome;
+} br_state;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *body;        /* the bytes object written into (held until finish) */
+    BudgetObject *budget;  /* held */
+    br_state *st;
+    int started;
 } BodyReadObject;
 
 static inline long long br_now_ns(void) {
@@ -153,10 +165,22 @@ static inline long long br_now_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void br_notify(BodyReadObject *r) {
+static void br_signal(int fd) {
     uint64_t one = 1;
-    ssize_t ignored = write(r->notify_fd, &one, sizeof one);
+    ssize_t ignored = write(fd, &one, sizeof one);
     (void)ignored; /* an eventfd write fails only when the counter would overflow */
+}
+
+static void br_release(br_state *st) {
+    if (__atomic_sub_fetch(&st->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (st->fd >= 0)
+        close(st->fd);
+    if (st->notify_fd >= 0)
+        close(st->notify_fd);
+    if (st->stop_fd >= 0)
+        close(st->stop_fd);
+    free(st);
 }
 
 static void br_set_lowat(int fd, int *current, long long left, int lowat) {
@@ -167,7 +191,7 @@ static void br_set_lowat(int fd, int *current, long long left, int lowat) {
         *current = low;
 }
 
-static void br_lower_priority(BodyReadObject *r) {
+static void br_lower_priority(int nice_step) {
     struct sched_param param = {0};
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0)
         return;
@@ -175,44 +199,45 @@ static void br_lower_priority(BodyReadObject *r) {
     errno = 0;
     int now = getpriority(PRIO_PROCESS, (id_t)tid);
     if (errno == 0) {
-        int nice = now + r->nice > 19 ? 19 : now + r->nice;
+        int nice = now + nice_step > 19 ? 19 : now + nice_step;
         (void)setpriority(PRIO_PROCESS, (id_t)tid, nice);
     }
 }
 
-/* A thread born at SCHED_IDLE (so that it never preempts the thread that creates it,
- * not even before it runs), else at the creator's policy; it lowers itself anyway. */
-static int br_spawn(pthread_t *thread, void *(*run)(void *), void *arg) {
+/* A detached thread born at SCHED_IDLE (so that it never preempts the thread that
+ * creates it, not even before it runs), else at the creator's policy (it lowers
+ * itself then). */
+static int br_spawn(pthread_t *thread, void *(*run)(void *), void *arg, int detached) {
     pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
     struct sched_param param = {0};
-    int err = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) ||
-              pthread_attr_setschedpolicy(&attr, SCHED_IDLE) ||
-              pthread_attr_setschedparam(&attr, &param) || pthread_create(thread, &attr, run, arg);
-    pthread_attr_destroy(&attr);
-    if (err == 0)
-        return 0;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    err = pthread_create(thread, &attr, run, arg);
-    pthread_attr_destroy(&attr);
+    int err = 1;
+    for (int idle = 1; idle >= 0 && err != 0; idle--) {
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        if (detached)
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (!idle || (pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) == 0 &&
+                      pthread_attr_setschedpolicy(&attr, SCHED_IDLE) == 0 &&
+                      pthread_attr_setschedparam(&attr, &param) == 0))
+            err = pthread_create(thread, &attr, run, arg);
+        pthread_attr_destroy(&attr);
+    }
     return err;
 }
 
-static int br_read(BodyReadObject *r) {
+static int br_read(br_state *st) {
     char *scratch = NULL;
     long long at = 0;
     int low = 1, outcome = BR_DONE;
-    while (at < r->want) {
-        br_set_lowat(r->fd, &low, r->want - at, r->lowat);
-        long long idle = br_now_ns() - __atomic_load_n(&r->last_ns, __ATOMIC_RELAXED);
-        long long wait_ns = r->timeout_ns - idle;
+    while (at < st->want) {
+        br_set_lowat(st->fd, &low, st->want - at, st->lowat);
+        long long idle = br_now_ns() - __atomic_load_n(&st->last_ns, __ATOMIC_RELAXED);
+        long long wait_ns = st->timeout_ns - idle;
         if (wait_ns <= 0) {
             outcome = BR_TIMEOUT;
             break;
         }
-        struct pollfd fds[2] = {{r->fd, POLLIN, 0}, {r->stop_fd, POLLIN, 0}};
+        struct pollfd fds[2] = {{st->fd, POLLIN, 0}, {st->stop_fd, POLLIN, 0}};
         int k = poll(fds, 2, (int)(wait_ns / 1000000 + 1));
         if (k < 0) {
             if (errno == EINTR)
@@ -229,13 +254,13 @@ static int br_read(BodyReadObject *r) {
         char *into;
         size_t room;
         if (scratch == NULL) {
-            into = r->target + at;
-            room = (size_t)(r->want - at);
+            into = st->target + at;
+            room = (size_t)(st->want - at);
         } else {
             into = scratch;
-            room = (size_t)(r->want - at < BR_SCRATCH ? r->want - at : BR_SCRATCH);
+            room = (size_t)(st->want - at < BR_SCRATCH ? st->want - at : BR_SCRATCH);
         }
-        ssize_t n = recv(r->fd, into, room, MSG_DONTWAIT);
+        ssize_t n = recv(st->fd, into, room, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 continue;
@@ -247,12 +272,11 @@ static int br_read(BodyReadObject *r) {
             break;
         }
         at += n;
-        __atomic_store_n(&r->last_ns, br_now_ns(), __ATOMIC_RELAXED);
+        __atomic_store_n(&st->last_ns, br_now_ns(), __ATOMIC_RELAXED);
         if (scratch != NULL)
             continue;
-        if (budget_take(r->budget, n)) {
-            __atomic_store_n(&r->taken, at, __ATOMIC_RELAXED);
-            __atomic_store_n(&r->got, at, __ATOMIC_RELEASE);
+        if (budget_take(st->budget, n)) {
+            __atomic_store_n(&st->got, at, __ATOMIC_RELEASE);
         } else { /* refused: the loop answers 503 now; the rest is read and dropped, so
                   * that the client reads the answer and the connection goes on */
             scratch = malloc(BR_SCRATCH);
@@ -260,47 +284,30 @@ static int br_read(BodyReadObject *r) {
                 outcome = BR_CLOSED;
                 break;
             }
-            __atomic_store_n(&r->refused, 1, __ATOMIC_RELEASE);
-            br_notify(r);
+            __atomic_store_n(&st->refused, 1, __ATOMIC_RELEASE);
+            br_signal(st->notify_fd);
         }
     }
     free(scratch);
     if (low != 1) { /* the socket is the connection's: as its loop had it */
         int one = 1;
-        (void)setsockopt(r->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+        (void)setsockopt(st->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
     }
     return outcome;
 }
 
 static void *br_main(void *arg) {
-    BodyReadObject *r = (BodyReadObject *)arg;
-    br_lower_priority(r);
-    int outcome = br_read(r);
-    __atomic_store_n(&r->outcome, outcome, __ATOMIC_RELEASE);
-    br_notify(r);
+    br_state *st = (br_state *)arg;
+    br_lower_priority(st->nice);
+    int outcome = br_read(st);
+    /* done with the socket: its dup must not keep the connection open */
+    close(st->fd);
+    st->fd = -1;
+    /* after this the body is not touched again (the loop may drop it) */
+    __atomic_store_n(&st->outcome, outcome, __ATOMIC_RELEASE);
+    br_signal(st->notify_fd);
+    br_release(st);
     return NULL;
-}
-
-static void br_join(BodyReadObject *r) {
-    if (!r->started)
-        return;
-    r->started = 0;
-    uint64_t one = 1;
-    ssize_t ignored = write(r->stop_fd, &one, sizeof one);
-    (void)ignored;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_join(r->thread, NULL);
-    Py_END_ALLOW_THREADS
-}
-
-static void br_close_fds(BodyReadObject *r) {
-    int *fds[] = {&r->fd, &r->notify_fd, &r->stop_fd};
-    for (size_t i = 0; i < 3; i++) {
-        if (*fds[i] >= 0) {
-            close(*fds[i]);
-            *fds[i] = -1;
-        }
-    }
 }
 
 static PyObject *BodyRead_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
@@ -322,36 +329,47 @@ static PyObject *BodyRead_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
         PyErr_SetString(PyExc_ValueError, "BodyRead: timeout_ns and lowat must be positive");
         return NULL;
     }
-    BodyReadObject *r = (BodyReadObject *)type->tp_alloc(type, 0);
-    if (r == NULL)
-        return NULL;
-    r->fd = r->notify_fd = r->stop_fd = -1;
-    r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    r->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->fd < 0 || r->notify_fd < 0 || r->stop_fd < 0) {
+    br_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return PyErr_NoMemory();
+    st->refs = 1;
+    st->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    st->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    st->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (st->fd < 0 || st->notify_fd < 0 || st->stop_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
-        Py_DECREF(r);
+        br_release(st);
         return NULL;
     }
+    BodyReadObject *r = (BodyReadObject *)type->tp_alloc(type, 0);
+    if (r == NULL) {
+        br_release(st);
+        return NULL;
+    }
+    r->st = st;
     r->body = Py_NewRef(body);
     r->budget = (BudgetObject *)Py_NewRef(budget);
-    r->target = PyBytes_AS_STRING(body) + start;
-    r->want = PyBytes_GET_SIZE(body) - start;
-    r->timeout_ns = timeout_ns;
-    r->lowat = lowat;
-    r->nice = nice;
+    st->budget = r->budget;
+    st->target = PyBytes_AS_STRING(body) + start;
+    st->want = PyBytes_GET_SIZE(body) - start;
+    st->timeout_ns = timeout_ns;
+    st->lowat = lowat;
+    st->nice = nice;
     return (PyObject *)r;
 }
 
 static PyObject *BodyRead_start(BodyReadObject *r, PyObject *unused) {
-    if (r->started || r->notify_fd < 0 || r->body == NULL) {
+    br_state *st = r->st;
+    if (r->started || r->body == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "BodyRead.start(): already started");
         return NULL;
     }
-    r->last_ns = br_now_ns();
-    int err = br_spawn(&r->thread, br_main, r);
+    st->last_ns = br_now_ns();
+    __atomic_add_fetch(&st->refs, 1, __ATOMIC_ACQ_REL); /* the thread's */
+    pthread_t thread;
+    int err = br_spawn(&thread, br_main, st, 1);
     if (err != 0) {
+        __atomic_sub_fetch(&st->refs, 1, __ATOMIC_ACQ_REL);
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -359,58 +377,60 @@ static PyObject *BodyRead_start(BodyReadObject *r, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+static int br_running(BodyReadObject *r) {
+    return r->started && __atomic_load_n(&r->st->outcome, __ATOMIC_ACQUIRE) == BR_RUNNING;
+}
+
 static PyObject *BodyRead_stop(BodyReadObject *r, PyObject *unused) {
-    if (r->stop_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t ignored = write(r->stop_fd, &one, sizeof one);
-        (void)ignored;
-    }
+    br_signal(r->st->stop_fd);
     Py_RETURN_NONE;
 }
 
 static PyObject *BodyRead_ack(BodyReadObject *r, PyObject *unused) {
-    if (r->notify_fd >= 0) {
-        uint64_t count;
-        ssize_t ignored = read(r->notify_fd, &count, sizeof count);
-        (void)ignored;
-    }
+    uint64_t count;
+    ssize_t ignored = read(r->st->notify_fd, &count, sizeof count);
+    (void)ignored;
     Py_RETURN_NONE;
 }
 
 static PyObject *BodyRead_finish(BodyReadObject *r, PyObject *unused) {
-    if (r->started && __atomic_load_n(&r->outcome, __ATOMIC_ACQUIRE) == BR_RUNNING) {
+    if (br_running(r)) {
         PyErr_SetString(PyExc_RuntimeError, "BodyRead.finish(): the read has not ended");
         return NULL;
     }
-    br_join(r);
-    br_close_fds(r);
     Py_CLEAR(r->body);
     Py_RETURN_NONE;
 }
 
 static void BodyRead_dealloc(BodyReadObject *r) {
-    br_join(r);
-    br_close_fds(r);
+    if (r->st != NULL) {
+        if (br_running(r)) {
+            /* its thread may still write into the body: stop it, and let the body be */
+            br_signal(r->st->stop_fd);
+            r->body = NULL;
+            r->budget = NULL; /* the thread takes from it */
+        }
+        br_release(r->st);
+    }
     Py_CLEAR(r->body);
     Py_CLEAR(r->budget);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
-#define BR_ATOMIC_GETTER(name, type, convert)                                   \
+#define BR_ATOMIC_GETTER(name, convert)                                         \
     static PyObject *BodyRead_get_##name(BodyReadObject *r, void *unused) {    \
-        return convert(__atomic_load_n(&r->name, __ATOMIC_ACQUIRE));            \
+        return convert(__atomic_load_n(&r->st->name, __ATOMIC_ACQUIRE));       \
     }
-BR_ATOMIC_GETTER(got, long long, PyLong_FromLongLong)
-BR_ATOMIC_GETTER(taken, long long, PyLong_FromLongLong)
-BR_ATOMIC_GETTER(refused, int, PyBool_FromLong)
-BR_ATOMIC_GETTER(outcome, int, PyLong_FromLong)
+BR_ATOMIC_GETTER(got, PyLong_FromLongLong)
+BR_ATOMIC_GETTER(refused, PyBool_FromLong)
+BR_ATOMIC_GETTER(outcome, PyLong_FromLong)
 
 static PyObject *BodyRead_get_last(BodyReadObject *r, void *unused) {
-    return PyFloat_FromDouble((double)__atomic_load_n(&r->last_ns, __ATOMIC_ACQUIRE) / 1e9);
+    return PyFloat_FromDouble((double)__atomic_load_n(&r->st->last_ns, __ATOMIC_ACQUIRE) / 1e9);
 }
 
 static PyObject *BodyRead_get_notify_fd(BodyReadObject *r, void *unused) {
-    return PyLong_FromLong(r->notify_fd);
+    return PyLong_FromLong(r->st->notify_fd);
 }
 
 static PyMethodDef BodyRead_methods[] = {
@@ -419,13 +439,13 @@ static PyMethodDef BodyRead_methods[] = {
      "stop(): ask the thread to stop (outcome STOPPED, unless it ended first)"},
     {"ack", (PyCFunction)BodyRead_ack, METH_NOARGS, "ack(): clear notify_fd's readiness"},
     {"finish", (PyCFunction)BodyRead_finish, METH_NOARGS,
-     "finish(): once outcome is not RUNNING: join the thread, close the fds, drop the body"},
+     "finish(): once outcome is not RUNNING: drop the body (stop watching notify_fd first)"},
     {NULL}};
 
 static PyGetSetDef BodyRead_getset[] = {
-    {"got", (getter)BodyRead_get_got, NULL, "bytes read and kept (all taken from the budget)",
-     NULL},
-    {"taken", (getter)BodyRead_get_taken, NULL, "bytes taken from the budget", NULL},
+    {"got", (getter)BodyRead_get_got, NULL,
+     "bytes read and kept (each taken from the budget as it came)", NULL},
+    {"taken", (getter)BodyRead_get_got, NULL, "bytes taken from the budget (== got)", NULL},
     {"refused", (getter)BodyRead_get_refused, NULL, "the budget refused the body", NULL},
     {"outcome", (getter)BodyRead_get_outcome, NULL,
      "0 running, 1 done, 2 timeout, 3 closed (or failed), 4 stopped", NULL},
@@ -453,7 +473,8 @@ PyTypeObject BodyReadType = {
  * gives the pages wholly inside its data back to the kernel (madvise MADV_DONTNEED:
  * tens of MiB take milliseconds, which the loop must not spend); the object itself is
  * released (its now empty pages unmapped, cheap) by the next put() or collect(), with
- * the GIL. The thread never takes the GIL, and waking it never preempts the loop. */
+ * the GIL. The thread never takes the GIL, shares no lock with the loop (two lock-free
+ * stacks and a semaphore), and waking it never preempts the loop. */
 
 typedef struct reap_item {
     PyObject *obj;
@@ -462,32 +483,37 @@ typedef struct reap_item {
 
 typedef struct {
     PyObject_HEAD
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    reap_item *todo;
-    reap_item *done;
+    reap_item *todo;           /* atomic stack: pushed by put(), taken whole by the thread */
+    reap_item *done;           /* atomic stack: pushed by the thread, taken by collect() */
+    sem_t wake;
     pthread_t thread;
     int started;
-    int stop;
+    int stop;                  /* atomic */
     unsigned long long reaped; /* atomic */
     long page;
 } ReaperObject;
 
+static void reap_push(reap_item **stack, reap_item *first, reap_item *last) {
+    reap_item *head = __atomic_load_n(stack, __ATOMIC_RELAXED);
+    do {
+        last->next = head;
+    } while (!__atomic_compare_exchange_n(stack, &head, first, 1, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
 static void *reaper_main(void *arg) {
     ReaperObject *r = (ReaperObject *)arg;
-    struct sched_param param = {0};
-    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
-    pthread_mutex_lock(&r->mu);
+    br_lower_priority(19);
     for (;;) {
-        while (r->todo == NULL && !r->stop)
-            pthread_cond_wait(&r->cv, &r->mu);
-        if (r->stop)
+        while (sem_wait(&r->wake) != 0 && errno == EINTR)
+            ;
+        if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
             break;
-        reap_item *batch = r->todo;
-        r->todo = NULL;
-        pthread_mutex_unlock(&r->mu);
-        reap_item *last = NULL;
-        int n = 0;
+        reap_item *batch = __atomic_exchange_n(&r->todo, NULL, __ATOMIC_ACQUIRE);
+        if (batch == NULL)
+            continue;
+        reap_item *last = batch;
+        unsigned long long n = 0;
         for (reap_item *it = batch; it != NULL; it = it->next) {
             /* the object is held and read by no one: its contents may go */
             uintptr_t start = (uintptr_t)PyBytes_AS_STRING(it->obj);
@@ -499,27 +525,24 @@ static void *reaper_main(void *arg) {
             last = it;
             n++;
         }
-        pthread_mutex_lock(&r->mu);
-        last->next = r->done;
-        r->done = batch;
-        __atomic_add_fetch(&r->reaped, (unsigned long long)n, __ATOMIC_RELEASE);
+        reap_push(&r->done, batch, last);
+        __atomic_add_fetch(&r->reaped, n, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&r->mu);
     return NULL;
+}
+
+static void reap_free(reap_item *it) {
+    while (it != NULL) {
+        reap_item *next = it->next;
+        Py_DECREF(it->obj);
+        PyMem_RawFree(it);
+        it = next;
+    }
 }
 
 /* Release the objects whose pages went back (GIL held). */
 static void reaper_collect(ReaperObject *r) {
-    pthread_mutex_lock(&r->mu);
-    reap_item *done = r->done;
-    r->done = NULL;
-    pthread_mutex_unlock(&r->mu);
-    while (done != NULL) {
-        reap_item *next = done->next;
-        Py_DECREF(done->obj);
-        PyMem_RawFree(done);
-        done = next;
-    }
+    reap_free(__atomic_exchange_n(&r->done, NULL, __ATOMIC_ACQUIRE));
 }
 
 static PyObject *Reaper_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
@@ -528,8 +551,10 @@ static PyObject *Reaper_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     ReaperObject *r = (ReaperObject *)type->tp_alloc(type, 0);
     if (r == NULL)
         return NULL;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    if (sem_init(&r->wake, 0, 0) != 0) {
+        Py_DECREF(r);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     r->page = sysconf(_SC_PAGESIZE);
     return (PyObject *)r;
 }
@@ -541,7 +566,7 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
     }
     reaper_collect(r);
     if (!r->started) {
-        int err = br_spawn(&r->thread, reaper_main, r);
+        int err = br_spawn(&r->thread, reaper_main, r, 0);
         if (err != 0) {
             errno = err;
             return PyErr_SetFromErrno(PyExc_OSError);
@@ -552,11 +577,8 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
     if (it == NULL)
         return PyErr_NoMemory();
     it->obj = Py_NewRef(body);
-    pthread_mutex_lock(&r->mu);
-    it->next = r->todo;
-    r->todo = it;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    reap_push(&r->todo, it, it);
+    sem_post(&r->wake);
     Py_RETURN_NONE;
 }
 
@@ -570,26 +592,16 @@ static PyObject *Reaper_get_reaped(ReaperObject *r, void *unused) {
 }
 
 static void Reaper_dealloc(ReaperObject *r) {
-    if (r->started) {
-        pthread_mutex_lock(&r->mu);
-        r->stop = 1;
-        pthread_cond_signal(&r->cv);
-        pthread_mutex_unlock(&r->mu);
+    if (r->started) { /* only a reaper made for a test is ever dropped */
+        __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+        sem_post(&r->wake);
         Py_BEGIN_ALLOW_THREADS
         pthread_join(r->thread, NULL);
         Py_END_ALLOW_THREADS
     }
     reaper_collect(r);
-    reap_item *todo = r->todo;
-    r->todo = NULL;
-    while (todo != NULL) { /* put but never reaped: released whole */
-        reap_item *next = todo->next;
-        Py_DECREF(todo->obj);
-        PyMem_RawFree(todo);
-        todo = next;
-    }
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
+    reap_free(__atomic_exchange_n(&r->todo, NULL, __ATOMIC_ACQUIRE)); /* never reaped */
+    sem_destroy(&r->wake);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
