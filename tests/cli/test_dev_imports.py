@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import time
 
 import httpx
 from click.testing import CliRunner
@@ -34,6 +35,8 @@ NOT_ON_THE_PATH = (
     "anyio",
     "croniter",  # manifest/crons: with [triggers] crons only
     "dateutil",
+    "difflib",  # manifest/loader: the nearest key, for an unknown key only
+    "gzip",  # runtime/module: the compressed size, for a module over 10 MB only
     "sqlite3",  # the KV store is memory here; cron claims in dev are in memory
     "redis",
     "atoll.cli.kv",  # other commands
@@ -87,6 +90,23 @@ def test_a_served_worker_finds_none_of_the_lazy_modules_imported(
     assert on_the_path(loaded) == []
     # the collector, paused while the command imported, runs again once serving
     assert httpx.get(f"{server.url}/gc", timeout=30).text == "True True"
+
+
+def test_the_watcher_is_imported_after_the_first_response(
+    dev_server: StartDev, make_worker: WorkerFactory
+) -> None:
+    # Reloading on (the default): watchfiles is imported once the first responses are out.
+    folder = make_worker(MODULES_WORKER, modules={"M": ONE})
+    server = dev_server(folder, "--kv", "memory", "--log-level", "warning")
+    first = httpx.get(f"{server.url}/", timeout=30)
+    assert first.status_code == 200
+    assert "watchfiles" not in first.text.split("\n")
+    (folder / "src" / "worker.py").write_text(MODULES_WORKER.replace("/gc", "/collector"))
+    deadline = time.monotonic() + 20
+    while "reloaded" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reloaded" in server.log()
+    assert "watchfiles" in httpx.get(f"{server.url}/", timeout=30).text.split("\n")
 
 
 def test_a_command_invoked_in_process_leaves_the_collector_alone() -> None:

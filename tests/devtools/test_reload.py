@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +118,54 @@ def test_the_watcher_thread_reloads_within_a_second(
         assert asyncio.run(body(router)) == "one 5 v1"
     finally:
         reloader.stop()
+
+
+#: Longer than the tick of the clock the kernel stamps files with (a file written within
+#: one tick of ``since`` may carry a time before it).
+TICK = 0.03
+
+
+def test_a_change_before_the_watcher_starts_is_reloaded_when_it_starts(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    # atoll dev starts watching after its first response: a change made before that
+    # (here while the thread waits for its signal) is found by the walk it starts with.
+    root, router, reloader, _ = setup(make_worker, runtime)
+    signal = threading.Event()
+    reloader.start(after=signal, wait=60)
+    try:
+        time.sleep(TICK)
+        (root / "pkg" / "M.wasm").write_bytes(module(6))
+        (root / "src" / "helper.py").write_text('WORD = "two"\n')
+        time.sleep(0.3)
+        assert reloader.reloads == 0  # still waiting for the signal
+        signal.set()
+        deadline = time.monotonic() + 10
+        while reloader.reloads == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reloader.reloads == 1
+        assert asyncio.run(body(router)) == "two 6 v1"
+    finally:
+        reloader.stop()
+
+
+async def test_the_walk_skips_what_is_never_a_change(
+    make_worker: WorkerFactory, runtime: Runtime
+) -> None:
+    root, _router, reloader, _ = setup(make_worker, runtime)
+    since = time.time_ns()
+    await asyncio.sleep(TICK)
+    (root / "target").mkdir()
+    (root / "target" / "lib.rs").write_text("")
+    (root / "src" / "worker.py.swp").write_text("")
+    assert reloader.modified_since(since) == set()
+    await asyncio.sleep(TICK)
+    (root / "src" / "helper.py").write_text('WORD = "three"\n')
+    assert reloader.modified_since(since) == {root / "src" / "helper.py"}
+    assert reloader.catch_up()
+    assert reloader.reloads == 1
+    assert reloader.since > since  # the watcher takes it from here
+    assert await body(_router) == "three 1 v1"
 
 
 # -- no rebuild loop: the build's own files are not changes --------------------------

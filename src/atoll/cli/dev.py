@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,8 @@ def dev(
     limits, body_memory = server_limits(limit_options)
     with fail_on_errors():
         adjust = _overrides(_parse_vars(var_items), name, compatibility_date)
+        # What is modified after this, the reloader reloads (even before it watches).
+        since = time.time_ns()
         # Prints the config's notices, once. Its files are checked now unless a build
         # may make them (then once more after the build, in _serve).
         raw = load_config(directory, check_files=no_build)
@@ -165,6 +169,7 @@ def dev(
 
             stderr.print(f"building: {raw.build.command}", markup=False)
             run_build(raw, on_output=lambda line: stderr.print(f"  {line}", markup=False))
+            since = time.time_ns()  # what the build wrote is what _serve loads
         host = host or raw.dev.ip or "127.0.0.1"
         port = port if port is not None else (raw.dev.port if raw.dev.port is not None else 8787)
         if selected_config()[0] is not None:  # -c FILE: the worker folder is the file's
@@ -188,19 +193,25 @@ def dev(
                 test_scheduled=test_scheduled,
                 others=directories[1:],
                 loaded=raw if no_build else None,
+                since=since,
             )
         finally:
             asyncio.run(backend.close())  # if the server did not get to (closing twice is a no-op)
 
 
-_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(.*)", re.DOTALL)
+#: Seconds after listening the dev watcher starts when no request comes; and after the
+#: first response (the requests a page makes as it loads come first).
+_WATCH_AFTER = 1.0
+_WATCH_SETTLE = 0.5
+
+_VAR = r"([A-Za-z_][A-Za-z0-9_]*):(.*)"
 
 
 def _parse_vars(items: tuple[str, ...]) -> dict[str, str]:
     """``--var KEY:VALUE`` items as a dict (the value may hold colons)."""
     out: dict[str, str] = {}
     for item in items:
-        match = _VAR.fullmatch(item)
+        match = re.fullmatch(_VAR, item, re.DOTALL)  # compiled on the first --var only
         if match is None:
             raise ConfigError(
                 f"--var {item!r} is not KEY:VALUE",
@@ -252,6 +263,7 @@ def _serve(
     test_scheduled: bool = False,
     others: tuple[Path, ...] = (),
     loaded: Manifest | None = None,
+    since: int | None = None,
 ) -> None:
     runtime = Runtime()
     bindings = kv_bindings(backend)
@@ -299,7 +311,15 @@ def _serve(
         config=manifest.path if selected_config()[0] is not None else None,
         env=selected_config()[1],
         services=services,
+        since=since,
     )
+    # The watcher starts after the first responses: importing watchfiles is off their path.
+    first_response = threading.Event()
+
+    def on_first_result(*_: object) -> None:
+        app.on_result = ()  # once: later requests pay for no hook
+        first_response.set()
+
     # The worker's [triggers] crons run for real, each run printed (a reload keeps the times).
     scheduler = Scheduler(workers, MemoryClaims(), on_run=(_print_run,))
     app = AtollApp(
@@ -307,13 +327,14 @@ def _serve(
         dev=True,
         on_startup=[housekeeping.start, scheduler.start],
         on_shutdown=[scheduler.stop, housekeeping.stop],
+        on_result=[on_first_result] if reload else (),
         body_budget=BodyBudget(body_memory),
         test_scheduled=test_scheduled,
     )
 
     def ready(bound_host: str, bound_port: int) -> None:
-        if reload:  # once serving: watching (and importing watchfiles) is off the start-up path
-            reloader.start()
+        if reload:  # watching (and importing watchfiles) is off the path to the first response
+            reloader.start(after=first_response, wait=_WATCH_AFTER, settle=_WATCH_SETTLE)
         namespaces = worker.manifest.kv_namespaces
         if namespaces:
             names = ", ".join(entry.binding for entry in namespaces)

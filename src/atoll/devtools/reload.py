@@ -23,12 +23,19 @@ whose content is what the last reload loaded.
 Bindings made by ``extra_bindings`` (KV namespaces) are built again from the
 same backend, so KV state persists across reloads. One watcher thread per
 ``atoll dev``; :meth:`DevReloader.stop` ends it.
+
+``atoll dev`` starts watching half a second after its first response (or a second
+after it listens, if no request comes): importing watchfiles would otherwise compete
+with the first requests for the interpreter. Nothing is missed meanwhile: before it
+watches, the thread walks the folder once and reloads what was modified since the
+worker was loaded (:attr:`DevReloader.since`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -122,9 +129,11 @@ class DevReloader:
         config: Path | None = None,
         env: str | None = None,
         services: ServiceCaller | None = None,
+        since: int | None = None,
     ) -> None:
         """``config``/``env``: the file and ``[env.NAME]`` the worker was loaded with (``-c``, ``--env``);
-        ``services``: what its ``[[services]]`` bindings call (``atoll dev a/ b/``)."""
+        ``services``: what its ``[[services]]`` bindings call (``atoll dev a/ b/``);
+        ``since``: :func:`time.time_ns` before the worker's files were read (default: now)."""
         self.services = services
         self.folder = folder.resolve()
         self.config = config
@@ -137,18 +146,34 @@ class DevReloader:
         self.build = build
         self.report = report or log.warning
         self.debounce_ms = debounce_ms
+        #: Files modified after this (:func:`time.time_ns`) are changes the watcher has not
+        #: seen yet: the thread looks for them before it watches. (A file written in the
+        #: same clock tick may carry an earlier time and be missed, as a file written
+        #: while watchfiles starts is; never the reverse: what the build wrote before it
+        #: is not a change.)
+        self.since = time.time_ns() if since is None else since
         self.reloads = 0
         #: Builds run (one per batch of source changes; a test counts them).
         self.builds = 0
         #: Build outputs as the last load saw them: an event for an unchanged one is our own.
         self._loaded: dict[Path, tuple[int, int] | None] = {}
+        self._remember_outputs(router.worker.manifest)  # outputs as they are now count as loaded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the watcher thread (once). Outputs as they are now count as loaded."""
-        self._remember_outputs(self.router.worker.manifest)
-        self._thread = threading.Thread(target=self._watch, name="atoll-reload", daemon=True)
+    def start(
+        self, after: threading.Event | None = None, wait: float = 1.0, settle: float = 0.5
+    ) -> None:
+        """Start the watcher thread (once).
+
+        With ``after``, the thread waits until it is set and ``settle`` seconds more, or
+        ``wait`` seconds if it is never set, before it imports watchfiles (``atoll dev``:
+        its first response, and the requests a page makes right after it). Either way,
+        files modified since :attr:`since` are reloaded before it watches.
+        """
+        self._thread = threading.Thread(
+            target=self._watch, args=(after, wait, settle), name="atoll-reload", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -156,9 +181,14 @@ class DevReloader:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _watch(self) -> None:
+    def _watch(self, after: threading.Event | None, wait: float, settle: float) -> None:
+        if after is not None and after.wait(wait):
+            self._stop.wait(settle)
+        if self._stop.is_set():
+            return
         import watchfiles  # in the watcher thread: not on the start-up path
 
+        self.catch_up()
         for changes in watchfiles.watch(
             self.folder,
             watch_filter=self._wanted,
@@ -169,6 +199,35 @@ class DevReloader:
             raise_interrupt=False,
         ):
             self.apply({Path(path) for _, path in changes})
+
+    def catch_up(self) -> bool:
+        """Reload what was modified since :attr:`since` (one walk of the folder), and move
+        :attr:`since` to the walk. True if a reload swapped the worker. Runs on the watcher
+        thread before it watches; changes from then on are the watcher's."""
+        mark = time.time_ns()
+        changed = self.modified_since(self.since)
+        self.since = mark
+        return bool(changed) and self.apply(changed)
+
+    def modified_since(self, since: int) -> set[Path]:
+        """Files under the folder (but for what :func:`ignored` and the static folders rule
+        out) whose modification time is after ``since`` (:func:`time.time_ns`)."""
+        static = {str(folder) for folder in _static_dirs(self.router.worker.manifest)}
+        found: set[Path] = set()
+        for top, dirs, files in os.walk(self.folder):
+            dirs[:] = [
+                d for d in dirs if d not in IGNORED_DIRS and os.path.join(top, d) not in static
+            ]
+            for name in files:
+                if TEMPORARY_FILES.fullmatch(name):
+                    continue
+                path = os.path.join(top, name)
+                try:
+                    if os.stat(path).st_mtime_ns > since:
+                        found.add(Path(path))
+                except OSError:  # removed meanwhile
+                    continue
+        return found
 
     def _wanted(self, change: object, path: str) -> bool:
         resolved = Path(path)

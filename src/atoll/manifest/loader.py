@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import json
 import re
 import types
@@ -346,6 +345,8 @@ class _Validator:
         if known is not None and known.cls is KeyClass.REFUSED:
             self.error(sub, f"not supported by atoll: {known.text}", hint=known.todo)
             return
+        import difflib  # only for a key that is wrong: not on a cold start's path
+
         near = difflib.get_close_matches(key, valid, n=1)
         if not keypath:
             where = "at the top level"

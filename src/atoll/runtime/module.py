@@ -6,7 +6,6 @@ instantiates the :class:`wasmtime.InstancePre` built here.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +130,8 @@ def check_wasm(wasm: bytes, *, binding: str, shown: str) -> None:
             hint="point [wasm_modules] at a compiled .wasm file (WAT text must be compiled first)",
         )
     if len(wasm) > MAX_COMPRESSED_MODULE_BYTES:
+        import gzip  # only for a module this large: not on a cold start's path
+
         compressed = len(gzip.compress(wasm, compresslevel=6))
         if compressed > MAX_COMPRESSED_MODULE_BYTES:
             raise ModuleLoadError(
