@@ -174,9 +174,10 @@ class Worker:
         )
         invocation.wasi_args = self.wasi_args
         invocation.wasi_dirs = self.wasi_dirs
-        ctx = ExecutionContext(request_id, invocation.log)
+        log = invocation.log
+        ctx = ExecutionContext(request_id, log)
         token = CURRENT.set(invocation)
-        book = Subrequests(self.egress, self.manifest.limits, invocation.log)
+        book = Subrequests(self.egress, self.manifest.limits, log)
         outbound_token = OUTBOUND.set(book)  # what begin() does, with the token to reset
         error: BaseException | None = None
         context: contextvars.Context | None = None
@@ -210,16 +211,16 @@ class Worker:
                 context = contextvars.copy_context()
             OUTBOUND.reset(outbound_token)
             invocation.close()
-        return Result(
-            response=response,
-            outcome=invocation.outcome,
-            request_id=request_id,
-            cpu_ms=invocation.cpu_ms,
-            logs=invocation.logs,
-            error=error,
-            pending=pending,
-            subrequests=book.records,
-            context=context,
+        return Result(  # positional (Result's field order): a request's hot path
+            response,
+            invocation.outcome,
+            request_id,
+            invocation.cpu_used_ns / 1e6,  # invocation.cpu_ms
+            invocation.logs,
+            error,
+            pending,
+            book.records,
+            context,
         )
 
     def _error_response(self, status: int, exc: BaseException, request_id: str) -> Response:

@@ -91,8 +91,7 @@ class Invocation:
         self.cpu_used_ns = 0
         self.memory_budget = limits.memory_mb * MIB
         self.logs: list[str] = []
-        #: Bounds ``logs`` (lines, bytes, line length) and counts what it drops; see runtime/logs.py.
-        self.log_book = RequestLog(self.logs, BACKEND.log_counts(self.logs))
+        self._log_book: RequestLog | None = None  # made by the first line (log_book)
         #: Public backend: the thread CPU clock at which the outermost wasm call's budget
         #: ends (``hostfuncs.check_cpu`` stops long host work there). None: no call running.
         self.cpu_deadline_ns: int | None = None
@@ -109,6 +108,20 @@ class Invocation:
     @property
     def cpu_ms(self) -> float:
         return self.cpu_used_ns / 1e6
+
+    @property
+    def log_book(self) -> RequestLog:
+        """Bounds ``logs`` (lines, bytes, line length) and counts what it drops; see
+        runtime/logs.py. Made on first use (a line logged, a guest's stdout served), as
+        most requests log nothing."""
+        book = self._log_book
+        if book is None:
+            book = self._log_book = RequestLog(self.logs, BACKEND.log_counts(self.logs))
+        return book
+
+    @log_book.setter
+    def log_book(self, book: RequestLog) -> None:
+        self._log_book = book
 
     def log(self, line: str) -> None:
         """Add a line to this request's log (from a guest or from ``ctx.log``), within its
@@ -144,8 +157,8 @@ class Invocation:
             if self.wasi.has_partial_line():  # a last line without its newline
                 self.wasi.flush_log(self.log_book)
             self.wasi.close()
-        if not self.closed:
-            self.log_book.finish()
+        if not self.closed and self._log_book is not None:  # (else nothing was logged)
+            self._log_book.finish()
         self.closed = True
         if self._store is not None:
             self._store.close()
