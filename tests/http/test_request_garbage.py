@@ -41,6 +41,7 @@ def test_requests_leave_nothing_for_the_garbage_collector(runtime: Runtime) -> N
                 answer = await serve(proto, wire, route, 50)
                 assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 404 ")), answer
                 found[route] = gc.collect()
+                assert not proto.tasks  # each request's task left the server's tasks as it ended
         finally:
             gc.enable()
         return found

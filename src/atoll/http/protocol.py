@@ -400,6 +400,14 @@ class AtollHttpProtocol(HttpToolsProtocol):
             if self._head_raw > self.limits.max_head_bytes:
                 self._refuse(431, self._too_large())
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn's, without a done callback per request (a context copy and a loop
+        # callback): the request's coroutine takes its task out of the server's tasks
+        # as it ends (_Cycle.run). uvicorn's opt-in reset_contextvars is not offered.
+        tasks = self.tasks
+        task = cycle.task = self.loop.create_task(cycle.run(app, tasks))  # type: ignore[attr-defined]
+        tasks.add(task)
+
     # uvicorn's head callbacks, merged with the limits' (one call each instead of two)
     # and without what atoll's server never uses: the cycle is made as a _Cycle, its
     # send path holds the head only when it is used (see _Cycle.send).
@@ -887,6 +895,36 @@ class _Cycle(RequestResponseCycle):
     to a spare loop, with a proxied ``send``) sends through its proxy.
     """
 
+    #: The task that runs :meth:`run` (set as it is made, before it runs).
+    task: asyncio.Task[None]
+
+    async def run(self, app: Any, tasks: set[asyncio.Task[None]]) -> None:
+        """uvicorn's ``run_asgi`` (the request's task runs it), which also takes the task
+        out of the server's ``tasks`` when it ends, as the done callback uvicorn adds per
+        task did."""
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        else:
+            if result is not None:
+                msg = "ASGI callable should return None, but returned '%s'."
+                self.logger.error(msg, result)
+                self.transport.close()
+            elif not self.response_started and not self.disconnected:
+                self.logger.error("ASGI callable returned without starting response.")
+                await self.send_500_response()
+            elif not self.response_complete and not self.disconnected:
+                self.logger.error("ASGI callable returned without completing response.")
+                self.transport.close()
+        finally:
+            self.on_response = _nothing
+            tasks.discard(self.task)
+
     def respond(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> Coroutine[Any, Any, None] | None:
@@ -1003,6 +1041,10 @@ def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
         lines = b"".join(b"%s: %s\r\n" % (name.lower(), value) for name, value in headers)
         _defaults = (headers, lines)
     return lines
+
+
+def _nothing() -> None:
+    """A finished cycle's ``on_response`` (uvicorn sets a lambda per request)."""
 
 
 class _Refused(Exception):
