@@ -937,7 +937,8 @@ class _Cycle(RequestResponseCycle):
         response in the common case.
 
         The caller checked ``headers`` as :func:`atoll.http.wire.wire_headers` does
-        (names HTTP tokens, values without control characters, no hop-by-hop field).
+        (names lowercase HTTP tokens, values without control characters, no hop-by-hop
+        field): they are written as they are.
         A response without a body (a HEAD request, a 204 or 304; ``body`` is empty) is
         written as it is, ``content-length`` included if there is one: it describes
         the body a GET would get (RFC 9110 §8.6). A response with a body whose
@@ -1008,9 +1009,11 @@ class _Cycle(RequestResponseCycle):
                 self.scope["http_version"],
                 status,
             )
-        content = [STATUS_LINE[status], _default_lines(self.default_headers)]
-        for name, value in headers:
-            content += (name.lower(), b": ", value, b"\r\n")
+        defaults = self.default_headers
+        held, lines = _defaults
+        content = [STATUS_LINE[status], lines if held is defaults else _default_lines(defaults)]
+        for name, value in headers:  # names lowercase already (wire_headers)
+            content += (name, b": ", value, b"\r\n")
         if not self.keep_alive:
             content.append(b"connection: close\r\n")
         content += (b"\r\n", body)

@@ -62,7 +62,8 @@ _MAX_LENGTH_DIGITS = 18
 def wire_headers(
     response: Response, *, head: bool = False, error_status: int = 500
 ) -> list[tuple[bytes, bytes]]:
-    """The ASGI header list to send for ``response``, ``content-length`` included.
+    """The ASGI header list to send for ``response``, ``content-length`` included; names
+    lowercase (as ASGI has them).
 
     ``head``: the request was HEAD (the body is not sent). Raises
     :class:`~atoll.errors.ResponseError` with ``status=error_status`` when the
@@ -106,7 +107,7 @@ def _wire_headers(response: Response, head: bool) -> list[tuple[bytes, bytes]]:
                     f"response header name {name!r} is not an HTTP token",
                     "header names are letters, digits and !#$%&'*+.^_`|~-",
                 )
-            raw_name = name.encode("ascii")
+            raw_name = name.lower().encode("ascii")  # (Headers keeps names lowercase)
             if len(_GOOD_NAMES) < _MAX_GOOD_NAMES:
                 _GOOD_NAMES[name] = raw_name
         if name in HOP_BY_HOP:
