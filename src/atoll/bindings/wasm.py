@@ -56,8 +56,10 @@ class WasmModuleBinding:
 
     def instantiate(self) -> Instance:
         """A fresh instance of the module in the current request (start function run)."""
-        invocation = self._invocation(self.module.binding)
-        return Instance.create(self.module, invocation.fresh_store(), invocation, owner=invocation)
+        invocation = CURRENT.get()
+        if invocation is None:
+            invocation = self._invocation(self.module.binding)  # raises why
+        return Instance.create(self.module, invocation.fresh_store(), invocation, invocation)
 
     @property
     def instance(self) -> Instance:

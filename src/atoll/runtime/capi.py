@@ -269,6 +269,12 @@ class MeteredStore(wasmtime.Store):
             self._store_ptr = self._ctx_ptr = None
             _native.store_delete(address)
 
+    def __del__(self) -> None:
+        # wasmtime-py's calls close() again: a call more per fresh store, which its
+        # request closed already.
+        if self.address:
+            self.close()
+
 
 def new_metered_store(
     engine: wasmtime.Engine,

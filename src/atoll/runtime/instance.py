@@ -209,25 +209,32 @@ class Exports:
     def _live(self) -> Instance:
         instance = self._instance
         if instance is None:
-            binding, fresh = self._gone
-            if fresh:  # as Instance.invocation says it
-                raise AtollError(
-                    f"{binding}: this instance belongs to another request",
-                    hint="call instantiate() in each request; use .instance for one shared "
-                    "warm instance",
-                )
-            raise AtollError(
-                f"{binding}: this warm instance was discarded after a failed call",
-                hint="use env.NAME.instance again: it is replaced by a new one",
-            )
+            raise self._gone_error()
         return instance
+
+    def _gone_error(self) -> AtollError:
+        """Why this instance's exports cannot be used any more (its store closed)."""
+        binding, fresh = self._gone
+        if fresh:  # as Instance.invocation says it
+            return AtollError(
+                f"{binding}: this instance belongs to another request",
+                hint="call instantiate() in each request; use .instance for one shared "
+                "warm instance",
+            )
+        return AtollError(
+            f"{binding}: this warm instance was discarded after a failed call",
+            hint="use env.NAME.instance again: it is replaced by a new one",
+        )
 
     def __getattr__(self, name: str) -> ExportFunction:
         if name.startswith("__"):
             raise AttributeError(name)
         fn = self._cache.get(name)
         if fn is None:
-            fn = self._cache[name] = self._live().function(name)
+            instance = self._instance
+            if instance is None:
+                raise self._gone_error()
+            fn = self._cache[name] = instance.function(name)
             # Found by plain lookup from now on (a warm instance's exports are read in
             # every request), unless the class holds the name.
             if name not in _EXPORTS_OWN:
