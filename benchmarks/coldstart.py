@@ -5,6 +5,7 @@ Run from the repository root::
 
     python -m benchmarks.coldstart            # 10 launches each, alternating
     python -m benchmarks.coldstart --quick    # 3 launches each
+    python -m benchmarks.coldstart --phases 7 # atoll's CPU phase by phase, 7 launches
 
 Each launch starts the server (``atoll dev examples/bench --no-build``, KV in
 memory, as ``python -m benchmarks`` runs it; workerd on the same ``bench.wasm``
@@ -29,15 +30,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.servers import (
+    BENCH_WORKER,
     ROOT,
     Server,
     Unavailable,
     atoll_server,
     bench_workerd,
+    compile_bytecode,
     ensure_workerd,
+    free_port,
 )
 
 __all__ = ["cpu_ns", "first_200", "main"]
@@ -130,6 +135,56 @@ def import_cost(times: int) -> dict[str, tuple[float, float, int]]:
     }
 
 
+def phases(times: int, path: str = PATH) -> dict[str, list[float]]:
+    """``times`` launches of ``atoll dev`` under ``coldstart_phases.py``: the CPU (ms) of
+    each phase to the first response, per launch (after an unmeasured launch that warms
+    the compiled-code cache)."""
+    compile_bytecode()
+    script = Path(__file__).with_name("coldstart_phases.py")
+    out: dict[str, list[float]] = {}
+    for i in range(times + 1):
+        port = free_port()
+        argv = [sys.executable, str(script), str(BENCH_WORKER), "--port", str(port)]
+        argv += ["--log-level", "warning", "--no-build"]
+        server = Server("atoll-phases", argv, port, env=dict(os.environ, ATOLL_KV="memory"))
+        try:
+            server.start().wait_ready(path)
+            line = _phases_line(server)
+        finally:
+            server.stop()
+        if i == 0:
+            continue
+        for item in line.split("|")[1:]:
+            name, _, value = item.rpartition("=")
+            out.setdefault(name, []).append(float(value))
+        print(f"launch {i}: {out['total, to the first response sent'][-1]:.1f} ms CPU")
+    return out
+
+
+def _phases_line(server: Server, timeout: float = 5.0) -> str:
+    """The ``PHASES|…`` line the server writes once its first response is sent."""
+    assert server.log_path is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in server.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("PHASES|"):
+                return line
+        time.sleep(0.01)
+    raise Unavailable(f"no phase line from atoll dev:\n{server.log_tail()}")
+
+
+def phase_table(results: dict[str, list[float]]) -> str:
+    lines = ["| phase | CPU, ms, min | median |", "|---|---:|---:|"]
+    for name, values in results.items():
+        lines.append(f"| {name} | {min(values):,.1f} | {statistics.median(values):,.1f} |")
+    times = len(next(iter(results.values())))
+    lines += [
+        "",
+        f"{times} launches; load average {os.getloadavg()[0]:.1f} at the end.",
+    ]
+    return "\n".join(lines)
+
+
 def _cell(samples: list[tuple[float, float]], index: int) -> str:
     values = [s[index] for s in samples]
     return f"{statistics.median(values):,.1f} <sub>{min(values):,.1f}–{max(values):,.1f}</sub>"
@@ -162,7 +217,17 @@ def main() -> None:
     parser.add_argument("--times", type=int, default=None, help="launches of each server")
     parser.add_argument("--no-workerd", action="store_true", help="atoll only")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--phases",
+        type=int,
+        metavar="N",
+        default=0,
+        help="only atoll's CPU phase by phase, N launches (printed, not written)",
+    )
     args = parser.parse_args()
+    if args.phases:
+        print(phase_table(phases(args.phases)))
+        return
     # here: report imports workerd.compare, which takes its cold starts from this module
     from benchmarks.report import results_text, write_results
 
