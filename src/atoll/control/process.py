@@ -32,6 +32,7 @@ from atoll.control.state import State
 from atoll.control.tail import TailFilter
 from atoll.http.bodies import DEFAULT_BODY_MEMORY, BodyBudget
 from atoll.http.server import ServerLimits, bind, serve
+from atoll.runtime.logs import LineHandler
 from atoll.worker import Runtime
 
 __all__ = ["ProcessOptions", "listen_socket", "main"]
@@ -78,7 +79,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def _setup_logging(level: str, index: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)  # a request's lines at once (runtime/logs.py)
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s [{index}] %(message)s", datefmt="%H:%M:%S")
     )
