@@ -61,6 +61,7 @@ import platform
 import queue
 import resource
 import selectors
+import shlex
 import socket
 import subprocess
 import sys
@@ -531,6 +532,7 @@ def render(
     elapsed: float,
     load: tuple[float, float] = (0.0, 0.0),
     log_level: str = "info",
+    command: str | None = None,
 ) -> str:
     rows = [
         "| attack | no attack just before: p99 ms | under attack: requests | p50 ms | p99 ms "
@@ -549,7 +551,8 @@ def render(
         )
     met = sum(1 for p in phases if p.ratio() <= TARGET)
     quiet_failures = sum(p.before.failures for p in phases if p.before is not None)
-    command = "python -m benchmarks.hostile" + (" --quick" if quick else "")
+    if command is None:
+        command = "python -m benchmarks.hostile" + (" --quick" if quick else "")
     return "\n".join(
         [
             "# Hostile clients and guests: the healthy route's latency under attack",
@@ -616,6 +619,7 @@ def main(argv: list[str] | None = None) -> None:
         elapsed=time.monotonic() - started,
         load=(load_before, os.getloadavg()[0]),
         log_level=args.log_level,
+        command=shlex.join(["python", "-m", "benchmarks.hostile", *(argv or sys.argv[1:])]),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
