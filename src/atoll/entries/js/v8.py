@@ -145,9 +145,11 @@ class V8Api:
         self.low_memory.argtypes = [ctypes.c_void_p]
         self.low_memory.restype = None
 
-    def memory(self, isolate: int) -> tuple[int, int]:
-        """(JS heap in use, external memory) of ``isolate``. Call on the isolate's thread."""
-        stats = _HeapStatistics()
+    def memory(self, isolate: int, stats: _HeapStatistics | None = None) -> tuple[int, int]:
+        """(JS heap in use, external memory) of ``isolate``. Call on the isolate's thread;
+        ``stats`` is a structure of that thread's to fill (a new one if None)."""
+        if stats is None:
+            stats = _HeapStatistics()
         self._heap_stats(isolate, ctypes.byref(stats))
         return stats.used_heap_size, stats.external_memory
 
@@ -176,6 +178,7 @@ class Guarded:
         "memory_budget",
         "running",
         "started_ns",
+        "stats",
     )
 
     def __init__(self, isolate: int, memory_budget: int) -> None:
@@ -187,6 +190,8 @@ class Guarded:
         self.running = False
         #: "cpu" or "memory" once the watchdog (or the heap callback) stopped a call.
         self.killed: str | None = None
+        #: Filled by :func:`over_budget` (on the isolate's thread only: one per isolate).
+        self.stats = _HeapStatistics()
 
         def near_heap_limit(_data: int | None, current: int, _initial: int) -> int:
             # On the JS thread, inside V8's GC: end the request, give the heap room to unwind.
@@ -278,11 +283,11 @@ def over_budget(guarded: Guarded) -> bool:
     On the isolate's thread only. Garbage counts until collected: collected once
     before the isolate is blamed.
     """
-    heap, external = api.memory(guarded.isolate)
+    heap, external = api.memory(guarded.isolate, guarded.stats)
     if heap + external <= guarded.memory_budget:
         return False
     api.low_memory(guarded.isolate)
-    heap, external = api.memory(guarded.isolate)
+    heap, external = api.memory(guarded.isolate, guarded.stats)
     return heap + external > guarded.memory_budget
 
 

@@ -142,6 +142,7 @@ const rt = Object.freeze({
   readResponse: (value) => responseModule().readResponse(value),
   makeRequestFrom: (method, url, pairs, body) => requestModule().makeRequestFrom(method, url, pairs, body),
   readResponsePairs: (value) => responseModule().readResponsePairs(value),
+  readResponseNow: (value) => responseModule().readResponseNow(value),
   toBinary,
   fromBinary: (s) => binaryToBytes(String(s)),
   formatLog: (args) => formatLog(args),

@@ -203,6 +203,20 @@ export function readResponsePairs(value) {
   return readAs(value, headerPairs);
 }
 
+/**
+ * __atoll_rt.readResponseNow: readResponsePairs without a promise, for a Response whose body is
+ * held as a string or bytes (or is null): [status, statusText, pairs, binary body]; null for
+ * anything else (then readResponsePairs reads it, or rejects naming what it got).
+ */
+export function readResponseNow(value) {
+  const parts = readParts(value);
+  if (parts === null) return null;
+  const [status, statusText, headers, body] = parts;
+  if (body === null) return [status, statusText, headerPairs(headers), ""];
+  if (body.unusable || !(body.kind === "text" || body.kind === "binary" || body.kind === "bytes")) return null;
+  return [status, statusText, headerPairs(headers), body.readBinarySync()];
+}
+
 function readAs(value, encode) {
   const parts = readParts(value);
   if (parts === null) return readAwaited(value, encode);
