@@ -164,11 +164,14 @@ _MARK = "\x00atoll-line\x00"
 
 
 class LineHandler(logging.StreamHandler[TextIO]):
-    """A ``StreamHandler`` that writes all the lines of a request in one write.
+    """A ``StreamHandler`` that writes all the lines of a request at once.
 
-    :func:`log_lines` hands it a request's lines at once (:meth:`emit_lines`);
+    :func:`log_lines` hands it a request's lines together (:meth:`emit_lines`);
     every other record is emitted as a ``StreamHandler`` does. What it writes is
-    what one record per line would have written, each line formatted alike.
+    what one record per line would have written, each line formatted alike,
+    provided its formatter puts the message in unchanged (``logging.Formatter``
+    does); when the message does not come out whole (a JSON formatter escapes
+    it), each line is emitted as its own record.
     """
 
     def emit_lines(self, record: logging.LogRecord, lines: Sequence[str]) -> None:
