@@ -561,6 +561,8 @@ MIXED = [
     "caf\u00e9 \xff",  # latin-1
     "\u2026 (cut)" + "b" * 70_000,  # UCS-2, longer than write_lines' chunk
     "\U0001f600 \u00e9\u2026",  # UCS-4
+    "\xe9" * 70_001,  # each kind across the chunk's end
+    "\U0001f600" * 20_001,
     *[f"line {n}" for n in range(2000)],
 ]
 

@@ -376,55 +376,65 @@ static void writer_flush(writer *w) {
     w->len = 0;
 }
 
-static inline void writer_room(writer *w, size_t need) {
-    if (w->len + need > WRITE_CHUNK)
-        writer_flush(w);
-}
-
-static void put_code(writer *w, Py_UCS4 c) {
-    char *o;
-    writer_room(w, 4);
-    o = w->buf + w->len;
+/* c (not a surrogate) as UTF-8 at o; the bytes written. */
+static inline size_t utf8_put(char *o, Py_UCS4 c) {
     if (c < 0x80) {
         o[0] = (char)c;
-        w->len += 1;
-    } else if (c < 0x800) {
+        return 1;
+    }
+    if (c < 0x800) {
         o[0] = (char)(0xC0 | (c >> 6));
         o[1] = (char)(0x80 | (c & 0x3F));
-        w->len += 2;
-    } else if (c < 0x10000) {
+        return 2;
+    }
+    if (c < 0x10000) {
         o[0] = (char)(0xE0 | (c >> 12));
         o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
         o[2] = (char)(0x80 | (c & 0x3F));
-        w->len += 3;
-    } else {
-        o[0] = (char)(0xF0 | (c >> 18));
-        o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (c & 0x3F));
-        w->len += 4;
+        return 3;
     }
+    o[0] = (char)(0xF0 | (c >> 18));
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
-/* t as UTF-8 (t holds no lone surrogate). */
+/* t as UTF-8 (t holds no lone surrogate): ASCII copied, the rest encoded in runs that
+ * fit the buffer (at most 4 bytes a character). */
 static void put_text(writer *w, const text_ref *t) {
-    if (t->ascii) {
-        const char *s = t->data;
-        Py_ssize_t left = t->length;
-        while (left > 0 && !w->err) {
-            writer_room(w, 1);
-            size_t n = WRITE_CHUNK - w->len;
-            if ((Py_ssize_t)n > left)
-                n = (size_t)left;
-            memcpy(w->buf + w->len, s, n);
-            w->len += n;
-            s += n;
-            left -= (Py_ssize_t)n;
+    Py_ssize_t i = 0;
+    while (i < t->length && !w->err) {
+        if (WRITE_CHUNK - w->len < 4)
+            writer_flush(w);
+        size_t room = WRITE_CHUNK - w->len;
+        Py_ssize_t n = t->length - i;
+        if (t->ascii) {
+            if ((size_t)n > room)
+                n = (Py_ssize_t)room;
+            memcpy(w->buf + w->len, (const char *)t->data + i, (size_t)n);
+            w->len += (size_t)n;
+        } else {
+            if ((size_t)n > room / 4)
+                n = (Py_ssize_t)(room / 4);
+            char *o = w->buf + w->len;
+            if (t->kind == PyUnicode_1BYTE_KIND) {
+                const Py_UCS1 *u = (const Py_UCS1 *)t->data + i;
+                for (Py_ssize_t k = 0; k < n; k++)
+                    o += utf8_put(o, u[k]);
+            } else if (t->kind == PyUnicode_2BYTE_KIND) {
+                const Py_UCS2 *u = (const Py_UCS2 *)t->data + i;
+                for (Py_ssize_t k = 0; k < n; k++)
+                    o += utf8_put(o, u[k]);
+            } else {
+                const Py_UCS4 *u = (const Py_UCS4 *)t->data + i;
+                for (Py_ssize_t k = 0; k < n; k++)
+                    o += utf8_put(o, u[k]);
+            }
+            w->len = (size_t)(o - w->buf);
         }
-        return;
+        i += n;
     }
-    for (Py_ssize_t i = 0; i < t->length && !w->err; i++)
-        put_code(w, PyUnicode_READ(t->kind, t->data, i));
 }
 
 /* write_lines(fd, head, end, lines) -> bool: head + line + end for each line, as UTF-8, to
