@@ -381,8 +381,9 @@ def _print_run(worker: Worker, event: ScheduledEvent, result: Result, wall_ms: f
         f"{wall_ms:.1f}ms id={result.request_id}",
         markup=False,
     )
-    for line in result.logs:
-        stderr.print(f"  [{result.request_id}] {line}", markup=False)
+    if result.logs:  # one write for the run's lines (up to runtime/logs.py's budget)
+        prefix = f"  [{result.request_id}] "
+        stderr.print(prefix + f"\n{prefix}".join(result.logs), markup=False)
     if result.error is not None:
         stderr.print(f"  {type(result.error).__name__}: {result.error}", markup=False)
 
