@@ -28,7 +28,9 @@ same backend, so KV state persists across reloads. One watcher thread per
 after it listens, if no request comes): importing watchfiles would otherwise compete
 with the first requests for the interpreter. Nothing is missed meanwhile: before it
 watches, the thread walks the folder once and reloads what was modified since the
-worker was loaded (:attr:`DevReloader.since`).
+worker was loaded (:attr:`DevReloader.since`). A change made in that first second is
+swapped in then rather than at once: a request before it gets the version loaded at
+start.
 """
 
 from __future__ import annotations
