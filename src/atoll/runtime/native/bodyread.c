@@ -130,7 +130,13 @@ PyTypeObject BudgetType = {
 
 enum { BR_RUNNING = 0, BR_DONE = 1, BR_TIMEOUT = 2, BR_CLOSED = 3, BR_STOPPED = 4 };
 
-#define BR_SCRATCH (256 * 1024)
+/* Bytes one recv() copies at most (see br_read), and the buffer a refused body's rest
+ * is read into and dropped. */
+#ifndef BR_CHUNK
+#define BR_CHUNK (256 * 1024)
+#endif
+/* recv() calls between two poll()s (which look at stop and the timeout): 16 MiB. */
+#define BR_READS 64
 
 /* What a reading thread and its BodyRead share; freed by the last of the two. */
 typedef struct {
@@ -251,43 +257,46 @@ static int br_read(br_state *st) {
         }
         if (k == 0)
             continue; /* the timeout is checked at the top */
-        char *into;
-        size_t room;
-        if (scratch == NULL) {
-            into = st->target + at;
-            room = (size_t)(st->want - at);
-        } else {
-            into = scratch;
-            room = (size_t)(st->want - at < BR_SCRATCH ? st->want - at : BR_SCRATCH);
-        }
-        ssize_t n = recv(st->fd, into, room, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                continue;
-            outcome = BR_CLOSED;
-            break;
-        }
-        if (n == 0) {
-            outcome = BR_CLOSED;
-            break;
-        }
-        at += n;
-        __atomic_store_n(&st->last_ns, br_now_ns(), __ATOMIC_RELAXED);
-        if (scratch != NULL)
-            continue;
-        if (budget_take(st->budget, n)) {
-            __atomic_store_n(&st->got, at, __ATOMIC_RELEASE);
-        } else { /* refused: the loop answers 503 now; the rest is read and dropped, so
-                  * that the client reads the answer and the connection goes on */
-            scratch = malloc(BR_SCRATCH);
-            if (scratch == NULL) {
+        /* Read what came, BR_CHUNK at most per recv(): a kernel built without full
+         * preemption (PREEMPT_NONE, the common server default) copies a whole recv()
+         * without letting another thread onto the CPU, even one of higher priority,
+         * and a socket's receive buffer can hold several MiB: the serving loop, woken
+         * on this CPU, would wait for the whole copy. Returning to user space between
+         * chunks lets it in. */
+        for (int reads = 0; at < st->want && reads < BR_READS; reads++) {
+            char *into = scratch == NULL ? st->target + at : scratch;
+            long long left = st->want - at;
+            size_t room = (size_t)(left < BR_CHUNK ? left : BR_CHUNK);
+            ssize_t n = recv(st->fd, into, room, MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    break; /* back to poll() */
                 outcome = BR_CLOSED;
-                break;
+                goto out;
             }
-            __atomic_store_n(&st->refused, 1, __ATOMIC_RELEASE);
-            br_signal(st->notify_fd);
+            if (n == 0) {
+                outcome = BR_CLOSED;
+                goto out;
+            }
+            at += n;
+            __atomic_store_n(&st->last_ns, br_now_ns(), __ATOMIC_RELAXED);
+            if (scratch != NULL)
+                continue;
+            if (budget_take(st->budget, n)) {
+                __atomic_store_n(&st->got, at, __ATOMIC_RELEASE);
+            } else { /* refused: the loop answers 503 now; the rest is read and dropped,
+                      * so that the client reads the answer and the connection goes on */
+                scratch = malloc(BR_CHUNK);
+                if (scratch == NULL) {
+                    outcome = BR_CLOSED;
+                    goto out;
+                }
+                __atomic_store_n(&st->refused, 1, __ATOMIC_RELEASE);
+                br_signal(st->notify_fd);
+            }
         }
     }
+out:
     free(scratch);
     if (low != 1) { /* the socket is the connection's: as its loop had it */
         int one = 1;
