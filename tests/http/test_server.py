@@ -7,6 +7,7 @@ reads the port its ``ready`` callback prints, and talks to it with httpx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -16,15 +17,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from atoll.errors import AtollError, ConfigError
-from atoll.http.server import Receive, Scope, Send, serve
+from atoll.http.protocol import ConnectionPool, ServerLimits
+from atoll.http.server import Receive, Scope, Send, _LoopServer, serve
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -249,3 +252,52 @@ def test_a_failed_lifespan_startup_is_an_error() -> None:
     app = StateApp(fail_startup=True)
     with pytest.raises(AtollError, match="lifespan startup failed"):
         serve(app, port=0, loops=2, log_level="critical")
+
+
+class _CountingSpare(_LoopServer):
+    """A spare loop's server that records its ticks (uvicorn's 0.1 s ``on_tick``)."""
+
+    ticks: list[int]
+
+    async def on_tick(self, counter: int) -> bool:
+        self.ticks.append(counter)
+        return await super().on_tick(counter)
+
+
+def test_an_idle_spare_waits_without_ticking_until_it_has_work() -> None:
+    # A spare that ticked every 0.1 s asked for the GIL each time, forcing the serving loop's
+    # thread to hand it over: three spares, 30 forced switches a second for nothing. Idle,
+    # a spare waits; with a connection of its own it ticks (date header, late heads), and
+    # exit() wakes it to stop.
+    limits = ServerLimits()
+    pool = ConnectionPool(limits, 16)
+    config = uvicorn.Config(StateApp(), lifespan="off", log_config=None, interface="asgi3")
+    with socket.socket() as listener:
+        spare = _CountingSpare(config, {}, lambda: None, pool, listener, spare=True)
+        spare.ticks = []
+
+        async def main() -> None:
+            spare.loop = asyncio.get_running_loop()
+            running = asyncio.create_task(spare.main_loop())
+            await asyncio.sleep(0.35)  # an idle spare ticked 3 times in this before
+            assert spare.ticks == [0]
+            spare.server_state.connections.add(object())  # type: ignore[arg-type]
+            spare.wake()
+            await _until(lambda: len(spare.ticks) >= 3)  # ticking: it holds a connection
+            spare.server_state.connections.clear()
+            ticked = len(spare.ticks)
+            await _until(lambda: len(spare.ticks) > ticked)  # that tick found it idle: it waits
+            await asyncio.sleep(0.35)
+            assert len(spare.ticks) == ticked + 1
+            spare.exit()
+            await asyncio.wait_for(running, 30)
+            assert spare.ticks[ticked + 1 :] == [0]  # woken to stop: one tick, which stops it
+
+        asyncio.run(main())
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while True:
+        if check():
+            return
+        await asyncio.sleep(0.01)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ from atoll.http.stalls import (
     Offload,
     StallWatch,
     Steps,
+    request_scope,
 )
 from tests.http.test_server import Running, Spin, start
 
@@ -290,6 +292,68 @@ def test_steps_pass_results_errors_and_cancellation_through() -> None:
     asyncio.run(main())
 
 
+# -- what the serving loop pays per request, and how the watch finds a stalled one -----------------
+
+
+def test_a_request_of_no_marked_route_gets_the_apps_own_awaitable() -> None:
+    # No coroutine of Offload's around the app's (one more frame at every resumption
+    # of every request), nothing recorded: the app is called and its result returned.
+    returned = object()
+    calls: list[Any] = []
+
+    def app(scope: Any, receive: Any, send: Any) -> Any:
+        calls.append(scope)
+        return returned
+
+    routes = LongRoutes(quick=0.005)
+    routes.mark(scope("/slow"))
+    offload = Offload(app, routes, [_Spare()])
+    request = scope("/fast")
+    assert offload(request, _never, _never) is returned
+    assert calls == [request]
+    marked = offload(scope("/slow"), _never, _never)  # a marked route: the offload's coroutine
+    assert marked is not returned
+    cast(Coroutine[Any, Any, None], marked).close()
+
+
+def test_the_watch_finds_the_scope_of_the_request_a_task_runs_in_its_frames() -> None:
+    found: dict[str, Any] = {}
+    request = scope("/slow")
+
+    async def inner() -> None:
+        found["own"] = request_scope(_current(), sys._getframe())
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        derived = {**scope, "path": "/other"}  # an inner frame's scope: the outer one counts
+        await deeper(derived)
+
+    async def deeper(scope: Any) -> None:
+        await inner()
+
+    async def not_a_request() -> None:
+        found["none"] = request_scope(_current(), sys._getframe())
+        found["other task"] = request_scope(found["request task"], sys._getframe())
+
+    async def main() -> None:
+        async def serve() -> None:
+            await app(request, _never, _never)
+
+        found["request task"] = asyncio.create_task(serve())
+        await found["request task"]
+        await asyncio.create_task(not_a_request())
+
+    asyncio.run(main())
+    assert found["own"] is request
+    assert found["none"] is None  # a task with no HTTP scope: a stall outside a request
+    assert found["other task"] is None  # the frames run another task than the one named
+
+
+def _current() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
 # -- LongRoutes -------------------------------------------------------------------------------
 
 
@@ -385,11 +449,13 @@ class _Serving(_Loop):
         self.beats = 0
         self.last_beat = time.monotonic()
         self.cpu_clock: int | None = None
+        self.thread_id: int | None = None
         self.on_beat: Callable[[], None] | None = None
         super().__init__()
 
     def _run(self) -> None:
-        self.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        self.thread_id = threading.get_ident()
+        self.cpu_clock = time.pthread_getcpuclockid(self.thread_id)
         assert self.loop is not None
         self.loop.call_soon(self._beat)
         super()._run()
@@ -440,7 +506,7 @@ def test_the_watch_hands_a_stall_to_a_spare_and_marks_the_request(native: bool) 
         try:
             assert serving.loop is not None
             request = asyncio.run_coroutine_threadsafe(
-                offload(scope("/slow"), _never, _never), serving.loop
+                _awaited(offload(scope("/slow"), _never, _never)), serving.loop
             )
             await _until(lambda: bool(spare.accepts) and watch._marked is not None)
             stop_spinning.set()
@@ -453,6 +519,10 @@ def test_the_watch_hands_a_stall_to_a_spare_and_marks_the_request(native: bool) 
         asyncio.run(asyncio.wait_for(control(), 30))
         assert spare.accepts == [True, False]
         assert watch.stalls == 1
+        assert routes.marks == 1
+        assert watch.summary() == (
+            "1 stall(s) of the serving loop, 1 route mark(s), 0 request(s) run on a spare"
+        )
         assert serving.loop is not None
         asyncio.run_coroutine_threadsafe(asyncio.sleep(0), serving.loop).result(5)
         assert routes.lookup(scope("/slow")) == (b"a.test", "/slow")
@@ -460,6 +530,10 @@ def test_the_watch_hands_a_stall_to_a_spare_and_marks_the_request(native: bool) 
         stop_spinning.set()
         serving.close()
         spare.close()
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 async def _until(check: Callable[[], bool]) -> None:

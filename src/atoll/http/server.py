@@ -26,7 +26,9 @@ Threads, all started by one :func:`serve` call::
                          listener, at a lower CPU priority
                          (:attr:`ServerLimits.spare_nice`); they run the requests
                          of routes marked long, and accept while the serving loop
-                         is stalled
+                         is stalled. An idle spare has no timer (uvicorn's 0.1 s
+                         tick runs only while it holds connections of its own):
+                         it sleeps in ``epoll_wait`` and never asks for the GIL
 
 What happens when the serving loop stalls (no beat for
 :attr:`ServerLimits.stall_after`, 10 ms by default, while its thread is busy):
@@ -259,6 +261,7 @@ class _LoopServer(uvicorn.Server):
         self.listener = listener
         self.spare = spare
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread_id: int | None = None
         self.cpu_clock: int | None = None
         self.on_beat: Callable[[], None] | None = None
         self.beats = 0
@@ -269,9 +272,11 @@ class _LoopServer(uvicorn.Server):
         self._accepting: asyncio.AbstractServer | None = None
         self._want_accept = False
         self._opening = False
+        self._wake: asyncio.Event | None = None  # a spare's, while it waits idle
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
         with contextlib.suppress(AttributeError, OSError):  # not on every platform
             self.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         self.lifespan.state.update(self._state)
@@ -280,6 +285,42 @@ class _LoopServer(uvicorn.Server):
             self._beat()
         if self.started:
             self._on_started()
+
+    async def main_loop(self) -> None:
+        """The serving loop ticks every 0.1 s (uvicorn's: the date header, late heads, the
+        exit flag). A spare ticks only while it has connections of its own or accepts:
+        idle, it waits for :meth:`wake` without a timer, so that it never asks for the
+        GIL while the serving loop serves."""
+        if not self.spare:
+            await super().main_loop()
+            return
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            if self._idle():
+                self._wake.clear()
+                await self._wake.wait()
+                counter = 0  # the first tick after a wait renews the date header
+            else:
+                counter = (counter + 1) % 864000
+                await asyncio.sleep(0.1)
+
+    def _idle(self) -> bool:
+        return not (self.server_state.connections or self._want_accept or self._opening)
+
+    def wake(self) -> None:
+        """Let an idle spare tick again (on its own loop): it accepts, or should exit."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def exit(self, force: bool = False) -> None:
+        """Ask this loop to stop (from any thread): gracefully, or cancelling its requests."""
+        if force:
+            self.force_exit = True
+        self.should_exit = True
+        if self.loop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: it stopped
+                self.loop.call_soon_threadsafe(self.wake)
 
     async def on_tick(self, counter: int) -> bool:
         if counter % 5 == 0:  # every 0.5 s: late heads are closed within that of their timeout
@@ -319,6 +360,8 @@ class _LoopServer(uvicorn.Server):
         on = on and not self.should_exit
         self._want_accept = on
         self.pool.send_home = not on
+        if on:
+            self.wake()
         if on and self._accepting is None and not self._opening:
             self._opening = True
             assert self.loop is not None
@@ -407,6 +450,8 @@ class _Control:
             app or self.app,
             loop="uvloop",
             http=protocol_class(self.limits, pool) if pool is not None else "httptools",
+            # Offload is called, not awaited as a coroutine function: not ASGI 2.
+            interface="asgi3",
             timeout_keep_alive=self.limits.keep_alive_timeout,
             proxy_headers=self.limits.proxy_headers,
             # Workers get no WebSocket here: an Upgrade request is served as plain HTTP
@@ -529,10 +574,11 @@ class _Control:
         self.stop.set()
         if self.watch is not None:
             self.watch.stop()
+            _log.info("stall watch: %s", self.watch.summary())
         deadline = asyncio.get_running_loop().time() + self.shutdown_timeout
         for wave in (self.servers[:1], self.servers[1:]):
             for server in wave:
-                server.should_exit = True  # read by the loop's 0.1 s tick
+                server.exit()
             waiting = [stopped[self.servers.index(s)] for s in wave]
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
@@ -540,7 +586,7 @@ class _Control:
         if all(f.done() for f in stopped):
             return True
         for server in self.servers:
-            server.force_exit = True  # the loop cancels its requests and ends
+            server.exit(force=True)  # the loop cancels its requests and ends
         if not self.forced.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):

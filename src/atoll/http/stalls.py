@@ -21,9 +21,10 @@ this module keeps such a call from stopping the node:
   stalled checks in a row with no beat between them, one step of it has run for
   at least a check interval inside a stalled iteration (a new iteration would
   have run the due beat first). That task's request is then marked long in
-  :class:`LongRoutes`.
-- :class:`Offload` is the ASGI app the serving loop calls. It records which
-  task serves which request (two dict operations a request), and runs a request
+  :class:`LongRoutes`: its scope is read from the serving thread's frames
+  (:func:`sys._current_frames`, :func:`request_scope`), so that nothing is
+  recorded per request for the rare request that stalls.
+- :class:`Offload` is the ASGI app the serving loop calls. It runs a request
   whose route is marked long on a spare loop: the app coroutine runs there,
   its ``receive`` and ``send`` are proxied back to the serving loop, which owns
   the connection. The hand-off costs a few thread hops (tens of µs each); short
@@ -53,8 +54,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import FrameType
 from typing import Any, Protocol, TypeAlias, cast
 
 from atoll.http.asgi import ASGIApp, Receive, Scope, Send
@@ -73,6 +76,7 @@ __all__ = [
     "Spare",
     "StallWatch",
     "Steps",
+    "request_scope",
 ]
 
 Key: TypeAlias = tuple[bytes, str] | tuple[bytes] | tuple[()]
@@ -108,6 +112,8 @@ class Serving(Protocol):
     """The serving loop, as the watch sees it."""
 
     loop: asyncio.AbstractEventLoop | None
+    thread_id: int | None
+    """Its thread's :func:`threading.get_ident`, once it runs."""
     beats: int
     last_beat: float
     cpu_clock: int | None
@@ -159,6 +165,8 @@ class LongRoutes:
         self.capacity = capacity
         self.marked: dict[Key, int] = {}  # key -> quick runs in a row; order = least recent first
         self._paths: dict[bytes, int] = {}  # host -> its marked (host, path) keys
+        self.marks = 0
+        """Routes marked so far (a mark renewed counts again); read for the summary at shutdown."""
 
     def lookup(self, scope: Scope) -> Key | None:
         """The mark that covers this request, if any (``self.marked`` is not empty)."""
@@ -175,6 +183,7 @@ class LongRoutes:
         """Mark this request's route long (escalating as the module docstring says)."""
         host = _host(scope)
         key: Key = (host, scope["path"])
+        self.marks += 1
         if key in self.marked:
             del self.marked[key]
             self.marked[key] = 0
@@ -212,6 +221,28 @@ class LongRoutes:
                 self._paths[host] = left
             else:
                 del self._paths[host]
+
+
+def request_scope(task: asyncio.Task[Any], frame: FrameType | None) -> Scope | None:
+    """The HTTP scope of the request ``task`` serves, if ``frame`` (a thread's innermost
+    frame) runs that task's coroutine; else None (the thread runs something else).
+
+    Read by the watch on a stalled serving loop (under the GIL, the serving thread
+    blocked in a call): the outermost frame of the task with a local ``scope`` that is an
+    HTTP scope, the one the server passed (``Offload`` and the app take it so named).
+    """
+    top = getattr(task.get_coro(), "cr_frame", None)
+    found: Scope | None = None
+    while frame is not None:
+        code = frame.f_code
+        if "scope" in code.co_varnames or "scope" in code.co_cellvars:
+            value = frame.f_locals.get("scope")
+            if isinstance(value, dict) and value.get("type") == "http":
+                found = cast(Scope, value)
+        if frame is top:
+            return found
+        frame = frame.f_back
+    return None
 
 
 def _show(key: Key) -> str:
@@ -283,32 +314,30 @@ class _Across:
 class Offload:
     """The ASGI app the serving loop calls: ``app`` inline, or on a spare for long routes.
 
-    Called for every request the serving loop serves; ``inflight`` maps each
-    request's task to its scope while ``app`` runs inline (read by the watch).
+    Called for every request the serving loop serves. A request of no marked
+    route costs one truth test here: ``app``'s own awaitable is returned, not
+    wrapped in another coroutine (one more frame in every resumption of the
+    request), and nothing is recorded (the watch finds a stalled request's
+    scope in the serving thread's frames: :func:`request_scope`).
     """
 
     def __init__(self, app: ASGIApp, routes: LongRoutes, spares: Sequence[Spare]) -> None:
         self.app = app
         self.routes = routes
         self.spares = spares
-        self.inflight: dict[asyncio.Task[Any] | None, Scope] = {}
+        self.runs = 0
+        """Requests run on a spare so far."""
         self._next = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if self.routes.marked:
             key = self.routes.lookup(scope)
-            if key is not None and await self._offload(key, scope, receive, send):
-                return
-        task = asyncio.current_task()
-        inflight = self.inflight
-        inflight[task] = scope
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            del inflight[task]
+            if key is not None:
+                return self._offload(key, scope, receive, send)
+        return self.app(scope, receive, send)
 
-    async def _offload(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Run the request on a spare; False if none runs any more (shutdown: run it here)."""
+    async def _offload(self, key: Key, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request on a spare; here if none runs any more (shutdown)."""
         spare = self._pick()
         home = asyncio.get_running_loop()
         coro = spare.run_offloaded(self.app, scope, _Across(receive, home), _Across(send, home))
@@ -318,14 +347,15 @@ class Offload:
             future = asyncio.run_coroutine_threadsafe(coro, spare.loop)
         except RuntimeError:  # its loop is closed
             coro.close()
-            return False
+            await self.app(scope, receive, send)
+            return
         spare.offloaded += 1
+        self.runs += 1
         try:
             cpu = await asyncio.wrap_future(future)
         finally:
             spare.offloaded -= 1
         self.routes.ran(key, cpu)
-        return True
 
     def _pick(self) -> Spare:
         """The spare with the fewest offloaded requests; ties taken in turn."""
@@ -410,6 +440,13 @@ class StallWatch:
             self._handle = None
         self._release()
 
+    def summary(self) -> str:
+        """What the watch saw and did so far, for a log line: stalls, marks, offloaded runs."""
+        return (
+            f"{self.stalls} stall(s) of the serving loop, {self.offload.routes.marks} route "
+            f"mark(s), {self.offload.runs} request(s) run on a spare"
+        )
+
     def _check(self) -> None:
         """One check of the Python watch (the native one makes the same in C)."""
         assert self._loop is not None
@@ -446,7 +483,8 @@ class StallWatch:
         task = asyncio.current_task(serving.loop)
         seen = (task, beats)
         if task is not None and seen == self._seen and task is not self._marked:
-            scope = self.offload.inflight.get(task)
+            frame = sys._current_frames().get(serving.thread_id or 0)
+            scope = request_scope(task, frame)
             if scope is not None and serving.loop is not None:
                 self._marked = task
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
