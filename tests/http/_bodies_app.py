@@ -10,7 +10,8 @@ reading the body; a refused body is answered with its status and message.
 ``PATH.go`` exists.
 ``$ATOLL_TEST_BODY_BUDGET`` (bytes) sets the process's body budget (64 MiB);
 ``$ATOLL_TEST_BODY_READER`` which thread reads the rest of a large body: ``native``
-(``_native.BodyRead``; the default, and it must be built) or ``python``.
+(``_native.BodyRead``; the default, and it must be built), ``python``, or ``failing``
+(one that cannot be made: the loop reads the body).
 Run: ``python _bodies_app.py``; prints ``READY host port`` once it listens.
 """
 
@@ -30,8 +31,15 @@ from atoll.http.server import Receive, Scope, Send, serve
 
 BUDGET = BodyBudget(int(os.environ.get("ATOLL_TEST_BODY_BUDGET", 64 * MIB)))
 _PROTOCOL = vars(protocol)
-if os.environ.get("ATOLL_TEST_BODY_READER", "native") == "python":
+_READER = os.environ.get("ATOLL_TEST_BODY_READER", "native")
+if _READER == "python":
     _PROTOCOL["NativeBodyRead"] = None
+elif _READER == "failing":  # as when the process is out of descriptors
+
+    def _no_reader(*args: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    _PROTOCOL["NativeBodyRead"] = _no_reader
 else:  # the native reader is what a built node uses: the test must not pass without it
     assert _PROTOCOL["NativeBodyRead"] is not None
     assert isinstance(BUDGET.counter, _PROTOCOL["NativeBudget"])

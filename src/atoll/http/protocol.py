@@ -543,14 +543,19 @@ class AtollHttpProtocol(HttpToolsProtocol):
             if sink.feed(buffered):
                 cycle.message_event.set()
         self._sink = sink
-        direct = self._direct_read(sink) if sink.error is None else None
+        try:
+            direct = self._direct_read(sink) if sink.error is None else None
+            if direct is not None:
+                direct.start()
+        except OSError as exc:  # out of descriptors or threads: the loop reads it
+            _log.warning("a request body is read on the event loop: %s", exc)
+            direct = None
         if direct is not None:
             # The rest of the body is the thread's. The transport is paused behind
             # uvicorn's flow control, which must not resume it (its receive() would).
             self.transport.pause_reading()
             self.flow.read_paused = False
             self._direct = direct
-            direct.start()
         else:
             self.flow.resume_reading()  # uvicorn paused it past 64 KiB buffered
         return True
@@ -707,10 +712,14 @@ class _NativeRead:
         return self.OUTCOMES[self.native.outcome]
 
     def start(self) -> None:
-        """Watch the thread's eventfd, then start it."""
+        """Watch the thread's eventfd, then start it (OSError: it could not start)."""
         self.loop.add_reader(self.fd, self._notified)
+        try:
+            self.native.start()
+        except OSError:
+            self.loop.remove_reader(self.fd)
+            raise
         self.sink.progress = self._last
-        self.native.start()
 
     def cancel(self) -> None:
         """Stop reading (the body will not be finished): the thread ends at once."""
