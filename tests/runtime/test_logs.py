@@ -10,6 +10,7 @@ the C writer with the Python one on the same writes, byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import logging
@@ -17,6 +18,8 @@ import os
 import random
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -593,6 +596,35 @@ def test_write_lines_raises_when_the_write_fails() -> None:
     finally:
         signal.signal(signal.SIGPIPE, previous)
         os.close(write)
+
+
+def test_write_lines_waits_on_a_full_non_blocking_pipe() -> None:
+    """A non-blocking fd (stdio shared with a process that set O_NONBLOCK) that is
+    full, with a slow reader: write_lines waits for the reader as a blocking fd
+    would, and every line arrives whole (it raised BlockingIOError mid-line)."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    lines = [f"line {i} " + "x" * 1000 for i in range(300)]  # ~300 KiB: past a pipe's 64 KiB
+    filled = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:  # full: the first write of write_lines finds EAGAIN
+            filled += os.write(write, b"." * 4096)
+    got = bytearray()
+
+    def drain() -> None:  # slower than the writer
+        while chunk := os.read(read, 65536):
+            got.extend(chunk)
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        assert write_lines(write, "h ", "\n", lines) is True
+    finally:
+        os.close(write)
+        reader.join(60)
+        os.close(read)
+    assert bytes(got) == b"." * filled + "".join(f"h {line}\n" for line in lines).encode()
 
 
 @pytest.mark.parametrize("lines", [MIXED, [*MIXED, "lone \udc80 surrogate"]])

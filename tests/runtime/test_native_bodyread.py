@@ -65,6 +65,16 @@ def test_the_budget_counts_and_refuses_past_its_limit() -> None:
         Budget(0)
 
 
+def test_the_budget_refuses_a_size_whose_sum_would_overflow() -> None:
+    """``used + n`` past 2**63 wrapped negative and was let through: a take of almost
+    2**63 bytes succeeded and left ``used`` below zero."""
+    budget = Budget(100)
+    assert budget.take(1)
+    assert not budget.take(2**63 - 1)
+    assert not budget.take(-5)  # a negative take would raise the room
+    assert budget.used == 1
+
+
 def test_a_budget_shared_by_threads_never_passes_its_limit() -> None:
     budget = Budget(1000)
     taken = [0] * 8
@@ -280,3 +290,32 @@ def test_a_reaper_dropped_releases_what_it_holds() -> None:
     assert [sys.getrefcount(body) for body in bodies] == held
     with pytest.raises(TypeError, match="bytes"):
         Reaper().put(bytearray(10))  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (3.12+)
+def test_a_reaper_used_before_a_fork_reaps_in_the_child() -> None:
+    """Its thread stays in the parent: the child starts its own on its first put()
+    (before, the child's bodies were held forever and never reaped)."""
+    reaper = Reaper()
+    reaper.put(os.urandom(MIB))
+    deadline = time.monotonic() + 60
+    while reaper.reaped < 1:
+        assert time.monotonic() < deadline, "never reaped"
+        time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 once its body is reaped, 1 if never
+        status = 1
+        try:
+            reaper.put(os.urandom(MIB))
+            until = time.monotonic() + 60
+            while time.monotonic() < until:
+                if reaper.reaped >= 2:
+                    status = 0
+                    break
+                time.sleep(0.01)
+            reaper.collect()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    del reaper  # the parent's thread is joined as ever

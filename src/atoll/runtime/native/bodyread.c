@@ -59,8 +59,10 @@ typedef struct {
 
 static int budget_take(BudgetObject *b, long long n) {
     long long used = __atomic_load_n(&b->used, __ATOMIC_RELAXED);
-    do {
-        if (used + n > b->limit)
+    if (n < 0)
+        return 0;
+    do { /* n > limit - used, not used + n > limit: that sum could overflow */
+        if (n > b->limit - used)
             return 0;
     } while (!__atomic_compare_exchange_n(&b->used, &used, used + n, 1, __ATOMIC_ACQ_REL,
                                           __ATOMIC_RELAXED));
@@ -244,7 +246,9 @@ static int br_read(br_state *st) {
             break;
         }
         struct pollfd fds[2] = {{st->fd, POLLIN, 0}, {st->stop_fd, POLLIN, 0}};
-        int k = poll(fds, 2, (int)(wait_ns / 1000000 + 1));
+        /* at most a minute per poll(): a timeout of days must not overflow the int */
+        long long wait_ms = wait_ns / 1000000 + 1;
+        int k = poll(fds, 2, wait_ms > 60000 ? 60000 : (int)wait_ms);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -497,6 +501,7 @@ typedef struct {
     sem_t wake;
     pthread_t thread;
     int started;
+    pid_t pid;                 /* the process that started the thread */
     int stop;                  /* atomic */
     unsigned long long reaped; /* atomic */
     long page;
@@ -574,6 +579,12 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
         return NULL;
     }
     reaper_collect(r);
+    pid_t pid = getpid();
+    if (r->started && r->pid != pid) {
+        /* a child of fork(): the thread stayed in the parent; one is started here (a
+         * batch the parent's thread held at the fork is never released in this process) */
+        r->started = 0;
+    }
     if (!r->started) {
         int err = br_spawn(&r->thread, reaper_main, r, 0);
         if (err != 0) {
@@ -581,6 +592,7 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
             return PyErr_SetFromErrno(PyExc_OSError);
         }
         r->started = 1;
+        r->pid = pid;
     }
     reap_item *it = PyMem_RawMalloc(sizeof *it);
     if (it == NULL)
@@ -601,7 +613,7 @@ static PyObject *Reaper_get_reaped(ReaperObject *r, void *unused) {
 }
 
 static void Reaper_dealloc(ReaperObject *r) {
-    if (r->started) { /* only a reaper made for a test is ever dropped */
+    if (r->started && r->pid == getpid()) { /* only a reaper made for a test is dropped */
         __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
         sem_post(&r->wake);
         Py_BEGIN_ALLOW_THREADS

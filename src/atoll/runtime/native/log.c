@@ -24,6 +24,7 @@
  */
 #include "module.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 struct LogBookObject {
@@ -370,7 +371,14 @@ static void writer_flush(writer *w) {
             at += (size_t)n;
         else if (n < 0 && errno == EINTR)
             continue;
-        else
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a non-blocking fd (stdio can be shared with a process that made it so):
+             * wait until it takes more, as a blocking one would, instead of failing
+             * mid-line or spinning */
+            struct pollfd p = {w->fd, POLLOUT, 0};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                w->err = errno;
+        } else
             w->err = n < 0 ? errno : EIO;
     }
     w->len = 0;
