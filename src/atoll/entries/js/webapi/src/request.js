@@ -37,7 +37,20 @@ function parseURL(input) {
 const PLAIN_URL = /^(https?):\/\/([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)$/;
 const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)|%2e/i;
 
+// The same few URLs come again and again: each one's answer is kept (bounded, per context).
+const trustedURLs = new Map();
+
 function trustedURL(url) {
+  let out = trustedURLs.get(url);
+  if (out === undefined) {
+    out = checkedURL(url);
+    if (trustedURLs.size >= 512) trustedURLs.clear();
+    trustedURLs.set(url, out);
+  }
+  return out;
+}
+
+function checkedURL(url) {
   const m = PLAIN_URL.exec(url);
   if (m !== null && !DOT_SEGMENT.test(m[4].split("?")[0]) && !(m[3] === (m[1] === "http" ? "80" : "443")) && !/%(?![0-9A-Fa-f]{2})/.test(m[4])) {
     return url;
