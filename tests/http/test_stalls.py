@@ -335,6 +335,16 @@ def test_the_watch_finds_the_scope_of_the_request_a_task_runs_in_its_frames() ->
         found["none"] = request_scope(_current(), sys._getframe())
         found["other task"] = request_scope(found["request task"], sys._getframe())
 
+    async def named_otherwise(s: Any, receive: Any, send: Any) -> None:
+        found["cycle's"] = request_scope(_current(), sys._getframe())
+
+    class Cycle:  # as the connection's request cycle: the task runs its method
+        def __init__(self, scope: Any) -> None:
+            self.scope = scope
+
+        async def run(self, app: Any) -> None:
+            await app(self.scope, _never, _never)
+
     async def main() -> None:
         async def serve() -> None:
             await app(request, _never, _never)
@@ -342,11 +352,13 @@ def test_the_watch_finds_the_scope_of_the_request_a_task_runs_in_its_frames() ->
         found["request task"] = asyncio.create_task(serve())
         await found["request task"]
         await asyncio.create_task(not_a_request())
+        await asyncio.create_task(Cycle(request).run(named_otherwise))
 
     asyncio.run(main())
     assert found["own"] is request
     assert found["none"] is None  # a task with no HTTP scope: a stall outside a request
     assert found["other task"] is None  # the frames run another task than the one named
+    assert found["cycle's"] is request  # an app whose argument is not called scope
 
 
 def _current() -> asyncio.Task[Any]:

@@ -229,19 +229,28 @@ def request_scope(task: asyncio.Task[Any], frame: FrameType | None) -> Scope | N
 
     Read by the watch on a stalled serving loop (under the GIL, the serving thread
     blocked in a call): the outermost frame of the task with a local ``scope`` that is an
-    HTTP scope, the one the server passed (``Offload`` and the app take it so named).
+    HTTP scope, the one the server passed (ASGI apps take it so named); else the
+    ``scope`` of the object whose method the task runs (the connection's request cycle,
+    ``http/protocol.py``), for an app that names its argument otherwise.
     """
-    top = getattr(task.get_coro(), "cr_frame", None)
+    top: FrameType | None = getattr(task.get_coro(), "cr_frame", None)
     found: Scope | None = None
     while frame is not None:
         code = frame.f_code
         if "scope" in code.co_varnames or "scope" in code.co_cellvars:
-            value = frame.f_locals.get("scope")
-            if isinstance(value, dict) and value.get("type") == "http":
-                found = cast(Scope, value)
+            found = _http(frame.f_locals.get("scope")) or found
         if frame is top:
+            if found is None and "self" in code.co_varnames:
+                own = top.f_locals.get("self")
+                found = _http(getattr(own, "scope", None))
             return found
         frame = frame.f_back
+    return None
+
+
+def _http(value: object) -> Scope | None:
+    if isinstance(value, dict) and value.get("type") == "http":
+        return cast(Scope, value)
     return None
 
 
