@@ -167,6 +167,38 @@ def test_a_body_that_stops_coming_times_out(pair: tuple[socket.socket, socket.so
     read.finish()
 
 
+def test_a_slow_body_over_tcp_keeps_coming_below_the_low_water_mark() -> None:
+    """Over TCP, poll() wakes only once ``lowat`` bytes wait (a socketpair ignores
+    it): a client sending steadily, but under ``lowat`` per timeout, timed out
+    though a byte never stopped coming for that long. Its bytes are read before a
+    timeout is declared."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    sent = os.urandom(8 * MIB)
+
+    def trickle() -> None:  # 2.5 MiB/s: 8 MiB (the low-water mark) take 3 s
+        for at in range(0, len(sent), 128 * 1024):
+            send_quietly(client, sent[at : at + 128 * 1024])
+            time.sleep(0.05)
+
+    try:
+        body = bytes(len(sent))
+        read = BodyRead(server.fileno(), body, 0, Budget(64 * MIB), 2 * SECOND, 8 * MIB, 10)
+        read.start()
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        wait_ended(read)
+        sender.join(60)
+        assert read.outcome == DONE
+        assert body == sent
+        read.finish()
+    finally:
+        client.close()
+        server.close()
+
+
 def tids() -> set[str]:
     return set(os.listdir("/proc/self/task"))
 

@@ -43,6 +43,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -241,32 +242,44 @@ static int br_read(br_state *st) {
         br_set_lowat(st->fd, &low, st->want - at, st->lowat);
         long long idle = br_now_ns() - __atomic_load_n(&st->last_ns, __ATOMIC_RELAXED);
         long long wait_ns = st->timeout_ns - idle;
+        /* poll() on TCP wakes only once `low` bytes wait: a client that sends steadily,
+         * but fewer bytes than that per timeout, would time out with bytes waiting. So
+         * poll() waits half the timeout at most, then what waits is read (recv() takes
+         * fewer than the low-water mark without waiting): `last` stays within half a
+         * timeout of the last byte (the reader in bodies.py times out by it too). */
+        int queued = 0, late = 0;
         if (wait_ns <= 0) {
-            outcome = BR_TIMEOUT;
-            break;
+            if (ioctl(st->fd, FIONREAD, &queued) != 0 || queued <= 0) {
+                outcome = BR_TIMEOUT;
+                break;
+            }
+            late = 1;
+        } else {
+            struct pollfd fds[2] = {{st->fd, POLLIN, 0}, {st->stop_fd, POLLIN, 0}};
+            long long half = st->timeout_ns / 2 > 1000000 ? st->timeout_ns / 2 : 1000000;
+            long long wait_ms = (wait_ns < half ? wait_ns : half) / 1000000 + 1;
+            /* a minute at most: a timeout of days must not overflow the int */
+            int k = poll(fds, 2, wait_ms > 60000 ? 60000 : (int)wait_ms);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                outcome = BR_CLOSED;
+                break;
+            }
+            if (fds[1].revents) {
+                outcome = BR_STOPPED;
+                break;
+            }
+            if (k == 0 && (ioctl(st->fd, FIONREAD, &queued) != 0 || queued <= 0))
+                continue; /* the timeout is checked at the top */
         }
-        struct pollfd fds[2] = {{st->fd, POLLIN, 0}, {st->stop_fd, POLLIN, 0}};
-        /* at most a minute per poll(): a timeout of days must not overflow the int */
-        long long wait_ms = wait_ns / 1000000 + 1;
-        int k = poll(fds, 2, wait_ms > 60000 ? 60000 : (int)wait_ms);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            outcome = BR_CLOSED;
-            break;
-        }
-        if (fds[1].revents) {
-            outcome = BR_STOPPED;
-            break;
-        }
-        if (k == 0)
-            continue; /* the timeout is checked at the top */
         /* Read what came, BR_CHUNK at most per recv(): a kernel built without full
          * preemption (PREEMPT_NONE, the common server default) copies a whole recv()
          * without letting another thread onto the CPU, even one of higher priority,
          * and a socket's receive buffer can hold several MiB: the serving loop, woken
          * on this CPU, would wait for the whole copy. Returning to user space between
          * chunks lets it in. */
+        long long before = at;
         for (int reads = 0; at < st->want && reads < BR_READS; reads++) {
             char *into = scratch == NULL ? st->target + at : scratch;
             long long left = st->want - at;
@@ -298,6 +311,10 @@ static int br_read(br_state *st) {
                 __atomic_store_n(&st->refused, 1, __ATOMIC_RELEASE);
                 br_signal(st->notify_fd);
             }
+        }
+        if (late && at == before) { /* queued, but nothing to read: never spin */
+            outcome = BR_TIMEOUT;
+            break;
         }
     }
 out:
