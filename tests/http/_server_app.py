@@ -6,7 +6,8 @@ client address and scheme the server gave the app); ``/stream`` sends its head,
 then waits for the request body and answers with it; ``/spin?ms=N`` (and any
 path under ``/spin/``) runs a wasm ``(loop br 0)`` until an epoch deadline N ms
 away stops it (a 1 ms ticker thread advances the epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
-lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``.
+lines to the file named by ``$ATOLL_TEST_LIFESPAN_LOG``; each spin appends a line to
+``$ATOLL_TEST_SPIN_LOG`` as it starts (tests wait for it instead of sleeping).
 
 Run: ``python _server_app.py LOOPS SHUTDOWN_TIMEOUT``; prints ``READY host port``
 on stdout once every loop listens. ``$ATOLL_TEST_LIMITS``, if set, is a JSON
@@ -53,6 +54,10 @@ class SpinApp:
         store.set_epoch_deadline(ms)
         spin = wasmtime.Instance(store, self.module, []).exports(store)["spin"]
         assert isinstance(spin, wasmtime.Func)
+        path = os.environ.get("ATOLL_TEST_SPIN_LOG")
+        if path:
+            with open(path, "a") as f:
+                f.write(f"{ms} {threading.current_thread().name}\n")
         try:
             spin(store)
         except wasmtime.Trap as trap:

@@ -47,6 +47,14 @@ class Running:
     def lifespan(self) -> list[str]:
         return self.lifespan_log.read_text().split() if self.lifespan_log.exists() else []
 
+    @property
+    def spin_log(self) -> Path:
+        return self.lifespan_log.with_name("spins.log")
+
+    def spins(self) -> int:
+        """How many /spin requests the app has started running."""
+        return len(self.spin_log.read_text().splitlines()) if self.spin_log.exists() else 0
+
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout)
 
@@ -57,6 +65,7 @@ def start(
     """Serve ``_server_app.py``; ``limits``: :class:`ServerLimits` fields to change."""
     log = tmp_path / "lifespan.log"
     env = {**os.environ, "ATOLL_TEST_LIFESPAN_LOG": str(log)}
+    env["ATOLL_TEST_SPIN_LOG"] = str(log.with_name("spins.log"))
     env["ATOLL_TEST_LIMITS"] = json.dumps(limits)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
@@ -104,6 +113,19 @@ class Spin:
         finally:
             self.done.set()
 
+    @classmethod
+    def running(cls, server: Running, ms: int) -> Spin:
+        """A /spin of ``ms`` in the background, returned once the app runs it (on a
+        loaded machine the request can take a while to reach a loop: no fixed sleep)."""
+        before = server.spins()
+        spin = cls(server.url, ms)
+        deadline = time.monotonic() + 30
+        while server.spins() == before:
+            assert not spin.done.is_set(), f"the spin ended before it started: {spin.error!r}"
+            assert time.monotonic() < deadline, "the spin request never started"
+            time.sleep(0.005)
+        return spin
+
     def result(self) -> httpx.Response:
         self._thread.join(30)
         if self.error is not None:
@@ -120,8 +142,7 @@ def test_ready_reports_the_port_picked_for_port_0(server: Running) -> None:
 
 
 def test_other_loops_answer_while_one_spins_in_wasm(server: Running) -> None:
-    spin = Spin(server.url, 2000)
-    time.sleep(0.3)  # the spin request reaches a loop and starts
+    spin = Spin.running(server, 2000)
     for _ in range(10):
         # A new connection each time: a free loop accepts it.
         response = httpx.get(f"{server.url}/hello", headers={"connection": "close"})
@@ -131,8 +152,7 @@ def test_other_loops_answer_while_one_spins_in_wasm(server: Running) -> None:
 
 
 def test_sigterm_lets_the_request_in_flight_finish(server: Running) -> None:
-    spin = Spin(server.url, 1500)
-    time.sleep(0.3)
+    spin = Spin.running(server, 1500)
     server.proc.send_signal(signal.SIGTERM)
     response = spin.result()
     assert (response.status_code, response.text) == (200, "spun 1500")
@@ -151,8 +171,7 @@ def test_lifespan_runs_once_not_once_per_loop(server: Running) -> None:
 
 
 def test_second_signal_stops_waiting(server: Running) -> None:
-    spin = Spin(server.url, 10_000)
-    time.sleep(0.3)
+    spin = Spin.running(server, 10_000)
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     t0 = time.monotonic()
@@ -167,8 +186,7 @@ def test_second_signal_stops_waiting(server: Running) -> None:
 def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     running = start(tmp_path, shutdown_timeout=0.5)
     try:
-        spin = Spin(running.url, 10_000)
-        time.sleep(0.3)
+        spin = Spin.running(running, 10_000)
         t0 = time.monotonic()
         running.proc.send_signal(signal.SIGTERM)
         assert running.wait(8) == 0

@@ -90,8 +90,7 @@ def test_the_serving_loop_serves_everything_while_healthy(tmp_path: Path) -> Non
 
 
 def test_a_spare_answers_new_connections_while_the_serving_loop_spins(server: Running) -> None:
-    spin = Spin(server.url, 2000)
-    time.sleep(0.3)  # the spin has started on the serving loop
+    spin = Spin.running(server, 2000)
     assert thread(server.url).startswith(SPARE)
     assert not spin.done.is_set(), "/hello had to wait for the wasm spin"
     assert spin.result().headers["x-thread"] == SERVING
@@ -108,8 +107,7 @@ def test_an_offloaded_request_leaves_the_serving_loop_free(server: Running) -> N
     mark_long(server.url)
     with httpx.Client(base_url=server.url, timeout=30) as keep_alive:
         assert keep_alive.get("/hello").headers["x-thread"] == SERVING
-        spin = Spin(server.url, 2000)  # offloaded: runs on a spare
-        time.sleep(0.3)
+        spin = Spin.running(server, 2000)  # offloaded: runs on a spare
         # The same keep-alive connection, on the serving loop, is answered meanwhile.
         assert keep_alive.get("/hello").headers["x-thread"] == SERVING
         assert not spin.done.is_set()
@@ -136,8 +134,7 @@ def test_a_host_with_many_slow_paths_is_marked_whole(server: Running) -> None:
 
 
 def test_connections_a_spare_took_are_sent_home_after_the_stall(server: Running) -> None:
-    spin = Spin(server.url, 1500)
-    time.sleep(0.3)
+    spin = Spin.running(server, 1500)
     with socket.create_connection((server.host, server.port), timeout=20) as sock:
         request = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
         sock.sendall(request)
@@ -184,8 +181,7 @@ def _nice(stat: Path) -> int:
 
 def test_shutdown_waits_for_a_request_running_on_a_spare(server: Running) -> None:
     mark_long(server.url)
-    spin = Spin(server.url, 1500)
-    time.sleep(0.3)
+    spin = Spin.running(server, 1500)
     server.proc.send_signal(signal.SIGTERM)
     response = spin.result()
     assert (response.status_code, response.text) == (200, "spun 1500")
@@ -199,8 +195,7 @@ def test_one_loop_has_no_spares(tmp_path: Path) -> None:
     try:
         stats = Path(f"/proc/{running.proc.pid}/task").glob("*/stat")
         assert {_nice(stat) for stat in stats} == {0}
-        spin = Spin(running.url, 800)
-        time.sleep(0.3)
+        spin = Spin.running(running, 800)
         assert thread(running.url) == SERVING  # (once the spin is over: no one else accepts)
         assert spin.result().headers["x-thread"] == SERVING
         assert thread(running.url, "/spin?ms=0") == SERVING  # nothing is offloaded
