@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from atoll.api import ExecutionContext, Request, Response
 from atoll.entries.js.bundle import Bundle
@@ -94,6 +94,7 @@ class IsolateOwner(Protocol):
 
 
 log = logging.getLogger("atoll.js")
+_T = TypeVar("_T")
 
 #: CPU a worker's top-level code may use when an isolate starts (Workers: "startup time").
 STARTUP_CPU_MS = 1_000
@@ -271,13 +272,18 @@ class JsIsolate:
         watchdog stopped it (the isolate is then broken: the worker replaces
         it), :class:`ScriptError` when it threw synchronously.
         """
+        return self._inside(self._call, record, name, *args)
+
+    def _inside(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` with the isolate and its context entered (every way into JS goes
+        through here): a JS exception comes out as :class:`ScriptError`."""
         if self.broken:
             raise _reset_error(self.worker, self.broken)
         self.isolate.enter()
         self.context.enter()
         failure: ScriptError | None = None
         try:
-            return self._call(record, name, *args)
+            return fn(*args)
         except STPyV8.JSError as exc:
             # Raised outside this block: a JSError holds V8 handles, and must not stay
             # reachable (as __context__) from an error that outlives the isolate.
@@ -378,25 +384,16 @@ class JsIsolate:
     def _dispatch(self, record: _Record, head: str, body: str) -> str | None:
         """Run the core's ``dispatch(head, body)`` (as :meth:`call` does) and take what it
         settled with meanwhile: the response text, or None while it is still pending."""
-        if self.broken:
-            raise _reset_error(self.worker, self.broken)
-        self.isolate.enter()
-        self.context.enter()
-        failure: ScriptError | None = None
-        try:
-            if body:
-                self._post_dispatch(head, body)
-            else:
-                self._post_dispatch(head)
-            self._metered(record, self._run.run)
-            text: str | None = self._take.run()
-            return text
-        except STPyV8.JSError as exc:
-            failure = _script_error(exc, self.worker.sourcemap)
-        finally:
-            self.context.leave()
-            self.isolate.leave()
-        raise failure
+        return self._inside(self._dispatch_in, record, head, body)
+
+    def _dispatch_in(self, record: _Record, head: str, body: str) -> str | None:
+        if body:
+            self._post_dispatch(head, body)
+        else:
+            self._post_dispatch(head)
+        self._metered(record, self._run.run)
+        text: str | None = self._take.run()
+        return text
 
     def _response(self, text: str) -> Response:
         """The :class:`Response` of a response text ("R"/"W" + head + "\\n" + body)."""
