@@ -211,16 +211,16 @@ class Worker:
                 context = contextvars.copy_context()
             OUTBOUND.reset(outbound_token)
             invocation.close()
-        return Result(  # positional (Result's field order): a request's hot path
-            response,
-            invocation.outcome,
-            request_id,
-            invocation.cpu_used_ns / 1e6,  # invocation.cpu_ms
-            invocation.logs,
-            error,
-            pending,
-            book.records,
-            context,
+        return Result(
+            response=response,
+            outcome=invocation.outcome,
+            request_id=request_id,
+            cpu_ms=invocation.cpu_ms,
+            logs=invocation.logs,
+            error=error,
+            pending=pending,
+            subrequests=book.records,
+            context=context,
         )
 
     def _error_response(self, status: int, exc: BaseException, request_id: str) -> Response:

@@ -79,6 +79,12 @@ def test_init_from_mapping_pairs_and_headers() -> None:
     assert Headers() != {"a": "1"}
 
 
+def test_from_checked_keeps_order_and_repeats() -> None:
+    headers = Headers.from_checked([("set-cookie", "a=1"), ("x-a", "1"), ("set-cookie", "b=2")])
+    assert headers.get_all("set-cookie") == ["a=1", "b=2"]
+    assert headers.items() == [("set-cookie", "a=1"), ("set-cookie", "b=2"), ("x-a", "1")]
+
+
 def test_from_raw_and_raw_round_trip() -> None:
     raw = [(b"host", b"h"), (b"x-a", b"1"), (b"X-A", b"2"), (b"x-latin", b"caf\xe9")]
     headers = Headers.from_raw(raw)

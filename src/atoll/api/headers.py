@@ -58,6 +58,21 @@ class Headers:
                 values.append(v.decode("latin-1"))
         return headers
 
+    @classmethod
+    def from_checked(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
+        """Build from ``(name, value)`` pairs already checked as :meth:`append` checks them
+        (names lower-cased tokens, values without NUL, CR or LF): a JS worker's response
+        headers, which its own ``Headers`` checked (``entries/js``)."""
+        headers = cls()
+        index = headers._map
+        for name, value in pairs:
+            values = index.get(name)
+            if values is None:
+                index[name] = [value]
+            else:
+                values.append(value)
+        return headers
+
     def raw(self) -> list[tuple[bytes, bytes]]:
         """ASGI's form: ``[(b"name", b"value"), …]``."""
         return [

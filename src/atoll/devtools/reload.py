@@ -221,7 +221,7 @@ class DevReloader:
                 d for d in dirs if d not in IGNORED_DIRS and os.path.join(top, d) not in static
             ]
             for name in files:
-                if TEMPORARY_FILES.fullmatch(name):
+                if ignored(Path(name)):  # (its folders are not ignored: pruned above)
                     continue
                 path = os.path.join(top, name)
                 try:

@@ -359,9 +359,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
             self._start_asgi_task(cycle, app)
         else:
             self._kept = True
-            waiting = self.pool.waiting  # pool.wait(self): the sweep's keep-alive clock
-            waiting.pop(self, None)
-            waiting[self] = time.monotonic()
+            self.pool.wait(self)  # the sweep's keep-alive clock
 
     def close_waiting(self, status: int) -> None:
         """Close this connection, which waits for a head: ``status`` if part of it came."""
@@ -460,7 +458,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_started = False
         pool = self.pool
-        pool.waiting.pop(self, None)  # pool.done(self)
+        pool.done(self)
         parser = self.parser
         scope = self.scope
         http_version = parser.get_http_version()

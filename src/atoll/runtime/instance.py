@@ -231,10 +231,7 @@ class Exports:
             raise AttributeError(name)
         fn = self._cache.get(name)
         if fn is None:
-            instance = self._instance
-            if instance is None:
-                raise self._gone_error()
-            fn = self._cache[name] = instance.function(name)
+            fn = self._cache[name] = self._live().function(name)
             # Found by plain lookup from now on (a warm instance's exports are read in
             # every request), unless the class holds the name.
             if name not in _EXPORTS_OWN:

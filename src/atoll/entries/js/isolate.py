@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from atoll.api import ExecutionContext, Request, Response
+from atoll.api import ExecutionContext, Headers, Request, Response
 from atoll.entries.js.bundle import Bundle
 from atoll.entries.js.v8 import (
     Guarded,
@@ -406,16 +406,8 @@ class JsIsolate:
                 hint="a network error response cannot be sent; return a Response with a status",
             )
         response = Response(out.encode("latin-1") if out else b"", status=status)
-        # Names and values as the worker's Headers checked them (tokens, lower-cased; values
-        # without NUL, CR or LF): set as they are.
-        index: dict[str, list[str]] = {}
-        for i in range(1, len(fields) - 1, 2):
-            values = index.get(fields[i])
-            if values is None:
-                index[fields[i]] = [fields[i + 1]]
-            else:
-                values.append(fields[i + 1])
-        response.headers._map = index
+        # Names and values as the worker's Headers checked them: set as they are.
+        response.headers = Headers.from_checked(zip(fields[1::2], fields[2::2], strict=False))
         return response
 
     def _open(self, invocation: Invocation) -> tuple[_Record, asyncio.Future[str]]:
