@@ -690,3 +690,38 @@ def test_a_large_body_the_worker_keeps_is_not_freed() -> None:
         assert kept == sent
 
     asyncio.run(scenario())
+
+
+IDLE_READERS_AT_EXIT = """
+import os, socket, sys
+from atoll.http import bodies
+from atoll.runtime._native import BodyRead, Budget
+client, server = socket.socketpair()  # a client that never sends its body
+readers = [BodyRead(server.fileno(), bytes(1 << 20), 0, Budget(1 << 30), 60 * 10**9, 1 << 20, 10)
+           for _ in range(5)]
+for reader in readers:
+    reader.start()
+def idle() -> int:
+    return sum(os.sched_getscheduler(int(t)) == os.SCHED_IDLE for t in os.listdir("/proc/self/task"))
+while idle() < 5:  # each lowers itself as it starts
+    pass
+allowed = os.geteuid() == 0 or __import__("resource").getrlimit(13)[0] >= 20  # RLIMIT_NICE
+raised = bodies.leave_idle_priority()
+print(raised, idle(), allowed)
+"""
+
+
+def test_at_exit_idle_body_readers_leave_sched_idle() -> None:
+    """Readers still waiting for a slow client's bytes when the process exits are put
+    back to the normal policy where the process may (the kernel's exit waits for each
+    thread to run once: a SCHED_IDLE one waited up to seconds under full load). The
+    function is what ``atexit`` runs."""
+    done = subprocess.run(
+        [sys.executable, "-c", IDLE_READERS_AT_EXIT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    raised, idle, allowed = done.stdout.split()
+    if allowed == "True":
+        assert (int(raised), int(idle)) == (5, 0)
+    else:  # not allowed: nothing raised, nothing fails
+        assert (int(raised), int(idle)) == (0, 5)

@@ -311,17 +311,58 @@ def test_a_reaper_dropped_releases_what_it_holds() -> None:
     reaper = Reaper()
     bodies = [os.urandom(MIB) for _ in range(3)]
     held = [sys.getrefcount(body) for body in bodies]
-    before = tids()
     for body in bodies:
         reaper.put(body)
     del body
-    started = tids() - before  # its thread, started by the first put
-    assert len(started) == 1
-    del reaper
-    assert not started & tids()  # joined
+    del reaper  # waits for a thread still at work on it
     assert [sys.getrefcount(body) for body in bodies] == held
     with pytest.raises(TypeError, match="bytes"):
         Reaper().put(bytearray(10))  # type: ignore[arg-type]
+
+
+def test_the_reaper_thread_ends_when_it_has_nothing_left() -> None:
+    """No idle reaper thread is left for the process's exit to wait for (a SCHED_IDLE
+    thread can wait seconds for the CPU it needs to die on a loaded machine): each
+    put() after the thread ended starts another, and every body is reaped."""
+    reaper = Reaper()
+    before = tids()
+    for round_ in range(1, 4):
+        reaper.put(os.urandom(MIB))
+        deadline = time.monotonic() + 60  # its thread runs at the lowest priority
+        while reaper.reaped < round_ or reaper.running:
+            assert time.monotonic() < deadline, "never reaped, or its thread never ended"
+            time.sleep(0.01)
+        threads_gone(tids() - before)  # the thread said it ended: it is gone
+    reaper.collect()
+
+
+CANNOT_MAKE_THREADS = """
+import os, resource, sys
+from atoll.runtime._native import Reaper
+if os.geteuid() == 0:  # root is not bound by RLIMIT_NPROC: be nobody
+    os.setgid(65534)
+    os.setuid(65534)
+resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no thread can be made
+reaper = Reaper()
+body = os.urandom(1 << 20)
+held = sys.getrefcount(body)
+reaper.put(body)  # raised OSError (logged as an error by the server)
+assert reaper.reaped == 1 and not reaper.running, (reaper.reaped, reaper.running)
+assert sys.getrefcount(body) == held, "the reaper still holds the body"
+print("freed here")
+"""
+
+
+def test_a_reaper_that_cannot_make_its_thread_frees_the_body_on_the_callers() -> None:
+    """No thread left (RLIMIT_NPROC, as when the process is out of threads or memory):
+    put() frees the body on the calling thread instead of raising."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", CANNOT_MAKE_THREADS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "freed here"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (3.12+)
@@ -350,4 +391,4 @@ def test_a_reaper_used_before_a_fork_reaps_in_the_child() -> None:
             os._exit(status)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    del reaper  # the parent's thread is joined as ever
+    del reaper

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import atexit
+import contextlib
 import functools
 import os
 import queue
@@ -62,7 +64,15 @@ except ImportError:  # pragma: no cover - a source tree without its build: a loc
 if TYPE_CHECKING:
     from atoll.api.request import Request
 
-__all__ = ["ATTACH_KEY", "DEFAULT_BODY_MEMORY", "Attach", "BodyBudget", "BodyReader", "BodySink"]
+__all__ = [
+    "ATTACH_KEY",
+    "DEFAULT_BODY_MEMORY",
+    "Attach",
+    "BodyBudget",
+    "BodyReader",
+    "BodySink",
+    "leave_idle_priority",
+]
 
 MIB = 1024 * 1024
 #: Default bytes of request bodies one process holds at once.
@@ -256,7 +266,10 @@ class BodyReader:
         if body is None or not request._body_is(body) or sys.getrefcount(body) != 3:
             return
         request._forget_body(_gone)
-        _reaper().put(body)
+        # If the Python reaper's thread cannot be made, ``body`` is freed here, on the
+        # calling thread (the native reaper does that itself).
+        with contextlib.suppress(OSError, RuntimeError):
+            _reaper().put(body)
 
 
 class BodySink:
@@ -532,3 +545,32 @@ def _python_reaper() -> queue.SimpleQueue[bytes]:
 
 #: The native reaper (``runtime/native/bodyread.c``), if the C extension is built.
 _NATIVE_REAPER = _NativeReaper() if _NativeReaper is not None and _REAP else None
+
+
+def leave_idle_priority() -> int:
+    """Put every ``SCHED_IDLE`` thread of the process (body readers waiting for a slow
+    client's bytes) back to the normal policy, where the process may (root,
+    ``CAP_SYS_NICE``, or an ``RLIMIT_NICE`` that allows it); returns how many were.
+
+    Runs at exit (``atexit``), once: the kernel ends a process only once each of its
+    threads has run to die, and under full CPU load a ``SCHED_IDLE`` thread can wait
+    seconds for that (twenty idle readers delayed an exit by about a second). The
+    reaper leaves no idle thread (its thread ends when it has nothing to do)."""
+    raised = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for name in tasks:
+        try:
+            tid = int(name)
+            if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                raised += 1
+        except (OSError, ValueError):  # gone, or not allowed: it waits for the CPU, as ever
+            continue
+    return raised
+
+
+if NativeBudget is not None and hasattr(os, "SCHED_IDLE"):
+    atexit.register(leave_idle_priority)

@@ -41,7 +41,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <semaphore.h>
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define PY_FINALIZING() Py_IsFinalizing()
+#else
+#define PY_FINALIZING() _Py_IsFinalizing()
+#endif
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -504,7 +509,15 @@ PyTypeObject BodyReadType = {
  * tens of MiB take milliseconds, which the loop must not spend); the object itself is
  * released (its now empty pages unmapped, cheap) by the next put() or collect(), with
  * the GIL. The thread never takes the GIL, shares no lock with the loop (two lock-free
- * stacks and a semaphore), and waking it never preempts the loop. */
+ * stacks and a flag), and waking it never preempts the loop.
+ *
+ * The thread lives only while there is work: it ends once it finds nothing left to
+ * do, and the next put() starts another (a thread costs tens of microseconds; a body
+ * put here is 8 MiB or more). So no idle SCHED_IDLE thread is left for the process's
+ * exit to wait for: under full CPU load the kernel can take seconds to give one the
+ * CPU it needs to die (and a join at shutdown waited as long). A thread that cannot
+ * be made (no thread or memory left) is no error: put() frees the body on the
+ * calling thread. */
 
 typedef struct reap_item {
     PyObject *obj;
@@ -515,11 +528,9 @@ typedef struct {
     PyObject_HEAD
     reap_item *todo;           /* atomic stack: pushed by put(), taken whole by the thread */
     reap_item *done;           /* atomic stack: pushed by the thread, taken by collect() */
-    sem_t wake;
-    pthread_t thread;
-    int started;
-    pid_t pid;                 /* the process that started the thread */
-    int stop;                  /* atomic */
+    int running;               /* atomic: 1 while a thread owns the todo stack */
+    int threads;               /* atomic: threads that may still read this object */
+    pid_t pid;                 /* the process that started the last thread */
     unsigned long long reaped; /* atomic */
     long page;
 } ReaperObject;
@@ -536,13 +547,20 @@ static void *reaper_main(void *arg) {
     ReaperObject *r = (ReaperObject *)arg;
     br_lower_priority(19);
     for (;;) {
-        while (sem_wait(&r->wake) != 0 && errno == EINTR)
-            ;
-        if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
-            break;
-        reap_item *batch = __atomic_exchange_n(&r->todo, NULL, __ATOMIC_ACQUIRE);
-        if (batch == NULL)
+        reap_item *batch = __atomic_exchange_n(&r->todo, NULL, __ATOMIC_SEQ_CST);
+        if (batch == NULL) {
+            /* nothing left: end, unless a put() pushed after the exchange and saw this
+             * thread running (it started none); then take its work back */
+            __atomic_store_n(&r->running, 0, __ATOMIC_SEQ_CST);
+            int idle = 0;
+            if (__atomic_load_n(&r->todo, __ATOMIC_SEQ_CST) == NULL ||
+                !__atomic_compare_exchange_n(&r->running, &idle, 1, 0, __ATOMIC_SEQ_CST,
+                                             __ATOMIC_SEQ_CST)) {
+                __atomic_sub_fetch(&r->threads, 1, __ATOMIC_SEQ_CST); /* r is not read again */
+                return NULL;
+            }
             continue;
+        }
         reap_item *last = batch;
         unsigned long long n = 0;
         for (reap_item *it = batch; it != NULL; it = it->next) {
@@ -559,16 +577,19 @@ static void *reaper_main(void *arg) {
         reap_push(&r->done, batch, last);
         __atomic_add_fetch(&r->reaped, n, __ATOMIC_RELEASE);
     }
-    return NULL;
 }
 
-static void reap_free(reap_item *it) {
+/* Release a list of bodies (GIL held); returns how many. */
+static unsigned long long reap_free(reap_item *it) {
+    unsigned long long n = 0;
     while (it != NULL) {
         reap_item *next = it->next;
         Py_DECREF(it->obj);
         PyMem_RawFree(it);
         it = next;
+        n++;
     }
+    return n;
 }
 
 /* Release the objects whose pages went back (GIL held). */
@@ -582,11 +603,8 @@ static PyObject *Reaper_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     ReaperObject *r = (ReaperObject *)type->tp_alloc(type, 0);
     if (r == NULL)
         return NULL;
-    if (sem_init(&r->wake, 0, 0) != 0) {
-        Py_DECREF(r);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
     r->page = sysconf(_SC_PAGESIZE);
+    r->pid = getpid();
     return (PyObject *)r;
 }
 
@@ -597,18 +615,11 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
     }
     reaper_collect(r);
     pid_t pid = getpid();
-    if (r->started && r->pid != pid) {
-        /* a child of fork(): the thread stayed in the parent; one is started here (a
-         * batch the parent's thread held at the fork is never released in this process) */
-        r->started = 0;
-    }
-    if (!r->started) {
-        int err = br_spawn(&r->thread, reaper_main, r, 0);
-        if (err != 0) {
-            errno = err;
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        r->started = 1;
+    if (r->pid != pid) {
+        /* a child of fork(): a thread the parent ran stayed there; one is started here
+         * (a batch that thread held at the fork is never released in this process) */
+        __atomic_store_n(&r->running, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&r->threads, 0, __ATOMIC_SEQ_CST);
         r->pid = pid;
     }
     reap_item *it = PyMem_RawMalloc(sizeof *it);
@@ -616,7 +627,19 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
         return PyErr_NoMemory();
     it->obj = Py_NewRef(body);
     reap_push(&r->todo, it, it);
-    sem_post(&r->wake);
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&r->running, &idle, 1, 0, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST))
+        return Py_NewRef(Py_None); /* the running thread takes it */
+    pthread_t thread;
+    __atomic_add_fetch(&r->threads, 1, __ATOMIC_SEQ_CST);
+    if (br_spawn(&thread, reaper_main, r, 1) != 0) {
+        /* no thread: what waits is freed here, with the GIL (a few milliseconds) */
+        __atomic_sub_fetch(&r->threads, 1, __ATOMIC_SEQ_CST);
+        reap_item *batch = __atomic_exchange_n(&r->todo, NULL, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&r->running, 0, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&r->reaped, reap_free(batch), __ATOMIC_RELEASE);
+    }
     Py_RETURN_NONE;
 }
 
@@ -629,17 +652,23 @@ static PyObject *Reaper_get_reaped(ReaperObject *r, void *unused) {
     return PyLong_FromUnsignedLongLong(__atomic_load_n(&r->reaped, __ATOMIC_ACQUIRE));
 }
 
+static PyObject *Reaper_get_running(ReaperObject *r, void *unused) {
+    return PyBool_FromLong(r->pid == getpid() && __atomic_load_n(&r->running, __ATOMIC_SEQ_CST));
+}
+
 static void Reaper_dealloc(ReaperObject *r) {
-    if (r->started && r->pid == getpid()) { /* only a reaper made for a test is dropped */
-        __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
-        sem_post(&r->wake);
+    if (r->pid == getpid() && __atomic_load_n(&r->threads, __ATOMIC_SEQ_CST)) {
+        /* its thread still works on it (only a reaper made for a test is dropped while
+         * the process goes on; the process's own is dropped at exit, when it is left) */
+        if (PY_FINALIZING())
+            return;
         Py_BEGIN_ALLOW_THREADS
-        pthread_join(r->thread, NULL);
+        while (__atomic_load_n(&r->threads, __ATOMIC_SEQ_CST))
+            usleep(1000);
         Py_END_ALLOW_THREADS
     }
     reaper_collect(r);
     reap_free(__atomic_exchange_n(&r->todo, NULL, __ATOMIC_ACQUIRE)); /* never reaped */
-    sem_destroy(&r->wake);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -652,7 +681,9 @@ static PyMethodDef Reaper_methods[] = {
     {NULL}};
 
 static PyGetSetDef Reaper_getset[] = {
-    {"reaped", (getter)Reaper_get_reaped, NULL, "bodies whose pages went back", NULL}, {NULL}};
+    {"reaped", (getter)Reaper_get_reaped, NULL, "bodies whose pages went back", NULL},
+    {"running", (getter)Reaper_get_running, NULL, "whether a thread of it runs", NULL},
+    {NULL}};
 
 PyTypeObject ReaperType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Reaper",
