@@ -657,3 +657,88 @@ def test_a_line_handler_on_a_file_writes_what_a_record_per_line_would(
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith(b"before\nINFO atoll.test-file:   [rid6]  <\n")
     assert written == [lines is MIXED]
+
+
+def _read_all(reader: int | Any) -> bytes:
+    """What waits in a pipe's read end or a socket, without waiting for more."""
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(reader, 1 << 16) if isinstance(reader, int) else reader.recv(1 << 16)
+        except BlockingIOError:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+@pytest.mark.parametrize("kind", ["pipe", "socket"])
+def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str) -> None:
+    """stderr a pipe (or journald's socket) whose reader stopped reading: the thread
+    that logs (an event loop) went on waiting in write_lines once the pipe was full.
+    Now what the pipe does not take is dropped at line boundaries and counted; once
+    the reader catches up, every line it gets is whole, and the log says how many
+    lines were dropped (with what arrived: all of them)."""
+    import socket
+
+    reader: int | socket.socket
+    if kind == "pipe":
+        reader, write_fd = os.pipe()
+        os.set_blocking(reader, False)
+    else:
+        reader, other = socket.socketpair()
+        reader.setblocking(False)
+        write_fd = other.detach()
+    stream = open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 - closed by the handler
+    handler = LineHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"atoll.test.unread.{kind}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    x = "x" * 1000
+
+    def flood() -> None:
+        for n in range(300):  # ~3 MiB: far past what a pipe or socket buffer holds
+            log_lines(logger, f"r{n}", [f"line {n}.{i} {x}" for i in range(10)])
+            logger.info("request %d done", n)
+
+    try:
+        logging_thread = threading.Thread(target=flood, daemon=True)
+        logging_thread.start()
+        logging_thread.join(120)
+        assert not logging_thread.is_alive(), "the thread that logs waits for the reader"
+        assert handler.dropped()[0] > 0
+        got = b""
+        afters = 0
+        while not got.endswith(f"after {afters}\n".encode()):  # the reader catches up
+            assert afters < 100, "the log never caught up"
+            got += _read_all(reader)
+            afters += 1
+            logger.info("after %d", afters)
+            got += _read_all(reader)
+    finally:
+        handler.close()
+        stream.close()
+        if not isinstance(reader, int):
+            reader.close()
+        else:
+            os.close(reader)
+    lines = got.decode().split("\n")
+    assert lines.pop() == ""  # ends with a whole line
+    notices = [line for line in lines if line.startswith("atoll: ")]
+    assert notices
+    dropped = 0
+    for notice in notices:
+        words = notice.split()
+        assert notice == (
+            f"atoll: {words[1]} log lines {words[4]} bytes) dropped: "
+            "the log's reader did not keep up"
+        )
+        dropped += int(words[1])
+    kept = [line for line in lines if not line.startswith("atoll: ")]
+    for line in kept:  # every line arrived whole
+        assert (
+            (line.startswith("  [r") and line.endswith(f" {x}"))
+            or line.endswith(" done")
+            or line.startswith("after ")
+        ), line[:80]
+    assert len(kept) + dropped == 300 * 11 + afters

@@ -1,7 +1,7 @@
 """Types of atoll.runtime._native (src/atoll/runtime/native/); see capi.py."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 INTERRUPT_MARKER: str
 MAX_SLOTS: int
@@ -156,4 +156,15 @@ def define_host(
 ) -> int: ...
 def wasi_names() -> tuple[str, ...]: ...
 def thread_ns() -> int: ...
+@overload
 def write_lines(fd: int, head: str, end: str, lines: list[str]) -> bool: ...
+@overload
+def write_lines(
+    fd: int,
+    head: str,
+    end: str,
+    lines: list[str],
+    carry: bytes,
+    limit: int = 0,
+    socket: bool = False,
+) -> tuple[bytes, int, int] | Literal[False]: ...

@@ -24,12 +24,23 @@ that logged its 1,000 lines costs the thread that ends it one write, not 1,000
 records; when its stream is a file in UTF-8 they are encoded and written in C
 with the GIL released (``_native.write_lines``), so that the other requests of
 the process do not wait for a request's log, whatever its size or characters.
+
+Nor do they wait for the log's reader: when the stream is a pipe or a socket
+(a terminal pager, a log shipper, journald), :class:`LineHandler` writes
+without waiting for it. What the pipe does not take is kept, whole lines, up
+to :data:`LOG_BUFFER` bytes (1 MiB), and written first next time; the lines
+after that are dropped and counted, and once the reader has caught up the log says
+``atoll: N log lines (M bytes) dropped: the log's reader did not keep up``.
+A node whose log nobody reads goes on serving; a file or terminal is written
+as before (a file does not wait for a reader).
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from typing import Protocol, TextIO
 
@@ -39,6 +50,7 @@ except ImportError:  # pragma: no cover - a source tree without its build: the s
     _write_lines = None  # type: ignore[assignment]
 
 __all__ = [
+    "LOG_BUFFER",
     "MAX_LOG_BYTES",
     "MAX_LOG_LINE",
     "MAX_LOG_LINES",
@@ -57,6 +69,9 @@ MAX_LOG_LINES = 1000
 MAX_LOG_BYTES = 256 * 1024
 #: Longest line kept, in characters (a guest's raw lines are cut at as many bytes first).
 MAX_LOG_LINE = 16 * 1024
+#: Bytes of whole log lines kept for a pipe or socket whose reader is behind, before
+#: further lines are dropped (:class:`LineHandler`).
+LOG_BUFFER = 1024 * 1024
 
 
 def cut_line(line: str, limit: int = MAX_LOG_LINE) -> str:
@@ -164,7 +179,8 @@ _MARK = "\x00atoll-line\x00"
 
 
 class LineHandler(logging.StreamHandler[TextIO]):
-    """A ``StreamHandler`` that writes all the lines of a request at once.
+    """A ``StreamHandler`` that writes all the lines of a request at once, and never
+    waits for a pipe's reader.
 
     :func:`log_lines` hands it a request's lines together (:meth:`emit_lines`);
     every other record is emitted as a ``StreamHandler`` does. What it writes is
@@ -172,7 +188,21 @@ class LineHandler(logging.StreamHandler[TextIO]):
     provided its formatter puts the message in unchanged (``logging.Formatter``
     does); when the message does not come out whole (a JSON formatter escapes
     it), each line is emitted as its own record.
+
+    On a pipe or socket in UTF-8 every record and line goes through
+    ``_native.write_lines`` without waiting for the reader (module notes): the
+    thread that logs (an event loop) is never held by a slow reader.
     """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._for: object = None  # the stream _fd was found for
+        self._fd: int | None = None  # a descriptor that never waits for the reader
+        self._own_fd = False  # _fd was opened here (closed with the handler)
+        self._socket = False  # _fd is a socket (sent to with MSG_DONTWAIT)
+        self._carry = b""  # whole lines the reader has not taken yet, written first
+        self._dropped_lines = 0
+        self._dropped_bytes = 0
 
     def emit_lines(self, record: logging.LogRecord, lines: Sequence[str]) -> None:
         """Write ``record`` once per line of ``lines``, each in place of the record's
@@ -189,6 +219,10 @@ class LineHandler(logging.StreamHandler[TextIO]):
             self.acquire()
             try:
                 stream = self.stream
+                fd = self._reader_free_fd()
+                if fd is not None:
+                    self._send(fd, head, end, list(lines))
+                    return
                 fd = _utf8_file(stream)
                 if fd is not None and _write_lines is not None:
                     stream.flush()  # what the stream holds goes first
@@ -202,6 +236,117 @@ class LineHandler(logging.StreamHandler[TextIO]):
             raise
         except Exception:
             self.handleError(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """One record (called by ``Handler.handle``, with the handler's lock held)."""
+        fd = self._reader_free_fd()
+        if fd is None:
+            super().emit(record)
+            return
+        try:
+            self._send(fd, "", self.terminator, [self.format(record)])
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Flush the stream, and write what the reader has not taken yet if it takes it now."""
+        super().flush()
+        self.acquire()
+        try:
+            if self._carry and self._fd is not None and self._for is self.stream:
+                self._send(self._fd, "", "", [])
+        except OSError:
+            pass  # the reader is gone: what it did not take is lost, as a stream's would be
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        """Write what the reader takes now (never waiting for it), then close."""
+        try:
+            self.flush()
+        finally:
+            self.acquire()
+            try:
+                if self._own_fd and self._fd is not None:
+                    os.close(self._fd)
+                self._fd, self._for, self._own_fd = None, None, False
+            finally:
+                self.release()
+            super().close()
+
+    def dropped(self) -> tuple[int, int]:
+        """Lines and bytes dropped since the log last said so (the reader was behind)."""
+        return self._dropped_lines, self._dropped_bytes
+
+    def _reader_free_fd(self) -> int | None:
+        """A descriptor of the stream's pipe or socket that never waits for its reader,
+        or None (a file, a terminal, not UTF-8, no C extension): found once per stream.
+        A pipe is opened anew, non-blocking (``/proc/self/fd``): its own open file, so
+        the stream's, which other processes may share, stays as it is; a socket is sent
+        to with ``MSG_DONTWAIT``."""
+        stream = self.stream
+        if self._for is stream:
+            return self._fd
+        if self._own_fd and self._fd is not None:
+            os.close(self._fd)
+        self._for, self._fd, self._own_fd, self._socket = stream, None, False, False
+        fd = _utf8_file(stream)
+        if fd is None or _write_lines is None:
+            return None
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISSOCK(mode):
+                self._fd, self._socket = fd, True
+            elif stat.S_ISFIFO(mode):
+                flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
+                self._fd, self._own_fd = os.open(f"/proc/self/fd/{fd}", flags), True
+        except OSError:
+            pass  # no /proc: the stream is written as it is
+        return self._fd
+
+    def _send(self, fd: int, head: str, end: str, lines: list[str]) -> None:
+        """Write what the reader has not taken yet, then ``lines``, without waiting;
+        count what is dropped, and say so once the reader has caught up."""
+        assert _write_lines is not None
+        if self._carry:  # first what the reader has not taken yet, alone
+            self._carry = _write_lines(fd, "", "", [], self._carry, 0, self._socket)[0]  # type: ignore[index]
+        carry = self._carry
+        if not carry and self._dropped_lines:  # it has caught up: say what it missed
+            carry = self._notice()
+        self.stream.flush()  # what the stream holds goes first (nothing, as a rule)
+        result = _write_lines(fd, head, end, lines, carry, LOG_BUFFER, self._socket)
+        if result is False:  # a lone surrogate or a non-str: as the stream would write it
+            errors = getattr(self.stream, "errors", None) or "backslashreplace"
+            head, end = (_encodable(text, errors) for text in (head, end))
+            result = _write_lines(
+                fd, head, end, [_encodable(line, errors) for line in lines], carry
+            )
+            assert result is not False
+        self._carry, lines_dropped, bytes_dropped = result
+        if lines_dropped:
+            self._dropped_lines += lines_dropped
+            self._dropped_bytes += bytes_dropped
+
+    def _notice(self) -> bytes:
+        """The line that says what was dropped (then the count starts again)."""
+        record = logging.makeLogRecord(
+            {
+                "name": "atoll",
+                "levelno": logging.WARNING,
+                "levelname": "WARNING",
+                "msg": "atoll: %d log lines (%d bytes) dropped: the log's reader did not keep up",
+                "args": (self._dropped_lines, self._dropped_bytes),
+            }
+        )
+        self._dropped_lines = self._dropped_bytes = 0
+        return (self.format(record) + self.terminator).encode("utf-8", "backslashreplace")
+
+
+def _encodable(text: object, errors: str) -> str:
+    """``text`` as a str UTF-8 can carry, as a stream with ``errors`` would write it."""
+    return str(text).encode("utf-8", errors).decode("utf-8")
 
 
 def _utf8_file(stream: TextIO) -> int | None:

@@ -25,6 +25,7 @@
 #include "module.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct LogBookObject {
@@ -360,18 +361,70 @@ typedef struct {
     int fd;
     int err;              /* errno of a failed write, or 0 */
     size_t len;
+    /* never waiting for the reader (write_lines with a carry): once the fd takes no
+     * more, what is left of the line being written goes to `carry`, and the lines
+     * after it are counted, not written */
+    int nb;
+    int notsock;          /* nb: fd is no socket: write() (fd is non-blocking), not send() */
+    int blocked;          /* nb: the fd took no more; the rest of this line goes to carry */
+    int dropping;         /* nb: lines are counted, not written */
+    char *carry;
+    size_t carry_len, carry_cap;
+    size_t limit;         /* nb: lines go on into the carry until it holds this much */
+    long long dropped_lines, dropped_bytes;
     char buf[WRITE_CHUNK];
 } writer;
 
+static void carry_add(writer *w, const char *p, size_t n) {
+    if (w->carry_len + n > w->carry_cap) {
+        size_t cap = (w->carry_len + n) * 2;
+        char *grown = realloc(w->carry, cap);
+        if (grown == NULL) {
+            w->err = ENOMEM;
+            return;
+        }
+        w->carry = grown;
+        w->carry_cap = cap;
+    }
+    memcpy(w->carry + w->carry_len, p, n);
+    w->carry_len += n;
+}
+
+static ssize_t writer_out(writer *w, const char *p, size_t n) {
+    if (w->nb && !w->notsock) {
+        /* a socket (journald's stdout stream): this send alone does not wait */
+        ssize_t sent = send(w->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent >= 0 || errno != ENOTSOCK)
+            return sent;
+        w->notsock = 1;
+    }
+    return write(w->fd, p, n);
+}
+
 static void writer_flush(writer *w) {
+    if (w->dropping) {
+        w->dropped_bytes += (long long)w->len;
+        w->len = 0;
+        return;
+    }
+    if (w->blocked) {
+        carry_add(w, w->buf, w->len);
+        w->len = 0;
+        return;
+    }
     size_t at = 0;
     while (at < w->len && !w->err) {
-        ssize_t n = write(w->fd, w->buf + at, w->len - at);
+        ssize_t n = writer_out(w, w->buf + at, w->len - at);
         if (n > 0)
             at += (size_t)n;
         else if (n < 0 && errno == EINTR)
             continue;
         else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (w->nb) { /* the reader is behind: keep the rest, write nothing more */
+                w->blocked = 1;
+                carry_add(w, w->buf + at, w->len - at);
+                break;
+            }
             /* a non-blocking fd (stdio can be shared with a process that made it so):
              * wait until it takes more, as a blocking one would, instead of failing
              * mid-line or spinning */
@@ -382,6 +435,29 @@ static void writer_flush(writer *w) {
             w->err = n < 0 ? errno : EIO;
     }
     w->len = 0;
+}
+
+/* n bytes as they are (a carry: whole lines, already encoded). */
+static void put_bytes(writer *w, const char *p, size_t n) {
+    while (n > 0 && !w->err) {
+        if (w->len == WRITE_CHUNK)
+            writer_flush(w);
+        size_t take = WRITE_CHUNK - w->len < n ? WRITE_CHUNK - w->len : n;
+        memcpy(w->buf + w->len, p, take);
+        w->len += take;
+        p += take;
+        n -= take;
+    }
+}
+
+/* Between two lines: once the fd took no more, lines go on into the carry (the line it
+ * stopped in first) until the carry holds `limit` bytes; every line after is dropped. */
+static void writer_line_done(writer *w) {
+    if (w->blocked && !w->dropping) {
+        writer_flush(w); /* what the buffer holds, whole lines, into the carry */
+        if (w->carry_len >= w->limit)
+            w->dropping = 1;
+    }
 }
 
 /* c (not a surrogate) as UTF-8 at o; the bytes written. */
@@ -445,13 +521,30 @@ static void put_text(writer *w, const text_ref *t) {
     }
 }
 
-/* write_lines(fd, head, end, lines) -> bool: head + line + end for each line, as UTF-8, to
- * fd, without the GIL (LineHandler.emit_lines, runtime/logs.py). False, with nothing
+/* write_lines(fd, head, end, lines[, carry, limit, socket]) -> bool: head + line + end for each line, as
+ * UTF-8, to fd, without the GIL (LineHandler, runtime/logs.py). False, with nothing
  * written, when one of them is not a str or holds a lone surrogate (the caller's stream
- * then writes them as its errors= says); OSError if a write fails. */
+ * then writes them as its errors= says); OSError if a write fails.
+ *
+ * With carry (bytes: whole lines already encoded, written first), it never waits for
+ * the reader: fd is a socket (`socket`: sent with MSG_DONTWAIT) or non-blocking. Once fd takes no
+ * more, what is left is kept, whole lines, while the kept bytes are under `limit`, and
+ * every later line is counted, not written; it returns (carry, dropped_lines, dropped_bytes): what to write first
+ * next time (b"" when all went) and what was dropped. */
 PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyLong_Check(args[0]) || !PyList_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "write_lines(fd: int, head: str, end: str, lines: list)");
+    if (nargs < 4 || nargs > 7 || !PyLong_Check(args[0]) || !PyList_Check(args[3]) ||
+        (nargs >= 5 && args[4] != Py_None && !PyBytes_Check(args[4])) ||
+        (nargs >= 6 && !PyLong_Check(args[5]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write_lines(fd: int, head: str, end: str, lines: list, carry: bytes | "
+                        "None = None, limit: int = 0, socket: bool = False)");
+        return NULL;
+    }
+    Py_ssize_t limit = nargs >= 6 ? PyLong_AsSsize_t(args[5]) : 0;
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "write_lines: limit must be >= 0");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
@@ -461,13 +554,14 @@ PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_ValueError, "write_lines: fd out of range");
         return NULL;
     }
+    PyObject *carry_in = nargs >= 5 && args[4] != Py_None ? args[4] : NULL; /* held by the caller */
     PyObject *lines = PySequence_Tuple(args[3]); /* the strs stay alive while written */
     if (lines == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(lines);
     text_ref head, end;
     text_ref *refs = PyMem_RawMalloc(sizeof(text_ref) * (size_t)(count ? count : 1));
-    writer *w = PyMem_RawMalloc(sizeof(writer));
+    writer *w = PyMem_RawCalloc(1, sizeof(writer));
     PyObject *result = NULL;
     if (refs == NULL || w == NULL) {
         PyErr_NoMemory();
@@ -483,13 +577,21 @@ PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nar
         goto done;
     }
     w->fd = (int)fd;
-    w->err = 0;
-    w->len = 0;
+    w->nb = carry_in != NULL;
+    w->limit = (size_t)limit;
+    w->notsock = !(nargs == 7 && PyObject_IsTrue(args[6]) == 1);
+    const char *carry_data = carry_in ? PyBytes_AS_STRING(carry_in) : NULL;
+    size_t carry_size = carry_in ? (size_t)PyBytes_GET_SIZE(carry_in) : 0;
     Py_BEGIN_ALLOW_THREADS
     ok = !has_surrogate(&head) && !has_surrogate(&end);
     for (Py_ssize_t i = 0; ok && i < count; i++)
         ok = !has_surrogate(&refs[i]);
+    if (ok && carry_size)
+        put_bytes(w, carry_data, carry_size);
     for (Py_ssize_t i = 0; ok && i < count && !w->err; i++) {
+        writer_line_done(w);
+        if (w->dropping)
+            w->dropped_lines++;
         put_text(w, &head);
         put_text(w, &refs[i]);
         put_text(w, &end);
@@ -502,8 +604,16 @@ PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nar
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
-    result = Py_NewRef(ok ? Py_True : Py_False);
+    if (!ok)
+        result = Py_NewRef(Py_False);
+    else if (!w->nb)
+        result = Py_NewRef(Py_True);
+    else
+        result = Py_BuildValue("(y#LL)", w->carry ? w->carry : "", (Py_ssize_t)w->carry_len,
+                               w->dropped_lines, w->dropped_bytes);
 done:
+    if (w != NULL)
+        free(w->carry);
     PyMem_RawFree(w);
     PyMem_RawFree(refs);
     Py_DECREF(lines);

@@ -241,7 +241,7 @@ void atoll_book_add_line(LogBookObject *b, const char *raw, uint32_t raw_len, co
                          uint32_t note_len);
 /* LogBook.collect(): the pending lines into the request's list. With the GIL; -1: error */
 int atoll_book_collect(LogBookObject *b);
-/* write_lines(fd, head, end, lines) -> bool: a request's log lines to fd, without the GIL */
+/* write_lines(fd, head, end, lines[, carry]): a request's log lines to fd, without the GIL */
 PyObject *atoll_write_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 
 #endif /* ATOLL_NATIVE_MODULE_H */

@@ -1272,8 +1272,10 @@ static PyMethodDef module_methods[] = {
      "define_host(linker, module, name, functype, impl, params, result, make_caller, on_error)"},
     {"thread_ns", native_thread_ns, METH_NOARGS, "this thread's CPU time in ns"},
     {"write_lines", (PyCFunction)(void (*)(void))atoll_write_lines, METH_FASTCALL,
-     "write_lines(fd, head, end, lines) -> bool: head + line + end for each line, as UTF-8, "
-     "to fd without the GIL; False (nothing written) for a non-str or a lone surrogate"},
+     "write_lines(fd, head, end, lines[, carry, limit, socket]) -> bool | (carry, dropped_lines, "
+     "dropped_bytes): head + line + end for each line, as UTF-8, to fd without the GIL; False "
+     "(nothing written) for a non-str or a lone surrogate; with carry, never waits for the "
+     "reader (log.c)"},
     {"wasi_names", atoll_wasi_names, METH_NOARGS,
      "the WASI preview 1 functions served in C (index + 1 is define_host's native)"},
     {NULL},
