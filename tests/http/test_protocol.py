@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import resource
 import select
@@ -24,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from atoll.http.protocol import FD_RESERVE, ServerLimits, _HeadHold, raise_fd_limit
+from atoll.http import protocol
+from atoll.http.protocol import (
+    FD_RESERVE,
+    ConnectionPool,
+    ServerLimits,
+    _HeadHold,
+    raise_fd_limit,
+)
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -168,6 +176,130 @@ def test_a_head_over_the_limit_sent_in_small_pieces_is_refused(
                 refused = read_all(sock)
                 break
         assert parse(refused or read_all(sock))[0] == 431
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["new connection", "after a response"])
+def test_a_head_over_the_limit_in_one_read_is_refused_without_waiting_for_more(
+    serving: Callable[..., Server], first: bool
+) -> None:
+    # The head begins at the read's first byte and is not complete in it: the whole read
+    # counts (before, a head's first read was not counted, and this head waited for
+    # more bytes until its timeout: 408 after 30 s, so the read below failed).
+    server = serving(max_head_bytes=4096, header_timeout=30.0)
+    with server.connect(timeout=10) as sock:
+        if not first:
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"hello"):
+                answer += sock.recv(4096)
+            assert parse(answer) == (200, b"hello")
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8192)
+        status, body = parse(read_all(sock))
+    assert status == 431
+    assert b"over 4096 bytes" in body
+
+
+def test_a_head_after_a_body_in_the_same_read_is_counted_from_its_own_start(
+    serving: Callable[..., Server],
+) -> None:
+    # One read holds a request, its 8,000-byte body and the start of a second request:
+    # only the second head's bytes count towards its limit, not the whole read.
+    server = serving(max_head_bytes=4096)
+    with server.connect() as sock:
+        sock.sendall(
+            b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 8000\r\n\r\n"
+            + b"b" * 8000
+            + b"GET /hello HTTP/1.1\r\nHost: t\r\n"
+        )
+        time.sleep(0.2)  # (the rest of the second head comes in a read of its own)
+        sock.sendall(b"Connection: close\r\n\r\n")
+        raw = read_all(sock)
+    assert raw.count(b"HTTP/1.1 200 ") == 2, raw
+
+
+def test_a_head_somewhat_over_the_limit_gets_its_431_and_a_clean_close(
+    serving: Callable[..., Server],
+) -> None:
+    # The client sends 80 KiB of head, is refused, and sends 40 KiB more before it reads
+    # (as a client that writes its whole request first does): the node drops what comes
+    # after the refusal (up to the head limit again), so that the client's sends succeed
+    # and it reads its 431 and the end of the stream. (Had the node closed at once, the
+    # bytes after the close would be answered with a reset, and a later send fail.)
+    server = serving()
+    head = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (120 << 10) + b"\r\n\r\n"
+    with server.connect() as sock:
+        sock.sendall(head[: 80 << 10])
+        ready, _, _ = select.select([sock], [], [], 10)
+        assert ready, "no answer to a head over the limit"
+        for at in range(80 << 10, len(head), 10 << 10):  # a reset node fails these sends
+            sock.sendall(head[at : at + (10 << 10)])
+            time.sleep(0.02)
+        raw = b""
+        while chunk := sock.recv(65536):  # ConnectionResetError: the node reset it
+            raw += chunk
+    status, body = parse(raw)
+    assert status == 431
+    assert b"over 65536 bytes" in body
+
+
+# -- logging refusals -------------------------------------------------------------------------
+
+
+def test_repeated_refusals_of_one_address_are_logged_as_one_line_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "atoll.http")
+    pool = ConnectionPool(ServerLimits(), cap=10)
+    big = "the request's headers are over 65536 bytes"
+
+    async def refusals() -> None:
+        pool.refused(("10.0.0.1", 1000), 431, big)  # logged at once, with its port
+        for port in range(1001, 1006):  # counted
+            pool.refused(("10.0.0.1", port), 431, big)
+        pool.refused(("10.0.0.1", 2000), 408, "the request head did not come in time")
+        pool.refused(("10.0.0.2", 3000), 431, big)  # another address: its own line
+        assert len(caplog.records) == 3
+        pool.log_refusals()  # the end of the window
+        pool.refused(("10.0.0.1", 4000), 431, big)  # still being refused: counted
+        pool.refused(("10.0.0.2", 5000), 431, big)  # refused once in the window: forgotten
+        pool.log_refusals()
+        pool.log_refusals()  # a quiet window: nothing to say, and the addresses are forgotten
+        pool.refused(("10.0.0.1", 6000), 431, big)  # logged at once again
+
+    asyncio.run(refusals())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"refused a request from 10.0.0.1:1000: 431 {big}",
+        "refused a request from 10.0.0.1:2000: 408 the request head did not come in time",
+        f"refused a request from 10.0.0.2:3000: 431 {big}",
+        f"refused 5 more requests from 10.0.0.1 in the last 1 s: 431 {big}",
+        f"refused a request from 10.0.0.2:5000: 431 {big}",
+        f"refused 1 more request from 10.0.0.1 in the last 1 s: 431 {big}",
+        f"refused a request from 10.0.0.1:6000: 431 {big}",
+    ]
+
+
+def test_counted_refusals_are_logged_when_their_window_ends(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "REFUSAL_LOG_WINDOW", 0.05)
+    caplog.set_level(logging.INFO, "atoll.http")
+    pool = ConnectionPool(ServerLimits(), cap=10)
+
+    async def refusals() -> None:
+        for port in range(3):
+            pool.refused(("10.0.0.1", port), 503, "the server is at its connection limit")
+        for _ in range(200):  # the window's timer logs the count, then stops (no refusals)
+            await asyncio.sleep(0.01)
+            if len(caplog.records) == 2 and not pool._refusals_due:
+                break
+
+    asyncio.run(refusals())
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused a request from 10.0.0.1:0: 503 the server is at its connection limit",
+        "refused 2 more requests from 10.0.0.1 in the last 0.05 s: 503 the server is at its "
+        "connection limit",
+    ]
+    assert not pool._refusals_due
 
 
 # -- time -----------------------------------------------------------------------------------

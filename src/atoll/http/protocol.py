@@ -11,8 +11,11 @@ connection:
   :attr:`ServerLimits.max_head_bytes` bytes and :attr:`ServerLimits.max_headers`
   header lines. Past either the client gets ``431 Request Header Fields Too
   Large`` (``414 URI Too Long`` for the request line alone) and the connection
-  is closed: the bytes are counted as they arrive, so a huge head costs at
-  most one read buffer more than the limit.
+  is closed once the client stops sending (:data:`LINGER`): the bytes are counted
+  as they arrive (a read a head begins counts whole), so a huge head costs at most
+  one read buffer more than the limit, and one more read of what the client
+  still sends. Refusals are logged, repeated ones from one address counted
+  (:meth:`ConnectionPool.refused`).
 - **head timeout**: a request's head must be complete within
   :attr:`ServerLimits.header_timeout` seconds of the connection being ready for
   it (accepted, or the previous response sent); else ``408`` if some of it came,
@@ -103,11 +106,15 @@ _log = logging.getLogger("atoll.http")
 #: code, modules, a guest's WASI files, logs, pipes.
 FD_RESERVE = 256
 #: Seconds a refused connection keeps reading (and dropping) what the client still
-#: sends, so that the client reads the refusal instead of a connection reset...
+#: sends, so that the client reads the refusal instead of a connection reset. It
+#: drops at most as many bytes as a head may hold (:attr:`ServerLimits.max_head_bytes`):
+#: past them the connection is closed (reset), so that a client sending a head of
+#: many MiB costs the node one read or two, not its whole head, while one that
+#: sent at most about twice the limit reads its 431 and a clean close.
 LINGER = 2.0
-#: ...and bytes: past them the connection is closed (reset), so that a client sending
-#: a head of many MiB costs the node this much reading, not its whole head.
-LINGER_BYTES = 1024 * 1024
+#: Seconds during which the repeated refusals of one client address are counted
+#: rather than logged one by one (:meth:`ConnectionPool.refused`).
+REFUSAL_LOG_WINDOW = 1.0
 #: How much lower a body reader thread's CPU priority is than its loop's (nice).
 BODY_NICE = 10
 #: Bytes a body reader thread waits for before it wakes (``SO_RCVLOWAT``).
@@ -206,6 +213,56 @@ class ConnectionPool:
         self.send_home = False
         """Answer every request with ``Connection: close`` (set on a spare loop while
         the serving loop is healthy: its clients reconnect there)."""
+        self._refusals: dict[tuple[str, int, str], int] = {}
+        self._refusals_due = False  # a log_refusals is scheduled
+
+    def refused(self, client: tuple[str, int] | None, status: int, message: str) -> None:
+        """Log that a request from ``client`` was refused with ``status``; per refusal.
+
+        The first refusal of a client address (the host, any port) for a status and
+        reason is logged at once, with its port; the same refusals from that address
+        in the next :data:`REFUSAL_LOG_WINDOW` seconds are counted, and logged as one
+        line at the end of the window (:meth:`log_refusals`), as long as they go on.
+        A client refused a thousand times a second costs the log a line a second,
+        and no refusal goes unlogged.
+        """
+        key = (client[0] if client else "?", status, message)
+        refusals = self._refusals
+        count = refusals.get(key)
+        if count is not None:
+            refusals[key] = count + 1
+            return
+        refusals[key] = 0
+        _log.info("refused a request from %s: %d %s", _peer(client), status, message)
+        if not self._refusals_due:
+            self._refusals_due = True
+            asyncio.get_running_loop().call_later(REFUSAL_LOG_WINDOW, self._next_window)
+
+    def log_refusals(self) -> None:
+        """Log the refusals counted since the last call, one line per address, status
+        and reason; the window's timer calls it, and the server as its loop stops."""
+        refusals = self._refusals
+        for (host, status, message), count in refusals.items():
+            if count:
+                _log.info(
+                    "refused %d more %s from %s in the last %g s: %d %s",
+                    count,
+                    "requests" if count > 1 else "request",
+                    host,
+                    REFUSAL_LOG_WINDOW,
+                    status,
+                    message,
+                )
+        # An address still refused stays known (its next refusal is counted, not logged
+        # at once); one that was not refused in this window is forgotten.
+        self._refusals = {key: 0 for key, count in refusals.items() if count}
+
+    def _next_window(self) -> None:
+        self.log_refusals()
+        if self._refusals:
+            asyncio.get_running_loop().call_later(REFUSAL_LOG_WINDOW, self._next_window)
+        else:
+            self._refusals_due = False
 
     def wait(self, proto: AtollHttpProtocol) -> None:
         """``proto`` now waits for a head (accepted, or its last response was sent)."""
@@ -320,9 +377,10 @@ class AtollHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = False  # a request head has begun and is not complete
         self._head_started = False  # any byte of the current head came
-        self._head_raw = 0  # bytes of reads that came entirely while in a head
+        self._head_raw = 0  # bytes read in a head (a read it began at counts whole)
         self._head_counted = 0  # bytes of the URL and headers the parser delivered
         self._head_lines = 0
+        self._in_message = False  # a request has begun and its body has not ended
         self._kept = False  # a response was sent: idle now means keep-alive (see sweep)
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
@@ -375,10 +433,12 @@ class AtollHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:  # a refused connection: drop what the client still sends
             self._dropped += len(data)
-            if self._dropped > LINGER_BYTES:
+            if self._dropped > self.limits.max_head_bytes:  # (see LINGER)
                 self.transport.close()
             return
         was_in_head = self._in_head  # (no keep-alive timer to cancel: see on_response_complete)
+        between = not self._in_message  # a new request starts at this read's first byte
+        cycle = self.cycle
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -393,8 +453,13 @@ class AtollHttpProtocol(HttpToolsProtocol):
             else:
                 self._refuse(400, "Invalid HTTP request received.")
             return
-        if self._in_head and was_in_head:
-            self._head_raw += len(data)
+        if self._in_head:
+            if was_in_head:
+                self._head_raw += len(data)
+            elif between and self.cycle is cycle:  # the head began at byte 0 and is not done:
+                self._head_raw = len(data)  # all of this read is head (the parser holds it)
+            else:  # it began after a body or another request in this read: from the next one
+                return
             if self._head_raw > self.limits.max_head_bytes:
                 self._refuse(431, self._too_large())
 
@@ -428,6 +493,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         }
         self._in_head = True
         self._head_started = True
+        self._in_message = True
         self._head_raw = self._head_counted = self._head_lines = 0
 
     def on_url(self, url: bytes) -> None:
@@ -619,6 +685,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._sink = None
+        self._in_message = False
         super().on_message_complete()
 
     def _too_large(self) -> str:
@@ -628,14 +695,14 @@ class AtollHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` with ``message``, stop parsing, and close once the client
-        has stopped sending (or after :data:`LINGER` seconds)."""
+        has stopped sending (or after :data:`LINGER` seconds, or past its bytes)."""
         if self._lingering or self.transport.is_closing():
             return
         self._lingering = True
         self._in_head = False
         self.pool.done(self)
         if status != 400:
-            _log.info("refused a request from %s: %d %s", _peer(self.client), status, message)
+            self.pool.refused(self.client, status, message)
         body = message.encode("ascii", "replace") + b"\n"
         reason = _REASONS.get(status, b"Error")
         self.transport.write(

@@ -331,6 +331,7 @@ class _LoopServer(uvicorn.Server):
         if self.spare:
             self.accept(False)
         await super().shutdown(sockets)
+        self.pool.log_refusals()  # the refusals counted since the last line
 
     def cpu_time(self) -> float:
         """CPU seconds this loop's thread has used (any thread may ask; 0 if unknown)."""
