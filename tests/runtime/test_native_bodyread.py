@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import select
 import socket
 import sys
@@ -116,6 +117,39 @@ def test_a_body_arrives_whole_in_its_bytes_and_in_the_budget(
     # the socket is untouched: the next bytes are the connection's
     client.sendall(b"next request")
     assert server.recv(100) == b"next request"
+
+
+def test_the_bytes_kept_and_those_before_the_start_survive_the_pages_being_mapped(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The thread maps each page of the body before recv() copies into it, by writing
+    into it: only where no byte has come yet. Here the body starts mid-page after bytes
+    the loop kept, and comes in pieces of every size, so that recv() often returns
+    less than the part just mapped."""
+    client, server = pair
+    sent = os.urandom(6 * MIB + 4321)
+    head = 3 * 4096 - 7  # the loop's bytes end mid-page
+    body = bytearray(len(sent))
+    body[:head] = sent[:head]
+    body = bytes(body)
+    read = BodyRead(server.fileno(), body, head, Budget(64 * MIB), 30 * SECOND, 64 * 1024, 10)
+    read.start()
+    sizes = random.Random(7)
+
+    def send_in_pieces() -> None:
+        at = head
+        while at < len(sent):
+            n = sizes.choice((1, 17, 4095, 4097, 65537, 300_001))
+            client.sendall(sent[at : at + n])
+            at += n
+
+    sender = threading.Thread(target=send_in_pieces)
+    sender.start()
+    wait_ended(read)
+    sender.join(30)
+    assert read.outcome == DONE
+    assert body == sent
+    read.finish()
 
 
 def test_past_the_budget_the_body_is_refused_and_the_rest_is_read_and_dropped(

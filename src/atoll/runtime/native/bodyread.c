@@ -154,6 +154,7 @@ typedef struct {
     long long want;        /* bytes to read */
     long long timeout_ns;  /* without a byte */
     int lowat;
+    long page;             /* bytes */
     int nice;              /* if SCHED_IDLE is refused: raise the thread's nice by this */
     int fd;                /* dup of the socket: the thread's, closed when it is done */
     int notify_fd;         /* eventfd, thread -> loop */
@@ -239,9 +240,19 @@ static int br_spawn(pthread_t *thread, void *(*run)(void *), void *arg, int deta
     return err;
 }
 
+/* Map the pages of target[from, to) before recv() copies into them: see br_read. Writes
+ * a zero into each page; nothing in that range is body yet. */
+static void br_map(char *target, long long from, long long to, long page) {
+    for (long long at = from; at < to;) {
+        ((volatile char *)target)[at] = 0;
+        at = (long long)(((uintptr_t)(target + at) / (uintptr_t)page + 1) * (uintptr_t)page -
+                         (uintptr_t)target);
+    }
+}
+
 static int br_read(br_state *st) {
     char *scratch = NULL;
-    long long at = 0;
+    long long at = 0, mapped = 0; /* target[0, mapped) has its pages */
     int low = 1, outcome = BR_DONE;
     while (at < st->want) {
         br_set_lowat(st->fd, &low, st->want - at, st->lowat);
@@ -283,12 +294,20 @@ static int br_read(br_state *st) {
          * without letting another thread onto the CPU, even one of higher priority,
          * and a socket's receive buffer can hold several MiB: the serving loop, woken
          * on this CPU, would wait for the whole copy. Returning to user space between
-         * chunks lets it in. */
+         * chunks lets it in. A body's bytes are fresh memory: each page recv() copies
+         * into first faults in the kernel (allocated, zeroed, charged), and inside
+         * recv() those faults add up, again without a way out for the loop; so the
+         * pages are first touched here, from user space, where the return from each
+         * fault lets a waiting thread in. */
         long long before = at;
         for (int reads = 0; at < st->want && reads < BR_READS; reads++) {
             char *into = scratch == NULL ? st->target + at : scratch;
             long long left = st->want - at;
             size_t room = (size_t)(left < BR_CHUNK ? left : BR_CHUNK);
+            if (scratch == NULL && at + (long long)room > mapped) {
+                br_map(st->target, at > mapped ? at : mapped, at + (long long)room, st->page);
+                mapped = at + (long long)room;
+            }
             ssize_t n = recv(st->fd, into, room, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -389,6 +408,7 @@ static PyObject *BodyRead_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
     st->want = PyBytes_GET_SIZE(body) - start;
     st->timeout_ns = timeout_ns;
     st->lowat = lowat;
+    st->page = sysconf(_SC_PAGESIZE);
     st->nice = nice;
     return (PyObject *)r;
 }
