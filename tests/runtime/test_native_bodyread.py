@@ -129,9 +129,7 @@ def test_the_bytes_kept_and_those_before_the_start_survive_the_pages_being_mappe
     client, server = pair
     sent = os.urandom(6 * MIB + 4321)
     head = 3 * 4096 - 7  # the loop's bytes end mid-page
-    body = bytearray(len(sent))
-    body[:head] = sent[:head]
-    body = bytes(body)
+    body = sent[:head] + bytes(len(sent) - head)
     read = BodyRead(server.fileno(), body, head, Budget(64 * MIB), 30 * SECOND, 64 * 1024, 10)
     read.start()
     sizes = random.Random(7)
