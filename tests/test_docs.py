@@ -104,3 +104,88 @@ def test_testing_worked_example_passes(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "5 passed" in proc.stdout
+
+
+def _size(n: int) -> str:
+    """``n`` bytes as docs/limits.md writes a round size."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def test_limits_page_states_the_bounds_the_code_enforces() -> None:
+    """docs/limits.md lists every bound with its default: each constant here, as the
+    code has it, appears in the page as its row says (a change to one without the page
+    fails here)."""
+    from dataclasses import fields
+
+    from atoll.bindings.kv.cache import MAX_CACHED_VALUE_BYTES, ReadCache
+    from atoll.bindings.kv.host import _CURSOR_MAX
+    from atoll.bindings.kv.namespace import MAX_KEY_BYTES, MAX_VALUE_BYTES
+    from atoll.control import bundle, tail
+    from atoll.control.supervisor import ADMIN_LIMITS
+    from atoll.entries.js.isolate import MAX_TIMERS, REQUEST_WALL_S, STARTUP_CPU_MS
+    from atoll.http.bodies import BODY_TIMEOUT, DEFAULT_BODY_MEMORY
+    from atoll.http.protocol import FD_RESERVE, LINGER, LINGER_BYTES, ServerLimits
+    from atoll.manifest.schema import DEFAULT_CPU_MS, MAX_CPU_MS, Limits
+    from atoll.runtime.engine import DEFAULT_POOL_INSTANCES
+    from atoll.runtime.logs import LOG_BUFFER, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
+    from atoll.runtime.wasi.context import MAX_OPEN_FILES
+    from atoll.runtime.wasi.preview1 import IOV_MAX, LOG_WRITE_MAX, MAX_POLL, PATH_MAX
+
+    page = (DOCS / "limits.md").read_text()
+    worker = {f.name: f.default for f in fields(Limits)}
+    server = ServerLimits()
+    upload = bundle.Limits()
+    cache = ReadCache()
+    expected = [
+        f"| {DEFAULT_CPU_MS // 1000} 000 ms (Workers paid plan default) | 1 … {MAX_CPU_MS // 1000} 000",
+        f"| `memory_mb`: wasm linear memory per request | {worker['memory_mb']} MiB |",
+        f"| `response_mb`: what a whole-wasm worker writes to stdout | {worker['response_mb']} MiB |",
+        f"| request body | {worker['request_body_mb']} MiB |",
+        f"| {DEFAULT_POOL_INSTANCES // 1000} 000 | fixed (`DEFAULT_POOL_INSTANCES`",
+        f"| `subrequests`: `fetch()` calls per request (redirects followed count) | "
+        f"{worker['subrequests']:,}".replace(",", " "),
+        f"| `subrequest_timeout_s`: connect, send, each read of a subrequest | "
+        f"{worker['subrequest_timeout_s']} s |",
+        f"| `subrequest_response_mb`: a subrequest's body read into memory | "
+        f"{worker['subrequest_response_mb']} MiB |",
+        f"| request line + headers, bytes | {_size(server.max_head_bytes)} |",
+        f"| header lines per request | {server.max_headers} |",
+        f"| time to send a request's head | {server.header_timeout:g} s ",
+        f"| idle keep-alive connection | {server.keep_alive_timeout} s ",
+        f"| open client connections | {server.max_connections}, and at most the descriptor "
+        f"limit less {FD_RESERVE};",
+        f"| request bodies held at once | {_size(DEFAULT_BODY_MEMORY)} |",
+        f"| a body that stops coming | {BODY_TIMEOUT:g} s without a byte |",
+        f"for up to {LINGER:g} s and {_size(LINGER_BYTES)}",
+        f"({_size(ADMIN_LIMITS.max_head_bytes)} and {ADMIN_LIMITS.max_headers} headers per "
+        f"head, {ADMIN_LIMITS.max_connections} connections)",
+        f"| upload (compressed) | {_size(upload.upload)} |",
+        f"| files and folders | {upload.files:,} |",
+        f"| bytes once unpacked | {_size(upload.unpacked)},",
+        f"| one tar metadata header (PAX, GNU long name/link) | {_size(bundle.MAX_HEADER)},",
+        f"| all metadata | {_size(upload.metadata)} (",
+        f"| iovecs per `fd_read` / `fd_pread` / `fd_write` | {IOV_MAX} (Linux `IOV_MAX`)",
+        f"(stderr; stdout of modules called from Python) | {_size(LOG_WRITE_MAX)} |",
+        f"| log line | {_size(MAX_LOG_LINE)} (",
+        f"(cut at {MAX_LOG_LINE} bytes",
+        f"| log lines per request | {MAX_LOG_LINES:,} lines and {_size(MAX_LOG_BYTES)} (",
+        f"| files and folders a request's guests hold open (`path_open`) | {MAX_OPEN_FILES} |",
+        f"| path argument | {PATH_MAX} bytes (Linux `PATH_MAX`)",
+        f"| subscriptions per `poll_oneoff` | {MAX_POLL} |",
+        f"| KV key, prefix / cursor | {MAX_KEY_BYTES} bytes / {_CURSOR_MAX} bytes |",
+        f"| KV value (`put`) | {_size(MAX_VALUE_BYTES)} (Workers' limit) |",
+        f"up to {_size(LOG_BUFFER)} per process (`LOG_BUFFER`",
+        f"keeps\nat most {cache.max_entries:,} entries and {_size(cache.max_bytes)}, and never "
+        f"a value over {_size(MAX_CACHED_VALUE_BYTES)}",
+        f"at most {tail.QUEUE_EVENTS:,} unread events",
+        f"at most {tail.MAX_LOG_LINES} log lines of {tail.MAX_LINE_CHARS:,} characters and\n"
+        f"a {tail.MAX_TRACEBACK_CHARS:,}-character traceback",
+        f"gets {STARTUP_CPU_MS // 1000} s of CPU",
+        f"| wall time waiting on timers and subrequests | {REQUEST_WALL_S:g} s |",
+        f"| timers pending per request | {MAX_TIMERS:,} |",
+    ]
+    missing = [text for text in expected if text not in page]
+    assert not missing, "docs/limits.md does not say:\n" + "\n".join(missing)

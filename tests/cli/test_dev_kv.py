@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -96,6 +97,26 @@ def test_atoll_dev_makes_the_default_store_in_the_folder(
     assert httpx.put(f"{server.url}/k", content="v").text == "stored"
     assert (folder / ".atoll" / "kv.sqlite3").is_file()
     assert f"KV namespaces CACHE in {folder / '.atoll' / 'kv.sqlite3'}" in server.log()
+
+
+def test_atoll_dev_makes_its_kv_files_private_whatever_the_umask(
+    make_worker: WorkerFactory, servers: list[DevServer]
+) -> None:
+    """Issue 10 section 4: the KV folder was 0755 and kv.sqlite3 0644 (any local user
+    could read the data); ``atoll dev`` makes them 0700 / 0600 under umask 022 too."""
+    folder = make_worker(KV_WORKER, extra=KV_TOML)
+    previous = os.umask(0o022)  # the child inherits it
+    try:
+        server = start_dev(folder)
+    finally:
+        os.umask(previous)
+    servers.append(server)
+    assert httpx.put(f"{server.url}/k", content="secret").text == "stored"
+    store = folder / ".atoll"
+    files = sorted(store.iterdir())
+    assert store / "kv.sqlite3" in files
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in [store, *files]}
+    assert modes == {name: 0o700 if name == ".atoll" else 0o600 for name in modes}
 
 
 def test_atoll_kv_env_var_picks_the_store(
