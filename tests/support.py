@@ -47,6 +47,26 @@ class DevServer:
         return "\n".join(self.lines)
 
 
+def python_steps(action: Callable[[], object]) -> int:
+    """How many Python lines and calls ``action`` runs (``sys.settrace`` events): a count
+    of work that does not depend on the machine's speed or load. A test compares it for
+    two input sizes to tell linear from quadratic work without timing anything."""
+    steps = 0
+
+    def trace(frame: object, event: str, arg: object) -> Callable[..., object]:
+        nonlocal steps
+        steps += 1
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)  # type: ignore[arg-type]
+    try:
+        action()
+    finally:
+        sys.settrace(previous)
+    return steps
+
+
 def start_dev(folder: Path, *args: str, env: dict[str, str] | None = None) -> DevServer:
     proc = subprocess.Popen(
         [sys.executable, "-m", "atoll.cli", "dev", str(folder), "--port", "0", *args],

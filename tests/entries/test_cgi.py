@@ -20,7 +20,7 @@ from atoll.entries.cgi import (
 from atoll.errors import ModuleLoadError
 from atoll.runtime.outcome import Outcome
 from atoll.worker import Result, Runtime, Worker, load_worker
-from tests.support import wat
+from tests.support import python_steps, wat
 
 PROBE = Path(__file__).parents[1] / "runtime" / "guests" / "cgi_probe.wasm"
 
@@ -365,6 +365,19 @@ def test_every_one_of_many_headers_becomes_a_variable(make_cgi: MakeCgi) -> None
     env = cgi_environment(request, make_cgi().manifest, 0)
     assert sum(k.startswith("HTTP_X_H") for k in env) == count
     assert env[f"HTTP_X_H{count - 1}"] == str(count - 1)
+
+
+def test_the_environment_costs_in_proportion_to_the_header_count(make_cgi: MakeCgi) -> None:
+    """Counted, not timed (a lookup per header made it quadratic): twice the headers,
+    about twice the Python steps (quadratic: four times)."""
+    manifest = make_cgi().manifest
+
+    def environment(count: int) -> None:
+        raw = [(f"x-h{i}".encode(), str(i).encode()) for i in range(count)]
+        cgi_environment(Request("http://h/", headers=Headers.from_raw(raw)), manifest, 0)
+
+    small, large = python_steps(lambda: environment(500)), python_steps(lambda: environment(1000))
+    assert large < 3 * small, (small, large)
 
 
 @pytest.mark.parametrize(
