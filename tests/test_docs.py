@@ -127,7 +127,7 @@ def test_limits_page_states_the_bounds_the_code_enforces() -> None:
     from atoll.control.supervisor import ADMIN_LIMITS
     from atoll.entries.js.isolate import MAX_TIMERS, REQUEST_WALL_S, STARTUP_CPU_MS
     from atoll.http.bodies import BODY_TIMEOUT, DEFAULT_BODY_MEMORY
-    from atoll.http.protocol import FD_RESERVE, LINGER, LINGER_BYTES, ServerLimits
+    from atoll.http.protocol import FD_RESERVE, LINGER, ServerLimits
     from atoll.manifest.schema import DEFAULT_CPU_MS, MAX_CPU_MS, Limits
     from atoll.runtime.engine import DEFAULT_POOL_INSTANCES
     from atoll.runtime.logs import LOG_BUFFER, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
@@ -159,7 +159,7 @@ def test_limits_page_states_the_bounds_the_code_enforces() -> None:
         f"limit less {FD_RESERVE};",
         f"| request bodies held at once | {_size(DEFAULT_BODY_MEMORY)} |",
         f"| a body that stops coming | {BODY_TIMEOUT:g} s without a byte |",
-        f"for up to {LINGER:g} s and {_size(LINGER_BYTES)}",
+        f"for up to {LINGER:g} s and as many bytes as the head limit ({_size(server.max_head_bytes)}",
         f"({_size(ADMIN_LIMITS.max_head_bytes)} and {ADMIN_LIMITS.max_headers} headers per "
         f"head, {ADMIN_LIMITS.max_connections} connections)",
         f"| upload (compressed) | {_size(upload.upload)} |",
