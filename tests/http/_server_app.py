@@ -2,7 +2,9 @@
 
 Every answer but ``/stream``'s names the thread that served it in ``x-thread``.
 Routes: ``/hello`` answers at once; ``/client`` answers ``HOST SCHEME`` (the
-client address and scheme the server gave the app); ``/stream`` sends its head,
+client address and scheme the server gave the app); ``/protocols`` answers how many
+connection protocols are in memory (with ``$ATOLL_TEST_GC_OFF`` set the garbage
+collector is off, so this counts those only a collection would free); ``/stream`` sends its head,
 then waits for the request body and answers with it; ``/spin?ms=N`` (and any
 path under ``/spin/``) runs a wasm ``(loop br 0)`` until an epoch deadline N ms
 away stops it (a 1 ms ticker thread advances the epoch), then answers ``spun N``. The lifespan appends ``startup``/``shutdown``
@@ -17,6 +19,7 @@ object of :class:`~atoll.http.server.ServerLimits` fields.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -92,6 +95,9 @@ class SpinApp:
             ms = int(parse_qs(scope["query_string"].decode())["ms"][0])
             await asyncio.sleep(ms / 1000)
             body = f"slept {ms}".encode()
+        elif scope["path"] == "/protocols":  # connections' protocols still in memory
+            alive = sum(type(o).__name__ == "AtollHttpProtocol" for o in gc.get_objects())
+            body = str(alive).encode()
         elif scope["path"] == "/client":
             body = f"{scope['client'][0]} {scope['scheme']}".encode()
         elif scope["path"] == "/stream":
@@ -125,6 +131,8 @@ def main() -> None:
     def ready(host: str, port: int) -> None:
         print(f"READY {host} {port}", flush=True)
 
+    if os.environ.get("ATOLL_TEST_GC_OFF"):
+        gc.disable()  # what reference cycles hold stays in memory (see /protocols)
     limits = ServerLimits(**json.loads(os.environ.get("ATOLL_TEST_LIMITS", "{}")))
     serve(SpinApp(), port=0, loops=loops, ready=ready, shutdown_timeout=timeout, limits=limits)
 

@@ -68,7 +68,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -384,10 +384,11 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self._kept = False  # a response was sent: idle now means keep-alive (see sweep)
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
+        self._linger: asyncio.TimerHandle | None = None  # closes a refused connection
         self._dropped = 0
         self._sink: BodySink | None = None  # takes the current request's body bytes
         self._direct: _NativeRead | _DirectRead | None = None  # reads the rest of that body
-        self._attach = self.attach_body  # bound once: put in each request's scope
+        self._attach: Callable[..., bool] | None = self.attach_body  # in each request's scope
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -402,6 +403,13 @@ class AtollHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.done(self)
         super().connection_lost(exc)
+        # Let go of what would keep this protocol: a refused connection's timer (for
+        # LINGER seconds), and the bound method (a reference cycle), so that it is freed
+        # now, not by the garbage collector: a client refused again and again would
+        # otherwise make the collector run, and pause the loop, ever more often.
+        if self._linger is not None:
+            self._linger.cancel()
+        self._attach = None
 
     def on_response_complete(self) -> None:
         # uvicorn's, without its keep-alive timer (a call_later and a cancel per request):
@@ -714,7 +722,7 @@ class AtollHttpProtocol(HttpToolsProtocol):
         except (NotImplementedError, OSError, RuntimeError):
             self.transport.close()
             return
-        self.loop.call_later(LINGER, self.transport.close)
+        self._linger = self.loop.call_later(LINGER, self.transport.close)
 
     def eof_received(self) -> None:
         if self._lingering:
