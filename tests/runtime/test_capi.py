@@ -567,6 +567,25 @@ def test_meter_continues_across_many_deadlines(
     assert ticker.ticks - before >= 10
 
 
+def test_an_idle_ticker_slows_down_and_the_next_guest_speeds_it_up(
+    store: wasmtime.Store, instance: wasmtime.Instance, ticker: capi.Ticker
+) -> None:
+    """With no guest in wasm for a while the ticker wakes ten times a second, not a
+    thousand; a metered call wakes it, and its deadlines come a tick apart as ever
+    (counted: a slow ticker adds one tick per 100 ms, so 50 ms of a guest's CPU would
+    see at most one)."""
+    deadline = time.monotonic() + 60
+    while not ticker.slow:
+        assert time.monotonic() < deadline, "the ticker never slowed down"
+        time.sleep(0.01)
+    meter = capi_ctypes.install_meter(store, 10**15)
+    before = ticker.ticks
+    error, used = _metered_spin(store, instance, meter, 50 * MS)
+    assert capi.is_interrupt(error)
+    assert used >= 50 * MS
+    assert ticker.ticks - before >= 10
+
+
 @pytest.mark.parametrize("allow_ns", [None, 0, -5 * MS])
 def test_meter_without_allowance_stops_at_the_first_deadline(
     store: wasmtime.Store, instance: wasmtime.Instance, allow_ns: int | None

@@ -74,6 +74,7 @@ class Bound:
 class Ticker:
     ticks: int
     running: bool
+    slow: bool
     def __init__(self, engine: int, tick_ns: int = ..., keepalive: object = ...) -> None: ...
     def stop(self) -> None: ...
 

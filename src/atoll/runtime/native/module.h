@@ -161,12 +161,30 @@ typedef struct {
  * go to the request (log.c). GIL held. */
 void atoll_log_detach(MeterObject *m);
 
+/* Outermost metered calls in wasm now, in every store of the process, and tickers
+ * that tick slowly for want of one (native.c, Ticker): the first call to enter wakes
+ * them, so that its deadlines come a tick apart as ever. */
+extern int atoll_guests_running;
+extern int atoll_tickers_idle;
+void atoll_wake_tickers(void);
+
+static inline void guests_enter(void) {
+    __atomic_add_fetch(&atoll_guests_running, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&atoll_tickers_idle, __ATOMIC_SEQ_CST) > 0)
+        atoll_wake_tickers();
+}
+
+static inline void guests_exit(void) {
+    __atomic_sub_fetch(&atoll_guests_running, 1, __ATOMIC_SEQ_CST);
+}
+
 /* A call into the store begins: the outermost one starts the clock. */
 static inline void meter_enter(MeterObject *m, long long allow) {
     if (m->depth++ == 0) {
         m->allow_ns = allow;
         m->used_ns = 0;
         m->seg_ns = thread_ns();
+        guests_enter();
     }
 }
 
@@ -176,6 +194,7 @@ static inline long long meter_exit(MeterObject *m) {
     if (--m->depth > 0)
         return 0;
     m->depth = 0;
+    guests_exit();
     m->used_ns = thread_ns() - m->seg_ns;
     m->invocation = NULL;
     if (m->log != NULL || m->stdio != NULL || m->out != NULL)

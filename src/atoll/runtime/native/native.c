@@ -318,6 +318,8 @@ static PyObject *Sig_call(SigObject *self, PyObject *const *args, Py_ssize_t nar
         m = NULL;
     if (m != NULL)
         meter_enter(m, 0);
+    else
+        guests_enter(); /* a deadline its caller set comes a tick apart, as ever */
     wt_trap_t *trap = NULL;
     wt_error_t *err;
     Py_BEGIN_ALLOW_THREADS
@@ -325,6 +327,8 @@ static PyObject *Sig_call(SigObject *self, PyObject *const *args, Py_ssize_t nar
     Py_END_ALLOW_THREADS
     if (m != NULL)
         meter_exit(m);
+    else
+        guests_exit();
     if (err != NULL || trap != NULL)
         return raise_failed(err, trap);
     return results_of(self, vals);
@@ -1095,50 +1099,105 @@ static PyObject *native_define_host(PyObject *mod, PyObject *const *args, Py_ssi
 
 /* ---- Ticker: the epoch clock, off the GIL ------------------------------- */
 
+/* The ticker wakes every tick only while some guest may need a deadline: once no
+ * metered call has been in wasm for IDLE_TICKS ticks it ticks every IDLE_PERIOD_NS
+ * (an idle node's thread then wakes ten times a second, not a thousand), and the next
+ * call to enter wakes it at once (meter_enter: a load of atoll_tickers_idle, and a
+ * broadcast only when a ticker is slow), so a guest's deadlines still come one tick
+ * apart from its start. A call made without a meter (Sig.call: no deadline of its
+ * own) counts as one too (guests_enter). Only wasm entered another way (wasmtime-py's
+ * own calls) may see a deadline come a slow period late. */
+#define IDLE_TICKS 100
+#define IDLE_PERIOD_NS 100000000LL
+
+int atoll_guests_running;
+int atoll_tickers_idle;
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tick_cond;
+static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
+
+static void tick_cond_init(void) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&tick_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+void atoll_wake_tickers(void) {
+    pthread_mutex_lock(&tick_lock);
+    pthread_cond_broadcast(&tick_cond);
+    pthread_mutex_unlock(&tick_lock);
+}
+
 typedef struct {
     PyObject_HEAD
     void *engine;
     PyObject *keepalive; /* the Python object owning the engine: freed only after stop */
     long long tick_ns;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
     int running;
-    int stop;
+    int stop;            /* under tick_lock */
+    int slow;            /* atomic: ticking every IDLE_PERIOD_NS for want of a guest */
     unsigned long long ticks;
 } TickerObject;
 
 static void *ticker_main(void *arg) {
     TickerObject *t = (TickerObject *)arg;
     int64_t start = monotonic_ns();
-    uint64_t done = 0;
-    pthread_mutex_lock(&t->lock);
+    uint64_t done = 0; /* ticks since start (reset when a slow ticker speeds up) */
+    int idle = 0;      /* ticks in a row with no metered call in wasm */
+    pthread_mutex_lock(&tick_lock);
     while (!t->stop) {
-        int64_t next = start + (int64_t)(done + 1) * t->tick_ns;
+        int slow = idle >= IDLE_TICKS;
+        int64_t next = slow ? monotonic_ns() + IDLE_PERIOD_NS
+                            : start + (int64_t)(done + 1) * t->tick_ns;
         struct timespec ts = {next / 1000000000LL, next % 1000000000LL};
-        int rc = pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+        int rc = 0;
+        __atomic_store_n(&t->slow, slow, __ATOMIC_RELAXED);
+        if (slow) {
+            /* seen by meter_enter before or after its guest counts: it wakes this one */
+            __atomic_add_fetch(&atoll_tickers_idle, 1, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&atoll_guests_running, __ATOMIC_SEQ_CST) == 0)
+                rc = pthread_cond_timedwait(&tick_cond, &tick_lock, &ts);
+            __atomic_sub_fetch(&atoll_tickers_idle, 1, __ATOMIC_SEQ_CST);
+        } else {
+            rc = pthread_cond_timedwait(&tick_cond, &tick_lock, &ts);
+        }
         if (t->stop)
             break;
+        if (slow) {
+            if (__atomic_load_n(&atoll_guests_running, __ATOMIC_SEQ_CST) != 0) {
+                idle = 0; /* a guest entered: ticks one tick apart from now */
+                start = monotonic_ns();
+                done = 0;
+            } else if (rc == ETIMEDOUT) {
+                W.engine_increment_epoch(t->engine);
+                __atomic_add_fetch(&t->ticks, 1, __ATOMIC_RELAXED);
+            }
+            continue;
+        }
         if (rc != ETIMEDOUT && rc != 0)
             continue;
         uint64_t due = (uint64_t)((monotonic_ns() - start) / t->tick_ns);
         while (done < due) {
             W.engine_increment_epoch(t->engine);
             done++;
+            __atomic_add_fetch(&t->ticks, 1, __ATOMIC_RELAXED);
         }
-        t->ticks = done;
+        idle = __atomic_load_n(&atoll_guests_running, __ATOMIC_SEQ_CST) != 0 ? 0 : idle + 1;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&tick_lock);
     return NULL;
 }
 
 static void ticker_stop(TickerObject *t) {
     if (!t->running)
         return;
-    pthread_mutex_lock(&t->lock);
+    pthread_mutex_lock(&tick_lock);
     t->stop = 1;
-    pthread_cond_signal(&t->cond);
-    pthread_mutex_unlock(&t->lock);
+    pthread_cond_broadcast(&tick_cond);
+    pthread_mutex_unlock(&tick_lock);
     Py_BEGIN_ALLOW_THREADS
     pthread_join(t->thread, NULL);
     Py_END_ALLOW_THREADS
@@ -1169,12 +1228,7 @@ static PyObject *Ticker_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     Py_INCREF(keepalive);
     self->keepalive = keepalive;
     self->tick_ns = tick;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    pthread_once(&tick_once, tick_cond_init);
     int rc = pthread_create(&self->thread, NULL, ticker_main, self);
     if (rc != 0) {
         Py_DECREF(self);
@@ -1193,9 +1247,11 @@ static PyObject *Ticker_stop(TickerObject *self, PyObject *unused) {
 static void Ticker_dealloc(TickerObject *self) {
     ticker_stop(self);
     Py_CLEAR(self->keepalive); /* only now may the engine go */
-    pthread_mutex_destroy(&self->lock);
-    pthread_cond_destroy(&self->cond);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Ticker_get_slow(TickerObject *self, void *closure) {
+    return PyBool_FromLong(__atomic_load_n(&self->slow, __ATOMIC_RELAXED));
 }
 
 static PyObject *Ticker_get_ticks(TickerObject *self, void *closure) {
@@ -1214,6 +1270,8 @@ static PyMethodDef Ticker_methods[] = {
 static PyGetSetDef Ticker_getset[] = {
     {"ticks", (getter)Ticker_get_ticks, NULL, "epoch increments made so far", NULL},
     {"running", (getter)Ticker_get_running, NULL, "True until stop()", NULL},
+    {"slow", (getter)Ticker_get_slow, NULL,
+     "ticking slowly: no guest in wasm for a while (the next one wakes it)", NULL},
     {NULL},
 };
 
