@@ -215,6 +215,45 @@ async def test_a_streamed_body_over_the_limit_is_a_413_while_read(
     assert chunks == [b""]  # the rest was never read
 
 
+async def test_a_get_framed_without_a_body_reads_nothing(python_worker: PythonWorker) -> None:
+    """RFC 9112 §6.3: an HTTP/1 request with neither Content-Length nor Transfer-Encoding has
+    no body. A GET or HEAD like that gets ``b""`` without a reader (receive() is not called);
+    one that declares a body, or a POST, is read as before."""
+    worker = python_worker("return Response(repr(await request.bytes()))")
+    received: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append("receive")
+        return {"type": "http.request", "body": b"abc", "more_body": False}
+
+    async def serve(method: str, headers: list[tuple[bytes, bytes]], version: str) -> bytes:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": "/",
+            "headers": [(b"host", b"app.test"), *headers],
+            "query_string": b"",
+            "http_version": version,
+        }
+        await AtollApp(SingleWorker(worker))(scope, receive, send)
+        assert sent[0]["status"] == 200
+        return bytes(sent[1]["body"])
+
+    assert await serve("GET", [], "1.1") == b"b''"
+    assert await serve("GET", [], "1.0") == b"b''"
+    assert received == []
+    assert await serve("GET", [(b"content-length", b"3")], "1.1") == b"b'abc'"
+    assert await serve("GET", [(b"Transfer-Encoding", b"chunked")], "1.1") == b"b'abc'"
+    assert await serve("POST", [], "1.1") == b"b'abc'"
+    assert await serve("GET", [], "2") == b"b'abc'"  # HTTP/2 frames bodies itself
+    assert len(received) == 4
+
+
 async def test_error_pages_dev_and_serve(python_worker: PythonWorker, serve: Serve) -> None:
     source = 'raise RuntimeError("boom in fetch")'
     plain = await serve(python_worker(source)).client.get("/")

@@ -117,7 +117,7 @@ class AtollApp:
         started = perf_counter()
         rid = request_id()
         raw_headers = scope["headers"]
-        host, declared = _host_and_length(raw_headers)
+        host, declared, chunked = _host_and_length(raw_headers)
         method = scope["method"]
         if scope.get("root_path"):  # mounted under a prefix: routes and workers see what is below
             scope = _below_root(scope)
@@ -160,22 +160,34 @@ class AtollApp:
                 )
             else:
                 client = scope.get("client")
-                length = int(declared) if declared is not None and declared.isdigit() else None
-                body = BodyReader(
-                    receive, limit, self.body_budget, length, attach=scope.get(ATTACH_KEY)
-                )
+                version = scope.get("http_version", "1.1")
+                if (
+                    declared is None
+                    and not chunked
+                    and method in ("GET", "HEAD")
+                    and version in ("1.1", "1.0")
+                ):
+                    # HTTP/1 frames a body by Content-Length or Transfer-Encoding only
+                    # (RFC 9112 §6.3): this request has none, and request.bytes() is b"".
+                    body = None
+                else:
+                    length = int(declared) if declared is not None and declared.isdigit() else None
+                    body = BodyReader(
+                        receive, limit, self.body_budget, length, attach=scope.get(ATTACH_KEY)
+                    )
                 request = Request.from_parts(
                     *parts,
                     method=method,
                     raw_headers=raw_headers,
                     reader=body,
                     remote_addr=client[0] if client else None,
-                    http_version=scope.get("http_version", "1.1"),
+                    http_version=version,
                 )
                 try:
                     result = await worker.handle(request, rid)
                 except BaseException:  # cancelled (client gone, forced shutdown)
-                    body.release()
+                    if body is not None:
+                        body.release()
                     raise
         head = method == "HEAD"
         try:
@@ -320,12 +332,16 @@ class AtollApp:
         return result, wire_headers(page, head=head)
 
 
-def _host_and_length(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+def _host_and_length(
+    raw: Iterable[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, bool]:
     """The ``host`` and ``content-length`` of ASGI's raw headers, as ``Headers.get`` gives
-    them (names in any case; repeated values joined with ``", "``), without building a
-    :class:`Headers` (the worker's request builds its own when it reads them)."""
+    them (names in any case; repeated values joined with ``", "``), and whether a
+    ``transfer-encoding`` is there, without building a :class:`Headers` (the worker's
+    request builds its own when it reads them)."""
     host: str | None = None
     length: str | None = None
+    chunked = False
     for name, value in raw:
         key = name.lower()
         if key == b"host":
@@ -334,7 +350,9 @@ def _host_and_length(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, st
         elif key == b"content-length":
             text = value.decode("latin-1")
             length = text if length is None else f"{length}, {text}"
-    return host, length
+        elif key == b"transfer-encoding":
+            chunked = True
+    return host, length, chunked
 
 
 def _url_parts(scope: Scope, host: str | None) -> tuple[str, str, str, str]:

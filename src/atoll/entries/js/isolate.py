@@ -134,8 +134,9 @@ class _Record:
 
     slot: int
     invocation: Invocation
-    #: Settles with "response" or "error" (None for the isolate's own startup calls).
-    done: asyncio.Future[str] | None
+    #: Settles with "response" or "error"; made when the request first waits on it (a request
+    #: answered within its dispatch never does), never for the isolate's startup calls (slot 0).
+    done: asyncio.Future[str] | None = None
     ops: int = 0
     timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
     waited: asyncio.Future[str] | None = None
@@ -160,7 +161,6 @@ class JsIsolate:
         self.disposing = False
         self.records: dict[int, _Record] = {}
         self._next_slot = 1
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._current: _Record | None = None
         memory = worker.manifest.limits.memory_mb
         with _CREATE_LOCK:
@@ -189,7 +189,7 @@ class JsIsolate:
 
     def _start(self) -> None:
         worker = self.worker
-        setup = _Record(0, _startup_invocation(worker), None)
+        setup = _Record(0, _startup_invocation(worker))
         self.context.enter()
         try:
             # Never `context.locals.x = …`: STPyV8 builds that wrapper from a template made
@@ -334,7 +334,7 @@ class JsIsolate:
     ) -> Response:
         """Run one request's fetch handler to its response."""
         body = await request.bytes()
-        record, done = self._open(invocation)
+        record = self._open(invocation)
         slot = record.slot
         keep = False
         try:
@@ -350,21 +350,22 @@ class JsIsolate:
                 )
             text = self._dispatch(record, head, body.decode("latin-1") if body else "")
             if text is not None:
-                self._settled(record, text)
-                done.set_result("response")
+                # Answered within the dispatch ("R" or "E": a "W" comes through settle).
+                record.text = text
             else:
+                done = self._done(record)
                 self._check_stuck(record)
-            if not done.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
-                except TimeoutError:
-                    raise ScriptError(
-                        f"worker {self.worker.name}: no response after {REQUEST_WALL_S:.0f} s",
-                        hint="a timer or subrequest kept the request waiting",
-                    ) from None
-            done.result()  # raises what ended the request meanwhile (a limit, a reset)
-            text = record.text
-            assert text is not None  # set with the settle that resolved `done`
+                if not done.done():
+                    try:
+                        await asyncio.wait_for(asyncio.shield(done), REQUEST_WALL_S)
+                    except TimeoutError:
+                        raise ScriptError(
+                            f"worker {self.worker.name}: no response after {REQUEST_WALL_S:.0f} s",
+                            hint="a timer or subrequest kept the request waiting",
+                        ) from None
+                done.result()  # raises what ended the request meanwhile (a limit, a reset)
+                text = record.text
+                assert text is not None  # set with the settle that resolved `done`
             if text[0] == "E":
                 record.collected = True
                 record.waited = None
@@ -410,28 +411,34 @@ class JsIsolate:
         response.headers = Headers.from_checked(zip(fields[1::2], fields[2::2], strict=False))
         return response
 
-    def _open(self, invocation: Invocation) -> tuple[_Record, asyncio.Future[str]]:
-        """A new request's record in a fresh slot, and the future its settle resolves."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
+    def _open(self, invocation: Invocation) -> _Record:
+        """A new request's record in a fresh slot."""
         slot = self._next_slot
         self._next_slot += 1
-        done: asyncio.Future[str] = loop.create_future()
-        record = _Record(slot, invocation, done)
+        record = _Record(slot, invocation)
         self.records[slot] = record
-        return record, done
+        return record
+
+    @staticmethod
+    def _done(record: _Record) -> asyncio.Future[str]:
+        """The future ``record``'s settle resolves (made on first use, on the serving loop)."""
+        done = record.done
+        if done is None:
+            done = record.done = asyncio.get_running_loop().create_future()
+        return done
 
     async def run_scheduled(
         self, cron: str, scheduled_time_ms: int, ctx: ExecutionContext, invocation: Invocation
     ) -> None:
         """Run one cron trigger's ``scheduled(controller, env, ctx)`` (or the service worker's
         ``"scheduled"`` listeners) to its end; its ``waitUntil`` work goes to ``ctx``."""
-        record, done = self._open(invocation)
+        record = self._open(invocation)
         slot = record.slot
         keep = False
         try:
             # A float: STPyV8 passes a Python int as a 32-bit integer.
             self.call(record, "dispatchScheduled", slot, cron, float(scheduled_time_ms))
+            done = self._done(record)
             self._check_stuck(record)
             if not done.done():
                 try:
@@ -563,10 +570,11 @@ class JsIsolate:
 
     def _op(self, slot: int, op_id: int, kind: str, args: str, body: str | None) -> None:
         record = self._record(slot)
-        if record is None or self._loop is None:
+        if record is None:
             return
         record.ops += 1
-        self._loop.create_task(self._run_op(record, int(op_id), kind, args, body))
+        # A request's host calls come while its serving loop runs it (dispatch or an event).
+        asyncio.get_running_loop().create_task(self._run_op(record, int(op_id), kind, args, body))
 
     async def _run_op(
         self, record: _Record, op_id: int, kind: str, args: str, body: str | None
@@ -594,26 +602,26 @@ class JsIsolate:
             return
         if text is not None:
             self._settled(record, text)
-        future = record.waited if kind == "waited" else record.done
+        future = record.waited if kind == "waited" else self._done(record)
         if future is not None and not future.done():
             future.set_result(kind)
 
     def _settled(self, record: _Record, text: str) -> None:
         # The response (or error) itself, collected in JS as it settled (one crossing).
         record.text = text
-        if text[0] == "W" and self._loop is not None:
+        if text[0] == "W":
             # Made now: waitUntil promises that already settled report right after.
-            record.waited = self._loop.create_future()
+            record.waited = asyncio.get_running_loop().create_future()
 
     def _timer(self, slot: int, timer_id: int, ms: float) -> bool:
         record = self._record(slot)
-        if record is None or self._loop is None:
+        if record is None:
             return True  # a timer of a finished request never fires (Workers: same)
         if len(record.timers) >= MAX_TIMERS and int(timer_id) not in record.timers:
             return False
         delay = max(0.0, min(float(ms), MAX_DELAY_MS)) / 1000.0
         tid = int(timer_id)
-        record.timers[tid] = self._loop.call_later(delay, self._fire, record, tid)
+        record.timers[tid] = asyncio.get_running_loop().call_later(delay, self._fire, record, tid)
         return True
 
     def _fire(self, record: _Record, timer_id: int) -> None:
