@@ -52,11 +52,12 @@ PATH = "/compute?n=1000"
 
 #: What a fresh interpreter runs, for the CPU the whole process takes (start to exit): the
 #: interpreter alone, the libraries ``atoll dev`` serves with (uvicorn's parts without its
-#: CLI, as ``atoll.http`` imports them), and the dev command's whole import.
+#: CLI, as ``atoll.http`` imports them; ctypes, through which the native backend reaches
+#: wasmtime's library without wasmtime-py), and the dev command's whole import.
 PROBES: dict[str, str] = {
     "`python -c pass`": "pass",
-    "the libraries alone (asyncio, uvloop, wasmtime, click, tomllib, uvicorn's parts)": (
-        "import importlib.util, sys, asyncio, uvloop, wasmtime, click, tomllib; "
+    "the libraries alone (asyncio, uvloop, ctypes, click, tomllib, uvicorn's parts)": (
+        "import importlib.util, sys, asyncio, uvloop, ctypes, click, tomllib; "
         "u = importlib.util.module_from_spec(importlib.util.find_spec('uvicorn')); "
         "sys.modules['uvicorn'] = u; import uvicorn.config, uvicorn.server; "
         "u.Config = uvicorn.config.Config; "

@@ -39,7 +39,7 @@ with atoll.cli._start_up_imports():
     import atoll.http.app as app_module
 
 _marks.append(
-    ("import atoll.cli.dev (asyncio, uvloop, wasmtime, uvicorn, the rest of atoll)", _cpu_ms())
+    ("import atoll.cli.dev (asyncio, uvloop, ctypes, uvicorn, the rest of atoll)", _cpu_ms())
 )
 
 _INSIDE = {

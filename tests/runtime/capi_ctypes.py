@@ -16,7 +16,8 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from atoll.runtime.capi import Meter, _cfn, address, failure
+from atoll.runtime.capi import Meter, MeteredStore, address, failure
+from atoll.runtime.libwasmtime import cfn as _cfn
 
 __all__ = [
     "export_func",
@@ -63,7 +64,9 @@ def new_store(engine: wasmtime.Engine) -> wasmtime.Store:
     return store
 
 
-def instantiate(pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
+def instantiate(
+    pre: wasmtime.InstancePre, store: wasmtime.Store | MeteredStore
+) -> wasmtime.Instance:
     """Instantiate a pre-linked module in ``store`` (``InstancePre.instantiate`` minus overhead).
 
     Runs the module's start function, if any, under the store's epoch

@@ -12,13 +12,14 @@ import wasmtime
 
 from atoll.runtime.cache import MAGIC, ModuleCache
 from atoll.runtime.engine import Engine
-from tests.support import wat
+from tests.support import as_wasmtime_py, wat
 
 WASM = wat('(module (func (export "answer") (result i32) (i32.const 42)))')
 
 
-def answer(engine: Engine, module: wasmtime.Module) -> int:
-    store = wasmtime.Store(engine.engine)
+def answer(engine: Engine, cached: object) -> int:
+    py_engine, module = as_wasmtime_py(engine.engine, cached)
+    store = wasmtime.Store(py_engine)
     store.set_epoch_deadline(1000)
     instance = wasmtime.Instance(store, module, [])
     func = instance.exports(store)["answer"]

@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,7 +116,7 @@ class Guest:
     def __init__(
         self, engine: wasmtime.Engine, pre: wasmtime.InstancePre, kind: str = "new_metered_store"
     ) -> None:
-        self.store: wasmtime.Store
+        self.store: Any  # a capi.MeteredStore or a wasmtime.Store: wasmtime-py takes both
         if kind == "new_metered_store":
             store, self.meter = capi.new_metered_store(
                 engine, capi.address(engine.ptr()), 1 << 24, 8, 8, 8, TICK_NS
@@ -1113,7 +1114,9 @@ def test_new_metered_store(engine: wasmtime.Engine, pre: wasmtime.InstancePre) -
         engine, capi.address(engine.ptr()), 2 * 65536, 2, 4, 4, TICK_NS
     )
     assert sys.getrefcount(meter) == 3  # `meter`, the store's callback, getrefcount's argument
-    assert isinstance(store, wasmtime.Store)
+    # it stands for a wasmtime.Store in wasmtime-py's API (which reaches it through these)
+    assert store.ptr() is not None
+    assert store._context() is not None
     assert store.ctx == capi.context_address(store)
     assert meter.tick_ns == TICK_NS
     assert meter.stdio is None
@@ -1217,3 +1220,33 @@ def test_caller_cpu_left_is_the_outer_calls_allowance(
         assert 0 < left <= 20 * MS
     else:  # a store whose data is wasmtime-py's: no meter to ask
         assert left is None
+
+
+# --- the layouts native/module.h declares ------------------------------------------------
+
+
+def test_the_struct_layouts_native_declares_are_wasmtime_pys() -> None:
+    # native/module.h declares these itself (it includes no wasmtime header), and capi no
+    # longer imports wasmtime-py to compare them at import: this is where they are checked.
+    from wasmtime import _ffi as ffi
+
+    sizes = {
+        "wasmtime_func_t": 16,
+        "wasmtime_instance_t": 16,
+        "wasmtime_memory_t": 24,
+        "wasmtime_extern_t": 32,
+        "wasmtime_val_raw": 16,
+    }
+    assert {name: ctypes.sizeof(getattr(ffi, name)) for name in sizes} == sizes
+    assert ffi.WASMTIME_EXTERN_FUNC.value == capi._EXTERN_FUNC == 0
+    assert ffi.WASMTIME_EXTERN_MEMORY.value == capi._EXTERN_MEMORY == 3
+    assert ffi.wasmtime_extern_t.of.offset == 8
+
+
+def test_the_native_backend_opens_wasmtime_pys_own_library() -> None:
+    from wasmtime import _ffi as ffi
+
+    from atoll.runtime import libwasmtime
+
+    assert Path(ffi.filename).resolve() == libwasmtime.LIBRARY.resolve()
+    assert capi.installed_wasmtime_version() == capi.WASMTIME_VERSION

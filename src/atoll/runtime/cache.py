@@ -1,4 +1,7 @@
-"""Compiled-code cache: wasm bytes → ``wasmtime.Module``, in memory and on disk.
+"""Compiled-code cache: wasm bytes → a compiled module, in memory and on disk.
+
+The module is the backend's (``Backend.compile``): a ``wasmtime.Module`` or a
+``native_setup.Module``.
 
 A compile costs milliseconds to seconds; a cache hit costs microseconds (in
 memory) or about a millisecond (from disk). Entries are keyed by the wasm's
@@ -21,11 +24,16 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
+from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.engine import Engine
 from atoll.runtime.private import private_dir
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its exceptions, imported when one is raised (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["CacheStats", "ModuleCache", "default_cache_dir"]
 
@@ -65,10 +73,10 @@ class ModuleCache:
         self.engine = engine
         self.directory = directory
         self.stats = CacheStats()
-        self._memory: dict[str, wasmtime.Module] = {}
+        self._memory: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def load(self, wasm: bytes) -> wasmtime.Module:
+    def load(self, wasm: bytes) -> Any:
         """The compiled module for ``wasm``.
 
         Raises ``wasmtime.WasmtimeError`` when ``wasm`` does not compile; the
@@ -94,7 +102,7 @@ class ModuleCache:
             return None
         return self.directory / f"{digest}-{self.engine.key}.cwasm"
 
-    def _from_disk(self, digest: str) -> wasmtime.Module | None:
+    def _from_disk(self, digest: str) -> Any:
         path = self.path_for(digest)
         if path is None:
             return None
@@ -114,7 +122,7 @@ class ModuleCache:
             log.warning("compiled-code cache: %s is corrupt or truncated; recompiling", path)
             return None
         try:
-            module = wasmtime.Module.deserialize(self.engine.engine, payload.tobytes())
+            module = BACKEND.deserialize(self.engine.engine, payload.tobytes())
         except wasmtime.WasmtimeError as exc:
             self.stats.disk_rejects += 1
             log.warning("compiled-code cache: %s is not loadable here (%s); recompiling", path, exc)
@@ -122,12 +130,12 @@ class ModuleCache:
         self.stats.disk_hits += 1
         return module
 
-    def _compile(self, digest: str, wasm: bytes) -> wasmtime.Module:
-        module = wasmtime.Module(self.engine.engine, wasm)
+    def _compile(self, digest: str, wasm: bytes) -> Any:
+        module = BACKEND.compile(self.engine.engine, wasm)
         self.stats.compiles += 1
         path = self.path_for(digest)
         if path is not None:
-            self._write(path, module.serialize())
+            self._write(path, BACKEND.serialize(module))
         return module
 
     def _write(self, path: Path, serialized: bytes | bytearray) -> None:

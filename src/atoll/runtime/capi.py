@@ -4,8 +4,8 @@ wasmtime-py's public API spends most of an export call, and of a fresh store
 + instance + call, on Python-side wrapping, and even ctypes costs more per
 crossing than the call itself (numbers: docs/benchmarks.md, "runtime"). This module reaches the same C functions
 two ways: a compiled extension, ``atoll.runtime._native`` (``native/*.c``),
-for everything on a request's path, and wasmtime-py's private ctypes
-bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
+for everything on a request's path, and ctypes (our own declarations:
+``libwasmtime.cfn``, ``native_setup.py``) for the rest:
 
 ==============================  ===========================================
 ``FastCaller`` / ``Bound``      ``wasmtime_func_call_unchecked`` (C)
@@ -24,13 +24,18 @@ bindings (``wasmtime._bindings``, aliased ``wasmtime._ffi``) for the rest:
 in ``tests/runtime/capi_ctypes.py``: only tests and ``bench_capi`` use them.)
 
 ``_native`` links against nothing: this module hands it the addresses of the
-C functions in wasmtime-py's own ``libwasmtime`` and checks, at import, that
-the struct sizes it declares match wasmtime-py's definitions.
+C functions in the ``libwasmtime`` of the pinned wasmtime-py release, which
+``libwasmtime.py`` opens without importing wasmtime-py. The struct layouts
+``native/module.h`` declares are checked against wasmtime-py's definitions by
+``tests/runtime/test_native.py``.
 
-Everything returned is an ordinary wasmtime-py object (``Instance``, ``Func``,
-``Trap``, ``WasmtimeError``), so callers can mix both APIs.
+wasmtime-py itself is imported only where one of its objects is made: a
+failure's ``Trap`` / ``WasmtimeError`` (:func:`failure`), ``instance_from_raw``,
+``func_from_raw``, ``RawCaller.get``, and a :class:`MeteredStore` or
+:class:`RawCaller` handed to its public API. So callers can still mix both APIs,
+and a request that only instantiates and calls numbers never imports it.
 
-The private bindings change between releases, so importing this module raises
+The private layouts change between releases, so importing this module raises
 ``ImportError`` unless the installed wasmtime is exactly ``WASMTIME_VERSION``
 (and ``_native`` is built); the runtime then falls back to the public API.
 
@@ -44,48 +49,30 @@ Caveats:
   store or has the caller's signature (``FastCaller.check`` does, off the hot
   path); a wrong store aborts the process inside wasmtime, as it does with
   the public API.
-* Pinned to one release: ``wasmtime._bindings`` is generated, private, and
-  its structs and functions change between versions.
+* Pinned to one release: the C API's structs (``native/module.h``) and
+  wasmtime-py's private ones change between versions.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
+# Before anything else: raises ImportError unless the pinned wasmtime is installed.
+from atoll.runtime.libwasmtime import (
+    DLL,
+    WASMTIME_VERSION,
+    address,
+    cfn,
+    installed_wasmtime_version,
+)
+from atoll.runtime.native_setup import FuncType, set_store_limits, wasmtime_error
 from atoll.runtime.signature import Signature
 
-WASMTIME_VERSION = "50.0.1"
-
-
-def installed_wasmtime_version() -> str:
-    """The installed wasmtime's version, read from its ``.dist-info`` folder.
-
-    The same answer as ``importlib.metadata.version("wasmtime")`` without
-    importing ``importlib.metadata``, which is slow to import and on every cold start.
-    """
-    site = Path(wasmtime.__file__).resolve().parent.parent
-    for info in site.glob("wasmtime-*.dist-info"):
-        return info.name[len("wasmtime-") : -len(".dist-info")]
-    import importlib.metadata  # an unusual install layout: ask the slow way
-
-    return importlib.metadata.version("wasmtime")
-
-
-_installed = installed_wasmtime_version()
-if _installed != WASMTIME_VERSION:
-    raise ImportError(
-        f"atoll.runtime.capi is pinned to wasmtime {WASMTIME_VERSION} (it uses private "
-        f"C bindings), but wasmtime {_installed} is installed; install "
-        f"wasmtime=={WASMTIME_VERSION} or use the public-API path"
-    )
-
-from wasmtime import _ffi as ffi  # noqa: E402  (after the version check, on purpose)
-from wasmtime import _func as _wasmtime_func  # noqa: E402
+if TYPE_CHECKING:  # wasmtime-py: imported only where its objects are made (see the notes)
+    import wasmtime
 
 try:
     from atoll.runtime import _native
@@ -118,9 +105,11 @@ __all__ = [
     "export_raw",
     "failure",
     "func_from_raw",
+    "installed_wasmtime_version",
     "instance_from_raw",
     "instantiate_metered",
     "is_interrupt",
+    "memory_view",
     "new_metered_store",
     "run_export",
     "start_ticker",
@@ -129,57 +118,33 @@ __all__ = [
 
 # --- raw C entry points ------------------------------------------------------
 #
-# Our own foreign-function objects, separate from the ones in wasmtime._bindings
-# (whose argtypes wasmtime-py relies on). CDLL functions release the GIL.
-#
-# The two hot ones have no argtypes: ctypes then passes prebuilt ctypes objects
-# (pointers, c_void_p, c_size_t, byref()) without per-argument from_param
-# conversion, which measured cheaper per call than typed argtypes (bench_capi).
-# Every argument must therefore be a ctypes object of the right C type.
+# Our own foreign-function objects (libwasmtime.cfn), separate from wasmtime-py's.
+# CDLL functions release the GIL.
 
 _P = ctypes.c_void_p
-_CTX = ctypes.POINTER(ffi.wasmtime_context_t)
+
+# wasmtime_extern_t's kinds (native/module.h declares its layout, checked against
+# wasmtime-py's in tests/runtime/test_native.py).
+_EXTERN_FUNC = 0
+_EXTERN_MEMORY = 3
 
 
-def _cfn(name: str, restype: Any, *argtypes: Any) -> Any:
-    fn = ffi.dll._FuncPtr((name, ffi.dll))
-    fn.restype = restype
-    if argtypes:
-        fn.argtypes = argtypes
-    return fn
+def _wasmtime() -> Any:
+    """wasmtime-py, imported on first use: for its exception and object types, which
+    only a failure or the public API needs (a served request's path does not)."""
+    import wasmtime
+
+    return wasmtime
 
 
-_TRAP_PTR = ctypes.POINTER(ffi.wasm_trap_t)
-_ERROR_PTR = ctypes.POINTER(ffi.wasmtime_error_t)
-_STORE_PTR = ctypes.POINTER(ffi.wasmtime_store_t)
+def _ffi() -> Any:
+    from wasmtime import _ffi as ffi
 
-_EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
-_EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
-
-# native/module.h declares these layouts itself (it includes no wasmtime header):
-# refuse to run if wasmtime-py's definitions disagree.
-_LAYOUTS = {
-    "wasmtime_func_t": 16,
-    "wasmtime_instance_t": 16,
-    "wasmtime_memory_t": 24,
-    "wasmtime_extern_t": 32,
-    "wasmtime_val_raw": 16,
-}
-for _name, _size in _LAYOUTS.items():
-    if ctypes.sizeof(getattr(ffi, _name)) != _size:
-        raise ImportError(
-            f"{_name} is not {_size} bytes in this wasmtime; native/module.h needs updating"
-        )
-if (_EXTERN_FUNC, _EXTERN_MEMORY, ffi.wasmtime_extern_t.of.offset) != (0, 3, 8):
-    raise ImportError("wasmtime_extern_t changed in this wasmtime; native/module.h needs updating")
+    return ffi
 
 
-def _address(fn: Any) -> int:
-    return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
-
-
-# The C functions _native calls, found in wasmtime-py's own libwasmtime.
-_native.init({name: _address(getattr(ffi.dll, name)) for name in _native.needed()})
+# The C functions _native calls, found in the library libwasmtime opened.
+_native.init({name: address(getattr(DLL, name)) for name in _native.needed()})
 
 CallFailed = _native.CallFailed
 BudgetSpent = _native.BudgetSpent
@@ -200,17 +165,21 @@ def failure(err: int, trap: int) -> BaseException:
     Takes ownership of both. A Python exception that wasmtime-py parked in its
     module global ``LAST_EXCEPTION`` (a public-API host function raised: racy
     across threads, see the module notes) wins, with the failure as its cause.
+    Imports wasmtime-py (a failure's exception is one of its types).
     """
+    wasmtime, ffi = _wasmtime(), _ffi()
     exc: Exception
     if err:
         if trap:  # not expected together; do not leak the trap
-            wasmtime.Trap._from_ptr(ctypes.cast(trap, _TRAP_PTR)).close()
-        exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_PTR))
+            wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t))).close()
+        exc = wasmtime_error(err)
     else:
-        exc = wasmtime.Trap._from_ptr(ctypes.cast(trap, _TRAP_PTR))
-    last = _wasmtime_func.LAST_EXCEPTION
+        exc = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
+    from wasmtime import _func as wasmtime_func
+
+    last = wasmtime_func.LAST_EXCEPTION
     if last is not None:
-        _wasmtime_func.LAST_EXCEPTION = None
+        wasmtime_func.LAST_EXCEPTION = None
         last.__cause__ = exc
         last.__suppress_context__ = True
         return last
@@ -220,26 +189,22 @@ def failure(err: int, trap: int) -> BaseException:
 # --- stores, instances, exports --------------------------------------------------
 
 
-def address(obj: Any) -> int:
-    """The C address behind a ctypes pointer (``store.ptr()``, ``engine.ptr()``, ``pre.ptr()``)."""
-    return int(ctypes.cast(obj, _P).value or 0)
-
-
-def context_address(store: wasmtime.Store | wasmtime.Caller | RawCaller) -> int:
+def context_address(store: wasmtime.Store | wasmtime.Caller | MeteredStore | RawCaller) -> int:
     """The ``wasmtime_context_t*`` of a store (or of a host call's caller), as an int."""
     return address(store._context())
 
 
-class MeteredStore(wasmtime.Store):
-    """A ``wasmtime.Store`` made and freed by ``_native`` (see :func:`new_metered_store`).
+class MeteredStore:
+    """A store made and freed by ``_native`` (see :func:`new_metered_store`).
 
-    Its ctypes pointers (``ptr()``, ``_context()``), which only wasmtime-py's
-    public API needs, are built on first use: a request that only
-    instantiates and calls never builds them.
+    It stands for a ``wasmtime.Store`` where wasmtime-py's public API takes one
+    (``Func.__call__``, ``Memory.data_len``…: they use ``_context()``). Its ctypes
+    pointers (``ptr()``, ``_context()``), which only that API needs, are built on
+    first use: a request that only instantiates and calls never builds them (nor
+    imports wasmtime-py).
     """
 
-    def __init__(self, engine: wasmtime.Engine, address: int, ctx: int) -> None:
-        # Not Store.__init__: the C store exists already.
+    def __init__(self, engine: Any, address: int, ctx: int) -> None:
         self.engine = engine
         self.address = address
         self.ctx = ctx
@@ -250,18 +215,37 @@ class MeteredStore(wasmtime.Store):
         if not self.address:
             raise ValueError("already closed")
         if self._store_ptr is None:
-            self._store_ptr = ctypes.cast(self.address, _STORE_PTR)
+            self._store_ptr = ctypes.cast(self.address, ctypes.POINTER(_ffi().wasmtime_store_t))
         return self._store_ptr
 
     def _context(self) -> Any:
         if not self.address:
             raise ValueError("already closed")
         if self._ctx_ptr is None:
-            self._ctx_ptr = ctypes.cast(self.ctx, _CTX)
+            self._ctx_ptr = ctypes.cast(self.ctx, ctypes.POINTER(_ffi().wasmtime_context_t))
         return self._ctx_ptr
 
     def _consume(self) -> Any:  # pragma: no cover - stores are never moved
         raise ValueError("a MeteredStore cannot be consumed")
+
+    def set_limits(
+        self,
+        memory_size: int = -1,
+        table_elements: int = -1,
+        instances: int = -1,
+        tables: int = -1,
+        memories: int = -1,
+    ) -> None:
+        """wasmtime-py's ``Store.set_limits``: a negative limit is not set."""
+        if not self.address:
+            raise ValueError("already closed")
+        set_store_limits(self.address, memory_size, table_elements, instances, tables, memories)
+
+    def set_epoch_deadline(self, ticks_after_current: int) -> None:
+        """wasmtime-py's ``Store.set_epoch_deadline`` (the public-API call path's)."""
+        if not self.address:
+            raise ValueError("already closed")
+        _set_epoch_deadline(self.ctx, ticks_after_current)
 
     def close(self) -> None:
         address, self.address = self.address, 0
@@ -270,14 +254,15 @@ class MeteredStore(wasmtime.Store):
             _native.store_delete(address)
 
     def __del__(self) -> None:
-        # wasmtime-py's calls close() again: a call more per fresh store, which its
-        # request closed already.
         if self.address:
             self.close()
 
 
+_set_epoch_deadline = cfn("wasmtime_context_set_epoch_deadline", None, _P, ctypes.c_uint64)
+
+
 def new_metered_store(
-    engine: wasmtime.Engine,
+    engine: Any,
     engine_address: int,
     memory_size: int,
     instances: int,
@@ -313,7 +298,8 @@ def instantiate_metered(meter: Meter, invocation: Any, pre: int, ctx: int) -> tu
 
 def instance_from_raw(ids: tuple[int, int]) -> wasmtime.Instance:
     """The ``wasmtime.Instance`` for :func:`instantiate_metered`'s ids."""
-    return wasmtime.Instance._from_raw(ffi.wasmtime_instance_t(*ids))
+    instance: wasmtime.Instance = _wasmtime().Instance._from_raw(_ffi().wasmtime_instance_t(*ids))
+    return instance
 
 
 def run_export(
@@ -339,12 +325,40 @@ def export_raw(ctx: int, instance: tuple[int, int], name: bytes) -> tuple[int, .
 
 def func_from_raw(raw: tuple[int, ...]) -> wasmtime.Func:
     """A ``wasmtime.Func`` from :func:`export_raw`'s answer for a function."""
-    func: wasmtime.Func = wasmtime.Func.__new__(wasmtime.Func)
-    func._func = ffi.wasmtime_func_t(raw[1], raw[2])
+    wt = _wasmtime()
+    func: wasmtime.Func = wt.Func.__new__(wt.Func)
+    func._func = _ffi().wasmtime_func_t(raw[1], raw[2])
     return func
 
 
-_names: dict[str, tuple[bytes, ctypes.c_size_t]] = {}
+class _MemoryT(ctypes.Structure):
+    """``wasmtime_memory_t`` (native/module.h's ``wt_memory_t``: 24 bytes)."""
+
+    _fields_ = (
+        ("store_id", ctypes.c_uint64),
+        ("priv1", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+        ("priv2", ctypes.c_uint32),
+    )
+
+
+_memory_data = cfn("wasmtime_memory_data", _P, _P, ctypes.POINTER(_MemoryT))
+_memory_data_size = cfn("wasmtime_memory_data_size", ctypes.c_size_t, _P, ctypes.POINTER(_MemoryT))
+
+
+def memory_view(store: MeteredStore, raw: tuple[int, ...]) -> Callable[[], tuple[int, int]]:
+    """For :func:`export_raw`'s answer for a memory of ``store``: a function giving the
+    memory's ``(address, length)`` now (it moves when the memory grows). It raises
+    ``ValueError`` once the store is closed, as wasmtime-py's ``Memory`` does."""
+    memory = ctypes.byref(_MemoryT(raw[1], raw[2], 0, raw[3]))  # (holds the struct)
+    context = _P(store.ctx)
+
+    def view() -> tuple[int, int]:
+        if not store.address:
+            raise ValueError("already closed")
+        return _memory_data(context, memory) or 0, _memory_data_size(context, memory)
+
+    return view
 
 
 # --- calls -----------------------------------------------------------------------------
@@ -394,7 +408,7 @@ class FastCaller:
         self.name = name
         self._sig = _native.Sig(_codes(sig.params), _codes(sig.results), name)
 
-    def check(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
+    def check(self, store: wasmtime.Store | MeteredStore, func: wasmtime.Func) -> None:
         """Raise ``TypeError`` unless ``func``'s type is this caller's signature."""
         actual = Signature.of_func(store, func)
         if actual != self.sig:
@@ -402,7 +416,7 @@ class FastCaller:
 
     def call(
         self,
-        store: wasmtime.Store | wasmtime.Caller | RawCaller,
+        store: wasmtime.Store | wasmtime.Caller | MeteredStore | RawCaller,
         func: wasmtime.Func,
         *args: int | float,
     ) -> int | float | tuple[int | float, ...] | None:
@@ -452,14 +466,17 @@ class FastCaller:
 
 def is_interrupt(exc: BaseException) -> bool:
     """True if ``exc`` means wasm was stopped for time: an epoch trap or a meter stop."""
+    wasmtime = sys.modules.get("wasmtime")  # none of its exceptions exist before it is
+    if wasmtime is None:
+        return False
     if isinstance(exc, wasmtime.Trap):
-        return exc.trap_code == wasmtime.TrapCode.INTERRUPT
+        return exc.trap_code == wasmtime.TrapCode.INTERRUPT  # type: ignore[no-any-return]
     if isinstance(exc, wasmtime.WasmtimeError):
         return INTERRUPT_MARKER in str(exc)
     return False
 
 
-def start_ticker(engine: wasmtime.Engine, tick_ns: int) -> Ticker:
+def start_ticker(engine: Any, tick_ns: int) -> Ticker:
     """Increment ``engine``'s epoch once per ``tick_ns`` of the monotonic clock, on a
     native thread that never takes the GIL (catching up after a late wake-up).
     It holds ``engine`` until stopped and freed, so the engine outlives it."""
@@ -470,7 +487,7 @@ def start_ticker(engine: wasmtime.Engine, tick_ns: int) -> Ticker:
 
 
 def enable_pooling(
-    config: wasmtime.Config,
+    config: Any,
     *,
     total_memories: int,
     max_memory_size: int,
@@ -487,7 +504,8 @@ def enable_pooling(
 ) -> None:
     """Make engines built from ``config`` use wasmtime's pooling instance allocator.
 
-    Call once, before ``wasmtime.Engine(config)``. The pool reserves virtual
+    ``config``: a ``wasmtime.Config`` or a ``native_setup.Config``. Call once,
+    before the engine is made from it. The pool reserves virtual
     memory for ``total_memories`` linear memories up front (each slot is at
     least ``Config.memory_reservation``, 4 GiB by default, plus guards) and
     refuses instantiation beyond ``total_core_instances`` live instances or
@@ -501,32 +519,25 @@ def enable_pooling(
     ``memset`` instead of ``madvise``: cheaper teardown for small instances.
     Other ``None`` values keep wasmtime's defaults.
     """
-    pc = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        ffi.wasmtime_pooling_allocation_config_total_memories_set(pc, total_memories)
-        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pc, max_memory_size)
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pc, total_core_instances)
-        ffi.wasmtime_pooling_allocation_config_total_tables_set(
-            pc, total_core_instances if total_tables is None else total_tables
-        )
-        ffi.wasmtime_pooling_allocation_config_max_memories_per_module_set(
-            pc, max_memories_per_module
-        )
-        ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pc, max_tables_per_module)
-        optional = {
-            ffi.wasmtime_pooling_allocation_config_table_elements_set: table_elements,
-            ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set: max_core_instance_size,
-            ffi.wasmtime_pooling_allocation_config_max_unused_warm_slots_set: max_unused_warm_slots,
-            ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set: linear_memory_keep_resident,
-            ffi.wasmtime_pooling_allocation_config_table_keep_resident_set: table_keep_resident,
-            ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set: total_gc_heaps,
-        }
-        for setter, value in optional.items():
-            if value is not None:
-                setter(pc, value)
-        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pc)  # copies pc
-    finally:
-        ffi.wasmtime_pooling_allocation_config_delete(pc)
+    from atoll.runtime.native_setup import enable_pooling as set_pooling
+
+    set_pooling(
+        config,
+        {
+            "total_memories": total_memories,
+            "max_memory_size": max_memory_size,
+            "total_core_instances": total_core_instances,
+            "total_tables": total_core_instances if total_tables is None else total_tables,
+            "max_memories_per_module": max_memories_per_module,
+            "max_tables_per_module": max_tables_per_module,
+            "table_elements": table_elements,
+            "max_core_instance_size": max_core_instance_size,
+            "max_unused_warm_slots": max_unused_warm_slots,
+            "linear_memory_keep_resident": linear_memory_keep_resident,
+            "table_keep_resident": table_keep_resident,
+            "total_gc_heaps": total_gc_heaps,
+        },
+    )
 
 
 # --- host functions ------------------------------------------------------------------
@@ -538,7 +549,7 @@ def enable_pooling(
 # from the ``wasmtime_val_raw_t`` array, and a failure becomes a trap built
 # there, so nothing passes through wasmtime-py's globals.
 
-_caller_export_get = _cfn(
+_caller_export_get = cfn(
     "wasmtime_caller_export_get",
     ctypes.c_bool,
     _P,
@@ -546,7 +557,7 @@ _caller_export_get = _cfn(
     ctypes.c_size_t,
     ctypes.c_void_p,
 )
-_caller_context = _cfn("wasmtime_caller_context", _CTX, _P)
+_caller_context = cfn("wasmtime_caller_context", _P, _P)
 
 
 class RawCaller:
@@ -567,21 +578,24 @@ class RawCaller:
 
     def _context(self) -> Any:
         if self.__context is None:
-            self.__context = _caller_context(self._ptr)
+            ctx = _caller_context(self._ptr)
+            self.__context = ctypes.cast(ctx, ctypes.POINTER(_ffi().wasmtime_context_t))
         return self.__context
 
     def get(self, name: str) -> wasmtime.Func | wasmtime.Memory | None:
+        """The caller's export ``name`` as a wasmtime-py object (imports wasmtime-py)."""
+        wt, ffi = _wasmtime(), _ffi()
         raw = name.encode()
         item = ffi.wasmtime_extern_t()
         if not _caller_export_get(self._ptr, raw, len(raw), ctypes.byref(item)):
             return None
         kind = int(item.kind)
         if kind == _EXTERN_FUNC:
-            func: wasmtime.Func = wasmtime.Func.__new__(wasmtime.Func)
+            func: wasmtime.Func = wt.Func.__new__(wt.Func)
             func._func = item.of.func
             return func
         if kind == _EXTERN_MEMORY:
-            memory: wasmtime.Memory = wasmtime.Memory.__new__(wasmtime.Memory)
+            memory: wasmtime.Memory = wt.Memory.__new__(wt.Memory)
             memory._memory = item.of.memory
             return memory
         return None
@@ -598,10 +612,11 @@ class RawCaller:
 
 def _host_error_message(exc: BaseException) -> bytes:
     """The trap message for a host function's exception (``wasmtime.Trap``: its own)."""
-    if isinstance(exc, wasmtime.Trap):
+    wasmtime = sys.modules.get("wasmtime")  # none of its exceptions exist before it is
+    if wasmtime is not None and isinstance(exc, wasmtime.Trap):
         text = str(exc.message)
-    elif isinstance(exc, wasmtime.WasmtimeError):  # str keeps INTERRUPT_MARKER (is_interrupt)
-        text = f"host function failed: {exc}"
+    elif wasmtime is not None and isinstance(exc, wasmtime.WasmtimeError):
+        text = f"host function failed: {exc}"  # str keeps INTERRUPT_MARKER (is_interrupt)
     else:
         text = f"host function failed: {exc!r}"
     return text.encode("utf-8", errors="replace")
@@ -617,14 +632,18 @@ NATIVE_LOG_WRITE: int = _native.LOG_WRITE_NATIVE
 
 
 def define_host_func(
-    linker: wasmtime.Linker,
+    linker: Any,
     module: str,
     name: str,
-    ty: wasmtime.FuncType,
+    ty: wasmtime.FuncType | Signature,
     impl: Callable[..., Any],
     native: int = 0,
 ) -> None:
     """Define ``module.name`` in ``linker`` as the raw host function ``impl``.
+
+    ``linker``: a ``native_setup.Linker`` or a ``wasmtime.Linker``; ``ty``: the
+    function's type, a :class:`Signature` (its type is made here) or a
+    ``wasmtime.FuncType``.
 
     ``impl(caller: RawCaller, *params)`` gets i32 parameters as **unsigned**
     ints (pointers and lengths), i64 as signed; it returns the single result
@@ -638,14 +657,15 @@ def define_host_func(
     :class:`Stdio` on the meter, most WASI calls; stderr, files, a write past
     the stdout limit…).
     """
-    sig = Signature.of(ty)
+    sig = ty if isinstance(ty, Signature) else Signature.of(ty)
     if not sig.numeric or len(sig.results) > 1 or len(sig.params) > _native.MAX_SLOTS:
         raise ValueError(f"{module}.{name}: host functions take and return numbers only")
+    functype = FuncType(sig) if isinstance(ty, Signature) else ty
     error = _native.define_host(
         address(linker.ptr()),
         module.encode(),
         name.encode(),
-        address(ty.ptr()),
+        address(functype.ptr()),  # borrowed: the linker copies the type
         impl,
         _codes(sig.params),
         _codes(sig.results),
@@ -654,4 +674,4 @@ def define_host_func(
         native,
     )
     if error:
-        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_PTR))
+        raise wasmtime_error(error)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import ClassVar
-
-import wasmtime
+from typing import Any, ClassVar
 
 from atoll.runtime.backend.auto import BACKEND, TICK_NS
 from atoll.runtime.backend.base import Ticker
@@ -92,22 +90,17 @@ class Engine:
         """``pool_instances``: size of the pooling allocator (live instances and
         memories at once, warm ones included); ``0`` turns pooling off. Default:
         ``$ATOLL_POOL_INSTANCES`` or :data:`DEFAULT_POOL_INSTANCES`."""
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.cranelift_opt_level = "speed"
-        config.max_wasm_stack = 512 * 1024
-        for name, on in PROPOSALS.items():
-            setattr(config, f"wasm_{name}", on)
         if pool_instances is None:
             pool_instances = int(os.environ.get("ATOLL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES))
-        self.pool_instances = pool_instances
+        #: The backend's engine: a ``wasmtime.Engine`` (public backend) or a
+        #: ``native_setup.Engine``.
+        self.engine: Any
+        self.engine, pooled = BACKEND.new_engine(self.SETTINGS, pool_instances, POOL)
+        self.pool_instances = pool_instances if pooled else 0
         settings_used = dict(self.SETTINGS)
-        if pool_instances and BACKEND.pooling(config, pool_instances, POOL):
+        if pooled:
             settings_used["pooling"] = POOL
-        else:
-            self.pool_instances = 0
         self.wasmtime_version: str = BACKEND.wasmtime_version
-        self.engine = wasmtime.Engine(config)
         #: The engine's C address (native backend; 0 on the public one).
         self.address = BACKEND.address(self.engine.ptr())
         settings = ",".join(f"{k}={v}" for k, v in sorted(settings_used.items()))

@@ -22,15 +22,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import wasmtime
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import CpuLimitError, GuestTrapError
 from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.invocation import CURRENT
 from atoll.runtime.logs import MAX_LOG_LINE
 from atoll.runtime.memory import memory_bytes, memory_view
+from atoll.runtime.signature import Signature
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its Trap, imported when a host function fails (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = [
     "BUILTIN",
@@ -43,8 +47,10 @@ __all__ = [
     "memory_view",
 ]
 
-I32 = wasmtime.ValType.i32()
-I64 = wasmtime.ValType.i64()
+#: The value types host functions take and return (text-format names, as in a
+#: :class:`~atoll.runtime.signature.Signature`).
+I32 = "i32"
+I64 = "i64"
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,8 @@ class HostFunction:
 
     module: str
     name: str
-    params: tuple[wasmtime.ValType, ...]
-    results: tuple[wasmtime.ValType, ...]
+    params: tuple[str, ...]
+    results: tuple[str, ...]
     impl: Callable[..., Any]
     doc: str
 
@@ -73,8 +79,9 @@ class HostLinker:
     (``bindings.kv.host.host_functions()``). Shared by every module and thread.
     """
 
-    def __init__(self, engine: wasmtime.Engine, functions: Iterable[HostFunction]) -> None:
-        self.linker = wasmtime.Linker(engine)
+    def __init__(self, engine: Any, functions: Iterable[HostFunction]) -> None:
+        """``engine``: the backend's (``Engine.engine``)."""
+        self.linker = BACKEND.new_linker(engine)
         #: (module, name) → host function.
         self.provided: dict[tuple[str, str], HostFunction] = {}
         for fn in functions:
@@ -82,8 +89,8 @@ class HostLinker:
             if key in self.provided:
                 raise ValueError(f"host function {fn.module}.{fn.name} is defined twice")
             self.provided[key] = fn
-            ty = wasmtime.FuncType(list(fn.params), list(fn.results))
-            BACKEND.define_host(self.linker, fn.module, fn.name, ty, fn.impl)
+            sig = Signature(fn.params, fn.results)
+            BACKEND.define_host(self.linker, fn.module, fn.name, sig, fn.impl)
 
     def describe(self) -> str:
         """The imports this linker provides, for error messages."""

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import ctypes
 import json
-from typing import Any
-
-import wasmtime
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import AbiError, AtollError
 from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.backend.base import Bound, InstanceRef
 from atoll.runtime.invocation import CURRENT, GuestStore, Invocation
+from atoll.runtime.lazy import wasmtime_errors
 from atoll.runtime.module import ExportInfo, WasmModule
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # the public API's objects (Instance.raw, memories), imported on first use
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["ExportFunction", "Exports", "Instance", "Memory"]
 
@@ -32,7 +37,6 @@ _BUFFER = (bytes, bytearray, memoryview, str)
 #: The backend's failure exceptions, looked up once (the export call is the hot path).
 _CALL_FAILED = BACKEND.CallFailed
 _BUDGET_SPENT = BACKEND.BudgetSpent
-_WASMTIME_ERRORS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
 class Instance:
@@ -91,7 +95,7 @@ class Instance:
             )
         except _BUDGET_SPENT:
             raise guest_store.spent(invocation, f"{module.binding} (instantiate)") from None
-        except _WASMTIME_ERRORS as exc:
+        except wasmtime_errors() as exc:
             raise guest_store.failure(
                 invocation, f"{module.binding} (instantiate)", exc, None
             ) from None
@@ -121,9 +125,9 @@ class Instance:
             name = self.module.memory_export
             if name is None:
                 raise AbiError(f"{self.module.binding} exports no memory")
-            mem = self.raw.exports(self.guest_store.store)[name]
-            assert isinstance(mem, wasmtime.Memory)
-            self._memory = Memory(self, mem)
+            guest_store = self.guest_store
+            view = BACKEND.memory_view(guest_store.store, guest_store.ctx, self.ref, name)
+            self._memory = Memory(self, view)
         return self._memory
 
     def release(self) -> None:
@@ -186,7 +190,7 @@ class Instance:
             )
         except _BUDGET_SPENT:
             raise guest_store.spent(invocation, info.qualified) from None
-        except _WASMTIME_ERRORS as exc:
+        except wasmtime_errors() as exc:
             raise guest_store.failure(invocation, info.qualified, exc, self) from None
         if not ran:
             self.exports[name]()
@@ -279,7 +283,7 @@ class ExportFunction:
         except _CALL_FAILED as failed:
             exc = BACKEND.failure(failed)
             raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
-        except _WASMTIME_ERRORS as exc:
+        except wasmtime_errors() as exc:
             raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
         except _BUDGET_SPENT:
             raise guest_store.spent(invocation, self._info.qualified) from None
@@ -344,26 +348,25 @@ class ExportFunction:
 class Memory:
     """A guest's linear memory: bounds-checked reads and writes, and its allocator."""
 
-    __slots__ = ("_instance", "_memory")
+    __slots__ = ("_instance", "_view")
 
-    def __init__(self, instance: Instance, memory: wasmtime.Memory) -> None:
+    def __init__(self, instance: Instance, view: Callable[[], tuple[int, int]]) -> None:
         self._instance = instance
-        self._memory = memory
+        #: ``view()``: the memory's ``(address, length)`` now (``Backend.memory_view``).
+        self._view = view
 
     @property
     def size(self) -> int:
         """Current size in bytes."""
-        return int(self._memory.data_len(self._instance.guest_store.store))
+        return self._view()[1]
 
     def _check(self, ptr: int, length: int) -> int:
-        store = self._instance.guest_store.store
-        size = self._memory.data_len(store)
+        base, size = self._view()
         if ptr < 0 or length < 0 or ptr + length > size:
             raise AbiError(
                 f"{self._instance.module.binding}: buffer {ptr}..{ptr + length} is outside "
                 f"its memory of {size} bytes"
             )
-        base = ctypes.cast(self._memory.data_ptr(store), ctypes.c_void_p).value or 0
         return base + ptr
 
     def read(self, ptr: int, length: int) -> bytes:

@@ -25,10 +25,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import sys
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-import wasmtime
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from atoll.errors import (
     AtollError,
@@ -41,6 +40,12 @@ from atoll.errors import (
 from atoll.manifest.schema import Limits
 from atoll.runtime.backend.auto import BACKEND, TICK_NS
 from atoll.runtime.backend.base import Meter
+from atoll.runtime.lazy import wasmtime_errors
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its exception types, imported when a failure is mapped (see lazy.py)
+    from atoll.runtime.lazy import wasmtime
 from atoll.runtime.engine import Engine
 from atoll.runtime.logs import RequestLog
 from atoll.runtime.outcome import Outcome
@@ -179,7 +184,8 @@ class GuestStore:
         self._limit = memory_budget
         #: Set when a call into this store failed: a warm instance in it is then replaced.
         self.failed = False
-        self.store: wasmtime.Store
+        #: The backend's store: a ``wasmtime.Store`` or a ``capi.MeteredStore``.
+        self.store: Any
         #: The store's context address (native backend; 0 on the public one) and its
         #: CPU meter, which charges the thread CPU time of the outermost call.
         self.ctx: int
@@ -235,7 +241,7 @@ class GuestStore:
             if invocation.wasi is not None:  # as the Python proc_exit records it
                 invocation.wasi.exit_code = stdio.exit_code
             return ProcExit(stdio.exit_code)
-        if not isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+        if not isinstance(exc, wasmtime_errors()):
             return exc  # a Python exception that surfaced through the call (rare)
         self.failed = True
         if isinstance(host_error, GuestError):  # a host function said why
@@ -249,7 +255,9 @@ class GuestStore:
         elif isinstance(exc, wasmtime.Trap):
             error = self._trap_error(invocation, what, exc, instance)
         else:
-            error = self._wasmtime_error(invocation, what, exc, instance)
+            error = self._wasmtime_error(
+                invocation, what, cast("wasmtime.WasmtimeError", exc), instance
+            )
         invocation.outcome = Outcome(error.outcome)
         if isinstance(error, CpuLimitError):
             # Stopped for time: the budget is used, whichever clock stopped it (the
@@ -380,6 +388,6 @@ def _frames(exc: BaseException, what: str) -> list[str]:
 
 def _clear_wasmtime_last_exception() -> None:
     """wasmtime-py parks a host function's exception in a global; ours are recorded per invocation."""
-    import wasmtime._func as wfunc
-
-    wfunc.LAST_EXCEPTION = None
+    wfunc = sys.modules.get("wasmtime._func")  # (not imported: nothing to clear)
+    if wfunc is not None:
+        setattr(wfunc, "LAST_EXCEPTION", None)  # noqa: B010 (an attribute mypy cannot see)

@@ -9,9 +9,12 @@ and write the memory of the guest that called them through these helpers.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import wasmtime
+if TYPE_CHECKING:
+    import wasmtime
+else:  # a public-API caller's memory (a RawCaller, native, has memory_view)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["memory_bytes", "memory_view"]
 

@@ -1,7 +1,7 @@
 """A wasm module loaded for a worker: checked, compiled (via the cache), pre-linked.
 
 Loading happens once per deploy (or process start); a request only
-instantiates the :class:`wasmtime.InstancePre` built here.
+instantiates the pre-linked module (the backend's ``InstancePre``) built here.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import wasmtime
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ModuleLoadError
 from atoll.manifest.schema import MAX_COMPRESSED_MODULE_BYTES
@@ -19,7 +18,12 @@ from atoll.runtime.backend.base import Prepared
 from atoll.runtime.cache import ModuleCache
 from atoll.runtime.engine import PROPOSALS
 from atoll.runtime.hostfuncs import HostLinker
-from atoll.runtime.signature import Signature, valtype_name
+from atoll.runtime.signature import Signature
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its exceptions, imported when one is raised (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["ExportInfo", "WasmModule", "check_wasm"]
 
@@ -53,8 +57,8 @@ class WasmModule:
         binding: str,
         source: str,
         sha256: str,
-        module: wasmtime.Module,
-        pre: wasmtime.InstancePre,
+        module: Any,
+        pre: Any,
     ) -> None:
         self.binding = binding
         self.source = source
@@ -65,20 +69,14 @@ class WasmModule:
         self.pre_address = BACKEND.address(pre.ptr())
         self.functions: dict[str, ExportInfo] = {}
         self.memory_export: str | None = None
-        for export in module.exports:
-            ty = export.type
-            if isinstance(ty, wasmtime.FuncType):
-                qualified = f"{binding}.{export.name}"
-                sig = Signature.of(ty)
-                self.functions[export.name] = ExportInfo(
-                    export.name,
-                    qualified,
-                    sig,
-                    export.name.encode(),
-                    BACKEND.prepare(qualified, sig),
+        for name, kind, sig in BACKEND.exports(module):
+            if sig is not None:  # a function
+                qualified = f"{binding}.{name}"
+                self.functions[name] = ExportInfo(
+                    name, qualified, sig, name.encode(), BACKEND.prepare(qualified, sig)
                 )
-            elif isinstance(ty, wasmtime.MemoryType) and self.memory_export is None:
-                self.memory_export = export.name
+            elif kind == "memory" and self.memory_export is None:
+                self.memory_export = name
         self.has_alloc = "alloc" in self.functions
 
     @classmethod
@@ -109,7 +107,7 @@ class WasmModule:
             raise _compile_error(binding, shown, exc) from None
         _check_imports(module, binding, shown, linker)
         try:
-            pre = linker.linker.instantiate_pre(module)
+            pre = BACKEND.instantiate_pre(linker.linker, module)
         except wasmtime.WasmtimeError as exc:  # pragma: no cover - imports were checked above
             raise ModuleLoadError(f"wasm module {binding} ({shown}): {_first_line(exc)}") from None
         return cls(
@@ -141,43 +139,28 @@ def check_wasm(wasm: bytes, *, binding: str, shown: str) -> None:
             )
 
 
-def _check_imports(module: wasmtime.Module, binding: str, shown: str, linker: HostLinker) -> None:
-    for imp in module.imports:
-        key = (imp.module, imp.name or "")
-        ty = imp.type
-        provided = linker.provided.get(key)
+def _check_imports(module: Any, binding: str, shown: str, linker: HostLinker) -> None:
+    for import_module, name, kind, actual in BACKEND.imports(module):
+        provided = linker.provided.get((import_module, name))
         if provided is None:
             raise ModuleLoadError(
-                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name}, "
+                f"wasm module {binding} ({shown}) imports {import_module}.{name}, "
                 "which atoll does not provide",
                 hint=f"atoll provides: {linker.describe()}; see docs/wasm-abi.md",
             )
-        if not isinstance(ty, wasmtime.FuncType):
+        if actual is None:
             raise ModuleLoadError(
-                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
-                f"as a {_extern_kind(ty)}, but atoll provides a function",
-                hint=f"atoll provides {imp.module}.{provided.doc}",
+                f"wasm module {binding} ({shown}) imports {import_module}.{name} "
+                f"as a {kind}, but atoll provides a function",
+                hint=f"atoll provides {import_module}.{provided.doc}",
             )
-        wanted = Signature(
-            tuple(valtype_name(p) for p in provided.params),
-            tuple(valtype_name(r) for r in provided.results),
-        )
-        actual = Signature.of(ty)
+        wanted = Signature(provided.params, provided.results)
         if actual != wanted:
             raise ModuleLoadError(
-                f"wasm module {binding} ({shown}) imports {imp.module}.{imp.name} "
+                f"wasm module {binding} ({shown}) imports {import_module}.{name} "
                 f"with the wrong type {actual}, not {wanted}",
-                hint=f"atoll provides {imp.module}.{provided.doc}",
+                hint=f"atoll provides {import_module}.{provided.doc}",
             )
-
-
-def _extern_kind(ty: object) -> str:
-    names = {
-        wasmtime.MemoryType: "memory",
-        wasmtime.TableType: "table",
-        wasmtime.GlobalType: "global",
-    }
-    return names.get(type(ty), type(ty).__name__)
 
 
 #: Phrases of wasmtime's validator that mean "a proposal atoll turned off".

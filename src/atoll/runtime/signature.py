@@ -26,14 +26,14 @@ from __future__ import annotations
 import ctypes
 import operator
 from dataclasses import dataclass
-from typing import Any
-
-import wasmtime
-from wasmtime import _ffi as ffi
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import AbiError
 
-__all__ = ["NUMERIC", "Signature", "valtype_name"]
+if TYPE_CHECKING:  # wasmtime-py: imported where its objects are read (the public backend)
+    import wasmtime
+
+__all__ = ["NUMERIC", "Signature", "describe_valtype", "valtype_name"]
 
 #: The value types a Python number converts to and from.
 NUMERIC = frozenset({"i32", "i64", "f32", "f64"})
@@ -64,22 +64,29 @@ def valtype_name(ty: wasmtime.ValType) -> str:
     Never calls ``wasm_valtype_kind`` (which aborts on types the wasm C API
     cannot name); safe on any type a compiled module holds.
     """
+    from wasmtime import _ffi as ffi
+
     out = ffi.wasmtime_valtype_t()
     ffi.wasmtime_valtype_new(ty.ptr(), ctypes.byref(out))
     try:
-        kind = int(out.kind)
-        if kind < len(_KINDS):
-            return _KINDS[kind]
-        if kind != _REF_KIND:
-            return f"valtype#{kind}"
-        heap_kind = int(out.reftype.heaptype.kind)
-        heap = _HEAPS.get(heap_kind, f"heap#{heap_kind}")
-        if out.reftype.nullable:
-            short = _SHORT.get(heap)
-            return short if short is not None else f"(ref null {heap})"
-        return f"(ref {heap})"
+        ref = out.reftype
+        return describe_valtype(int(out.kind), bool(ref.nullable), int(ref.heaptype.kind))
     finally:
         ffi.wasmtime_valtype_delete(ctypes.byref(out))
+
+
+def describe_valtype(kind: int, nullable: bool, heap_kind: int) -> str:
+    """The text-format name of a ``wasmtime_valtype_t`` from its fields (``kind``; for a
+    reference, ``reftype.nullable`` and ``reftype.heaptype.kind``)."""
+    if kind < len(_KINDS):
+        return _KINDS[kind]
+    if kind != _REF_KIND:
+        return f"valtype#{kind}"
+    heap = _HEAPS.get(heap_kind, f"heap#{heap_kind}")
+    if nullable:
+        short = _SHORT.get(heap)
+        return short if short is not None else f"(ref null {heap})"
+    return f"(ref {heap})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,7 @@ from __future__ import annotations
 import ctypes
 import json
 from collections.abc import Callable
-from typing import Any, Final, NoReturn
-
-import wasmtime
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from atoll.bindings.kv.base import decode_cursor
 from atoll.bindings.kv.namespace import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVNamespace
@@ -44,6 +42,11 @@ from atoll.errors import CpuLimitError, GuestTrapError, KVError, KVLimitError
 from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view
 from atoll.runtime.signature import Signature
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its Trap and Func, imported on first use (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["INVALID", "MODULE", "NOT_FOUND", "NO_MEMORY", "OK", "STORE_ERROR"]
 
@@ -65,9 +68,9 @@ NAME_SHOWN: Final = 64
 #: A cursor is a key in URL-safe base64 (4/3 of its bytes): longer ones were never made by list.
 _CURSOR_MAX: Final = 2 * MAX_KEY_BYTES
 
-_I32 = wasmtime.ValType.i32()
+_I32 = "i32"
 _ALLOC_SIG = Signature(("i32",), ("i32",))
-_I64 = wasmtime.ValType.i64()
+_I64 = "i64"
 
 #: How the backend calls a guest's ``alloc`` (once its type was checked).
 _ALLOC = BACKEND.prepare("alloc", _ALLOC_SIG)
@@ -304,8 +307,8 @@ def _list(
 
 def _provide(
     name: str,
-    params: tuple[wasmtime.ValType, ...],
-    result: wasmtime.ValType,
+    params: tuple[str, ...],
+    result: str,
     body: Callable[..., int],
     doc: str,
 ) -> HostFunction:

@@ -33,15 +33,18 @@ import struct
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from typing import Any, Final, NoReturn, TypeVar
-
-import wasmtime
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from atoll.bindings.outbound.client import OUTBOUND, Subrequests
 from atoll.errors import EgressRefusedError, GuestTrapError, SubrequestError, SubrequestLimitError
 from atoll.runtime.backend.auto import BACKEND
 from atoll.runtime.hostfuncs import CURRENT, HostFunction, fail, memory_view
 from atoll.runtime.signature import Signature
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its Trap and Func, imported on first use (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = ["FAILED", "INVALID", "LIMIT", "MODULE", "NO_MEMORY", "REFUSED"]
 
@@ -61,8 +64,8 @@ INVALID: Final = -5
 #: Bytes of request JSON a guest may pass (headers included).
 MAX_REQUEST_JSON: Final = 256 * 1024
 
-_I32 = wasmtime.ValType.i32()
-_I64 = wasmtime.ValType.i64()
+_I32 = "i32"
+_I64 = "i64"
 _ALLOC_SIG = Signature(("i32",), ("i32",))
 T = TypeVar("T")
 

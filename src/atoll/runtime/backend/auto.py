@@ -12,7 +12,6 @@ import logging
 import os
 
 from atoll.runtime.backend.base import Backend
-from atoll.runtime.backend.public import PublicBackend
 
 __all__ = ["BACKEND", "TICK_NS", "choose"]
 
@@ -31,6 +30,9 @@ def choose(native: bool = True) -> Backend:
             log.warning("wasmtime C API fast path off (%s); using the public API", exc)
         else:
             return NativeBackend(TICK_NS)
+    # here: the public backend imports wasmtime-py, which the native one does without
+    from atoll.runtime.backend.public import PublicBackend
+
     return PublicBackend(TICK_NS)
 
 

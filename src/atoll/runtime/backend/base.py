@@ -10,17 +10,23 @@ Both give the same user-visible behaviour and errors; they differ in speed
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
-
-import wasmtime
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from atoll.runtime.signature import Signature
 
-__all__ = ["Backend", "Bound", "InstanceRef", "Meter", "Prepared", "Ticker"]
+if TYPE_CHECKING:  # the native backend runs without importing wasmtime-py
+    import wasmtime
+
+__all__ = ["Backend", "Bound", "Export", "Import", "InstanceRef", "Meter", "Prepared", "Ticker"]
 
 #: An instance as a backend holds it: wasmtime's raw ``(store_id, index)`` (native)
 #: or a ``wasmtime.Instance`` (public).
-InstanceRef = tuple[int, int] | wasmtime.Instance
+InstanceRef: TypeAlias = "tuple[int, int] | wasmtime.Instance"
+#: A module's export: ``(name, kind, signature)``; kind ``func``, ``memory``, ``table``,
+#: ``global``…; the signature of a function only.
+Export: TypeAlias = tuple[str, str, Signature | None]
+#: A module's import: ``(module, name, kind, signature)`` (as :data:`Export`).
+Import: TypeAlias = tuple[str, str, str, Signature | None]
 
 
 class Meter(Protocol):
@@ -80,47 +86,88 @@ class Backend(Protocol):
     #: Raised by a :class:`Bound` (and :meth:`instantiate`) when the budget is used up.
     BudgetSpent: type[Exception]
 
-    def pooling(self, config: wasmtime.Config, instances: int, settings: Mapping[str, int]) -> bool:
-        """Make engines built from ``config`` use wasmtime's pooling allocator for
-        ``instances`` live instances (once per engine); False if this backend cannot."""
+    def new_engine(
+        self, settings: Mapping[str, object], instances: int, pool: Mapping[str, int]
+    ) -> tuple[Any, bool]:
+        """An engine with ``settings`` (wasmtime-py ``Config`` attribute names and values)
+        and, if ``instances``, wasmtime's pooling allocator for that many live instances
+        with ``pool``'s settings: ``(engine, pooled)``, ``pooled`` False if this backend
+        cannot pool. Once per process."""
+        ...
+
+    def compile(self, engine: Any, wasm: bytes) -> Any:
+        """Compile ``wasm`` (a module); raises ``wasmtime.WasmtimeError``. Per cache miss."""
+        ...
+
+    def deserialize(self, engine: Any, data: bytes) -> Any:
+        """The module :meth:`serialize` wrote; raises ``wasmtime.WasmtimeError``."""
+        ...
+
+    def serialize(self, module: Any) -> bytes:
+        """A compiled module's bytes, for the disk cache."""
+        ...
+
+    def exports(self, module: Any) -> list[Export]:
+        """A module's exports, in order (once per load)."""
+        ...
+
+    def imports(self, module: Any) -> list[Import]:
+        """A module's imports, in order (once per load)."""
+        ...
+
+    def new_linker(self, engine: Any) -> Any:
+        """An empty linker (once per runtime)."""
+        ...
+
+    def instantiate_pre(self, linker: Any, module: Any) -> Any:
+        """``module`` pre-linked against ``linker`` (once per load); raises
+        ``wasmtime.WasmtimeError`` if an import is missing."""
         ...
 
     def address(self, pointer: Any) -> int:
         """The C address of a wasmtime-py object's ``ptr()`` (0 on the public backend)."""
         ...
 
-    def start_ticker(self, engine: wasmtime.Engine, tick_ns: int) -> Ticker:
+    def start_ticker(self, engine: Any, tick_ns: int) -> Ticker:
         """Advance ``engine``'s epoch every ``tick_ns`` (once per engine)."""
         ...
 
     def define_host(
         self,
-        linker: wasmtime.Linker,
+        linker: Any,
         module: str,
         name: str,
-        ty: wasmtime.FuncType,
+        sig: Signature,
         impl: Callable[..., Any],
     ) -> None:
-        """Define a host function: ``impl(caller, *numbers)`` (once per linker)."""
+        """Define a host function of the numeric signature ``sig``:
+        ``impl(caller, *numbers)`` (once per linker)."""
         ...
 
     def new_store(
-        self, engine: wasmtime.Engine, engine_address: int, memory_budget: int, tick_ns: int
-    ) -> tuple[wasmtime.Store, int, Meter]:
+        self, engine: Any, engine_address: int, memory_budget: int, tick_ns: int
+    ) -> tuple[Any, int, Meter]:
         """A store with limits and a CPU meter: ``(store, ctx, meter)`` (per request)."""
         ...
 
     def instantiate(
         self,
-        pre: wasmtime.InstancePre,
+        pre: Any,
         pre_address: int,
-        store: wasmtime.Store,
+        store: Any,
         ctx: int,
         meter: Meter,
         invocation: Any,
     ) -> InstanceRef:
         """Instantiate charged to ``invocation``. Raises :attr:`BudgetSpent`, or
         ``wasmtime.Trap`` / ``wasmtime.WasmtimeError``."""
+        ...
+
+    def memory_view(
+        self, store: Any, ctx: int, ref: InstanceRef, name: str
+    ) -> Callable[[], tuple[int, int]]:
+        """For the exported memory ``name`` of the instance ``ref`` (which has it): a
+        function giving its ``(address, length)`` now. Once per instance that uses it."""
         ...
 
     def raw_instance(self, ref: InstanceRef) -> wasmtime.Instance:
@@ -137,7 +184,7 @@ class Backend(Protocol):
         name: str,
         raw_name: bytes,
         sig: Signature,
-        store: wasmtime.Store,
+        store: Any,
         ctx: int,
         meter: Meter,
         ref: InstanceRef,

@@ -5,20 +5,27 @@ wasmtime other than the pinned version, or ``_native`` not built); ``auto.py``
 then chooses the public backend. Numeric export calls are one C call each
 (``capi.Bound``); other signatures go through :class:`~.public.PyBound` with
 this backend's store and meter.
+
+The engine, modules and linker are ``native_setup``'s (wasmtime's C API through
+ctypes), and a served request's path does not import wasmtime-py: only a failure
+(its exceptions are wasmtime-py's), a non-numeric export and the public API's
+objects (``Instance.raw``, ``RawCaller.get``) do.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
-from atoll.runtime import capi
-from atoll.runtime.backend.base import Bound, InstanceRef, Meter, Prepared, Ticker
-from atoll.runtime.backend.public import PyBound
+from atoll.runtime import capi, native_setup
+from atoll.runtime.backend.base import Bound, Export, Import, InstanceRef, Meter, Prepared, Ticker
+from atoll.runtime.backend.pybound import PyBound
 from atoll.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES
 from atoll.runtime.signature import Signature
+
+if TYPE_CHECKING:  # imported only for what needs its objects (see capi.py)
+    import wasmtime
 
 __all__ = ["NativeBackend"]
 
@@ -37,36 +44,64 @@ class NativeBackend:
     def __init__(self, tick_ns: int) -> None:
         self.tick_ns = tick_ns
 
-    def pooling(self, config: wasmtime.Config, instances: int, settings: Mapping[str, int]) -> bool:
-        capi.enable_pooling(
-            config, total_memories=instances, total_core_instances=instances, **settings
-        )
-        return True
+    def new_engine(
+        self, settings: Mapping[str, object], instances: int, pool: Mapping[str, int]
+    ) -> tuple[Any, bool]:
+        config = native_setup.new_config(settings)
+        if instances:
+            capi.enable_pooling(
+                config, total_memories=instances, total_core_instances=instances, **pool
+            )
+        return native_setup.Engine(config), bool(instances)
+
+    def compile(self, engine: Any, wasm: bytes) -> Any:
+        return native_setup.Module.compile(engine, wasm)
+
+    def deserialize(self, engine: Any, data: bytes) -> Any:
+        return native_setup.Module.deserialize(engine, data)
+
+    def serialize(self, module: Any) -> bytes:
+        serialized: bytes = module.serialize()
+        return serialized
+
+    def exports(self, module: Any) -> list[Export]:
+        exports: list[Export] = module.exports()
+        return exports
+
+    def imports(self, module: Any) -> list[Import]:
+        imports: list[Import] = module.imports()
+        return imports
+
+    def new_linker(self, engine: Any) -> Any:
+        return native_setup.Linker(engine)
+
+    def instantiate_pre(self, linker: Any, module: Any) -> Any:
+        return linker.instantiate_pre(module)
 
     def address(self, pointer: Any) -> int:
         return capi.address(pointer)
 
-    def start_ticker(self, engine: wasmtime.Engine, tick_ns: int) -> Ticker:
+    def start_ticker(self, engine: Any, tick_ns: int) -> Ticker:
         ticker: Ticker = capi.start_ticker(engine, tick_ns)  # a C thread: no GIL
         return ticker
 
     def define_host(
         self,
-        linker: wasmtime.Linker,
+        linker: Any,
         module: str,
         name: str,
-        ty: wasmtime.FuncType,
+        sig: Signature,
         impl: Callable[..., Any],
     ) -> None:
         if module == _WASI:
             native = capi.NATIVE_WASI.get(name, 0)
         else:
             native = capi.NATIVE_LOG_WRITE if (module, name) == _LOG_WRITE else 0
-        capi.define_host_func(linker, module, name, ty, impl, native)
+        capi.define_host_func(linker, module, name, sig, impl, native)
 
     def new_store(
-        self, engine: wasmtime.Engine, engine_address: int, memory_budget: int, tick_ns: int
-    ) -> tuple[wasmtime.Store, int, Meter]:
+        self, engine: Any, engine_address: int, memory_budget: int, tick_ns: int
+    ) -> tuple[Any, int, Meter]:
         store, meter = capi.new_metered_store(
             engine, engine_address, memory_budget, 64, 64, 64, tick_ns
         )
@@ -74,14 +109,23 @@ class NativeBackend:
 
     def instantiate(
         self,
-        pre: wasmtime.InstancePre,
+        pre: Any,
         pre_address: int,
-        store: wasmtime.Store,
+        store: Any,
         ctx: int,
         meter: Meter,
         invocation: Any,
     ) -> InstanceRef:
         return capi.instantiate_metered(meter, invocation, pre_address, ctx)  # type: ignore[arg-type]
+
+    def memory_view(
+        self, store: Any, ctx: int, ref: InstanceRef, name: str
+    ) -> Callable[[], tuple[int, int]]:
+        assert isinstance(ref, tuple)
+        found = capi.export_raw(ctx, ref, name.encode())
+        assert found is not None, f"export {name} is missing"
+        assert found[0] == 3, f"export {name} is not a memory"
+        return capi.memory_view(store, found)
 
     def raw_instance(self, ref: InstanceRef) -> wasmtime.Instance:
         assert isinstance(ref, tuple)
@@ -99,7 +143,7 @@ class NativeBackend:
         name: str,
         raw_name: bytes,
         sig: Signature,
-        store: wasmtime.Store,
+        store: Any,
         ctx: int,
         meter: Meter,
         ref: InstanceRef,
@@ -137,6 +181,9 @@ class NativeBackend:
         return capi.failure(*failed.args)
 
     def is_interrupt(self, exc: BaseException) -> bool:
+        wasmtime = sys.modules.get("wasmtime")  # none of its exceptions exist before it is
+        if wasmtime is None:
+            return False
         if isinstance(exc, wasmtime.Trap) and capi.INTERRUPT_MARKER in str(exc):
             return True
         return capi.is_interrupt(exc)

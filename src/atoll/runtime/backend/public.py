@@ -12,6 +12,7 @@ path does not take (references, ``v128``).
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,10 +20,11 @@ from typing import Any
 
 import wasmtime
 
-from atoll.runtime.backend.base import Bound, InstanceRef, Meter, Prepared, Ticker
+from atoll.runtime.backend.base import Bound, Export, Import, InstanceRef, Meter, Prepared, Ticker
+from atoll.runtime.backend.pybound import PyBound, metered
 from atoll.runtime.signature import Signature
 
-__all__ = ["BudgetSpent", "PublicBackend", "PyBound", "PyMeter", "PyTicker"]
+__all__ = ["BudgetSpent", "PublicBackend", "PyBound", "PyMeter", "PyTicker", "metered"]
 
 _thread_time_ns = time.thread_time_ns
 
@@ -89,74 +91,6 @@ class PyTicker:
         self._thread.join()
 
 
-def metered(
-    store: wasmtime.Store,
-    meter: Meter,
-    invocation: Any,
-    tick_ns: int,
-    spent: type[Exception],
-    fn: Callable[..., Any],
-    *args: Any,
-) -> Any:
-    """``fn(*args)`` under the invocation's budget: checked, deadline set, CPU charged."""
-    left = 0
-    outermost = meter.depth == 0
-    if outermost:  # a nested call runs under the outermost call's deadline
-        left = invocation.cpu_budget_ns - invocation.cpu_used_ns
-        if left <= 0:
-            raise spent
-        store.set_epoch_deadline(-(-left // tick_ns) + 1)  # ceil in integers
-        # where hostfuncs.check_cpu stops long host work (the native meter knows it itself)
-        invocation.cpu_deadline_ns = _thread_time_ns() + left
-    meter.begin(left)
-    try:
-        return fn(*args)
-    finally:
-        used = meter.end()
-        if outermost:
-            invocation.cpu_used_ns += used
-
-
-class PyBound:
-    """An export of one instance called through wasmtime-py's ``Func.__call__``."""
-
-    __slots__ = ("_func", "_meter", "_name", "_sig", "_spent", "_store", "_tick_ns")
-
-    def __init__(
-        self,
-        name: str,
-        sig: Signature,
-        store: wasmtime.Store,
-        meter: Meter,
-        func: Callable[[], wasmtime.Func],
-        tick_ns: int,
-        spent: type[Exception],
-    ) -> None:
-        self._name = name
-        self._sig = sig
-        self._store = store
-        self._meter = meter
-        self._func = func
-        self._tick_ns = tick_ns
-        self._spent = spent
-
-    def __call__(self, invocation: Any, *args: Any) -> Any:
-        sig = self._sig
-        sig.refuse_unsupported(self._name)
-        converted = sig.convert(self._name, args)
-        result = metered(
-            self._store,
-            self._meter,
-            invocation,
-            self._tick_ns,
-            self._spent,
-            self._func(),
-            self._store,
-            *converted,
-        )
-        return tuple(result) if isinstance(result, list) else result
-
-
 def export_func(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> wasmtime.Func:
     func = instance.exports(store)[name]
     assert isinstance(func, wasmtime.Func), f"export {name} is not a function"
@@ -176,8 +110,35 @@ class PublicBackend:
         self.tick_ns = tick_ns
         self.wasmtime_version = importlib.metadata.version("wasmtime")
 
-    def pooling(self, config: wasmtime.Config, instances: int, settings: Mapping[str, int]) -> bool:
-        return False  # the pooling allocator is reached through the C API only
+    def new_engine(
+        self, settings: Mapping[str, object], instances: int, pool: Mapping[str, int]
+    ) -> tuple[Any, bool]:
+        config = wasmtime.Config()
+        for name, value in settings.items():
+            setattr(config, name, value)
+        # the pooling allocator is reached through the C API only
+        return wasmtime.Engine(config), False
+
+    def compile(self, engine: Any, wasm: bytes) -> Any:
+        return wasmtime.Module(engine, wasm)
+
+    def deserialize(self, engine: Any, data: bytes) -> Any:
+        return wasmtime.Module.deserialize(engine, data)
+
+    def serialize(self, module: Any) -> bytes:
+        return bytes(module.serialize())
+
+    def exports(self, module: Any) -> list[Export]:
+        return [(e.name, *_describe(e.type)) for e in module.exports]
+
+    def imports(self, module: Any) -> list[Import]:
+        return [(i.module, i.name or "", *_describe(i.type)) for i in module.imports]
+
+    def new_linker(self, engine: Any) -> Any:
+        return wasmtime.Linker(engine)
+
+    def instantiate_pre(self, linker: Any, module: Any) -> Any:
+        return linker.instantiate_pre(module)
 
     def address(self, pointer: Any) -> int:
         return 0
@@ -190,9 +151,12 @@ class PublicBackend:
         linker: wasmtime.Linker,
         module: str,
         name: str,
-        ty: wasmtime.FuncType,
+        sig: Signature,
         impl: Callable[..., Any],
     ) -> None:
+        ty = wasmtime.FuncType(
+            [_VALTYPES[k]() for k in sig.params], [_VALTYPES[k]() for k in sig.results]
+        )
         linker.define_func(module, name, ty, impl, access_caller=True)
 
     def new_store(
@@ -215,6 +179,18 @@ class PublicBackend:
             store, meter, invocation, self.tick_ns, BudgetSpent, pre.instantiate, store
         )
         return instance
+
+    def memory_view(
+        self, store: Any, ctx: int, ref: InstanceRef, name: str
+    ) -> Callable[[], tuple[int, int]]:
+        memory = self.raw_instance(ref).exports(store)[name]
+        assert isinstance(memory, wasmtime.Memory)
+
+        def view() -> tuple[int, int]:
+            base = ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value or 0
+            return base, memory.data_len(store)
+
+        return view
 
     def raw_instance(self, ref: InstanceRef) -> wasmtime.Instance:
         assert isinstance(ref, wasmtime.Instance)
@@ -268,3 +244,25 @@ class PublicBackend:
 
     def serve_stdio(self, meter: Meter, context: Any, log: Any = None) -> None:
         return None  # the WASI functions all run in Python (runtime/wasi/preview1.py)
+
+
+#: How to make each numeric value type.
+_VALTYPES: dict[str, Callable[[], wasmtime.ValType]] = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f32": wasmtime.ValType.f32,
+    "f64": wasmtime.ValType.f64,
+}
+
+_KINDS: dict[type, str] = {
+    wasmtime.FuncType: "func",
+    wasmtime.MemoryType: "memory",
+    wasmtime.TableType: "table",
+    wasmtime.GlobalType: "global",
+}
+
+
+def _describe(ty: object) -> tuple[str, Signature | None]:
+    """``(kind, signature)`` of an extern type (the signature of a function only)."""
+    kind = _KINDS.get(type(ty), type(ty).__name__)
+    return kind, Signature.of(ty) if isinstance(ty, wasmtime.FuncType) else None

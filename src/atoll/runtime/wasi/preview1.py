@@ -25,9 +25,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import wasmtime
+from typing import TYPE_CHECKING, Any
 
 from atoll.errors import GuestError, GuestTrapError
 from atoll.runtime.hostfuncs import CURRENT, I32, I64, HostFunction, check_cpu, fail
@@ -39,6 +37,11 @@ from atoll.runtime.wasi.context import (
     ProcExit,
     WasiContext,
 )
+
+if TYPE_CHECKING:
+    import wasmtime
+else:  # its Trap and Func, imported on first use (the native backend runs without it)
+    from atoll.runtime.lazy import wasmtime
 
 __all__ = [
     "IOV_MAX",

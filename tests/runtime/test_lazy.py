@@ -1,0 +1,159 @@
+"""wasmtime-py imported at first use: a process that serves wasm without it, then fails.
+
+The other tests run in a process that imported wasmtime-py long before (``tests/support``
+does), so the first-use path is checked here, in fresh interpreters: a worker is loaded
+and served without importing it, its buffers and memory work, and the first failures
+(a trap, a stack overflow, the CPU limit, a host function's error) import it and are
+mapped exactly as on a process that had it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from atoll.runtime.backend.auto import BACKEND
+from atoll.runtime.lazy import wasmtime, wasmtime_errors
+from tests.support import WorkerFactory
+
+GUEST = """
+(module
+  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $n)))
+    (local.get $p))
+  (func (export "sum") (param $p i32) (param $n i32) (result i32)
+    (local $s i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $s (i32.add (local.get $s) (i32.load8_u (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next)))
+    (local.get $s))
+  (func (export "one") (result i32) (i32.const 1))
+  (func (export "crash") unreachable)
+  (func $deep (export "deep") (call $deep))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "give_up") (call $abort (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 2)))
+)
+"""
+
+WORKER = """
+import sys
+from atoll import Response
+
+async def fetch(request, env, ctx):
+    what = request.query.get("what")
+    before = "wasmtime" in sys.modules
+    inst = env.G.instantiate()
+    if what == "calls":
+        value = inst.exports.one() + inst.exports.sum(b"\\x01\\x02\\x03")
+        size = inst.memory.size
+        return Response(f"{value} {size} {before} {'wasmtime' in sys.modules}")
+    getattr(inst.exports, what)()
+    return Response("no failure")
+"""
+
+RUN = """
+import asyncio, json, sys
+from pathlib import Path
+from atoll.api import Request
+from atoll.worker import Runtime, load_worker
+
+async def main():
+    worker = load_worker(Path(sys.argv[1]), runtime=Runtime(cache_dir=False), dev=True)
+    out = {"loaded": "wasmtime" in sys.modules}
+    for what in sys.argv[2:]:
+        result = await worker.handle(Request(f"http://t/?what={what}"), "r")
+        error = result.error
+        out[what] = [
+            result.response.status,
+            result.outcome.value,
+            type(error).__name__ if error is not None else None,
+            str(error) if error is not None else result.response.body.decode(),
+        ]
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def serve(root: Path, *whats: str) -> dict[str, object]:
+    """``whats`` requests in a fresh interpreter; what each gave, and if wasmtime-py was
+    imported by the load."""
+    out = subprocess.run(
+        [sys.executable, "-c", RUN, str(root), *whats],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
+        timeout=120,
+    ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+def guest(make_worker: WorkerFactory) -> Path:
+    return make_worker(
+        textwrap.dedent(WORKER), modules={"G": GUEST}, limits="cpu_ms = 200"
+    )
+
+
+@pytest.mark.native_backend
+def test_a_worker_is_loaded_and_served_without_wasmtime_py(guest: Path) -> None:
+    assert BACKEND.name == "native"
+    result = serve(guest, "calls")
+    assert result["loaded"] is False
+    # one() + sum of the bytes 1, 2, 3 through alloc and memory; one page; never imported
+    assert result["calls"] == [200, "ok", None, "7 65536 False False"]
+
+
+@pytest.mark.parametrize(
+    ("what", "error", "outcome", "text"),
+    [
+        ("crash", "GuestTrapError", "exception", "G.crash: wasm trap: wasm `unreachable`"),
+        ("deep", "GuestTrapError", "exception", "G.deep: stack overflow"),
+        ("spin", "CpuLimitError", "exceeded_cpu", "G.spin: exceeded the request's wasm CPU"),
+        ("give_up", "GuestTrapError", "exception", "abort: no message at :1:2"),
+    ],
+)
+def test_the_first_failure_imports_wasmtime_py_and_is_mapped_as_always(
+    guest: Path, what: str, error: str, outcome: str, text: str
+) -> None:
+    result = serve(guest, what, "calls")
+    failed = result[what]
+    assert isinstance(failed, list)
+    assert failed[1:3] == [outcome, error]
+    assert text in failed[3]
+    # the instance after it works, and wasmtime-py is in now (the failure imported it)
+    after = result["calls"]
+    assert isinstance(after, list)
+    assert after[0] == 200
+    assert after[3].endswith("True True")
+
+
+def test_wasmtime_errors_is_empty_only_before_wasmtime_py_is_imported() -> None:
+    import wasmtime as real  # (this test process imported it long ago)
+
+    assert wasmtime_errors() == (real.Trap, real.WasmtimeError)
+    assert wasmtime.Trap is real.Trap
+    code = (
+        "import sys; from atoll.runtime.lazy import wasmtime_errors;"
+        "print(wasmtime_errors(), 'wasmtime' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["()", "False"]
