@@ -106,9 +106,7 @@ def serve(root: Path, *whats: str) -> dict[str, object]:
 
 @pytest.fixture
 def guest(make_worker: WorkerFactory) -> Path:
-    return make_worker(
-        textwrap.dedent(WORKER), modules={"G": GUEST}, limits="cpu_ms = 200"
-    )
+    return make_worker(textwrap.dedent(WORKER), modules={"G": GUEST}, limits="cpu_ms = 200")
 
 
 @pytest.mark.native_backend
