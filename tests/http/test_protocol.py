@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+import uvicorn.server
+import uvloop
 
 from atoll.http import protocol
 from atoll.http.protocol import (
@@ -31,6 +34,7 @@ from atoll.http.protocol import (
     ConnectionPool,
     ServerLimits,
     _HeadHold,
+    protocol_class,
     raise_fd_limit,
 )
 
@@ -256,6 +260,54 @@ def test_refused_connections_are_freed_as_they_close_not_by_the_garbage_collecto
     status, alive = server.get("/protocols")
     assert status == 200
     assert int(alive) <= 5  # this request's, and any not yet told of their close
+
+
+def test_a_refusal_with_more_than_a_linger_already_waiting_resets_without_reading_it() -> None:
+    # 1 MiB waits in the kernel before the node reads: its first read (256 KiB at most)
+    # is refused, and the rest, more than a linger would drop (the head limit), is not
+    # read: the connection is reset at once, and the client still finds its 431.
+    limits = ServerLimits(max_head_bytes=4096)
+    reads: list[int] = []
+
+    class Counting(protocol_class(limits, ConnectionPool(limits, cap=10))):  # type: ignore[misc]
+        def data_received(self, data: bytes) -> None:
+            reads.append(len(data))
+            super().data_received(data)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never reached
+        raise AssertionError(scope)
+
+    async def serve_one(sock: socket.socket) -> None:
+        config = uvicorn.Config(app, http=Counting, lifespan="off", log_config=None)
+        config.load()
+        state = uvicorn.server.ServerState()
+        loop = asyncio.get_running_loop()
+        proto = Counting(config=config, server_state=state, app_state={}, _loop=loop)
+        transport, _ = await loop.connect_accepted_socket(lambda: proto, sock)
+        for _ in range(500):  # until the node closes it
+            if transport.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # (the close completes on the next turns)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with client, server:
+            client.setblocking(False)
+            data = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20)
+            sent = 0
+            with contextlib.suppress(BlockingIOError):
+                while sent < len(data):
+                    sent += client.send(data[sent:])
+            assert sent > (256 << 10) + 4096  # (the kernel holds ~4 MiB on loopback)
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(serve_one(server))
+            client.setblocking(True)
+            client.settimeout(10)
+            answer = client.recv(65536)
+    assert len(reads) == 1  # before: a second read, dropped, then the reset
+    assert parse(answer)[0] == 431
 
 
 # -- logging refusals -------------------------------------------------------------------------

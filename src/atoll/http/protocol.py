@@ -60,10 +60,13 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import resource
 import socket
+import sys
+import termios
 import threading
 import time
 import urllib.parse
@@ -108,9 +111,10 @@ FD_RESERVE = 256
 #: Seconds a refused connection keeps reading (and dropping) what the client still
 #: sends, so that the client reads the refusal instead of a connection reset. It
 #: drops at most as many bytes as a head may hold (:attr:`ServerLimits.max_head_bytes`):
-#: past them the connection is closed (reset), so that a client sending a head of
-#: many MiB costs the node one read or two, not its whole head, while one that
-#: sent at most about twice the limit reads its 431 and a clean close.
+#: past them the connection is closed (reset; at once if more than that waits unread
+#: when it is refused), so that a client sending a head of many MiB costs the node
+#: one read, not its whole head, while one that sent at most about twice the limit
+#: finishes sending and reads its 431 and a clean close.
 LINGER = 2.0
 #: Seconds during which the repeated refusals of one client address are counted
 #: rather than logged one by one (:meth:`ConnectionPool.refused`).
@@ -717,12 +721,26 @@ class AtollHttpProtocol(HttpToolsProtocol):
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
+        if self._unread() > self.limits.max_head_bytes:
+            # More than a linger drops has come already: reading it would only delay the
+            # reset (for each such read, the loop copies it and lets the client send more).
+            self.transport.close()
+            return
         try:
             self.transport.write_eof()
         except (NotImplementedError, OSError, RuntimeError):
             self.transport.close()
             return
         self._linger = self.loop.call_later(LINGER, self.transport.close)
+
+    def _unread(self) -> int:
+        """Bytes the client sent that wait, unread, in the kernel (0 if unknown)."""
+        sock = self.transport.get_extra_info("socket")
+        try:
+            queued = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+        except (AttributeError, OSError):  # no socket, or not a platform with FIONREAD
+            return 0
+        return int.from_bytes(queued, sys.byteorder)
 
     def eof_received(self) -> None:
         if self._lingering:
