@@ -657,10 +657,12 @@ def parse(raw: bytes) -> tuple[int, bytes]:
 
 
 def test_a_large_body_held_by_nothing_but_its_request_is_freed_when_it_ends() -> None:
+    """Without a pool (the C extension's): freed on the reaper's thread."""
     sent = os.urandom(REAP_BYTES)
 
     async def scenario() -> None:
         budget = BodyBudget(64 * MIB)
+        budget.pool = None
         reader = BodyReader(parts(sent[:MIB], sent[MIB:]), 64 * MIB, budget, len(sent))
         request = Request("http://t/", method="POST", reader=reader)
         assert hashlib.sha256(await request.bytes()).digest() == hashlib.sha256(sent).digest()
@@ -678,6 +680,36 @@ def test_a_large_body_held_by_nothing_but_its_request_is_freed_when_it_ends() ->
     asyncio.run(scenario())
 
 
+def test_a_large_body_held_by_nothing_but_its_request_goes_back_to_the_pool() -> None:
+    """Its buffer is the next large body's; unused for POOL_IDLE, its pages go back."""
+    sent = os.urandom(REAP_BYTES + 100)  # its buffer: 9 MiB
+
+    async def scenario() -> None:
+        budget = BodyBudget(64 * MIB)
+        pool = budget.pool
+        assert pool is not None
+        reader = BodyReader(parts(sent[:MIB], sent[MIB:]), 64 * MIB, budget, len(sent))
+        request = Request("http://t/", method="POST", reader=reader)
+        assert hashlib.sha256(await request.bytes()).digest() == hashlib.sha256(sent).digest()
+        reader.release()
+        reader.dispose(request)
+        assert (pool.made, pool.free, pool.resident) == (1, 1, 1)
+        with pytest.raises(RequestError, match="freed when the request ended"):
+            await request.bytes()
+        for _ in range(400):  # unused for POOL_IDLE (2 s): its pages go back (20 s at most)
+            if not pool.resident:
+                break
+            await asyncio.sleep(0.05)
+        assert (pool.trimmed, pool.resident, pool.free) == (1, 0, 1)
+        then = os.urandom(REAP_BYTES + 5)
+        reader = BodyReader(parts(then[:MIB], then[MIB:]), 64 * MIB, budget, len(then))
+        request = Request("http://t/", method="POST", reader=reader)
+        assert await request.bytes() == then
+        assert (pool.made, pool.reused) == (1, 1)
+
+    asyncio.run(scenario())
+
+
 def test_a_large_body_the_worker_keeps_is_not_freed() -> None:
     sent = os.urandom(REAP_BYTES + 1)
 
@@ -688,6 +720,43 @@ def test_a_large_body_the_worker_keeps_is_not_freed() -> None:
         reader.dispose(request)
         assert await request.bytes() is kept
         assert kept == sent
+
+    asyncio.run(scenario())
+
+
+def test_a_pooled_body_the_worker_keeps_is_never_another_bodys() -> None:
+    """A buffer is reused only once nothing but the pool holds it: a body the worker
+    keeps past its request stays as it came while later bodies come, and its buffer is
+    reused once the worker lets it go."""
+    first, later = os.urandom(REAP_BYTES), os.urandom(REAP_BYTES)
+
+    async def read(budget: BodyBudget, sent: bytes) -> tuple[BodyReader, Request, bytes]:
+        reader = BodyReader(parts(sent[:MIB], sent[MIB:]), 64 * MIB, budget, len(sent))
+        request = Request("http://t/", method="POST", reader=reader)
+        return reader, request, await request.bytes()
+
+    async def scenario() -> None:
+        budget = BodyBudget(64 * MIB)
+        pool = budget.pool
+        assert pool is not None
+        reader, request, kept = await read(budget, first)
+        reader.release()
+        reader.dispose(request)  # the worker holds it: it stays the request's
+        assert await request.bytes() is kept
+        del reader, request
+        for _ in range(3):
+            reader, request, body = await read(budget, later)
+            assert body == later
+            assert body is not kept
+            reader.release()
+            reader.dispose(request)
+            del reader, request, body
+        assert kept == first
+        assert (pool.made, pool.reused) == (2, 2)
+        del kept
+        _reader, _request, body = await read(budget, later)
+        assert body == later
+        assert (pool.made, pool.reused) == (2, 3)
 
     asyncio.run(scenario())
 

@@ -1,4 +1,5 @@
-"""atoll.runtime._native.Budget and BodyRead: a request body read on a native thread.
+"""atoll.runtime._native.Budget, BodyRead, Reaper and Pool: a request body read on a native
+thread, freed on another, its memory reused.
 
 ``http/protocol.py`` uses them to read the rest of a large body straight into its
 ``bytes`` without the GIL. Here over a real socket pair: the bytes arrive exact,
@@ -10,6 +11,7 @@ eventfd says so. Waits poll for what happened, with generous deadlines.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import select
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from atoll.runtime._native import BodyRead, Budget, Reaper
+from atoll.runtime._native import BodyRead, Budget, Pool, Reaper
 
 MIB = 1024 * 1024
 RUNNING, DONE, TIMEOUT, CLOSED, STOPPED = range(5)
@@ -424,3 +426,103 @@ def test_a_reaper_used_before_a_fork_reaps_in_the_child() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     del reaper
+
+
+def pool(limit: int = 64 * MIB, idle_ns: int = 60 * SECOND) -> Pool:
+    return Pool(limit, idle_ns, Reaper())
+
+
+def fill(body: bytes, byte: int) -> None:
+    """Write ``byte`` all over a bytes that take() handed out (nobody has read it yet)."""
+    ctypes.memset(ctypes.c_char_p(body), byte, len(body))
+
+
+def test_a_pooled_buffer_is_handed_out_again_only_once_nothing_else_holds_it() -> None:
+    p = pool()
+    first = p.take(10 * MIB)
+    assert len(first) == 10 * MIB
+    assert p.owns(first)
+    assert (p.made, p.held) == (1, 10 * MIB)
+    fill(first, ord("a"))
+    hash(first)  # CPython keeps it in the object
+    kept = first
+    del first
+    second = p.take(10 * MIB)  # ``kept`` still holds the first: not reused
+    assert second is not kept
+    assert p.reused == 0
+    fill(second, ord("b"))
+    assert kept == b"a" * (10 * MIB)
+    del kept, second
+    third = p.take(10 * MIB - 3)  # a free buffer of the size: reused, not made
+    assert (p.made, p.reused, p.held) == (2, 1, 20 * MIB)
+    assert len(third) == 10 * MIB - 3
+    fill(third, ord("c"))
+    assert third == b"c" * (10 * MIB - 3)
+    assert hash(third) == hash(bytes(bytearray(third)))  # not the earlier body's hash
+
+
+def test_the_pool_holds_at_most_its_limit_and_makes_room_from_free_buffers() -> None:
+    p = pool(limit=20 * MIB)
+    a = p.take(12 * MIB)
+    b = p.take(12 * MIB)  # no room while ``a`` is held: a plain bytes, not pooled
+    assert p.owns(a)
+    assert not p.owns(b)
+    assert p.held == 12 * MIB
+    del a, b
+    c = p.take(16 * MIB)  # the free 12 MiB buffer is too small: it goes, to make room
+    assert p.owns(c)
+    assert p.held == 16 * MIB
+    assert p.made == 2
+    del c
+    d = p.take(9 * MIB)  # 16 MiB for 9 would waste more than a quarter: a new one
+    assert p.owns(d)
+    assert p.held == 9 * MIB
+    assert p.reused == 0
+    with pytest.raises(ValueError, match="2 or more"):
+        p.take(1)
+
+
+def test_a_free_buffer_unused_long_enough_gives_its_pages_back_and_is_reused() -> None:
+    p = pool(idle_ns=0)
+    body = p.take(8 * MIB)
+    fill(body, ord("x"))
+    del body
+    p.sweep()
+    assert (p.free, p.resident) == (1, 1)
+    assert p.trim() == 0  # none left holding its pages
+    deadline = time.monotonic() + 60
+    while p.resident:  # the reaper's thread gives them back
+        assert time.monotonic() < deadline, "never trimmed"
+        time.sleep(0.01)
+    assert (p.trimmed, p.free) == (1, 1)
+    again = p.take(8 * MIB)  # pages fault in again, as a new buffer's would
+    assert p.reused == 1
+    fill(again, ord("y"))
+    assert again == b"y" * (8 * MIB)
+
+    recent = pool(idle_ns=3600 * SECOND)
+    body = recent.take(8 * MIB)
+    del body
+    assert recent.trim() == 1
+    assert recent.resident == 1
+
+
+def test_a_body_is_read_into_a_pooled_buffer_after_another_body(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, server = pair
+    p = pool()
+    for _ in range(2):
+        sent = os.urandom(5 * MIB + 11)
+        body = p.take(len(sent))
+        read = BodyRead(server.fileno(), body, 0, Budget(64 * MIB), 30 * SECOND, MIB, 10)
+        read.start()
+        sender = threading.Thread(target=client.sendall, args=(sent,))
+        sender.start()
+        wait_ended(read)
+        sender.join(30)
+        assert read.outcome == DONE
+        assert body == sent
+        read.finish()
+        del read, body
+    assert (p.made, p.reused) == (1, 1)

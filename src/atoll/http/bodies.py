@@ -32,9 +32,11 @@ milliseconds — the first touch of fresh pages costs more than the copy — and
 every event loop of the process, whatever it serves, waits for it. So a body of
 :data:`PRESIZE_BYTES` or more is written, chunk by chunk as it arrives, into
 one ``bytes`` object allocated at its declared ``Content-Length`` and handed to
-the worker as it is (no final copy); one without a ``Content-Length`` (chunked)
-is kept as its chunks and copied into one ``bytes`` at the end, in pieces of at
-most :data:`COPY_SLICE` bytes with the loop free between them.
+the worker as it is (no final copy; one of :data:`REAP_BYTES` or more is a buffer
+of :class:`BodyBudget`'s pool, reused once nothing holds it); one without a
+``Content-Length`` (chunked) is kept as its chunks and copied into one ``bytes``
+at the end, in pieces of at most :data:`COPY_SLICE` bytes with the loop free
+between them.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ from atoll.errors import BodyTooLargeError, RequestError
 
 try:
     from atoll.runtime._native import Budget as NativeBudget
+    from atoll.runtime._native import Pool as _NativePool
     from atoll.runtime._native import Reaper as _NativeReaper
 except ImportError:  # pragma: no cover - a source tree without its build: a lock and an int
     NativeBudget = None  # type: ignore[assignment,misc]
+    _NativePool = None  # type: ignore[assignment,misc]
     _NativeReaper = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
@@ -88,6 +92,9 @@ SEGMENT_BYTES = 4 * MIB
 #: Bodies at least this large are freed off the loop once their request ends
 #: (:meth:`BodyReader.dispose`).
 REAP_BYTES = 8 * MIB
+#: Seconds a pooled body buffer stays unused before its pages go back to the kernel
+#: (:class:`BodyBudget`'s pool).
+POOL_IDLE = 2.0
 #: What is left of a declared body for the server to read it on a thread of its own,
 #: straight into the body's bytes (``http/protocol.py``), instead of on its loop.
 DIRECT_BYTES = 4 * MIB
@@ -102,6 +109,13 @@ class BodyBudget:
     Created once per process (one per :class:`~atoll.http.app.AtollApp`). The count
     is :attr:`counter`: a native one (atomics, usable without the GIL) when the C
     extension is built, else a lock and an int.
+
+    :attr:`pool` (with the C extension, on Linux) reuses the memory of bodies of
+    :data:`REAP_BYTES` or more: a body's buffer, once nothing holds it, is handed to
+    the next large body instead of being freed, so that its pages are not faulted in,
+    zeroed and freed again for each body (``_native.Pool``). It holds at most
+    ``limit`` bytes of buffers, and the pages of one unused for :data:`POOL_IDLE`
+    seconds go back to the kernel.
     """
 
     def __init__(self, limit: int = DEFAULT_BODY_MEMORY) -> None:
@@ -112,6 +126,28 @@ class BodyBudget:
         self.counter: _Counter | NativeBudget = (
             _Counter(limit) if NativeBudget is None else NativeBudget(limit)
         )
+        self.pool = (
+            None
+            if _NativePool is None or _NATIVE_REAPER is None
+            else _NativePool(limit, int(POOL_IDLE * 1e9), _NATIVE_REAPER)
+        )
+        self._trimming = False  # a trim() is scheduled on a loop
+
+    def pooled(self) -> None:
+        """On a loop, when a pooled body was let go: notes it free, and makes sure its
+        pages go back once it has been unused for :data:`POOL_IDLE` seconds."""
+        if self.pool is None:
+            return
+        self.pool.sweep()
+        if not self._trimming:
+            self._trimming = True
+            asyncio.get_running_loop().call_later(POOL_IDLE, self._trim)
+
+    def _trim(self) -> None:
+        self._trimming = False
+        if self.pool is not None and self.pool.trim():  # some not unused long enough yet
+            self._trimming = True
+            asyncio.get_running_loop().call_later(POOL_IDLE / 2, self._trim)
 
     @property
     def used(self) -> int:
@@ -258,14 +294,25 @@ class BodyReader:
     def dispose(self, request: Request) -> None:
         """At the very end of ``request`` (its response sent, its ``wait_until`` work
         done): if a large body it returned is held by nothing but ``request``, take it
-        from the request and free its pages on a thread of its own, without the GIL
-        (freeing 48 MiB holds the GIL and the loop for milliseconds): :func:`_reaper`. The request's
-        body cannot be read after this (:class:`~atoll.errors.RequestError`)."""
+        from the request: a buffer of the budget's pool goes back to the pool (the next
+        large body is written into it), any other has its pages freed on a thread of its
+        own, without the GIL (freeing 48 MiB holds the GIL and the loop for
+        milliseconds): :func:`_reaper`. The request's body cannot be read after this
+        (:class:`~atoll.errors.RequestError`)."""
         body, self.large = self.large, None
-        # Its references: ``body`` here, getrefcount's argument, and the request's.
-        if body is None or not request._body_is(body) or sys.getrefcount(body) != 3:
+        if body is None or not request._body_is(body):
+            return
+        # Its references: ``body`` here, getrefcount's argument, the request's (and
+        # the pool's, if the body is one of its buffers: then it is reused, not freed).
+        pool = self.budget.pool
+        pooled = pool is not None and pool.owns(body)
+        if sys.getrefcount(body) != 3 + pooled:
             return
         request._forget_body(_gone)
+        if pooled:
+            del body  # the pool's is the last reference: the buffer is free
+            self.budget.pooled()
+            return
         # If the Python reaper's thread cannot be made, ``body`` is freed here, on the
         # calling thread (the native reaper does that itself).
         with contextlib.suppress(OSError, RuntimeError):
@@ -312,7 +359,7 @@ class BodySink:
         self.fill: _Unfilled | None = None
         self.room = 0
         if _PRESIZE and declared is not None and PRESIZE_BYTES <= declared <= reader.limit:
-            self.fill = _Unfilled(declared)
+            self.fill = _Unfilled(declared, reader.budget.pool)
             self.room = declared
 
     def feed(self, chunk: bytes) -> bool:
@@ -411,7 +458,7 @@ class BodySink:
             return b"".join(self.chunks)
         # One bytes of the whole size, copied from the chunks and the segments with
         # the loop free every COPY_SLICE bytes; each segment is freed once copied.
-        out = _Unfilled(self.size)
+        out = _Unfilled(self.size, self.reader.budget.pool)
         at = 0
         for chunk in self.chunks:
             at += out.write(at, chunk)
@@ -437,7 +484,8 @@ class _Unfilled:
     """A new ``bytes`` of ``size`` (> 1) bytes, filled by :meth:`write` before anyone sees it.
 
     What C code does with ``PyBytes_FromStringAndSize(NULL, size)``: the memory
-    is allocated but not touched (no zeroing). Each write is a ``memmove`` that
+    is allocated but not touched (no zeroing); or, given a ``pool`` and a size of
+    :data:`REAP_BYTES` or more, the pool's (:class:`BodyBudget`). Each write is a ``memmove`` that
     releases the GIL: the first touch of a fresh page (the kernel zeroes it)
     costs more than the copy, and it must not keep the other event loops of the
     process waiting. ``out`` is given out only once written whole (to everyone
@@ -446,9 +494,10 @@ class _Unfilled:
 
     __slots__ = ("_address", "out")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, pool: _NativePool | None = None) -> None:
         new, address, _memmove, _view = _capi()
-        self.out: bytes = new(None, size)
+        # a large one from the pool (a buffer of an earlier body, or a new one)
+        self.out: bytes = new(None, size) if pool is None or size < REAP_BYTES else pool.take(size)
         self._address: int = address(self.out)
 
     def view(self, start: int, end: int) -> memoryview:

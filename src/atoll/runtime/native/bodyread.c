@@ -2,7 +2,7 @@
  * Budget and BodyRead: the http layer's request bodies (atoll.http.bodies, atoll.http.protocol)
  * read off the GIL.
  *
- * (Reaper, at the end, frees the pages of large bodies the same way.)
+ * (Reaper, at the end, frees the pages of large bodies the same way; Pool reuses them.)
  *
  * Budget is the process's body budget as a counter of bytes that native threads
  * update too (atomics, no lock, no GIL): take(n) reserves n bytes unless the sum
@@ -539,9 +539,15 @@ PyTypeObject BodyReadType = {
  * be made (no thread or memory left) is no error: put() frees the body on the
  * calling thread. */
 
+/* The states of a Pool's slot (below); the reaper marks a trimmed one. */
+enum { SLOT_EMPTY = 0, SLOT_USED, SLOT_FREE, SLOT_TRIMMING, SLOT_TRIMMED };
+
 typedef struct reap_item {
     PyObject *obj;
     struct reap_item *next;
+    Py_ssize_t len;     /* bytes of obj's data whose pages go back */
+    int *state;         /* a Pool's slot to mark trimmed after (or NULL: obj is released) */
+    PyObject *owner;    /* the Pool that holds that slot (held), or NULL */
 } reap_item;
 
 typedef struct {
@@ -586,11 +592,13 @@ static void *reaper_main(void *arg) {
         for (reap_item *it = batch; it != NULL; it = it->next) {
             /* the object is held and read by no one: its contents may go */
             uintptr_t start = (uintptr_t)PyBytes_AS_STRING(it->obj);
-            uintptr_t end = start + (uintptr_t)PyBytes_GET_SIZE(it->obj);
+            uintptr_t end = start + (uintptr_t)it->len;
             uintptr_t first = (start + r->page - 1) / r->page * r->page;
             uintptr_t stop = end / r->page * r->page;
             if (stop > first)
                 (void)madvise((void *)first, stop - first, MADV_DONTNEED);
+            if (it->state != NULL) /* a pool's free buffer: it may be handed out again */
+                __atomic_store_n(it->state, SLOT_TRIMMED, __ATOMIC_RELEASE);
             last = it;
             n++;
         }
@@ -605,6 +613,7 @@ static unsigned long long reap_free(reap_item *it) {
     while (it != NULL) {
         reap_item *next = it->next;
         Py_DECREF(it->obj);
+        Py_XDECREF(it->owner);
         PyMem_RawFree(it);
         it = next;
         n++;
@@ -628,11 +637,10 @@ static PyObject *Reaper_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     return (PyObject *)r;
 }
 
-static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
-    if (!PyBytes_CheckExact(body)) {
-        PyErr_SetString(PyExc_TypeError, "Reaper.put() takes a bytes object");
-        return NULL;
-    }
+/* Hand `body` (held) to the thread: its pages [0, len) go back, then it is released; if
+ * `state`, a slot of the Pool `owner` is marked trimmed after (GIL held). -1: no memory. */
+static int reaper_give(ReaperObject *r, PyObject *body, Py_ssize_t len, int *state,
+                       PyObject *owner) {
     reaper_collect(r);
     pid_t pid = getpid();
     if (r->pid != pid) {
@@ -643,14 +651,19 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
         r->pid = pid;
     }
     reap_item *it = PyMem_RawMalloc(sizeof *it);
-    if (it == NULL)
-        return PyErr_NoMemory();
+    if (it == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     it->obj = Py_NewRef(body);
+    it->len = len;
+    it->state = state;
+    it->owner = Py_XNewRef(owner);
     reap_push(&r->todo, it, it);
     int idle = 0;
     if (!__atomic_compare_exchange_n(&r->running, &idle, 1, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST))
-        return Py_NewRef(Py_None); /* the running thread takes it */
+        return 0; /* the running thread takes it */
     pthread_t thread;
     __atomic_add_fetch(&r->threads, 1, __ATOMIC_SEQ_CST);
     if (br_spawn(&thread, reaper_main, r, 1) != 0) {
@@ -658,8 +671,21 @@ static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
         __atomic_sub_fetch(&r->threads, 1, __ATOMIC_SEQ_CST);
         reap_item *batch = __atomic_exchange_n(&r->todo, NULL, __ATOMIC_SEQ_CST);
         __atomic_store_n(&r->running, 0, __ATOMIC_SEQ_CST);
+        for (reap_item *item = batch; item != NULL; item = item->next)
+            if (item->state != NULL) /* not trimmed, but free to hand out again */
+                __atomic_store_n(item->state, SLOT_TRIMMED, __ATOMIC_RELEASE);
         __atomic_add_fetch(&r->reaped, reap_free(batch), __ATOMIC_RELEASE);
     }
+    return 0;
+}
+
+static PyObject *Reaper_put(ReaperObject *r, PyObject *body) {
+    if (!PyBytes_CheckExact(body)) {
+        PyErr_SetString(PyExc_TypeError, "Reaper.put() takes a bytes object");
+        return NULL;
+    }
+    if (reaper_give(r, body, PyBytes_GET_SIZE(body), NULL, NULL) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -714,4 +740,276 @@ PyTypeObject ReaperType = {
     .tp_dealloc = (destructor)Reaper_dealloc,
     .tp_methods = Reaper_methods,
     .tp_getset = Reaper_getset,
+};
+
+/* ---- Pool -------------------------------------------------------------------- */
+
+/* Reuses the memory of large bodies: take(size) hands out a bytes of len `size` made,
+ * when one fits, of a buffer that held a body before. A fresh body's pages cost more
+ * than their copy: each faults in (allocated, zeroed, charged), and they cost again
+ * when freed; under a stream of large bodies that was some 40 % of the node's CPU per
+ * body. So the
+ * pool keeps the buffers it made, up to `limit` bytes, and hands one out again once
+ * nothing but the pool holds it (its reference count is 1: no one can read it).
+ *
+ * A pooled buffer is a bytes made at its capacity (the size rounded up to a MiB) whose
+ * len is set to each body's size (Py_SET_SIZE; its cached hash reset): CPython frees a
+ * bytes by its pointer, never by its len. trim() (with the GIL, from a timer of the
+ * loop) gives the pages of buffers free for `idle_ns` back to the kernel on the
+ * Reaper's thread: once bodies stop coming the pool holds address space, not memory.
+ *
+ * A slot's state (atomic; all moves with the GIL but the reaper's):
+ *   USED (handed out; or free, not seen yet) -> FREE (seen with refcount 1)
+ *   FREE -> TRIMMING (trim) -> TRIMMED (the reaper, once the pages went back)
+ *   FREE or TRIMMED -> USED (take) or EMPTY (evicted to make room) */
+
+#define POOL_SLOTS 64
+#define POOL_ROUND (1024 * 1024)
+
+typedef struct {
+    PyObject *obj;     /* held while not EMPTY */
+    Py_ssize_t cap;    /* bytes its data holds */
+    int state;         /* atomic */
+    long long idle_ns; /* CLOCK_MONOTONIC when it was seen free */
+} pool_slot;
+
+typedef struct {
+    PyObject_HEAD
+    pool_slot slots[POOL_SLOTS];
+    long long limit;   /* capacity held at most */
+    long long held;    /* capacity held */
+    long long idle_ns; /* a free buffer's pages go back after this long unused */
+    ReaperObject *reaper;
+    unsigned long long made, reused, trimmed;
+} PoolObject;
+
+static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *names[] = {"limit", "idle_ns", "reaper", NULL};
+    long long limit, idle_ns;
+    PyObject *reaper;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LLO!:Pool", names, &limit, &idle_ns,
+                                     &ReaperType, &reaper))
+        return NULL;
+    if (limit < 0 || idle_ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "Pool: limit and idle_ns must not be negative");
+        return NULL;
+    }
+    PoolObject *p = (PoolObject *)type->tp_alloc(type, 0);
+    if (p == NULL)
+        return NULL;
+    p->limit = limit;
+    p->idle_ns = idle_ns;
+    p->reaper = (ReaperObject *)Py_NewRef(reaper);
+    return (PyObject *)p;
+}
+
+/* Note the buffers handed out that nothing else holds now: their idle time starts. */
+static void pool_sweep(PoolObject *p) {
+    long long now = 0;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        pool_slot *s = &p->slots[i];
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_USED && Py_REFCNT(s->obj) == 1) {
+            if (now == 0)
+                now = br_now_ns();
+            s->idle_ns = now;
+            __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+/* Move a free slot (FREE or TRIMMED, not TRIMMING) to `to`. */
+static int pool_claim(pool_slot *s, int to) {
+    int from = SLOT_FREE;
+    if (__atomic_compare_exchange_n(&s->state, &from, to, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 1;
+    from = SLOT_TRIMMED;
+    return __atomic_compare_exchange_n(&s->state, &from, to, 0, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+
+static int pool_is_free(pool_slot *s) {
+    int state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    return state == SLOT_FREE || state == SLOT_TRIMMED;
+}
+
+static PyObject *pool_hand_out(PyObject *obj, Py_ssize_t size) {
+    Py_SET_SIZE(obj, size);
+    PyBytes_AS_STRING(obj)[size] = '\0';
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    ((PyBytesObject *)obj)->ob_shash = -1; /* a hash taken was another body's */
+#pragma GCC diagnostic pop
+    return Py_NewRef(obj);
+}
+
+/* Let go of a free slot's buffer: its pages go back on the reaper's thread. */
+static int pool_evict(PoolObject *p, pool_slot *s) {
+    if (!pool_claim(s, SLOT_EMPTY))
+        return 0;
+    PyObject *obj = s->obj;
+    s->obj = NULL;
+    p->held -= s->cap;
+    if (reaper_give(p->reaper, obj, s->cap, NULL, NULL) < 0)
+        PyErr_Clear(); /* no memory for the reaper's note: freed here */
+    s->cap = 0;
+    Py_DECREF(obj);
+    return 1;
+}
+
+static PyObject *Pool_take(PoolObject *p, PyObject *arg) {
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    if (size < 2) { /* a bytes of one byte may be CPython's shared singleton */
+        PyErr_SetString(PyExc_ValueError, "Pool.take(): the size must be 2 or more");
+        return NULL;
+    }
+    pool_sweep(p);
+    /* the smallest free buffer that holds it, wasting at most a quarter (and a MiB) */
+    pool_slot *best = NULL;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        pool_slot *s = &p->slots[i];
+        if (pool_is_free(s) && s->cap >= size && s->cap - size <= s->cap / 4 + POOL_ROUND &&
+            (best == NULL || s->cap < best->cap))
+            best = s;
+    }
+    if (best != NULL && pool_claim(best, SLOT_USED)) {
+        p->reused++;
+        return pool_hand_out(best->obj, size);
+    }
+    if (size > p->limit)
+        return PyBytes_FromStringAndSize(NULL, size); /* never pooled */
+    Py_ssize_t cap = (size + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
+    if (cap > p->limit)
+        cap = size;
+    /* room: free buffers go, the longest unused first */
+    while (p->held + cap > p->limit) {
+        pool_slot *oldest = NULL;
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            pool_slot *s = &p->slots[i];
+            if (pool_is_free(s) && (oldest == NULL || s->idle_ns < oldest->idle_ns))
+                oldest = s;
+        }
+        if (oldest == NULL || !pool_evict(p, oldest))
+            break;
+    }
+    pool_slot *empty = NULL;
+    for (int i = 0; i < POOL_SLOTS && empty == NULL; i++)
+        if (__atomic_load_n(&p->slots[i].state, __ATOMIC_ACQUIRE) == SLOT_EMPTY)
+            empty = &p->slots[i];
+    if (empty == NULL || p->held + cap > p->limit)
+        return PyBytes_FromStringAndSize(NULL, size); /* the pool is full of bodies in use */
+    PyObject *obj = PyBytes_FromStringAndSize(NULL, cap);
+    if (obj == NULL)
+        return NULL;
+    empty->obj = obj;
+    empty->cap = cap;
+    p->held += cap;
+    p->made++;
+    __atomic_store_n(&empty->state, SLOT_USED, __ATOMIC_RELEASE);
+    return pool_hand_out(obj, size);
+}
+
+static PyObject *Pool_owns(PoolObject *p, PyObject *obj) {
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (p->slots[i].obj == obj)
+            Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Pool_sweep(PoolObject *p, PyObject *unused) {
+    pool_sweep(p);
+    Py_RETURN_NONE;
+}
+
+/* Free buffers unused for idle_ns give their pages back (on the reaper's thread).
+ * Returns how many free buffers still hold theirs (a later trim() may take them). */
+static PyObject *Pool_trim(PoolObject *p, PyObject *unused) {
+    pool_sweep(p);
+    reaper_collect(p->reaper);
+    long long now = br_now_ns();
+    int resident = 0;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        pool_slot *s = &p->slots[i];
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_FREE)
+            continue;
+        int from = SLOT_FREE;
+        if (now - s->idle_ns < p->idle_ns ||
+            !__atomic_compare_exchange_n(&s->state, &from, SLOT_TRIMMING, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            resident++;
+            continue;
+        }
+        if (reaper_give(p->reaper, s->obj, s->cap, &s->state, (PyObject *)p) < 0) {
+            __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
+            return NULL;
+        }
+        p->trimmed++;
+    }
+    return PyLong_FromLong(resident);
+}
+
+static PyObject *Pool_get_free(PoolObject *p, void *unused) {
+    int n = 0;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        int state = __atomic_load_n(&p->slots[i].state, __ATOMIC_ACQUIRE);
+        n += state == SLOT_FREE || state == SLOT_TRIMMING || state == SLOT_TRIMMED;
+    }
+    return PyLong_FromLong(n);
+}
+
+static PyObject *Pool_get_resident(PoolObject *p, void *unused) {
+    int n = 0;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        int state = __atomic_load_n(&p->slots[i].state, __ATOMIC_ACQUIRE);
+        n += state == SLOT_FREE || state == SLOT_TRIMMING;
+    }
+    return PyLong_FromLong(n);
+}
+
+static void Pool_dealloc(PoolObject *p) {
+    /* a slot being trimmed holds the pool: none is left here */
+    for (int i = 0; i < POOL_SLOTS; i++)
+        Py_CLEAR(p->slots[i].obj);
+    Py_CLEAR(p->reaper);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyMethodDef Pool_methods[] = {
+    {"take", (PyCFunction)Pool_take, METH_O,
+     "take(size) -> bytes: a new bytes of len size, its contents undefined (fill it before "
+     "anyone reads it); made of a free pooled buffer when one fits"},
+    {"owns", (PyCFunction)Pool_owns, METH_O, "owns(body) -> bool: body is one of the pool's"},
+    {"sweep", (PyCFunction)Pool_sweep, METH_NOARGS,
+     "sweep(): note the buffers nothing but the pool holds now (their idle time starts)"},
+    {"trim", (PyCFunction)Pool_trim, METH_NOARGS,
+     "trim() -> int: free buffers unused for idle_ns give their pages back (on the reaper's "
+     "thread); returns how many free buffers still hold theirs"},
+    {NULL}};
+
+static PyMemberDef Pool_members[] = {
+    {"limit", T_LONGLONG, offsetof(PoolObject, limit), READONLY, "bytes of buffers at most"},
+    {"held", T_LONGLONG, offsetof(PoolObject, held), READONLY, "bytes of buffers held"},
+    {"made", T_ULONGLONG, offsetof(PoolObject, made), READONLY, "buffers made"},
+    {"reused", T_ULONGLONG, offsetof(PoolObject, reused), READONLY, "buffers handed out again"},
+    {"trimmed", T_ULONGLONG, offsetof(PoolObject, trimmed), READONLY,
+     "times a free buffer's pages were given back"},
+    {NULL}};
+
+static PyGetSetDef Pool_getset[] = {
+    {"free", (getter)Pool_get_free, NULL, "buffers free now (as last seen)", NULL},
+    {"resident", (getter)Pool_get_resident, NULL,
+     "free buffers whose pages have not been given back yet", NULL},
+    {NULL}};
+
+PyTypeObject PoolType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atoll.runtime._native.Pool",
+    .tp_basicsize = sizeof(PoolObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Pool(limit, idle_ns, reaper): reuses the memory of large request bodies",
+    .tp_new = Pool_new,
+    .tp_dealloc = (destructor)Pool_dealloc,
+    .tp_methods = Pool_methods,
+    .tp_members = Pool_members,
+    .tp_getset = Pool_getset,
 };

@@ -8,7 +8,7 @@
  *   wasi.c     Stdio and the WASI preview 1 calls of a CGI run served in C (no GIL)
  *   log.c      LogBook (a request's log counters) and atoll:log.write served in C (no GIL)
  *   watch.c    Watch: the http stall watch's periodic check on a native thread (no GIL)
- *   bodyread.c Budget, BodyRead, Reaper: request bodies read and freed on native threads
+ *   bodyread.c Budget, BodyRead, Reaper, Pool: request bodies read and freed on native threads
  *              (no GIL)
  *
  * It links against nothing: atoll.runtime.capi passes the addresses of the C
@@ -232,6 +232,7 @@ extern PyTypeObject WatchType; /* watch.c */
 extern PyTypeObject BudgetType; /* bodyread.c */
 extern PyTypeObject BodyReadType; /* bodyread.c */
 extern PyTypeObject ReaperType; /* bodyread.c */
+extern PyTypeObject PoolType;   /* bodyread.c */
 
 /* A host function served in C, for a store with a Meter: NULL when it answered (vals[0]
  * holds the result, if any), a trap, or FALLBACK when the Python implementation must

@@ -1349,7 +1349,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyType_Ready(&TickerType) < 0 || PyType_Ready(&StdioType) < 0 ||
         PyType_Ready(&LogBookType) < 0 || PyType_Ready(&WatchType) < 0 ||
         PyType_Ready(&BudgetType) < 0 || PyType_Ready(&BodyReadType) < 0 ||
-        PyType_Ready(&ReaperType) < 0)
+        PyType_Ready(&ReaperType) < 0 || PyType_Ready(&PoolType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL)
@@ -1372,6 +1372,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Budget", (PyObject *)&BudgetType) < 0 ||
         PyModule_AddObjectRef(m, "BodyRead", (PyObject *)&BodyReadType) < 0 ||
         PyModule_AddObjectRef(m, "Reaper", (PyObject *)&ReaperType) < 0 ||
+        PyModule_AddObjectRef(m, "Pool", (PyObject *)&PoolType) < 0 ||
         PyModule_AddIntConstant(m, "LOG_WRITE_NATIVE", LOG_WRITE_NATIVE) < 0 ||
         PyModule_AddStringConstant(m, "INTERRUPT_MARKER", INTERRUPT_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SLOTS", MAX_SLOTS) < 0)
