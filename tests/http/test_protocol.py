@@ -203,6 +203,23 @@ def test_a_head_over_the_limit_in_one_read_is_refused_without_waiting_for_more(
     assert b"over 4096 bytes" in body
 
 
+def test_a_head_just_within_the_limit_and_its_body_in_one_read_are_served(
+    serving: Callable[..., Server],
+) -> None:
+    # The read is longer than a head may be: the node parses the head's part first, then
+    # (the head having ended there) the body after it.
+    server = serving(max_head_bytes=4096)
+    body = bytes(range(256)) * 80
+    head = b"POST /stream HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 3950 + b"\r\n"
+    head += b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    assert len(head) > 4000
+    with server.connect() as sock:
+        sock.sendall(head + body)
+        raw = read_all(sock)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert body in raw  # (in one chunk: the answer is chunked)
+
+
 def test_a_head_after_a_body_in_the_same_read_is_counted_from_its_own_start(
     serving: Callable[..., Server],
 ) -> None:

@@ -452,7 +452,18 @@ class AtollHttpProtocol(HttpToolsProtocol):
         between = not self._in_message  # a new request starts at this read's first byte
         cycle = self.cycle
         try:
-            self.parser.feed_data(data)
+            cut = self.limits.max_head_bytes + _METHOD_ROOM
+            if between and len(data) > cut:
+                # The read begins a head: parse no more of it than a head may hold (the
+                # rest of a huge one is never parsed), and the rest only if it ended there.
+                view = memoryview(data)
+                self.parser.feed_data(view[:cut])
+                if self._in_head and self.cycle is cycle:
+                    self._refuse(431, self._too_large())
+                    return
+                self.parser.feed_data(view[cut:])
+            else:
+                self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -1153,6 +1164,11 @@ def _nothing() -> None:
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a head that is over a limit."""
 
+
+#: Bytes of a read parsed past the head limit, at first, when a head begins it: room for
+#: the method before the URL, so that a request line over the limit is told from
+#: headers over it (414, not 431).
+_METHOD_ROOM = 64
 
 _REASONS = {
     400: b"Bad Request",
