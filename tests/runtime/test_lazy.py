@@ -155,3 +155,47 @@ def test_wasmtime_errors_is_empty_only_before_wasmtime_py_is_imported() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["()", "False"]
+
+
+KV_RUN = """
+import asyncio, json, sys
+from pathlib import Path
+from atoll.api import Request
+from atoll.bindings.kv import kv_bindings, open_backend
+from atoll.worker import Runtime, load_worker
+
+async def main():
+    backend = open_backend("memory", state_dir=Path(sys.argv[2]))
+    worker = load_worker(
+        Path(sys.argv[1]), runtime=Runtime(cache_dir=False), dev=True,
+        extra_bindings=kv_bindings(backend),
+    )
+    ops = [["put", "CACHE", "k", "h\\u00e9llo", 0], ["get", "CACHE", "k"]]
+    request = Request("http://kv.test/", method="POST", body=json.dumps(ops))
+    result = await worker.handle(request, "r")
+    body = json.loads(result.response.body)
+    print(json.dumps([result.response.status, body, "wasmtime" in sys.modules]))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.native_backend
+def test_a_kv_get_hands_the_guest_its_value_without_wasmtime_py(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    # atoll:kv's get copies the value into a buffer of the guest's alloc, found and
+    # called from inside the host function (RawCaller.function, FastCaller.call_ids)
+    from tests.bindings.kv.test_kv_host import GUEST as KV_GUEST
+    from tests.bindings.kv.test_kv_host import KV_TOML, RUNNER
+
+    root = make_worker(RUNNER, modules={"GUEST": KV_GUEST}, extra=KV_TOML)
+    out = subprocess.run(
+        [sys.executable, "-c", KV_RUN, str(root), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
+        timeout=120,
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == [200, [0, "héllo"], False]

@@ -68,7 +68,12 @@ from atoll.runtime.libwasmtime import (
     cfn,
     installed_wasmtime_version,
 )
-from atoll.runtime.native_setup import FuncType, set_store_limits, wasmtime_error
+from atoll.runtime.native_setup import (
+    FuncType,
+    functype_signature,
+    set_store_limits,
+    wasmtime_error,
+)
 from atoll.runtime.signature import Signature
 
 if TYPE_CHECKING:  # wasmtime-py: imported only where its objects are made (see the notes)
@@ -190,7 +195,14 @@ def failure(err: int, trap: int) -> BaseException:
 
 
 def context_address(store: wasmtime.Store | wasmtime.Caller | MeteredStore | RawCaller) -> int:
-    """The ``wasmtime_context_t*`` of a store (or of a host call's caller), as an int."""
+    """The ``wasmtime_context_t*`` of a store (or of a host call's caller), as an int.
+    Raises ``ValueError`` for a closed store."""
+    if isinstance(store, MeteredStore):  # (without wasmtime-py's pointer types)
+        if not store.address:
+            raise ValueError("already closed")
+        return store.ctx
+    if isinstance(store, RawCaller):
+        return store.ctx
     return address(store._context())
 
 
@@ -441,6 +453,17 @@ class FastCaller:
 
     __call__ = call
 
+    def call_ids(
+        self, caller: RawCaller, store_id: int, private: int, *args: int | float
+    ) -> int | float | tuple[int | float, ...] | None:
+        """:meth:`call` of the function ``RawCaller.function`` found (its ids), from
+        inside a host function; the same preconditions and errors."""
+        try:
+            result: Any = self._sig.call(caller.ctx, store_id, private, *args)
+        except CallFailed as failed:
+            raise failure(*failed.args) from None
+        return result  # type: ignore[no-any-return]
+
     def bind(self, meter: Meter, ctx: int, store_id: int, private: int) -> Bound:
         """A :class:`Bound` call of one function (``export_raw``'s ids) in the store at ``ctx``."""
         return _native.Bound(self._sig, meter, ctx, store_id, private)
@@ -560,6 +583,27 @@ _caller_export_get = cfn(
 _caller_context = cfn("wasmtime_caller_context", _P, _P)
 
 
+class _FuncT(ctypes.Structure):
+    """``wasmtime_func_t`` (native/module.h's ``wt_func_t``: 16 bytes)."""
+
+    _fields_ = (("store_id", ctypes.c_uint64), ("private", _P))
+
+
+class _ExternT(ctypes.Structure):
+    """``wasmtime_extern_t`` holding a function (``wt_extern_t``: 32 bytes)."""
+
+    _fields_ = (
+        ("kind", ctypes.c_uint8),
+        ("store_id", ctypes.c_uint64),  # of.func, at offset 8
+        ("private", _P),
+        ("_rest", ctypes.c_uint64),
+    )
+
+
+_func_type = cfn("wasmtime_func_type", _P, _P, ctypes.POINTER(_FuncT))
+_functype_delete = cfn("wasm_functype_delete", None, _P)
+
+
 class RawCaller:
     """What a host function registered by :func:`define_host_func` receives.
 
@@ -570,17 +614,42 @@ class RawCaller:
     during the host call.
     """
 
-    __slots__ = ("__context", "_ptr")
+    __slots__ = ("__context", "_ctx", "_ptr")
 
     def __init__(self, ptr: int) -> None:
         self._ptr = ptr
+        self._ctx = 0
         self.__context: Any = None
+
+    @property
+    def ctx(self) -> int:
+        """The caller's store context address."""
+        if not self._ctx:
+            self._ctx = _caller_context(self._ptr) or 0
+        return self._ctx
 
     def _context(self) -> Any:
         if self.__context is None:
-            ctx = _caller_context(self._ptr)
-            self.__context = ctypes.cast(ctx, ctypes.POINTER(_ffi().wasmtime_context_t))
+            self.__context = ctypes.cast(self.ctx, ctypes.POINTER(_ffi().wasmtime_context_t))
         return self.__context
+
+    def function(self, name: str) -> tuple[Signature, tuple[int, int]] | None:
+        """The caller's exported function ``name``: its signature and its ids (for
+        :meth:`FastCaller.call_ids`), without wasmtime-py; ``None`` if it exports no
+        function so named."""
+        raw = name.encode()
+        item = _ExternT()
+        if not _caller_export_get(self._ptr, raw, len(raw), ctypes.byref(item)):
+            return None
+        if item.kind != _EXTERN_FUNC:
+            return None
+        func = _FuncT(item.store_id, item.private)
+        functype = _func_type(self.ctx, ctypes.byref(func))
+        try:
+            sig = functype_signature(functype)
+        finally:
+            _functype_delete(functype)
+        return sig, (func.store_id, func.private or 0)
 
     def get(self, name: str) -> wasmtime.Func | wasmtime.Memory | None:
         """The caller's export ``name`` as a wasmtime-py object (imports wasmtime-py)."""

@@ -32,6 +32,7 @@ __all__ = [
     "Linker",
     "Module",
     "enable_pooling",
+    "functype_signature",
     "new_config",
     "set_store_limits",
     "wasmtime_error",
@@ -246,10 +247,12 @@ def _extern(externtype: int) -> tuple[str, Signature | None]:
     kind = _EXTERN_KINDS[kind_code] if kind_code < len(_EXTERN_KINDS) else f"extern#{kind_code}"
     if kind != "func":
         return kind, None
-    functype = _externtype_as_functype(externtype)
-    return kind, Signature(
-        _valtypes(_functype_params(functype)), _valtypes(_functype_results(functype))
-    )
+    return kind, functype_signature(_externtype_as_functype(externtype))
+
+
+def functype_signature(functype: int) -> Signature:
+    """The signature of a ``wasm_functype_t`` (borrowed)."""
+    return Signature(_valtypes(_functype_params(functype)), _valtypes(_functype_results(functype)))
 
 
 def _valtypes(vec: Any) -> tuple[str, ...]:

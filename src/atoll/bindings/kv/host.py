@@ -165,14 +165,14 @@ class _Call:
         if not data:
             return 0
         size = len(data)
-        alloc = self.caller.get("alloc")
-        if not isinstance(alloc, wasmtime.Func):
+        found = BACKEND.guest_function(self.caller, "alloc")
+        if found is None:
             self.trap(
                 "the guest exports no alloc(len) -> ptr, which atoll:kv needs to return bytes",
                 hint="export alloc (see docs/wasm-abi.md)",
             )
-        # Signature.of, not str(): wasmtime-py's str() aborts the process on v128.
-        sig = Signature.of(alloc.type(self.caller))
+        # a Signature, not wasmtime-py's str(), which aborts the process on v128
+        sig, alloc = found
         if sig != _ALLOC_SIG:
             self.trap(f"the guest's alloc must be (len: i32) -> i32, not {sig}")
         self._view = None  # the guest runs: its memory may grow and move

@@ -121,14 +121,15 @@ class _Call:
 
     def give(self, data: bytes) -> int:
         """Copy ``data`` into a buffer of the guest's ``alloc``: ``(ptr << 32) | len``."""
-        alloc = self.caller.get("alloc")
-        if not isinstance(alloc, wasmtime.Func):
+        found = BACKEND.guest_function(self.caller, "alloc")
+        if found is None:
             self.trap(
                 "the guest exports no alloc(len) -> ptr, which atoll:http needs to return "
                 "the response",
                 hint="export alloc (see docs/outbound.md)",
             )
-        if Signature.of(alloc.type(self.caller)) != _ALLOC_SIG:
+        sig, alloc = found
+        if sig != _ALLOC_SIG:
             self.trap("the guest's alloc must be (len: i32) -> i32")
         size = len(data)
         try:

@@ -200,11 +200,16 @@ class Backend(Protocol):
         Raises like :meth:`instantiate`."""
         ...
 
-    def call_back(
-        self, caller: Any, func: wasmtime.Func, prepared: Prepared, *args: int | float
-    ) -> Any:
-        """Call guest ``func`` from inside a host function (``caller`` is what the
-        host function received); ``prepared`` is :meth:`prepare` for its signature."""
+    def guest_function(self, caller: Any, name: str) -> tuple[Signature, Any] | None:
+        """The calling guest's exported function ``name``, from inside a host function
+        (``caller`` is what it received): ``(signature, func)`` for :meth:`call_back`;
+        ``None`` if the guest exports no function so named."""
+        ...
+
+    def call_back(self, caller: Any, func: Any, prepared: Prepared, *args: int | float) -> Any:
+        """Call guest ``func`` (a ``wasmtime.Func``, or what :meth:`guest_function`
+        gave) from inside a host function (``caller`` is what the host function
+        received); ``prepared`` is :meth:`prepare` for its signature."""
         ...
 
     def failure(self, failed: Exception) -> BaseException:

@@ -9,7 +9,8 @@ this backend's store and meter.
 The engine, modules and linker are ``native_setup``'s (wasmtime's C API through
 ctypes), and a served request's path does not import wasmtime-py: only a failure
 (its exceptions are wasmtime-py's), a non-numeric export and the public API's
-objects (``Instance.raw``, ``RawCaller.get``) do.
+objects (``Instance.raw``, ``RawCaller.get``; host functions find the guest's
+``alloc`` with :meth:`guest_function`, without it) do.
 """
 
 from __future__ import annotations
@@ -170,9 +171,18 @@ class NativeBackend:
         assert isinstance(ref, tuple)
         return capi.run_export(meter, invocation, ctx, ref, raw_name)  # type: ignore[arg-type]
 
-    def call_back(
-        self, caller: Any, func: wasmtime.Func, prepared: Prepared, *args: int | float
-    ) -> Any:
+    def guest_function(self, caller: Any, name: str) -> tuple[Signature, Any] | None:
+        if isinstance(caller, capi.RawCaller):  # without wasmtime-py
+            return caller.function(name)
+        func = caller.get(name)
+        if func is None or not hasattr(func, "_func"):  # (not a function)
+            return None
+        return Signature.of_func(caller, func), func
+
+    def call_back(self, caller: Any, func: Any, prepared: Prepared, *args: int | float) -> Any:
+        if isinstance(func, tuple):  # guest_function's ids
+            assert isinstance(prepared, capi.FastCaller), "a numeric signature"
+            return prepared.call_ids(caller, func[0], func[1], *args)
         if isinstance(prepared, capi.FastCaller):
             return prepared.call(caller, func, *args)
         return func(caller, *args)

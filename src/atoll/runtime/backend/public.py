@@ -225,9 +225,13 @@ class PublicBackend:
     ) -> bool:
         return False
 
-    def call_back(
-        self, caller: Any, func: wasmtime.Func, prepared: Prepared, *args: int | float
-    ) -> Any:
+    def guest_function(self, caller: Any, name: str) -> tuple[Signature, Any] | None:
+        func = caller.get(name)
+        if not isinstance(func, wasmtime.Func):
+            return None
+        return Signature.of_func(caller, func), func
+
+    def call_back(self, caller: Any, func: Any, prepared: Prepared, *args: int | float) -> Any:
         return func(caller, *args)
 
     def failure(self, failed: Exception) -> BaseException:
