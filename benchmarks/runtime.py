@@ -88,7 +88,11 @@ def bench_calls(n: int) -> dict[str, float]:
     # Public wasmtime-py path with the same module, for the ratio.
     engine = runtime.engine.engine
     module = worker.modules["RUST_MODULE"].module
-    pre = runtime.linker.linker.instantiate_pre(module)
+    linker = runtime.linker.linker
+    if not isinstance(engine, wasmtime.Engine):  # the native backend's: wasmtime-py's views
+        engine, module = engine.to_wasmtime_py(), module.to_wasmtime_py()
+        linker = linker.to_wasmtime_py()
+    pre = linker.instantiate_pre(module)
 
     def public_fresh() -> None:
         store = wasmtime.Store(engine)

@@ -26,17 +26,7 @@ def as_wasmtime_py(engine: Any, module: Any) -> tuple[wasmtime.Engine, wasmtime.
     wasmtime-py objects holding clones of the same C engine and module."""
     if isinstance(engine, wasmtime.Engine):
         return engine, module
-    import ctypes
-
-    from wasmtime import _ffi as ffi
-
-    raw_engine = ctypes.cast(engine.ptr(), ctypes.POINTER(ffi.wasm_engine_t))
-    raw_module = ctypes.cast(module.ptr(), ctypes.POINTER(ffi.wasmtime_module_t))
-    py_engine: wasmtime.Engine = wasmtime.Engine.__new__(wasmtime.Engine)
-    py_engine._set_ptr(ffi.wasmtime_engine_clone(raw_engine))
-    py_module: wasmtime.Module = wasmtime.Module.__new__(wasmtime.Module)
-    py_module._set_ptr(ffi.wasmtime_module_clone(raw_module))
-    return py_engine, py_module
+    return engine.to_wasmtime_py(), module.to_wasmtime_py()
 
 
 def wat(text: str) -> bytes:

@@ -133,6 +133,18 @@ class _Owned:
             type(self)._free(pointer)
 
 
+def _wasmtime_py(cls_name: str, ptr_type: str, clone: str, pointer: c_void_p) -> Any:
+    """A wasmtime-py object of class ``cls_name`` owning a clone (``clone``) of the C
+    object at ``pointer``: the same engine, module or linker, for its public API."""
+    import wasmtime
+    from wasmtime import _ffi as ffi
+
+    cls = getattr(wasmtime, cls_name)
+    obj = cls.__new__(cls)
+    obj._set_ptr(getattr(ffi, clone)(ctypes.cast(pointer, POINTER(getattr(ffi, ptr_type)))))
+    return obj
+
+
 class Config(_Owned):
     """A ``wasm_config_t`` (:func:`new_config`); consumed by :class:`Engine`."""
 
@@ -172,6 +184,10 @@ class Engine(_Owned):
             raise ValueError("the config was used already")
         super().__init__(_engine_new(pointer))
 
+    def to_wasmtime_py(self) -> Any:
+        """A ``wasmtime.Engine`` of this engine (imports wasmtime-py; benchmarks, tests)."""
+        return _wasmtime_py("Engine", "wasm_engine_t", "wasmtime_engine_clone", self.ptr())
+
 
 class Module(_Owned):
     """A compiled ``wasmtime_module_t``: :meth:`deserialize`\\ d or :meth:`compile`\\ d."""
@@ -194,6 +210,10 @@ class Module(_Owned):
         if error:
             raise wasmtime_error(error)
         return cls(out.value or 0)
+
+    def to_wasmtime_py(self) -> Any:
+        """A ``wasmtime.Module`` of this module (imports wasmtime-py; benchmarks, tests)."""
+        return _wasmtime_py("Module", "wasmtime_module_t", "wasmtime_module_clone", self.ptr())
 
     def serialize(self) -> bytes:
         raw = _ByteVec()
@@ -295,6 +315,13 @@ class Linker(_Owned):
     def __init__(self, engine: Engine) -> None:
         super().__init__(_linker_new(engine.ptr()))
         self.engine = engine
+
+    def to_wasmtime_py(self) -> Any:
+        """A ``wasmtime.Linker`` with this linker's definitions (imports wasmtime-py;
+        benchmarks, tests)."""
+        linker = _wasmtime_py("Linker", "wasmtime_linker_t", "wasmtime_linker_clone", self.ptr())
+        linker.engine = self.engine.to_wasmtime_py()
+        return linker
 
     def instantiate_pre(self, module: Module) -> InstancePre:
         """``module`` with its imports resolved here; raises ``WasmtimeError`` if one is
