@@ -214,11 +214,11 @@ class JsEntry:
 
     def isolate(self) -> JsIsolate:
         """This thread's isolate of the worker (created on first use)."""
-        from atoll.entries.js.isolate import JsIsolate
-
         table: dict[weakref.ref[JsEntry], JsIsolate] = _isolates()
         current = table.get(self._ref)
         if current is None or current.broken:
+            from atoll.entries.js.isolate import JsIsolate
+
             _sweep(table)
             current = JsIsolate(self.worker)
             table[self._ref] = current

@@ -1,6 +1,6 @@
 // atoll's JS core: evaluated once per isolate, after the Web API bundle (webapi.js) and
 // before the worker. The expression below is a function; Python calls it once and keeps
-// the two functions it returns (post and postDispatch: the door below). It takes `py` from
+// what it returns (post, and the object a request's dispatch is posted on: the door below). It takes `py` from
 // globalThis (a plain JS object whose functions wrap the host's: primitives in, primitives
 // out) and deletes it. Nothing here is left on globalThis but what Workers defines (fetch,
 // timers, addEventListener) and the door's __atoll_run/__atoll_take: `py` and the returned
@@ -560,20 +560,30 @@
   function post(name, a, b, c, d, e) {
     mailbox = [name, [a, b, c, d, e]];
   }
-  // A request's dispatch, posted with its own function: every argument STPyV8 converts from
-  // Python costs a few thousand instructions, so the name is not one of them.
-  function postDispatch(head, body) {
-    mailbox = ["dispatch", [head, body === undefined ? "" : body]];
-  }
+  // A request's dispatch is posted by setting the head (and the body, when there is one) on
+  // this object: a property store from Python does not enter JS (no call, no microtask
+  // checkpoint) and keeps Python's GIL, where a posted call does neither. Null prototype:
+  // nothing the worker does to Object.prototype changes what the stores do.
+  const door = Object.create(null);
+  door.head = null;
+  door.body = "";
   function run() {
-    const call = mailbox;
-    mailbox = null;
     stashing = 0;
     stash = null;
+    const head = door.head;
+    if (head !== null) {
+      const body = door.body;
+      door.head = null;
+      door.body = "";
+      mailbox = null;
+      return dispatch(head, body);
+    }
+    const call = mailbox;
+    mailbox = null;
     if (call === null) return undefined;
     return Reflect_apply(api[call[0]], undefined, call[1]);
   }
   Object.defineProperty(globalThis, "__atoll_run", { value: run, writable: false, configurable: false, enumerable: false });
   Object.defineProperty(globalThis, "__atoll_take", { value: takeSettled, writable: false, configurable: false, enumerable: false });
-  return [post, postDispatch];
+  return [post, door];
 })

@@ -174,6 +174,7 @@ class JsIsolate:
             self.ptr: int = api.get_current()
             self.context = STPyV8.JSContext()
             self.guard = Guarded(self.ptr, memory * 1024 * 1024)
+            watchdog.watch(self.guard)
             self._start()
         except WorkerLoadError as exc:
             # A fresh error: the caught one's traceback holds frames with JS values, which
@@ -202,7 +203,8 @@ class JsIsolate:
             )
             door = make_core()
             self._post: Any = door[0]
-            self._post_dispatch: Any = door[1]
+            #: A request's head (and body) are set on it, then ``__atoll_run()`` dispatches them.
+            self._door: Any = door[1]
             # A JSScript keeps a reference (not a copy) to the engine that compiled it.
             self._engine: Any = STPyV8.JSEngine()
             self._run: Any = self._engine.compile("__atoll_run()", "<atoll>")
@@ -388,11 +390,19 @@ class JsIsolate:
         return self._inside(self._dispatch_in, record, head, body)
 
     def _dispatch_in(self, record: _Record, head: str, body: str) -> str | None:
+        # No local holds the door: a frame kept by the error of a stopped call would keep it
+        # past the isolate's disposal (a JS value must be freed before its isolate).
         if body:
-            self._post_dispatch(head, body)
-        else:
-            self._post_dispatch(head)
-        self._metered(record, self._run.run)
+            self._door.body = body
+        self._door.head = head
+        try:
+            self._metered(record, self._run.run)
+        except BaseException:
+            # The run clears both as it starts; one that never began must not leave them.
+            if not self.broken:
+                self._door.head = None
+                self._door.body = ""
+            raise
         text: str | None = self._take.run()
         return text
 
@@ -644,11 +654,13 @@ class JsIsolate:
         Every Python wrapper of a JS value of this isolate must be gone first:
         one freed after the isolate is a use-after-free in STPyV8.
         """
+        if "guard" in self.__dict__:
+            watchdog.forget(self.guard)
         if self.broken:
             # A limit's exception may have left frames (cyclic garbage) holding JS values.
             gc.collect()
         self.__dict__.pop("_post", None)
-        self.__dict__.pop("_post_dispatch", None)
+        self.__dict__.pop("_door", None)
         self.__dict__.pop("_run", None)
         self.__dict__.pop("_take", None)
         self.__dict__.pop("_engine", None)

@@ -209,10 +209,11 @@ class Guarded:
 class Watchdog:
     """One thread per process that stops JS calls past their CPU or memory budget.
 
-    Every ``TICK_S`` it looks at the calls in flight: a call whose thread CPU
-    clock passed its deadline is terminated (``exceeded_cpu``); every call is
-    asked, through a V8 interrupt run on its own thread, for its heap and
-    external memory, and terminated past ``memory_mb`` (``exceeded_memory``).
+    Every ``TICK_S`` it looks at the isolates it watches (:meth:`watch`, once
+    per isolate) for a call in flight: a call whose thread CPU clock passed
+    its deadline is terminated (``exceeded_cpu``); every call is asked,
+    through a V8 interrupt run on its own thread, for its heap and external
+    memory, and terminated past ``memory_mb`` (``exceeded_memory``).
     """
 
     TICK_S = 0.002
@@ -224,15 +225,8 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._interrupt = _INTERRUPT(self._check_memory)
 
-    def begin(self, guarded: Guarded, cpu_left_ns: int, now_ns: int) -> None:
-        """Arm the watch for one call on ``guarded``'s isolate (on its thread).
-
-        ``now_ns`` is the thread's CPU time (``time.thread_time_ns()``: the clock the
-        watchdog reads through ``guarded.clock``).
-        """
-        guarded.started_ns = now_ns
-        guarded.deadline_ns = guarded.started_ns + max(cpu_left_ns, 0)
-        guarded.running = True
+    def watch(self, guarded: Guarded) -> None:
+        """Watch ``guarded``'s isolate from now on (once, when it is made), until :meth:`forget`."""
         with self._lock:
             self._active[guarded.isolate] = guarded
             if self._thread is None:
@@ -241,11 +235,30 @@ class Watchdog:
                 )
                 self._thread.start()
 
+    def forget(self, guarded: Guarded) -> None:
+        """Stop watching ``guarded``'s isolate (it is being disposed of; no call runs in it)."""
+        with self._lock:
+            if self._active.get(guarded.isolate) is guarded:
+                del self._active[guarded.isolate]
+
+    @staticmethod
+    def begin(guarded: Guarded, cpu_left_ns: int, now_ns: int) -> None:
+        """Arm the watch for one call on ``guarded``'s isolate (on its thread; once per call).
+
+        ``now_ns`` is the thread's CPU time (``time.thread_time_ns()``: the clock the
+        watchdog reads through ``guarded.clock``). ``running`` is set last: the watchdog
+        reads the deadline only of a call it sees running.
+        """
+        guarded.started_ns = now_ns
+        guarded.deadline_ns = now_ns + max(cpu_left_ns, 0)
+        guarded.running = True
+
     def end(self, guarded: Guarded) -> None:
-        """Disarm it (the call returned, normally or terminated)."""
+        """Disarm it (the call returned, normally or terminated). Under the lock: a tick
+        that found the call past its deadline terminates it before this returns, never
+        after (a termination outside a call would stop the isolate's next one)."""
         with self._lock:
             guarded.running = False
-            self._active.pop(guarded.isolate, None)
 
     def _run(self) -> None:
         while True:
@@ -270,7 +283,7 @@ class Watchdog:
     def _check_memory(self, isolate: int | None, _data: int | None) -> None:
         # Runs on the JS thread, between two bytecodes of the call being watched.
         guarded = self._active.get(isolate or 0)
-        if guarded is None or guarded.killed:
+        if guarded is None or guarded.killed or not guarded.running:
             return
         if over_budget(guarded):
             guarded.killed = "memory"
