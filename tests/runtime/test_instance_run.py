@@ -184,9 +184,9 @@ def test_run_uses_the_c_path_when_there_is_one(
     ran: list[object] = []
     original = capi.run_export
 
-    def spy(*args: Any) -> bool:
+    def spy(*args: Any, **kwargs: Any) -> bool:
         ran.append(args[-1])
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(capi, "run_export", spy)
     instance.run("work")

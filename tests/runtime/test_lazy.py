@@ -199,3 +199,46 @@ def test_a_kv_get_hands_the_guest_its_value_without_wasmtime_py(
         timeout=120,
     ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == [200, [0, "héllo"], False]
+
+
+CGI_RUN = """
+import asyncio, json, sys
+from pathlib import Path
+from atoll.api import Request
+from atoll.worker import Runtime, load_worker
+
+async def main():
+    worker = load_worker(Path(sys.argv[1]), runtime=Runtime(cache_dir=False), dev=True)
+    out = []
+    for query in ("", "exit3"):
+        result = await worker.handle(Request(f"http://t/?{query}"), "r")
+        out.append([result.response.status, result.response.body.decode()])
+    out.append("wasmtime" in sys.modules)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.native_backend
+def test_a_cgi_program_that_exits_is_served_without_wasmtime_py(tmp_path: Path) -> None:
+    # proc_exit(3) is served in C: the failure it ends the run with is freed, not made into
+    # wasmtime-py's Trap (GuestStore.failure sees the Stdio's exit first)
+    root = tmp_path / "cgi"
+    root.mkdir()
+    probe = Path(__file__).parent / "guests" / "cgi_probe.wasm"
+    (root / "app.wasm").write_bytes(probe.read_bytes())
+    (root / "atoll.toml").write_text('name = "cgi"\nmain = "app.wasm"\n')
+    out = subprocess.run(
+        [sys.executable, "-c", CGI_RUN, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
+        timeout=120,
+    ).stdout
+    hello, exited, imported = json.loads(out.strip().splitlines()[-1])
+    assert hello == [200, "hello from wasi\n"]
+    assert exited[0] == 500
+    assert "exited with code 3" in exited[1]
+    assert imported is False

@@ -106,6 +106,7 @@ __all__ = [
     "address",
     "context_address",
     "define_host_func",
+    "discard",
     "enable_pooling",
     "export_raw",
     "failure",
@@ -315,18 +316,40 @@ def instance_from_raw(ids: tuple[int, int]) -> wasmtime.Instance:
 
 
 def run_export(
-    meter: Meter, invocation: Any, ctx: int, instance: tuple[int, int], name: bytes
+    meter: Meter,
+    invocation: Any,
+    ctx: int,
+    instance: tuple[int, int],
+    name: bytes,
+    *,
+    convert: bool = True,
 ) -> bool:
     """Call the ``() -> ()`` export ``name`` of an instance, charged like a :class:`Bound`.
 
     One C call: the lookup and the call (a WASI command's ``_start``). False if
     the instance has no function of that name; raises :class:`BudgetSpent`, or
-    the failure's ``wasmtime`` exception (:func:`failure`).
+    the failure's ``wasmtime`` exception (:func:`failure`); with ``convert=False``
+    the :class:`CallFailed` itself (for :func:`failure` or :func:`discard`).
     """
     try:
         return _native.run_export(meter, invocation, ctx, instance[0], instance[1], name)
     except CallFailed as failed:
+        if not convert:
+            raise
         raise failure(*failed.args) from None
+
+
+_trap_delete = cfn("wasm_trap_delete", None, _P)
+_error_delete = cfn("wasmtime_error_delete", None, _P)
+
+
+def discard(err: int, trap: int) -> None:
+    """Free a failed C call's error and trap (:class:`CallFailed`'s arguments) without
+    making their exception: for a failure whose cause is known otherwise."""
+    if err:
+        _error_delete(err)
+    if trap:
+        _trap_delete(trap)
 
 
 def export_raw(ctx: int, instance: tuple[int, int], name: bytes) -> tuple[int, ...] | None:

@@ -188,6 +188,8 @@ class Instance:
             ran = BACKEND.run(
                 info.raw_name, guest_store.ctx, guest_store.meter, self.ref, invocation
             )
+        except _CALL_FAILED as failed:  # (its exception is made only if it is needed)
+            raise guest_store.failure(invocation, info.qualified, failed, self) from None
         except _BUDGET_SPENT:
             raise guest_store.spent(invocation, info.qualified) from None
         except wasmtime_errors() as exc:

@@ -40,18 +40,21 @@ from atoll.errors import (
 from atoll.manifest.schema import Limits
 from atoll.runtime.backend.auto import BACKEND, TICK_NS
 from atoll.runtime.backend.base import Meter
+from atoll.runtime.engine import Engine
 from atoll.runtime.lazy import wasmtime_errors
+from atoll.runtime.logs import RequestLog
+from atoll.runtime.outcome import Outcome
+from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
 
 if TYPE_CHECKING:
     import wasmtime
 else:  # its exception types, imported when a failure is mapped (see lazy.py)
     from atoll.runtime.lazy import wasmtime
-from atoll.runtime.engine import Engine
-from atoll.runtime.logs import RequestLog
-from atoll.runtime.outcome import Outcome
-from atoll.runtime.wasi.context import DirGrant, ProcExit, WasiContext
 
 __all__ = ["CURRENT", "GuestStore", "Invocation", "StoredInstance"]
+
+#: The native backend's raw failure (``GuestStore.failure`` makes its exception).
+_CALL_FAILED = BACKEND.CallFailed
 
 log = logging.getLogger("atoll.runtime")
 
@@ -229,13 +232,21 @@ class GuestStore:
         """The exception to raise for a failed wasm entry (a trap or a wasmtime error).
 
         Sets the invocation's outcome. ``ProcExit`` (a WASI ``proc_exit``) and a
-        :class:`GuestError` a host function recorded win over the trap.
+        :class:`GuestError` a host function recorded win over the trap. ``exc`` may be
+        the backend's ``CallFailed``: it becomes wasmtime-py's exception here only if
+        it is needed (a ``proc_exit`` served in C ends a CGI run without importing
+        wasmtime-py).
         """
         host_error, invocation.host_error = invocation.host_error, None
         _clear_wasmtime_last_exception()
+        stdio = self.meter.stdio
+        if isinstance(exc, _CALL_FAILED):
+            if isinstance(host_error, ProcExit) or (stdio is not None and stdio.exited):
+                BACKEND.discard(exc)
+            else:
+                exc = BACKEND.failure(exc)
         if isinstance(host_error, ProcExit):  # proc_exit(): the run is over
             return host_error
-        stdio = self.meter.stdio
         if stdio is not None and stdio.exited:  # proc_exit() served in C
             stdio.exited = False
             if invocation.wasi is not None:  # as the Python proc_exit records it

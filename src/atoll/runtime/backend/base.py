@@ -197,7 +197,7 @@ class Backend(Protocol):
     ) -> bool:
         """Call the ``() -> ()`` export ``raw_name`` in one step; False when this
         backend has no such shortcut (the caller then goes through :meth:`bind`).
-        Raises like :meth:`instantiate`."""
+        Raises like :meth:`instantiate`, or :attr:`CallFailed` (for :meth:`failure`)."""
         ...
 
     def guest_function(self, caller: Any, name: str) -> tuple[Signature, Any] | None:
@@ -213,7 +213,12 @@ class Backend(Protocol):
         ...
 
     def failure(self, failed: Exception) -> BaseException:
-        """The wasmtime exception behind a :attr:`CallFailed`."""
+        """The wasmtime exception behind a :attr:`CallFailed` (which it takes)."""
+        ...
+
+    def discard(self, failed: Exception) -> None:
+        """Free what a :attr:`CallFailed` holds without making its exception (a failure
+        whose cause is known otherwise: a ``proc_exit`` served in C)."""
         ...
 
     def is_interrupt(self, exc: BaseException) -> bool:

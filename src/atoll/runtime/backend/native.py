@@ -169,7 +169,7 @@ class NativeBackend:
         self, raw_name: bytes, ctx: int, meter: Meter, ref: InstanceRef, invocation: Any
     ) -> bool:
         assert isinstance(ref, tuple)
-        return capi.run_export(meter, invocation, ctx, ref, raw_name)  # type: ignore[arg-type]
+        return capi.run_export(meter, invocation, ctx, ref, raw_name, convert=False)  # type: ignore[arg-type]
 
     def guest_function(self, caller: Any, name: str) -> tuple[Signature, Any] | None:
         if isinstance(caller, capi.RawCaller):  # without wasmtime-py
@@ -189,6 +189,9 @@ class NativeBackend:
 
     def failure(self, failed: Exception) -> BaseException:
         return capi.failure(*failed.args)
+
+    def discard(self, failed: Exception) -> None:
+        capi.discard(*failed.args)
 
     def is_interrupt(self, exc: BaseException) -> bool:
         wasmtime = sys.modules.get("wasmtime")  # none of its exceptions exist before it is

@@ -237,6 +237,9 @@ class PublicBackend:
     def failure(self, failed: Exception) -> BaseException:
         return failed  # pragma: no cover - nothing raises _NeverRaised
 
+    def discard(self, failed: Exception) -> None:
+        return None  # pragma: no cover - nothing raises _NeverRaised
+
     def is_interrupt(self, exc: BaseException) -> bool:
         return isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT
 
