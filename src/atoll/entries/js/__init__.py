@@ -19,7 +19,7 @@ import gzip
 import json
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from atoll.api import ExecutionContext, Request, Response, ScheduledEvent
 from atoll.bindings.kv.namespace import KVNamespace
 from atoll.entries.js.bundle import Bundle, ModuleRule, bundle_worker, rules_for
 from atoll.entries.js.sourcemap import SourceMap
-from atoll.errors import GuestError, KVError, WorkerLoadError
+from atoll.errors import KVError, WorkerLoadError
 from atoll.manifest import MAX_COMPRESSED_MODULE_BYTES, Manifest
 from atoll.runtime.hostfuncs import CURRENT
 from atoll.runtime.module import check_wasm
@@ -224,42 +224,27 @@ class JsEntry:
             table[self._ref] = current
         return current
 
-    def isolate_broken(self, isolate: JsIsolate, error: GuestError) -> None:
-        """A limit stopped a call in ``isolate``: fail its other requests; a new one serves next."""
-        table = _isolates()
-        if table.get(self._ref) is isolate:
-            del table[self._ref]
-        isolate.fail_all(error)
-
-    async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Response:
-        """The entry's ``fetch``: run the request in this thread's isolate."""
+    def fetch(
+        self, request: Request, env: Any, ctx: ExecutionContext
+    ) -> Coroutine[Any, Any, Response]:
+        """The entry's ``fetch``: run the request in this thread's isolate (``await`` it;
+        the coroutine is the isolate's own ``serve``: one frame less per request). A limit
+        that stops the request breaks the isolate: its other requests fail with it, and the
+        thread's next request makes a new one."""
         invocation = CURRENT.get()
         if invocation is None:  # pragma: no cover - Worker.handle always sets it
             raise RuntimeError("a JS worker's fetch() runs only inside Worker.handle")
-        isolate = self.isolate()
-        try:
-            response: Response = await isolate.serve(request, ctx, invocation)
-            return response
-        except GuestError as exc:
-            if isolate.broken:
-                self.isolate_broken(isolate, exc)
-                self.worker.release(isolate)
-            raise
+        return self.isolate().serve(request, ctx, invocation)
 
-    async def scheduled(self, event: ScheduledEvent, env: Any, ctx: ExecutionContext) -> None:
+    def scheduled(
+        self, event: ScheduledEvent, env: Any, ctx: ExecutionContext
+    ) -> Coroutine[Any, Any, None]:
         """A cron trigger fired (``Worker.run_scheduled``): run the worker's ``scheduled``
-        in this thread's isolate, under the invocation ``Worker`` set up."""
+        in this thread's isolate, under the invocation ``Worker`` set up (``await`` it)."""
         invocation = CURRENT.get()
         if invocation is None:  # pragma: no cover - Worker.run_scheduled always sets it
             raise RuntimeError("a JS worker's scheduled() runs only inside Worker.run_scheduled")
-        isolate = self.isolate()
-        try:
-            await isolate.run_scheduled(event.cron, event.scheduled_time_ms, ctx, invocation)
-        except GuestError as exc:
-            if isolate.broken:
-                self.isolate_broken(isolate, exc)
-                self.worker.release(isolate)
-            raise
+        return self.isolate().run_scheduled(event.cron, event.scheduled_time_ms, ctx, invocation)
 
 
 def _isolates() -> dict[weakref.ref[JsEntry], JsIsolate]:

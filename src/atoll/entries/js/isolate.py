@@ -334,7 +334,11 @@ class JsIsolate:
     async def serve(
         self, request: Request, ctx: ExecutionContext, invocation: Invocation
     ) -> Response:
-        """Run one request's fetch handler to its response."""
+        """Run one request's fetch handler to its response.
+
+        Raises :class:`GuestError` when a limit stopped it (then every other request in
+        this isolate fails with it too: the isolate is broken and replaced).
+        """
         body = await request.bytes()
         record = self._open(invocation)
         slot = record.slot
@@ -380,6 +384,11 @@ class JsIsolate:
             else:
                 record.waited = None
             return response
+        except GuestError as exc:
+            if self.broken:
+                self.records.pop(slot, None)  # this request ends with exc itself
+                self.fail_all(exc)
+            raise
         finally:
             if not keep:
                 self._finish(record)
@@ -471,6 +480,11 @@ class JsIsolate:
                 keep = True
             else:
                 record.waited = None
+        except GuestError as exc:
+            if self.broken:
+                self.records.pop(slot, None)  # this request ends with exc itself
+                self.fail_all(exc)
+            raise
         finally:
             if not keep:
                 self._finish(record)
@@ -488,9 +502,10 @@ class JsIsolate:
         if record.finished:
             return
         record.finished = True
-        for handle in record.timers.values():
-            handle.cancel()
-        record.timers.clear()
+        if record.timers:
+            for handle in record.timers.values():
+                handle.cancel()
+            record.timers.clear()
         self.records.pop(record.slot, None)
         if not self.broken and not (record.collected and record.waited is None):
             with contextlib.suppress(AtollError):
@@ -506,7 +521,8 @@ class JsIsolate:
                 record.invocation.request_id,
             )
             self.broken = "memory"
-        self.worker.release(self)
+        if self.broken:
+            self.worker.release(self)
 
     def _check_stuck(self, record: _Record) -> None:
         """End a request whose promise can no longer settle: nothing of it is pending."""
