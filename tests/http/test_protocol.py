@@ -263,7 +263,7 @@ def test_a_head_somewhat_over_the_limit_gets_its_431_and_a_clean_close(
     assert b"over 65536 bytes" in body
 
 
-def test_refused_connections_are_freed_as_they_close_not_by_the_garbage_collector(
+def test_connections_are_freed_as_they_close_not_by_the_garbage_collector(
     serving: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A refused connection's protocol used to be held by a reference cycle (and by its
@@ -274,6 +274,7 @@ def test_refused_connections_are_freed_as_they_close_not_by_the_garbage_collecto
     for _ in range(50):
         status, _ = send_head(server, b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8192)
         assert status == 431
+        assert server.get() == (200, b"hello")  # and served ones (their scope held them)
     status, alive = server.get("/protocols")
     assert status == 200
     assert int(alive) <= 5  # this request's, and any not yet told of their close

@@ -408,12 +408,16 @@ class AtollHttpProtocol(HttpToolsProtocol):
         self.pool.done(self)
         super().connection_lost(exc)
         # Let go of what would keep this protocol: a refused connection's timer (for
-        # LINGER seconds), and the bound method (a reference cycle), so that it is freed
-        # now, not by the garbage collector: a client refused again and again would
-        # otherwise make the collector run, and pause the loop, ever more often.
+        # LINGER seconds), and its bound method, held here and in its last request's
+        # scope (reference cycles: the app took it from the scope as the request began),
+        # so that it is freed now, not by the garbage collector: clients refused, or
+        # served, by the thousand would otherwise make the collector run, and pause the
+        # loop, ever more often.
         if self._linger is not None:
             self._linger.cancel()
         self._attach = None
+        if self.scope is not None:
+            self.scope.pop("atoll.body", None)  # type: ignore[typeddict-item]
 
     def on_response_complete(self) -> None:
         # uvicorn's, without its keep-alive timer (a call_later and a cancel per request):
