@@ -526,3 +526,30 @@ def test_a_body_is_read_into_a_pooled_buffer_after_another_body(
         read.finish()
         del read, body
     assert (p.made, p.reused) == (1, 1)
+
+
+def mapping_of(address: int) -> tuple[int, int]:
+    """The mapping (VMA) of this process that holds ``address``: (start, end)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= address < end:
+                return start, end
+    raise AssertionError(f"{address:#x} is not mapped")
+
+
+def test_a_bodys_pages_are_a_mapping_of_their_own() -> None:
+    """Consecutive bodies were one mapping (the kernel merges adjacent anonymous ones):
+    an mmap or munmap next to any of them waited for every page fault in progress in all
+    of them. Each body's pages, but its first and last, are now a mapping of their own.
+    (Bodies over 32 MiB: glibc may serve smaller ones from its heap.)"""
+    p = pool(limit=256 * MIB)
+    page = os.sysconf("SC_PAGE_SIZE")
+    bodies = [p.take(40 * MIB) for _ in range(3)] + [p.take(300 * MIB)]  # pooled, and not
+    assert [p.owns(body) for body in bodies] == [True, True, True, False]
+    for body in bodies:
+        address = ctypes.cast(ctypes.c_char_p(body), ctypes.c_void_p).value
+        assert address is not None
+        start, end = mapping_of(address + len(body) // 2)
+        assert address <= start <= address + page
+        assert address + len(body) - page <= end <= address + len(body)

@@ -779,6 +779,7 @@ typedef struct {
     long long limit;   /* capacity held at most */
     long long held;    /* capacity held */
     long long idle_ns; /* a free buffer's pages go back after this long unused */
+    long page;
     ReaperObject *reaper;
     unsigned long long made, reused, trimmed;
 } PoolObject;
@@ -799,6 +800,7 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         return NULL;
     p->limit = limit;
     p->idle_ns = idle_ns;
+    p->page = sysconf(_SC_PAGESIZE);
     p->reaper = (ReaperObject *)Py_NewRef(reaper);
     return (PyObject *)p;
 }
@@ -832,6 +834,25 @@ static int pool_is_free(pool_slot *s) {
     return state == SLOT_FREE || state == SLOT_TRIMMED;
 }
 
+/* Give a new buffer's pages a mapping (VMA) of their own. The kernel merges adjacent
+ * anonymous mappings with the same flags: consecutive bodies (each its own mmap) became
+ * one mapping, and any mmap or munmap that grew, split or freed part of it (a loop
+ * making or freeing a body, an arena, a thread's stack) waited for every page fault in
+ * progress anywhere in it, faults of SCHED_IDLE readers that may wait long for a CPU:
+ * a serving loop slept up to 55 ms there. A flag the neighbours do not have
+ * (MADV_NOHUGEPAGE, which only keeps transparent huge pages off these pages) keeps the
+ * pages wholly inside the data apart; the first and last pages, which the loop or a
+ * single fault touches, stay with the neighbours. Called on new memory, before anyone
+ * faults it in. (A body glibc serves from its heap, under its mmap threshold, which
+ * grows up to 32 MiB with the blocks freed, shares the heap's mapping all the same.) */
+static void pool_isolate(PyObject *obj, Py_ssize_t len, long page) {
+    uintptr_t start = (uintptr_t)PyBytes_AS_STRING(obj);
+    uintptr_t first = (start + page - 1) / page * page;
+    uintptr_t stop = (start + (uintptr_t)len) / page * page;
+    if (stop > first)
+        (void)madvise((void *)first, stop - first, MADV_NOHUGEPAGE);
+}
+
 static PyObject *pool_hand_out(PyObject *obj, Py_ssize_t size) {
     Py_SET_SIZE(obj, size);
     PyBytes_AS_STRING(obj)[size] = '\0';
@@ -856,6 +877,14 @@ static int pool_evict(PoolObject *p, pool_slot *s) {
     return 1;
 }
 
+/* A body's bytes the pool does not keep (isolated all the same). */
+static PyObject *pool_plain(PoolObject *p, Py_ssize_t size) {
+    PyObject *obj = PyBytes_FromStringAndSize(NULL, size);
+    if (obj != NULL)
+        pool_isolate(obj, size, p->page);
+    return obj;
+}
+
 static PyObject *Pool_take(PoolObject *p, PyObject *arg) {
     Py_ssize_t size = PyLong_AsSsize_t(arg);
     if (size == -1 && PyErr_Occurred())
@@ -878,7 +907,7 @@ static PyObject *Pool_take(PoolObject *p, PyObject *arg) {
         return pool_hand_out(best->obj, size);
     }
     if (size > p->limit)
-        return PyBytes_FromStringAndSize(NULL, size); /* never pooled */
+        return pool_plain(p, size); /* never pooled */
     Py_ssize_t cap = (size + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
     if (cap > p->limit)
         cap = size;
@@ -898,10 +927,11 @@ static PyObject *Pool_take(PoolObject *p, PyObject *arg) {
         if (__atomic_load_n(&p->slots[i].state, __ATOMIC_ACQUIRE) == SLOT_EMPTY)
             empty = &p->slots[i];
     if (empty == NULL || p->held + cap > p->limit)
-        return PyBytes_FromStringAndSize(NULL, size); /* the pool is full of bodies in use */
+        return pool_plain(p, size); /* the pool is full of bodies in use */
     PyObject *obj = PyBytes_FromStringAndSize(NULL, cap);
     if (obj == NULL)
         return NULL;
+    pool_isolate(obj, cap, p->page);
     empty->obj = obj;
     empty->cap = cap;
     p->held += cap;
