@@ -16,8 +16,10 @@ Two measures per route:
   with load, so it compares two trees on a busy machine.
 
 ``--bare`` measures uvicorn alone with a two-line ASGI app answering
-``Hello, world!``: the floor under atoll's own work. Run it from two trees
-(``PYTHONPATH=other/src``) to compare them.
+``Hello, world!``: the floor under atoll's own work. ``--js`` serves the same
+routes from the JS worker of :mod:`benchmarks.js_routes` (``bench.mjs``, V8)
+instead of ``examples/bench``. Run it from two trees (``PYTHONPATH=other/src``)
+to compare them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import cProfile
 import gc
 import os
 import pstats
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import BENCH_WORKER
@@ -159,6 +163,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bare", action="store_true", help="uvicorn and a two-line app")
+    parser.add_argument("--js", action="store_true", help="the JS worker (bench.mjs) instead")
     parser.add_argument("--no-calls", action="store_true", help="skip the cProfile count")
     args = parser.parse_args()
     os.environ.setdefault("ATOLL_KV", "memory")
@@ -169,7 +174,12 @@ def main() -> None:
 
         app: App = bare
         if not args.bare:
-            worker = load_worker(BENCH_WORKER, runtime=Runtime(), dev=True)
+            folder = BENCH_WORKER
+            if args.js:
+                from benchmarks.js_routes import js_worker
+
+                folder = js_worker(Path(tempfile.mkdtemp(prefix="bench-js-")) / "bench-js")
+            worker = load_worker(folder, runtime=Runtime(), dev=True)
             app = AtollApp(SingleWorker(worker), dev=True)
         for route in ["/hello"] if args.bare else args.routes:
             cpu, calls, last = await measure(
