@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 import uvloop
 
 from atoll.http.app import AtollApp, SingleWorker
 from atoll.worker import Runtime, load_worker
-from benchmarks.request_cost import bare, measure
+from benchmarks.request_cost import bare, main, measure
 from benchmarks.servers import BENCH_WORKER
 
 
@@ -25,3 +28,16 @@ def test_the_bare_app_and_the_bench_worker_answer_and_are_counted(runtime: Runti
         assert atoll_calls > calls
 
     uvloop.run(run())
+
+
+def test_js_serves_the_js_worker_of_js_routes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATOLL_KV", "memory")  # what main() sets, undone after the test
+    monkeypatch.setattr(
+        sys, "argv", ["request_cost", "--js", "--requests", "5", "--rounds", "1", "/compute?n=1000"]
+    )
+    main()
+    out = capsys.readouterr().out
+    assert "/compute?n=1000" in out
+    assert "'Result: 332833500'" in out

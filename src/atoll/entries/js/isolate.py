@@ -340,8 +340,9 @@ class JsIsolate:
         this isolate fails with it too: the isolate is broken and replaced).
         """
         body = await request.bytes()
-        record = self._open(invocation)
-        slot = record.slot
+        slot = self._next_slot
+        self._next_slot = slot + 1
+        record = self.records[slot] = _Record(slot, invocation)
         keep = False
         try:
             # One string for the head (see core.js dispatch): NUL cannot occur in a method, a
@@ -354,7 +355,9 @@ class JsIsolate:
                     f"worker {self.worker.name}: the request's URL or headers hold a NUL character",
                     hint="NUL is not allowed in a URL or a header",
                 )
-            text = self._dispatch(record, head, body.decode("latin-1") if body else "")
+            text = self._inside(
+                self._dispatch_in, record, head, body.decode("latin-1") if body else ""
+            )
             if text is not None:
                 # Answered within the dispatch ("R" or "E": a "W" comes through settle).
                 record.text = text
@@ -393,12 +396,10 @@ class JsIsolate:
             if not keep:
                 self._finish(record)
 
-    def _dispatch(self, record: _Record, head: str, body: str) -> str | None:
-        """Run the core's ``dispatch(head, body)`` (as :meth:`call` does) and take what it
-        settled with meanwhile: the response text, or None while it is still pending."""
-        return self._inside(self._dispatch_in, record, head, body)
-
     def _dispatch_in(self, record: _Record, head: str, body: str) -> str | None:
+        """Run the core's ``dispatch(head, body)`` (through :meth:`_inside`, as :meth:`call`
+        does) and take what it settled with meanwhile: the response text, or None while it
+        is still pending."""
         # No local holds the door: a frame kept by the error of a stopped call would keep it
         # past the isolate's disposal (a JS value must be freed before its isolate).
         if body:
@@ -425,8 +426,11 @@ class JsIsolate:
                 f"worker {self.worker.name}: fetch() answered with Response.error()",
                 hint="a network error response cannot be sent; return a Response with a status",
             )
-        response = Response(out.encode("latin-1") if out else b"", status=status)
-        # Names and values as the worker's Headers checked them: set as they are.
+        # Built field by field: the status is one JS's Response accepted (200-599, or 101),
+        # the names and values are as the worker's Headers checked them.
+        response = Response.__new__(Response)
+        response.status = status
+        response.body = out.encode("latin-1")
         response.headers = Headers.from_checked(zip(fields[1::2], fields[2::2], strict=False))
         return response
 

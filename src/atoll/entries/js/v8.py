@@ -132,9 +132,9 @@ class V8Api:
         self.cancel_terminate = lib._ZN2v87Isolate24CancelTerminateExecutionEv
         self.cancel_terminate.argtypes = [ctypes.c_void_p]
         self.cancel_terminate.restype = None
-        self._heap_stats = lib._ZN2v87Isolate17GetHeapStatisticsEPNS_14HeapStatisticsE
-        self._heap_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_HeapStatistics)]
-        self._heap_stats.restype = None
+        self.heap_stats = lib._ZN2v87Isolate17GetHeapStatisticsEPNS_14HeapStatisticsE
+        self.heap_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_HeapStatistics)]
+        self.heap_stats.restype = None
         self.request_interrupt = lib._ZN2v87Isolate16RequestInterruptEPFvPS0_PvES2_
         self.request_interrupt.argtypes = [ctypes.c_void_p, _INTERRUPT, ctypes.c_void_p]
         self.request_interrupt.restype = None
@@ -150,7 +150,7 @@ class V8Api:
         ``stats`` is a structure of that thread's to fill (a new one if None)."""
         if stats is None:
             stats = _HeapStatistics()
-        self._heap_stats(isolate, ctypes.byref(stats))
+        self.heap_stats(isolate, ctypes.byref(stats))
         return stats.used_heap_size, stats.external_memory
 
 
@@ -179,6 +179,7 @@ class Guarded:
         "running",
         "started_ns",
         "stats",
+        "stats_at",
     )
 
     def __init__(self, isolate: int, memory_budget: int) -> None:
@@ -192,6 +193,7 @@ class Guarded:
         self.killed: str | None = None
         #: Filled by :func:`over_budget` (on the isolate's thread only: one per isolate).
         self.stats = _HeapStatistics()
+        self.stats_at = ctypes.pointer(self.stats)
 
         def near_heap_limit(_data: int | None, current: int, _initial: int) -> int:
             # On the JS thread, inside V8's GC: end the request, give the heap room to unwind.
@@ -296,8 +298,9 @@ def over_budget(guarded: Guarded) -> bool:
     On the isolate's thread only. Garbage counts until collected: collected once
     before the isolate is blamed.
     """
-    heap, external = api.memory(guarded.isolate, guarded.stats)
-    if heap + external <= guarded.memory_budget:
+    stats = guarded.stats
+    api.heap_stats(guarded.isolate, guarded.stats_at)  # api.memory's call, once per request
+    if stats.used_heap_size + stats.external_memory <= guarded.memory_budget:
         return False
     api.low_memory(guarded.isolate)
     heap, external = api.memory(guarded.isolate, guarded.stats)
