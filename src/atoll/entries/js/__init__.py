@@ -353,7 +353,10 @@ def load_js_entry(
     bundle = bundle_worker(manifest, rules_for(manifest) if rules is None else rules, cache_dir)
     worker = JsWorker(manifest, bundle, bindings)
     _check_size(manifest, worker)
-    from atoll.entries.js.isolate import JsIsolate
+    try:
+        from atoll.entries.js.isolate import JsIsolate  # starts V8 in this process, once
+    except WorkerLoadError as exc:
+        raise WorkerLoadError(f"{manifest.main}: {exc.message}", hint=exc.hint) from exc
 
     probe = JsIsolate(worker)
     entry = JsEntry(worker)

@@ -32,7 +32,10 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+from atoll.errors import WorkerLoadError
 
 log = logging.getLogger("atoll.js")
 
@@ -51,6 +54,42 @@ __all__ = [
 #: fits the 8 MiB threads atoll serves from; a deep recursion is a RangeError the worker sees.
 _INIT_FLAGS = "--no-freeze-flags-after-init"
 
+#: Set on the ``_STPyV8`` extension module (which stays loaded) when V8 failed to start:
+#: Python forgets a module whose import raised, and a second start of V8 in the same
+#: process would abort it (V8 checks it is initialised once), so a later import of this
+#: module raises the first failure again instead of retrying.
+_START_ERROR = "atoll_v8_start_error"
+
+
+def _start_failed(error: BaseException) -> WorkerLoadError:
+    """The error for V8 failing to start in this process, with what the process holds."""
+    status: dict[str, str] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            status[key] = " ".join(value.split())
+        mappings = len(Path("/proc/self/maps").read_text().splitlines())
+        limit = Path("/proc/sys/vm/max_map_count").read_text().strip()
+        held = (
+            f"; this process holds {status.get('VmSize', '?')} of address space in "
+            f"{mappings} mappings (vm.max_map_count {limit}) and {status.get('Threads', '?')} "
+            f"threads"
+        )
+    except OSError:  # pragma: no cover - no /proc
+        held = ""
+    return WorkerLoadError(
+        f"V8 could not start in this process: STPyV8's platform init raised "
+        f"{type(error).__name__}{f': {error}' if str(error) else ''}{held}",
+        hint="JavaScript workers cannot run in this process until it restarts: restart it "
+        "(under atoll serve, the node); if it happens again, compare what the process held "
+        "(above) with its limits (ulimit -v, ulimit -u, vm.max_map_count)",
+    )
+
+
+_failed: WorkerLoadError | None = getattr(sys.modules.get("_STPyV8"), _START_ERROR, None)
+if _failed is not None:
+    raise WorkerLoadError(_failed.message, hint=_failed.hint)
+
 FLAGS_MUTABLE = "STPyV8" not in sys.modules and "_STPyV8" not in sys.modules
 if FLAGS_MUTABLE:
     import _STPyV8
@@ -62,7 +101,13 @@ else:  # pragma: no cover - only when something imported STPyV8 before atoll
         "V8's default heap limit (memory_mb is still enforced by the watchdog's checks)"
     )
 
-import STPyV8  # noqa: E402 - after the flags above
+try:
+    import STPyV8  # after the flags above
+except Exception as error:  # MemoryError seen under load in CI: STPyV8 starts V8 on import
+    failure = _start_failed(error)
+    if "_STPyV8" in sys.modules:
+        setattr(sys.modules["_STPyV8"], _START_ERROR, failure)
+    raise failure from error
 
 _flags_lock = threading.Lock()
 
