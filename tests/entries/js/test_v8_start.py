@@ -9,6 +9,7 @@ traceback. Each case runs in a process of its own: V8 starts once per process.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,9 @@ def test_a_v8_that_cannot_start_is_a_load_error_naming_the_worker_and_raised_aga
     first, second = result["errors"]
     assert first["message"].startswith("index.js: V8 could not start in this process")
     assert "raised MemoryError" in first["message"]
-    assert "mappings (vm.max_map_count" in first["message"]  # what the process held, for triage
+    # What the process held when it failed, for triage (address space, mappings, threads).
+    assert re.search(r"holds \d+\.\d\d TiB of address space in \d+ mappings", first["message"])
+    assert "(vm.max_map_count" in first["message"]
     assert "restart" in first["hint"]
     # The second load raises the same error without starting V8 again (a second start aborts
     # the whole process in V8's own checks).

@@ -67,15 +67,15 @@ def _start_failed(error: BaseException) -> WorkerLoadError:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            status[key] = " ".join(value.split())
+            status[key] = value.split()[0] if value.split() else "?"
         mappings = len(Path("/proc/self/maps").read_text().splitlines())
         limit = Path("/proc/sys/vm/max_map_count").read_text().strip()
+        size = int(status.get("VmSize", "0")) / 1024**3  # kB -> TiB
         held = (
-            f"; this process holds {status.get('VmSize', '?')} of address space in "
-            f"{mappings} mappings (vm.max_map_count {limit}) and {status.get('Threads', '?')} "
-            f"threads"
+            f"; this process holds {size:.2f} TiB of address space in {mappings} mappings "
+            f"(vm.max_map_count {limit}) and {status.get('Threads', '?')} threads"
         )
-    except OSError:  # pragma: no cover - no /proc
+    except (OSError, ValueError):  # pragma: no cover - no /proc
         held = ""
     return WorkerLoadError(
         f"V8 could not start in this process: STPyV8's platform init raised "
