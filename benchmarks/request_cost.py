@@ -20,6 +20,14 @@ Two measures per route:
 routes from the JS worker of :mod:`benchmarks.js_routes` (``bench.mjs``, V8)
 instead of ``examples/bench``. Run it from two trees (``PYTHONPATH=other/src``)
 to compare them.
+
+``--only N`` serves ``--warm`` requests then ``N`` requests of the first route
+and nothing else: run it under ``valgrind --tool=callgrind`` twice (``N`` and
+``0``) for instructions per request that load does not change (wasmtime's
+pooling allocator cannot reserve its memory under valgrind: turn it off)::
+
+    ATOLL_POOL_INSTANCES=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python -m benchmarks.request_cost --js --warm 8000 --only 2000 /hello
 """
 
 from __future__ import annotations
@@ -157,6 +165,19 @@ async def measure(
     return best, calls, last
 
 
+async def only(app: App, route: str, warm: int, requests: int) -> None:
+    """``warm`` then ``requests`` requests of ``route`` on one connection, nothing else
+    (``--only``: for an instruction count, N minus 0)."""
+    proto, wire = connect(app)
+    await serve(proto, wire, route, warm)
+    gc.collect()
+    gc.freeze()  # as the server does before serving
+    last = await serve(proto, wire, route, requests)
+    gc.unfreeze()
+    if requests:
+        assert last.startswith(b"HTTP/1.1 200 OK\r\n"), last[:200]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("routes", nargs="*", default=list(ROUTES))
@@ -165,6 +186,8 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="uvicorn and a two-line app")
     parser.add_argument("--js", action="store_true", help="the JS worker (bench.mjs) instead")
     parser.add_argument("--no-calls", action="store_true", help="skip the cProfile count")
+    parser.add_argument("--only", type=int, default=None, metavar="N")
+    parser.add_argument("--warm", type=int, default=2000)
     args = parser.parse_args()
     os.environ.setdefault("ATOLL_KV", "memory")
 
@@ -179,8 +202,21 @@ def main() -> None:
                 from benchmarks.js_routes import js_worker
 
                 folder = js_worker(Path(tempfile.mkdtemp(prefix="bench-js-")) / "bench-js")
-            worker = load_worker(folder, runtime=Runtime(), dev=True)
+            if args.js and args.only is not None:
+                import atoll.entries.js.isolate as isolate_module
+
+                allowance = isolate_module.STARTUP_CPU_MS
+                isolate_module.STARTUP_CPU_MS = 10**7  # valgrind runs the bundle ~50x slower
+                try:
+                    worker = load_worker(folder, runtime=Runtime(), dev=True)
+                finally:
+                    isolate_module.STARTUP_CPU_MS = allowance
+            else:
+                worker = load_worker(folder, runtime=Runtime(), dev=True)
             app = AtollApp(SingleWorker(worker), dev=True)
+        if args.only is not None:
+            await only(app, args.routes[0], args.warm, args.only)
+            return
         for route in ["/hello"] if args.bare else args.routes:
             cpu, calls, last = await measure(
                 app, route, args.requests, args.rounds, not args.no_calls

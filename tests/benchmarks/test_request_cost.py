@@ -41,3 +41,14 @@ def test_js_serves_the_js_worker_of_js_routes(
     out = capsys.readouterr().out
     assert "/compute?n=1000" in out
     assert "'Result: 332833500'" in out
+
+
+def test_only_serves_warm_then_n_requests_and_checks_the_last(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATOLL_KV", "memory")
+    monkeypatch.setattr(
+        sys, "argv", ["request_cost", "--js", "--warm", "5", "--only", "3", "/hello"]
+    )
+    main()  # the last response is checked to be a 200
+    assert capsys.readouterr().out == ""
