@@ -581,3 +581,34 @@ def test_a_worker_over_10_mb_compressed_does_not_load(tmp_path: Path) -> None:
     )
     with pytest.raises(WorkerLoadError, match="over the 10 MB limit"):
         load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+
+def test_a_js_response_sets_every_field_a_response_has(tmp_path: Path) -> None:
+    """The isolate builds the Response field by field (no __init__): a field added to
+    Response must be set there too, or every JS response would lack it."""
+    from atoll.api import Request, Response
+
+    _write(
+        tmp_path,
+        {
+            "atoll.toml": 'name = "fields"\nmain = "index.js"\n',
+            "index.js": (
+                "export default { fetch() { return new Response('made in js', "
+                "{ status: 201, headers: { 'x-from': 'js' } }); } };\n"
+            ),
+        },
+    )
+    worker = load_worker(tmp_path, runtime=Runtime(cache_dir=False))
+
+    async def run() -> Response:
+        result = await worker.handle(Request("http://r/"), "r")
+        return result.response
+
+    import asyncio
+
+    response = asyncio.run(run())
+    made = Response("made in js", status=201, headers={"x-from": "js"})
+    for name in Response.__slots__:
+        assert hasattr(response, name), f"a JS response has no {name!r}"
+    assert (response.status, response.body) == (made.status, made.body)
+    assert response.headers.get("x-from") == "js"
