@@ -710,6 +710,34 @@ def test_a_large_body_held_by_nothing_but_its_request_goes_back_to_the_pool() ->
     asyncio.run(scenario())
 
 
+def test_a_pooled_body_cut_short_gives_its_buffer_back_while_its_error_lives() -> None:
+    """The error of a body cut short keeps the reader's frame alive through its
+    traceback (in a reference cycle, until the collector runs): the body's buffer must
+    not wait for that, and its pages go back after POOL_IDLE with no other body's end."""
+    sent = os.urandom(REAP_BYTES + 100)
+
+    async def scenario() -> None:
+        budget = BodyBudget(64 * MIB)
+        pool = budget.pool
+        assert pool is not None
+        receive = parts(sent[:MIB], sent[MIB : 2 * MIB], disconnect=True)
+        reader = BodyReader(receive, 64 * MIB, budget, len(sent))
+        request = Request("http://t/", method="POST", reader=reader)
+        with pytest.raises(RequestError, match="closed the connection") as caught:
+            await request.bytes()
+        reader.release()
+        assert caught.value.__traceback__ is not None  # its frames live on
+        pool.sweep()
+        assert (pool.made, pool.free) == (1, 1)
+        for _ in range(400):  # unused for POOL_IDLE (2 s): its pages go back (20 s at most)
+            if not pool.resident:
+                break
+            await asyncio.sleep(0.05)
+        assert (pool.trimmed, pool.resident) == (1, 0)
+
+    asyncio.run(scenario())
+
+
 def test_a_large_body_the_worker_keeps_is_not_freed() -> None:
     sent = os.urandom(REAP_BYTES + 1)
 

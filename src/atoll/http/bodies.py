@@ -140,8 +140,12 @@ class BodyBudget:
             return
         self.pool.sweep()
         if not self._trimming:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop: the next body's end arms it
+                return
             self._trimming = True
-            asyncio.get_running_loop().call_later(POOL_IDLE, self._trim)
+            loop.call_later(POOL_IDLE, self._trim)
 
     def _trim(self) -> None:
         self._trimming = False
@@ -246,6 +250,7 @@ class BodyReader:
         sink = BodySink(self)
         attach = self.attach
         attached = attach is not None and attach(self.receive, sink)
+        whole = False
         try:
             while True:
                 # An attached sink takes bytes without waking this task: the wait
@@ -277,19 +282,27 @@ class BodyReader:
                     raise sink.error
                 if not message.get("more_body", False):
                     break
+            whole = True
         finally:
             if attached and attach is not None:
                 attach(self.receive, None)
+            if not whole:
+                sink.drop()
         body = await sink.body()
         if len(body) >= REAP_BYTES and _REAP:
             self.large = body
         return body
 
     def release(self) -> None:
-        """Give back what this body held (once the request is over)."""
+        """Give back what this body held (once the request is over). A body large
+        enough for a buffer of the pool also starts the pool's trim: one cut short (the
+        client gone, a limit) lets its buffer go without :meth:`dispose`, and that
+        buffer's pages must go back after :data:`POOL_IDLE` all the same."""
         if self.held:
             self.budget.give(self.held)
             self.held = 0
+        if self.large is None and (self.declared or 0) >= REAP_BYTES:
+            self.budget.pooled()
 
     def dispose(self, request: Request) -> None:
         """At the very end of ``request`` (its response sent, its ``wait_until`` work
@@ -431,6 +444,17 @@ class BodySink:
         self.reader.held += taken
         self.last = time.monotonic()
 
+    def drop(self) -> None:
+        """Let go of what was kept of a body that will never be whole (refused, cut
+        short, timed out): the error raised for it keeps this sink alive through its
+        traceback's frames, in a reference cycle, until the garbage collector runs, and
+        the body's memory must not wait for that (a pool buffer would stay taken, its
+        pages in memory). A thread still reading into the bytes holds them itself."""
+        self.fill = None
+        self.room = 0
+        self.chunks = []
+        self.segments = []
+
     def _spill(self, chunk: bytes) -> None:
         at, n = 0, len(chunk)
         segments = self.segments
@@ -449,6 +473,7 @@ class BodySink:
         if self.fill is not None:
             if self.size != self.room:
                 self.reader.release()
+                self.drop()
                 raise RequestError(
                     f"the request body ended after {self.size} bytes; "
                     f"its Content-Length said {self.room}"
