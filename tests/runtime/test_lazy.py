@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,7 @@ async def fetch(request, env, ctx):
 RUN = """
 import asyncio, json, sys
 from pathlib import Path
+from typing import Any
 from atoll.api import Request
 from atoll.worker import Runtime, load_worker
 
@@ -92,16 +94,22 @@ asyncio.run(main())
 def serve(root: Path, *whats: str) -> dict[str, object]:
     """``whats`` requests in a fresh interpreter; what each gave, and if wasmtime-py was
     imported by the load."""
+    result: dict[str, object] = fresh(RUN, str(root), *whats)
+    return result
+
+
+def fresh(code: str, *args: str) -> Any:
+    """Run ``code`` with ``args`` in a fresh interpreter (a small pool): the JSON of
+    the last line it printed."""
     out = subprocess.run(
-        [sys.executable, "-c", RUN, str(root), *whats],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
         env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
         timeout=120,
     ).stdout
-    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -160,6 +168,7 @@ def test_wasmtime_errors_is_empty_only_before_wasmtime_py_is_imported() -> None:
 KV_RUN = """
 import asyncio, json, sys
 from pathlib import Path
+from typing import Any
 from atoll.api import Request
 from atoll.bindings.kv import kv_bindings, open_backend
 from atoll.worker import Runtime, load_worker
@@ -190,20 +199,13 @@ def test_a_kv_get_hands_the_guest_its_value_without_wasmtime_py(
     from tests.bindings.kv.test_kv_host import KV_TOML, RUNNER
 
     root = make_worker(RUNNER, modules={"GUEST": KV_GUEST}, extra=KV_TOML)
-    out = subprocess.run(
-        [sys.executable, "-c", KV_RUN, str(root), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
-        timeout=120,
-    ).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == [200, [0, "héllo"], False]
+    assert fresh(KV_RUN, str(root), str(tmp_path)) == [200, [0, "héllo"], False]
 
 
 CGI_RUN = """
 import asyncio, json, sys
 from pathlib import Path
+from typing import Any
 from atoll.api import Request
 from atoll.worker import Runtime, load_worker
 
@@ -229,15 +231,7 @@ def test_a_cgi_program_that_exits_is_served_without_wasmtime_py(tmp_path: Path) 
     probe = Path(__file__).parent / "guests" / "cgi_probe.wasm"
     (root / "app.wasm").write_bytes(probe.read_bytes())
     (root / "atoll.toml").write_text('name = "cgi"\nmain = "app.wasm"\n')
-    out = subprocess.run(
-        [sys.executable, "-c", CGI_RUN, str(root)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, ATOLL_POOL_INSTANCES="8"),
-        timeout=120,
-    ).stdout
-    hello, exited, imported = json.loads(out.strip().splitlines()[-1])
+    hello, exited, imported = fresh(CGI_RUN, str(root))
     assert hello == [200, "hello from wasi\n"]
     assert exited[0] == 500
     assert "exited with code 3" in exited[1]
