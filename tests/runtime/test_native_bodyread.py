@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import random
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,20 @@ def wait_ended(read: BodyRead, seconds: float = 20.0) -> None:
         assert left > 0, "the read never ended"
         select.select([read.notify_fd], [], [], left)
         read.ack()
+
+
+def read_whole(
+    read: BodyRead, body: bytes, sent: bytes, send: Callable[[], None], join: float = 30
+) -> None:
+    """Run ``send`` on a thread while ``read`` (started) reads: the read ends done, with
+    ``body`` as ``sent``."""
+    sender = threading.Thread(target=send)
+    sender.start()
+    wait_ended(read)
+    sender.join(join)
+    assert read.outcome == DONE
+    assert body == sent
+    read.finish()
 
 
 def send_quietly(sock: socket.socket, data: bytes) -> None:
@@ -146,13 +161,7 @@ def test_the_bytes_kept_and_those_before_the_start_survive_the_pages_being_mappe
             client.sendall(sent[at : at + n])
             at += n
 
-    sender = threading.Thread(target=send_in_pieces)
-    sender.start()
-    wait_ended(read)
-    sender.join(30)
-    assert read.outcome == DONE
-    assert body == sent
-    read.finish()
+    read_whole(read, body, sent, send_in_pieces)
 
 
 def test_past_the_budget_the_body_is_refused_and_the_rest_is_read_and_dropped(
@@ -224,13 +233,7 @@ def test_a_slow_body_over_tcp_keeps_coming_below_the_low_water_mark() -> None:
         body = bytes(len(sent))
         read = BodyRead(server.fileno(), body, 0, Budget(64 * MIB), 2 * SECOND, 8 * MIB, 10)
         read.start()
-        sender = threading.Thread(target=trickle)
-        sender.start()
-        wait_ended(read)
-        sender.join(60)
-        assert read.outcome == DONE
-        assert body == sent
-        read.finish()
+        read_whole(read, body, sent, trickle, join=60)
     finally:
         client.close()
         server.close()
@@ -520,13 +523,7 @@ def test_a_body_is_read_into_a_pooled_buffer_after_another_body(
         body = p.take(len(sent))
         read = BodyRead(server.fileno(), body, 0, Budget(64 * MIB), 30 * SECOND, MIB, 10)
         read.start()
-        sender = threading.Thread(target=client.sendall, args=(sent,))
-        sender.start()
-        wait_ended(read)
-        sender.join(30)
-        assert read.outcome == DONE
-        assert body == sent
-        read.finish()
+        read_whole(read, body, sent, functools.partial(client.sendall, sent))
         del read, body
     assert (p.made, p.reused) == (1, 1)
 

@@ -64,13 +64,7 @@ class Headers:
         (names lower-cased tokens, values without NUL, CR or LF): a JS worker's response
         headers, which its own ``Headers`` checked (``entries/js``)."""
         headers = cls()
-        index = headers._map
-        for name, value in pairs:
-            values = index.get(name)
-            if values is None:
-                index[name] = [value]
-            else:
-                values.append(value)
+        headers._extend_checked(pairs)
         return headers
 
     def raw(self) -> list[tuple[bytes, bytes]]:

@@ -282,9 +282,8 @@ class ExportFunction:
             guest_store.fit_memory(instance)
         try:
             return self._bound(invocation, *args)
-        except _CALL_FAILED as failed:
-            exc = BACKEND.failure(failed)
-            raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
+        except _CALL_FAILED as failed:  # (its exception is made only if it is needed)
+            raise guest_store.failure(invocation, self._info.qualified, failed, instance) from None
         except wasmtime_errors() as exc:
             raise guest_store.failure(invocation, self._info.qualified, exc, instance) from None
         except _BUDGET_SPENT:
