@@ -670,13 +670,15 @@ def _read_all(reader: int | Any) -> bytes:
         chunks.append(chunk)
 
 
+@pytest.mark.parametrize("odd", ["", " lone \udc80"], ids=["utf-8", "surrogate"])
 @pytest.mark.parametrize("kind", ["pipe", "socket"])
-def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str) -> None:
+def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str, odd: str) -> None:
     """stderr a pipe (or journald's socket) whose reader stopped reading: the thread
     that logs (an event loop) went on waiting in write_lines once the pipe was full.
     Now what the pipe does not take is dropped at line boundaries and counted; once
     the reader catches up, every line it gets is whole, and the log says how many
-    lines were dropped (with what arrived: all of them)."""
+    lines were dropped (with what arrived: all of them). Lines with a lone surrogate
+    (written as the stream's errors= says) go the same way."""
     import socket
 
     reader: int | socket.socket
@@ -687,7 +689,8 @@ def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str) -> None:
         reader, other = socket.socketpair()
         reader.setblocking(False)
         write_fd = other.detach()
-    stream = open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 - closed by the handler
+    # (errors= as stderr has: a lone surrogate is written escaped)
+    stream = open(write_fd, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     handler = LineHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger(f"atoll.test.unread.{kind}")
@@ -698,7 +701,7 @@ def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str) -> None:
 
     def flood() -> None:
         for n in range(300):  # ~3 MiB: far past what a pipe or socket buffer holds
-            log_lines(logger, f"r{n}", [f"line {n}.{i} {x}" for i in range(10)])
+            log_lines(logger, f"r{n}", [f"line {n}.{i} {x}{odd}" for i in range(10)])
             logger.info("request %d done", n)
 
     try:
@@ -735,9 +738,10 @@ def test_a_log_nobody_reads_never_holds_the_thread_that_logs(kind: str) -> None:
         )
         dropped += int(words[1])
     kept = [line for line in lines if not line.startswith("atoll: ")]
+    written = odd.encode("utf-8", "backslashreplace").decode()  # as errors= writes it
     for line in kept:  # every line arrived whole
         assert (
-            (line.startswith("  [r") and line.endswith(f" {x}"))
+            (line.startswith("  [r") and line.endswith(f" {x}{written}"))
             or line.endswith(" done")
             or line.startswith("after ")
         ), line[:80]

@@ -320,9 +320,8 @@ class LineHandler(logging.StreamHandler[TextIO]):
         if result is False:  # a lone surrogate or a non-str: as the stream would write it
             errors = getattr(self.stream, "errors", None) or "backslashreplace"
             head, end = (_encodable(text, errors) for text in (head, end))
-            result = _write_lines(
-                fd, head, end, [_encodable(line, errors) for line in lines], carry
-            )
+            lines = [_encodable(line, errors) for line in lines]
+            result = _write_lines(fd, head, end, lines, carry, LOG_BUFFER, self._socket)
             assert result is not False
         self._carry, lines_dropped, bytes_dropped = result
         if lines_dropped:
